@@ -1,0 +1,9 @@
+"""Dataset readers for published formats and offline synthetic tasks (installs as ``neuro.datasets``).
+
+Samples are stored ``[N, T, C]`` (uint8 spike counts); models take time-first batches
+``[T, B, C]`` float32 (:func:`neuro.datasets.synthetic.SpikeDataset.batches`).
+"""
+from .io import load_spikes, save_spikes
+from .synthetic import SpikeDataset, spike_pattern_task
+
+__all__ = ["SpikeDataset", "load_spikes", "save_spikes", "spike_pattern_task"]

@@ -1,0 +1,45 @@
+"""Spike files used by the command line: ``.npz`` with ``spikes`` shaped ``[T, N]`` or ``[T, B, N]``.
+
+Values must be finite and 0/1 (or small non-negative counts); anything else is rejected with a
+``ValueError`` naming the file, the key and the problem.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+def load_spikes(path: str | Path, key: str = "spikes") -> np.ndarray:
+    """Read ``key`` from an ``.npz`` file and check it is a ``[T, N]`` or ``[T, B, N]`` spike array."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if key not in f.files:
+                raise ValueError(f"{path}: no array {key!r} (found {sorted(f.files)})")
+            arr = f[key]
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{path}: {key!r} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{path}: {key!r} must be [T, N] or [T, B, N], got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(f"{path}: {key!r} holds NaN or infinite values")
+    if (arr < 0).any():
+        raise ValueError(f"{path}: {key!r} holds negative values; spikes are 0/1 counts")
+    return arr
+
+
+def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Path:
+    """Write ``spikes`` (and extra arrays) to ``path`` atomically."""
+    from neuro.checkpoint import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, spikes=np.asarray(spikes), **extra)
+
+    return atomic_write(path, write)

@@ -1,0 +1,120 @@
+"""Checkpoints: one safetensors file with the model's tensors and its config as JSON metadata.
+
+Loading never executes code (safetensors holds only tensors and a string map). Writes are atomic:
+the file is written next to its destination under a temporary name and renamed into place.
+
+Metadata keys (all strings): ``neuro_format`` ("1"), ``model`` (a name in
+``neuro.models.BUILDERS``), ``config`` (JSON), ``info`` (JSON: training metrics, seed, versions).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "1"
+
+
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` (same directory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, name: str, config: dict[str, Any],
+                    info: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s state dict and config to ``path`` (a ``.safetensors`` file), atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "neuro_format": FORMAT,
+        "model": name,
+        "config": json.dumps(config),
+        "info": json.dumps(info or {}),
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return ``(tensors, meta)`` with ``meta = {"model", "config", "info"}`` (parsed JSON).
+
+    Raises ``ValueError`` naming the file and the problem for missing, corrupt or foreign files
+    and for non-finite values in any tensor.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint file")
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len)) if 0 < header_len < 100_000_000 else None
+        tensors = load_file(str(path))
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+    meta_raw = (header or {}).get("__metadata__") or {}
+    if meta_raw.get("neuro_format") != FORMAT:
+        raise ValueError(
+            f"{path}: not a neuro checkpoint (metadata neuro_format={meta_raw.get('neuro_format')!r}, "
+            f"expected {FORMAT!r})"
+        )
+    try:
+        meta = {
+            "model": meta_raw["model"],
+            "config": json.loads(meta_raw["config"]),
+            "info": json.loads(meta_raw.get("info", "{}")),
+        }
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: corrupt neuro checkpoint metadata ({exc})") from None
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{path}: tensor {key!r} holds NaN or infinite values")
+    return tensors, meta
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model named in the checkpoint and load its weights; return ``(model, meta)``."""
+    from .models import BUILDERS
+
+    tensors, meta = read_checkpoint(path)
+    if meta["model"] not in BUILDERS:
+        raise ValueError(f"{path}: unknown model {meta['model']!r}; known: {sorted(BUILDERS)}")
+    try:
+        model = BUILDERS[meta["model"]](meta["config"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: bad config for {meta['model']}: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{path}: tensors do not match {meta['model']} (missing {missing}, unexpected {extra})")
+    for k, v in expected.items():
+        if tuple(v.shape) != tuple(tensors[k].shape):
+            raise ValueError(
+                f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, the config needs {tuple(v.shape)}"
+            )
+    model.load_state_dict(tensors)
+    return model, meta
+
+
+def count_parameters(tensors: dict[str, torch.Tensor]) -> int:
+    return int(sum(math.prod(t.shape) for t in tensors.values()))

@@ -1,0 +1,144 @@
+"""The ``neuro`` command line.
+
+Every user mistake (bad path, corrupt file, wrong shape, bad option) prints one line
+``neuro: error: ...`` on stderr and exits with status 2, without a traceback; set
+``NEURO_DEBUG=1`` to see the traceback. Outputs are written to a temporary name and renamed into
+place, so a failed command leaves nothing partial behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+
+class UserError(Exception):
+    """A problem with the user's input; reported in one line, exit status 2."""
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import __version__, kernels
+    from .checkpoint import save_checkpoint
+    from .datasets import spike_pattern_task
+    from .models import SpikingMLP, SpikingMLPConfig
+    from .training import train_classifier
+
+    torch.manual_seed(args.seed)
+    print(f"neuro {__version__} demo: LIF network on the offline spike-pattern task "
+          f"(kernels: {kernels.backend()})")
+    train, test = spike_pattern_task(seed=args.seed + 1)
+    print(f"data: {len(train)} train / {len(test)} test samples, T={train.n_steps} steps, "
+          f"{train.n_channels} channels, {train.n_classes} classes")
+    config = SpikingMLPConfig(layers=[train.n_channels, 128, train.n_classes], beta=0.9,
+                              threshold=1.0, readout_beta=0.9)
+    model = SpikingMLP(config)
+    result = train_classifier(model, train, test, epochs=args.epochs, seed=args.seed)
+    acc = result.test_accuracy[-1]
+    print(f"test accuracy: {acc:.3f} (chance {1 / train.n_classes:.3f}), "
+          f"trained in {result.seconds:.1f} s")
+    path = save_checkpoint(Path(args.out) / "model.safetensors", model, name=model.name,
+                           config=model.config_dict(),
+                           info={"task": "spike_pattern_task", "seed": args.seed, **result.as_dict()})
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _describe_checkpoint(path: Path) -> dict:
+    from .checkpoint import count_parameters, read_checkpoint
+
+    tensors, meta = read_checkpoint(path)
+    return {
+        "kind": "checkpoint",
+        "path": str(path),
+        "model": meta["model"],
+        "parameters": count_parameters(tensors),
+        "config": meta["config"],
+        "info": meta["info"],
+        "tensors": {k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+                    for k, t in tensors.items()},
+    }
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .datasets import load_spikes
+
+    path = Path(args.path)
+    if path.is_dir():
+        manifest = path / "manifest.json"
+        if not manifest.is_file():
+            raise UserError(f"{path}: a directory without manifest.json is not a neuro artifact")
+        try:
+            desc = {"kind": "artifact", "path": str(path), **json.loads(manifest.read_text())}
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{manifest}: not valid JSON ({exc})") from None
+    elif path.suffix == ".npz":
+        arr = load_spikes(path)
+        desc = {"kind": "spikes", "path": str(path), "shape": list(arr.shape),
+                "dtype": str(arr.dtype), "spikes": int(arr.sum()), "rate": float(arr.mean())}
+    elif path.exists():
+        desc = _describe_checkpoint(path)
+    else:
+        raise UserError(f"{path}: no such file or directory")
+    if args.json:
+        print(json.dumps(desc, indent=2))
+        return 0
+    for key, value in desc.items():
+        if key == "tensors":
+            print("tensors:")
+            for name, t in value.items():
+                print(f"  {name:32s} {t['dtype']:8s} {t['shape']}")
+        elif isinstance(value, dict):
+            print(f"{key}: {json.dumps(value)}")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuro",
+        description="Spiking neural networks: train in PyTorch, export to neuromorphic targets.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo = sub.add_parser("demo", help="train a small LIF network on an offline task and save it")
+    demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")
+    demo.add_argument("--epochs", type=int, default=8, help="training epochs (default: 8)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.set_defaults(func=_cmd_demo)
+    info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
+    info.add_argument("path", help="checkpoint (.safetensors), artifact directory or spikes .npz")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "epochs", 1) is not None and getattr(args, "epochs", 1) <= 0:
+        parser.error("--epochs must be positive")
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, TypeError, OSError) as exc:
+        if os.environ.get("NEURO_DEBUG") == "1":
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"neuro: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neuro: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser", "UserError"]

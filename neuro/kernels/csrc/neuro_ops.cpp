@@ -1,0 +1,382 @@
+// Fused CPU kernels for neuro: the multi-step LIF (forward and backward over time) and an
+// event-driven linear layer for spike (mostly zero) inputs.
+//
+// Built on first use by neuro/kernels/_ext.py with torch.utils.cpp_extension and registered as
+// torch.ops.neuro_ops.*. Compiled with -ffp-contract=off so every multiply and add rounds exactly
+// as the equivalent sequence of torch element-wise ops does: the fused LIF reproduces the step
+// loop's spikes bit for bit.
+//
+// Layout: every LIF tensor is [T, M] contiguous float32, M = batch x neurons flattened; per-neuron
+// parameters arrive already broadcast to [M].
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kGrain = 2048;
+
+void check_lif(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat, name, " must be float32");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+// Surrogate derivative g'(x), x = h - thr, for the built-in surrogates (neuro/surrogate.py).
+// kind: 0 = values given in a tensor (custom surrogate), 1 = ATan, 2 = FastSigmoid,
+// 3 = Sigmoid, 4 = Triangle / EGRU pseudo-derivative (p0 * max(0, 1 - p1 |x|)), 5 = none (0).
+template <int KIND>
+inline float surrogate_grad(float x, float p0, float p1) {
+  if constexpr (KIND == 1) {  // p0 = alpha / 2, p1 = pi / 2 * alpha
+    const float u = p1 * x;
+    return p0 / (1.0f + u * u);
+  } else if constexpr (KIND == 2) {  // p0 = slope
+    const float u = p0 * std::fabs(x) + 1.0f;
+    return 1.0f / (u * u);
+  } else if constexpr (KIND == 3) {  // p0 = alpha
+    const float sg = 1.0f / (1.0f + std::exp(-p0 * x));
+    return p0 * sg * (1.0f - sg);
+  } else if constexpr (KIND == 4) {
+    return p0 * std::max(0.0f, 1.0f - p1 * std::fabs(x));
+  } else {
+    return 0.0f;
+  }
+}
+
+// Forward.  For each element j and step t:
+//   decay_input: h = v + (x - v) * alpha          (alpha = 1 - beta)
+//   otherwise:   h = beta * v + x
+//   s = (h - thr >= 0)
+//   v = subtract ? h - s * thr : h * (1 - s)
+// One time step for n elements; separate function so that the restrict-qualified pointers let
+// the compiler vectorise (GCC does not vectorise the same loop nested in the time loop).
+template <bool DI, bool SUB>
+static inline void lif_forward_row(int64_t n, float* __restrict__ v, const float* __restrict__ b,
+                                   const float* __restrict__ a, const float* __restrict__ th,
+                                   const float* __restrict__ xt, float* __restrict__ st,
+                                   float* __restrict__ ht) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float vi = v[i];
+    const float h = DI ? vi + (xt[i] - vi) * a[i] : b[i] * vi + xt[i];
+    const float s = (h - th[i] >= 0.0f) ? 1.0f : 0.0f;
+    ht[i] = h;
+    st[i] = s;
+    v[i] = SUB ? h - s * th[i] : h * (1.0f - s);
+  }
+}
+
+template <bool DI, bool SUB>
+void lif_forward_impl(int64_t T, int64_t M, const float* X, const float* V0, const float* B,
+                      const float* A, const float* TH, float* S, float* H, float* VL) {
+  at::parallel_for(0, M, kGrain, [&](int64_t lo, int64_t hi) {
+    const int64_t n = hi - lo;
+    std::vector<float> v(V0 + lo, V0 + hi);
+    for (int64_t t = 0; t < T; ++t) {
+      lif_forward_row<DI, SUB>(n, v.data(), B + lo, A + lo, TH + lo, X + t * M + lo,
+                               S + t * M + lo, H + t * M + lo);
+    }
+    std::copy(v.begin(), v.end(), VL + lo);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lif_forward(
+    const at::Tensor& x, const at::Tensor& v0, const at::Tensor& beta, const at::Tensor& alpha,
+    const at::Tensor& thr, bool decay_input, bool subtract) {
+  check_lif(x, "x");
+  check_lif(v0, "v0");
+  check_lif(beta, "beta");
+  check_lif(alpha, "alpha");
+  check_lif(thr, "thr");
+  TORCH_CHECK(x.dim() == 2, "x must be [T, M]");
+  const int64_t T = x.size(0), M = x.size(1);
+  TORCH_CHECK(v0.numel() == M && beta.numel() == M && alpha.numel() == M && thr.numel() == M,
+              "state and parameters must have M elements");
+  auto spikes = at::empty({T, M}, x.options());
+  auto hseq = at::empty({T, M}, x.options());
+  auto vlast = at::empty({M}, x.options());
+  auto args = std::make_tuple(T, M, x.data_ptr<float>(), v0.data_ptr<float>(),
+                              beta.data_ptr<float>(), alpha.data_ptr<float>(),
+                              thr.data_ptr<float>(), spikes.data_ptr<float>(),
+                              hseq.data_ptr<float>(), vlast.data_ptr<float>());
+  if (decay_input) {
+    subtract ? std::apply(lif_forward_impl<true, true>, args)
+             : std::apply(lif_forward_impl<true, false>, args);
+  } else {
+    subtract ? std::apply(lif_forward_impl<false, true>, args)
+             : std::apply(lif_forward_impl<false, false>, args);
+  }
+  return {spikes, hseq, vlast};
+}
+
+struct LifBwdArgs {
+  int64_t T, M;
+  const float *GS, *GH, *GVL, *H, *SG, *X, *V0, *B, *A, *TH;
+  float *GX, *GV0, *GB, *GT;
+  float p0, p1;
+};
+
+// One backward time step for n elements (see lif_backward below for the arrays).
+template <bool DI, bool SUB, bool DET, int KIND, bool HAS_GH, bool NB, bool NT>
+static inline void lif_backward_row(
+    int64_t n, float p0, float p1, float* __restrict__ gv, float* __restrict__ gb,
+    float* __restrict__ gt, const float* __restrict__ th, const float* __restrict__ b,
+    const float* __restrict__ a, const float* __restrict__ ht, const float* __restrict__ hp,
+    const float* __restrict__ v0, const float* __restrict__ gst, const float* __restrict__ sgt,
+    const float* __restrict__ ght, const float* __restrict__ xt, float* __restrict__ gxt) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float thi = th[i];
+    const float hv = ht[i];
+    const float s = (hv - thi >= 0.0f) ? 1.0f : 0.0f;
+    const float d = KIND == 0 ? sgt[i] : surrogate_grad<KIND>(hv - thi, p0, p1);
+    float dvdh, dvdthr;
+    if (SUB) {
+      dvdh = DET ? 1.0f : 1.0f - thi * d;
+      dvdthr = DET ? -s : thi * d - s;
+    } else {
+      dvdh = DET ? 1.0f - s : (1.0f - s) - hv * d;
+      dvdthr = DET ? 0.0f : hv * d;
+    }
+    float gh = gst[i] * d + gv[i] * dvdh;
+    if (HAS_GH) gh += ght[i];
+    if (NT) gt[i] += gv[i] * dvdthr - gst[i] * d;
+    float vprev = 0.0f;
+    if (NB) {
+      if (hp) {
+        const float sp = (hp[i] - thi >= 0.0f) ? 1.0f : 0.0f;
+        vprev = SUB ? hp[i] - sp * thi : hp[i] * (1.0f - sp);
+      } else {
+        vprev = v0[i];
+      }
+    }
+    if (DI) {
+      gxt[i] = gh * a[i];
+      gv[i] = gh - gh * a[i];
+      if (NB) gb[i] += gh * (vprev - xt[i]);
+    } else {
+      gxt[i] = gh;
+      gv[i] = gh * b[i];
+      if (NB) gb[i] += gh * vprev;
+    }
+  }
+}
+
+template <bool DI, bool SUB, bool DET, int KIND, bool HAS_GH, bool NB, bool NT>
+void lif_backward_impl(const LifBwdArgs& r) {
+  const int64_t T = r.T, M = r.M;
+  at::parallel_for(0, M, kGrain, [&](int64_t lo, int64_t hi) {
+    const int64_t n = hi - lo;
+    std::vector<float> gv(r.GVL + lo, r.GVL + hi), gb(n, 0.0f), gt(n, 0.0f);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t off = t * M + lo;
+      lif_backward_row<DI, SUB, DET, KIND, HAS_GH, NB, NT>(
+          n, r.p0, r.p1, gv.data(), gb.data(), gt.data(), r.TH + lo, r.B + lo, r.A + lo,
+          r.H + off, t > 0 ? r.H + off - M : nullptr, r.V0 + lo, r.GS + off,
+          KIND == 0 ? r.SG + off : nullptr, HAS_GH ? r.GH + off : nullptr,
+          (NB && DI) ? r.X + off : nullptr, r.GX + off);
+    }
+    std::copy(gv.begin(), gv.end(), r.GV0 + lo);
+    std::copy(gb.begin(), gb.end(), r.GB + lo);
+    std::copy(gt.begin(), gt.end(), r.GT + lo);
+  });
+}
+
+template <bool DI, bool SUB, bool DET, int KIND>
+void dispatch_flags(const LifBwdArgs& r, bool has_gh, bool nb, bool nt) {
+  if (!has_gh && !nb && !nt) return lif_backward_impl<DI, SUB, DET, KIND, false, false, false>(r);
+  if (has_gh && !nb && !nt) return lif_backward_impl<DI, SUB, DET, KIND, true, false, false>(r);
+  // learnable parameters: one general instantiation is enough
+  if (has_gh) return lif_backward_impl<DI, SUB, DET, KIND, true, true, true>(r);
+  return lif_backward_impl<DI, SUB, DET, KIND, false, true, true>(r);
+}
+
+template <bool DI, bool SUB, bool DET>
+void dispatch_kind(const LifBwdArgs& r, int64_t kind, bool has_gh, bool nb, bool nt) {
+  switch (kind) {
+    case 0: return dispatch_flags<DI, SUB, DET, 0>(r, has_gh, nb, nt);
+    case 1: return dispatch_flags<DI, SUB, DET, 1>(r, has_gh, nb, nt);
+    case 2: return dispatch_flags<DI, SUB, DET, 2>(r, has_gh, nb, nt);
+    case 3: return dispatch_flags<DI, SUB, DET, 3>(r, has_gh, nb, nt);
+    case 4: return dispatch_flags<DI, SUB, DET, 4>(r, has_gh, nb, nt);
+    default: return dispatch_flags<DI, SUB, DET, 5>(r, has_gh, nb, nt);
+  }
+}
+
+// Backward over time.  gs: dL/ds [T,M]; gh: dL/dh [T,M] or empty (h is returned for membrane
+// recording and for non-spiking readouts); gvl: dL/dv_last [M]; h: saved membrane before reset;
+// sg: surrogate derivative at h - thr [T,M] when kind == 0 (else empty); x: the input (only read
+// when grad_beta is needed and decay_input is on).  Returns (grad_x [T,M], grad_v0 [M],
+// grad_beta [M], grad_thr [M]); the last two are summed over time only (the caller reduces
+// over batch).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_backward(
+    const at::Tensor& gs, const at::Tensor& gh_ext, const at::Tensor& gvl, const at::Tensor& h,
+    const at::Tensor& sg, const at::Tensor& x, const at::Tensor& v0, const at::Tensor& beta,
+    const at::Tensor& alpha, const at::Tensor& thr, bool decay_input, bool subtract,
+    bool detach_reset, bool need_beta, bool need_thr, int64_t kind, double p0, double p1) {
+  check_lif(gs, "grad_spikes");
+  check_lif(gvl, "grad_v");
+  check_lif(h, "h");
+  check_lif(v0, "v0");
+  const int64_t T = h.size(0), M = h.size(1);
+  if (need_beta && decay_input) check_lif(x, "x");
+  if (kind == 0) check_lif(sg, "sg");
+  const bool has_gh = gh_ext.numel() > 0;
+  if (has_gh) check_lif(gh_ext, "grad_h");
+  auto gx = at::empty({T, M}, h.options());
+  auto gv0 = at::empty({M}, h.options());
+  auto gbeta = at::empty({M}, h.options());
+  auto gthr = at::empty({M}, h.options());
+  LifBwdArgs r{T, M,
+               gs.data_ptr<float>(), has_gh ? gh_ext.data_ptr<float>() : nullptr,
+               gvl.data_ptr<float>(), h.data_ptr<float>(),
+               kind == 0 ? sg.data_ptr<float>() : nullptr,
+               (need_beta && decay_input) ? x.data_ptr<float>() : nullptr,
+               v0.data_ptr<float>(), beta.data_ptr<float>(), alpha.data_ptr<float>(),
+               thr.data_ptr<float>(), gx.data_ptr<float>(), gv0.data_ptr<float>(),
+               gbeta.data_ptr<float>(), gthr.data_ptr<float>(),
+               static_cast<float>(p0), static_cast<float>(p1)};
+  const bool nb = need_beta, nt = need_thr;
+  if (decay_input) {
+    if (subtract) {
+      detach_reset ? dispatch_kind<true, true, true>(r, kind, has_gh, nb, nt)
+                   : dispatch_kind<true, true, false>(r, kind, has_gh, nb, nt);
+    } else {
+      detach_reset ? dispatch_kind<true, false, true>(r, kind, has_gh, nb, nt)
+                   : dispatch_kind<true, false, false>(r, kind, has_gh, nb, nt);
+    }
+  } else {
+    if (subtract) {
+      detach_reset ? dispatch_kind<false, true, true>(r, kind, has_gh, nb, nt)
+                   : dispatch_kind<false, true, false>(r, kind, has_gh, nb, nt);
+    } else {
+      detach_reset ? dispatch_kind<false, false, true>(r, kind, has_gh, nb, nt)
+                   : dispatch_kind<false, false, false>(r, kind, has_gh, nb, nt);
+    }
+  }
+  return {gx, gv0, gbeta, gthr};
+}
+
+// Event-driven linear layer, forward: y = x @ wt (+ bias), x [R,K] mostly zero, wt [K,N].
+// Builds the CSR form of x (row_ptr [R+1], col [nnz], val [nnz] or empty when every non-zero is
+// exactly 1) and accumulates one weight row per non-zero input.  When more than max_density of x
+// is non-zero it stops after counting and returns an empty y: the caller then runs a dense GEMM.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
+    const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias,
+    double max_density) {
+  check_lif(x, "x");
+  check_lif(wt, "weight^T");
+  TORCH_CHECK(x.dim() == 2 && wt.dim() == 2 && x.size(1) == wt.size(0), "shape mismatch");
+  const int64_t R = x.size(0), K = x.size(1), N = wt.size(1);
+  const float* X = x.data_ptr<float>();
+  const float* W = wt.data_ptr<float>();
+  auto row_ptr = at::empty({R + 1}, x.options().dtype(at::kLong));
+  int64_t* RP = row_ptr.data_ptr<int64_t>();
+  RP[0] = 0;
+  at::parallel_for(0, R, 64, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* xr = X + r * K;
+      int64_t c = 0;
+      for (int64_t k = 0; k < K; ++k) c += (xr[k] != 0.0f);
+      RP[r + 1] = c;
+    }
+  });
+  for (int64_t r = 0; r < R; ++r) RP[r + 1] += RP[r];
+  const int64_t nnz = RP[R];
+  if (static_cast<double>(nnz) > max_density * static_cast<double>(R * K)) {
+    auto none = at::empty({0}, x.options());
+    return {none, row_ptr, at::empty({0}, x.options().dtype(at::kInt)), none};
+  }
+  auto col = at::empty({nnz}, x.options().dtype(at::kInt));
+  auto val = at::empty({nnz}, x.options());
+  int32_t* C = col.data_ptr<int32_t>();
+  float* V = val.data_ptr<float>();
+  std::atomic<bool> binary{true};
+  at::Tensor y = at::empty({R, N}, x.options());
+  float* Y = y.data_ptr<float>();
+  const float* Bp = (bias.has_value() && bias->defined()) ? bias->data_ptr<float>() : nullptr;
+  at::parallel_for(0, R, 16, [&](int64_t lo, int64_t hi) {
+    bool ones = true;
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* xr = X + r * K;
+      int64_t p = RP[r];
+      for (int64_t k = 0; k < K; ++k) {
+        const float xv = xr[k];
+        if (xv != 0.0f) {
+          C[p] = static_cast<int32_t>(k);
+          V[p] = xv;
+          ones = ones && (xv == 1.0f);
+          ++p;
+        }
+      }
+      float* __restrict__ yr = Y + r * N;
+      if (Bp) {
+        for (int64_t j = 0; j < N; ++j) yr[j] = Bp[j];
+      } else {
+        for (int64_t j = 0; j < N; ++j) yr[j] = 0.0f;
+      }
+      for (int64_t q = RP[r]; q < RP[r + 1]; ++q) {
+        const float* __restrict__ wr = W + static_cast<int64_t>(C[q]) * N;
+        const float xv = V[q];
+        if (xv == 1.0f) {
+          for (int64_t j = 0; j < N; ++j) yr[j] += wr[j];
+        } else {
+          for (int64_t j = 0; j < N; ++j) yr[j] += xv * wr[j];
+        }
+      }
+    }
+    if (!ones) binary.store(false);
+  });
+  if (binary.load()) val = at::empty({0}, x.options());
+  return {y, row_ptr, col, val};
+}
+
+// Event-driven linear layer, weight gradient: gwt[k, :] += x[r, k] * gy[r, :] over the CSR
+// non-zeros of x.  Columns of the output are split between threads, so no two threads write the
+// same element.  Returns gwt [K, N].
+at::Tensor spike_linear_backward_weight(const at::Tensor& row_ptr, const at::Tensor& col,
+                                        const at::Tensor& val, const at::Tensor& gy, int64_t K) {
+  check_lif(gy, "grad_output");
+  const int64_t R = gy.size(0), N = gy.size(1);
+  const int64_t* RP = row_ptr.data_ptr<int64_t>();
+  const int32_t* C = col.data_ptr<int32_t>();
+  const bool has_val = val.numel() > 0;
+  const float* V = has_val ? val.data_ptr<float>() : nullptr;
+  const float* G = gy.data_ptr<float>();
+  auto gwt = at::zeros({K, N}, gy.options());
+  float* GW = gwt.data_ptr<float>();
+  const int64_t nthreads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t chunk = std::max<int64_t>(16, ((N + nthreads - 1) / nthreads + 15) / 16 * 16);
+  at::parallel_for(0, (N + chunk - 1) / chunk, 1, [&](int64_t clo, int64_t chi) {
+    for (int64_t c = clo; c < chi; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(N, j0 + chunk);
+      for (int64_t r = 0; r < R; ++r) {
+        const float* __restrict__ gr = G + r * N;
+        for (int64_t q = RP[r]; q < RP[r + 1]; ++q) {
+          float* __restrict__ gw = GW + static_cast<int64_t>(C[q]) * N;
+          if (has_val) {
+            const float xv = V[q];
+            for (int64_t j = j0; j < j1; ++j) gw[j] += xv * gr[j];
+          } else {
+            for (int64_t j = j0; j < j1; ++j) gw[j] += gr[j];
+          }
+        }
+      }
+    }
+  });
+  return gwt;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(neuro_ops, m) {
+  m.def("lif_forward", &lif_forward);
+  m.def("lif_backward", &lif_backward);
+  m.def("spike_linear_forward", &spike_linear_forward);
+  m.def("spike_linear_backward_weight", &spike_linear_backward_weight);
+}

@@ -1,0 +1,13 @@
+"""Models built from neuro neurons and layers, and the table the checkpoint loader uses."""
+from typing import Any, Callable
+
+from torch import nn
+
+from .feedforward import SpikingMLP, SpikingMLPConfig
+
+#: model name -> builder from its JSON config (a static table, not a registry of live objects)
+BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    SpikingMLP.name: lambda cfg: SpikingMLP(SpikingMLPConfig.from_dict(cfg)),
+}
+
+__all__ = ["BUILDERS", "SpikingMLP", "SpikingMLPConfig"]
