@@ -72,6 +72,8 @@ THRESHOLD = 1.0
 INPUT_RATE = 0.05
 NUM_THREADS = 2
 SEED = 0
+#: multiplies the initial weights (1.0 = ``nn.Linear``'s default init); set by ``--weight-scale``
+WEIGHT_SCALE = 1.0
 
 #: workload -> (T, batch, kind)
 WORKLOADS: dict[str, tuple[int, int, str]] = {
@@ -110,7 +112,7 @@ def _copy_weights(targets: list[Any]) -> None:
 
     with torch.no_grad():
         for dst, src in zip(targets, _reference_linears(), strict=True):
-            dst.weight.copy_(src.weight)
+            dst.weight.copy_(src.weight * WEIGHT_SCALE)
             dst.bias.copy_(src.bias)
 
 
@@ -236,6 +238,22 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
+def _neuro_spike_rates(model: Any, x: Any) -> list[float]:
+    """Mean spike rate of each hidden LIF layer of the neuro net on ``x``."""
+    import torch
+
+    rates, h = [], x
+    with torch.no_grad():
+        for i, module in enumerate(model):
+            if i % 2 == 0:
+                h = module(h)
+            else:
+                h, _ = module(h)
+                if i < len(model) - 1:
+                    rates.append(float(h.mean()))
+    return rates
+
+
 def worker(impl: str, workload: str, steps: int, warmup: int) -> dict[str, Any]:
     """Run one measurement (or the sanity check) and return a JSON-able result."""
     import torch
@@ -251,7 +269,11 @@ def worker(impl: str, workload: str, steps: int, warmup: int) -> dict[str, Any]:
         res["shape"] = list(out.shape)
         res["logits"] = out.sum(0).tolist()
         step = _train_step_fn(model, forward)
+        if impl == "neuro":
+            res["spike_rates_init"] = _neuro_spike_rates(model, x)
         res["losses"] = [step(x, y) for _ in range(max(steps, 2))]
+        if impl == "neuro":
+            res["spike_rates_trained"] = _neuro_spike_rates(model, x)
         return res
 
     T, B, kind = WORKLOADS[workload]
@@ -299,7 +321,7 @@ def worker(impl: str, workload: str, steps: int, warmup: int) -> dict[str, Any]:
 
 def _spawn(impl: str, workload: str, steps: int, warmup: int) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, workload,
-           "--steps", str(steps), "--warmup", str(warmup)]
+           "--steps", str(steps), "--warmup", str(warmup), "--weight-scale", repr(WEIGHT_SCALE)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
@@ -376,10 +398,17 @@ def sanity_check() -> dict[str, Any]:
         summary[impl] = {"losses": [round(v, 4) for v in losses],
                          "loss_decreases": losses[-1] < losses[0],
                          "max_abs_diff_logits_vs_neuro": diff}
+        for key in ("spike_rates_init", "spike_rates_trained"):
+            if key in c:
+                summary[key] = c[key]
         print(f"  check {impl:13s} out {c['shape']}  loss {losses[0]:.4f} -> {losses[-1]:.4f}"
               f"  max|logits - neuro| = {diff:.3g}")
         if not losses[-1] < losses[0]:
             print(f"  WARNING: {impl}: loss did not decrease over {len(losses)} steps")
+    rates = checks["neuro"]["spike_rates_init"], checks["neuro"]["spike_rates_trained"]
+    print("  hidden-layer spike rates (W1 input, neuro): at init "
+          + ", ".join(f"{r:.4f}" for r in rates[0]) + "; after the check steps "
+          + ", ".join(f"{r:.4f}" for r in rates[1]))
     return summary
 
 
@@ -393,10 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output ({DEFAULT_OUT})")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds for W1/W2")
     p.add_argument("--mem-repeats", type=int, default=None, help="fresh processes per impl (W1_long)")
+    p.add_argument("--weight-scale", type=float, default=1.0,
+                   help="multiply the initial weights (default 1: nn.Linear init)")
     p.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global WEIGHT_SCALE
+    WEIGHT_SCALE = args.weight_scale
 
     if args.worker:
         impl, workload = args.worker
@@ -419,10 +452,10 @@ def main(argv: list[str] | None = None) -> int:
           f"spikingjelly {machine['spikingjelly']}")
     sanity = sanity_check()
 
-    rounds = args.rounds or (2 if args.quick else 7)
+    rounds = args.rounds or (2 if args.quick else 9)
     mem_repeats = args.mem_repeats or (1 if args.quick else 3)
     # steps per block (per-step median), warm-up steps per process
-    block = {"W1": (3, 3) if args.quick else (12, 3), "W2": (3, 3) if args.quick else (15, 3)}
+    block = {"W1": (3, 3) if args.quick else (15, 3), "W2": (3, 3) if args.quick else (15, 3)}
 
     per_round: dict[str, dict[str, list[float]]] = {w: {i: [] for i in IMPLS} for w in WORKLOADS}
     extra: dict[str, dict[str, list[dict[str, Any]]]] = {"W1_long": {i: [] for i in IMPLS}}
@@ -477,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "workloads": workloads,
         "method": {
-            "rounds": rounds, "mem_repeats": mem_repeats,
+            "rounds": rounds, "mem_repeats": mem_repeats, "weight_scale": WEIGHT_SCALE,
             "steps_per_block": {w: block[w][0] for w in block},
             "warmup_steps": {w: block[w][1] for w in block},
             "figure": "median over interleaved rounds of the per-block median (W1, W2); median "

@@ -18,11 +18,15 @@ def load_spikes(path: str | Path, key: str = "spikes") -> np.ndarray:
         raise ValueError(f"{path}: no such file")
     try:
         with np.load(path, allow_pickle=False) as f:
-            if key not in f.files:
-                raise ValueError(f"{path}: no array {key!r} (found {sorted(f.files)})")
-            arr = f[key]
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+            if not hasattr(f, "files"):
+                raise ValueError("a plain .npy array, not an .npz archive")
+            files = list(f.files)
+            arr = f[key] if key in files else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        reason = "not a zip archive" if "pickle" in str(exc) else str(exc)
+        raise ValueError(f"{path}: not a readable .npz file ({reason})") from None
+    if arr is None:
+        raise ValueError(f"{path}: no array {key!r} (found {sorted(files)})")
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{path}: {key!r} must be numeric, got dtype {arr.dtype}")
     if arr.ndim not in (2, 3):

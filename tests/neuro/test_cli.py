@@ -1,0 +1,68 @@
+"""The ``neuro`` command: help, info, demo, and one-line errors with exit status 2."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neuro.cli import main
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neuro", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_help_lists_commands():
+    r = _run("--help")
+    assert r.returncode == 0
+    assert "demo" in r.stdout and "info" in r.stdout
+
+
+def test_demo_trains_and_writes_checkpoint(tmp_path):
+    r = _run("demo", "--out", str(tmp_path / "out"), "--epochs", "2")
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy:" in r.stdout
+    acc = float(r.stdout.split("test accuracy:")[1].split()[0])
+    assert acc > 0.5  # 10 classes, chance 0.1
+    ckpt = tmp_path / "out" / "model.safetensors"
+    assert ckpt.is_file()
+    info = _run("info", str(ckpt))
+    assert info.returncode == 0 and "spiking-mlp" in info.stdout and "0.weight" in info.stdout
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"garbage", "not a readable safetensors"),
+    (None, "no such file"),
+])
+def test_info_bad_checkpoint_is_one_line_exit_2(tmp_path, content, expected):
+    path = tmp_path / "x.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    r = _run("info", str(path))
+    assert r.returncode == 2
+    assert expected in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_info_spike_files(tmp_path, capsys):
+    good = tmp_path / "s.npz"
+    np.savez(good, spikes=(np.random.rand(20, 5) < 0.2).astype(np.uint8))
+    assert main(["info", str(good)]) == 0
+    assert "shape: [20, 5]" in capsys.readouterr().out
+    nan = tmp_path / "nan.npz"
+    arr = np.zeros((4, 3), np.float32)
+    arr[1, 1] = np.nan
+    np.savez(nan, spikes=arr)
+    assert main(["info", str(nan)]) == 2
+    assert "NaN" in capsys.readouterr().err
+    wrong = tmp_path / "w.npz"
+    np.savez(wrong, spikes=np.zeros(4))
+    assert main(["info", str(wrong)]) == 2
+    assert "[T, N] or [T, B, N]" in capsys.readouterr().err
+
+
+def test_bad_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--epochs", "0"])
+    assert e.value.code == 2
