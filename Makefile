@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.neuro-installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench lint install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PIP) install --quiet ruff
+	$(VENV)/bin/ruff check neuro datasets hardware tests examples benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/lif_speed.py

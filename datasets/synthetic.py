@@ -8,8 +8,8 @@ differ in which channels fire *when*; a network must integrate over time to tell
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -28,7 +28,7 @@ from torch import Tensor
 
 class _Heaviside(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, surrogate: "Surrogate", strict: bool) -> Tensor:
+    def forward(ctx: Any, x: Tensor, surrogate: Surrogate, strict: bool) -> Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
         return ((x > 0) if strict else (x >= 0)).to(x.dtype)

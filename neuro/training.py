@@ -6,14 +6,13 @@ argmax of the same sum. Seeds torch for reproducibility; shows a progress bar (t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from neuro.datasets.synthetic import SpikeDataset
@@ -32,7 +31,7 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: "SpikeDataset", batch_size: int = 256) -> float:
+def evaluate(model: nn.Module, data: SpikeDataset, batch_size: int = 256) -> float:
     """Accuracy of ``argmax(sum_t out[t])`` over ``data``."""
     was = model.training
     model.eval()
@@ -46,8 +45,8 @@ def evaluate(model: nn.Module, data: "SpikeDataset", batch_size: int = 256) -> f
 
 def train_classifier(
     model: nn.Module,
-    train: "SpikeDataset",
-    test: "SpikeDataset",
+    train: SpikeDataset,
+    test: SpikeDataset,
     *,
     epochs: int = 5,
     batch_size: int = 32,

@@ -110,7 +110,7 @@ class _LIFMultiStep(torch.autograd.Function):
             )
         else:
             spikes, h, vlast = _forward_torch(x, v0, beta, alpha, thr, decay_input, subtract)
-        need_beta, need_thr = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        need_beta = ctx.needs_input_grad[2]
         keep_x = x if (need_beta and decay_input) else x.new_empty(0)
         ctx.save_for_backward(h, keep_x, v0, beta, alpha, thr)
         ctx.flags = (decay_input, subtract, detach_reset, cpp)

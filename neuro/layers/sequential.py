@@ -7,7 +7,8 @@ a stateful unit (truncated BPTT, streaming inference).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 

@@ -1,5 +1,6 @@
 """Models built from neuro neurons and layers, and the table the checkpoint loader uses."""
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 

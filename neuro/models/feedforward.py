@@ -36,7 +36,7 @@ class SpikingMLPConfig:
             raise ValueError(f"SpikingMLPConfig.layers must be >= 2 positive ints, got {self.layers}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SpikingMLPConfig":
+    def from_dict(cls, d: dict[str, Any]) -> SpikingMLPConfig:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:

@@ -20,7 +20,8 @@ shape (``(B, N)``), while a shaped neuron takes the batch dimensions only (``(B,
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn

@@ -12,13 +12,14 @@ kernel over the whole sequence, which performs the same float operations as the 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .. import kernels
-from .base import to_plain
+from .base import Neuron, to_plain
 from .lif import LIF, LIFState
 
 
@@ -56,15 +57,7 @@ class CubaLIF(LIF):
 
     def _multi_step(self, x: Tensor, state: CubaLIFState, record: bool):
         if not (self.fused and self.reset_timing == "immediate" and self.refractory == 0):
-            outs, trace = [], []
-            for t in range(x.shape[0]):
-                out, state = self.step(x[t], state)
-                outs.append(out)
-                if record:
-                    trace.append(state)
-            if record:
-                state = CubaLIFState(*(None if f[0] is None else torch.stack(f) for f in zip(*trace)))
-            return torch.stack(outs), state
+            return Neuron._multi_step(self, x, state, record)  # the step loop
         inf = torch.tensor(math.inf, dtype=x.dtype, device=x.device)
         cpp = kernels.use_cpp(x)
         _, i_seq, i_last = kernels.lif_multistep(

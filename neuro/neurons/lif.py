@@ -30,7 +30,8 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -131,7 +132,7 @@ class LIF(Neuron):
         self.fused = bool(fused)
 
     @classmethod
-    def from_tau(cls, tau: float, *, dt: float = 1e-3, discretization: str = "exp", **kwargs: Any) -> "LIF":
+    def from_tau(cls, tau: float, *, dt: float = 1e-3, discretization: str = "exp", **kwargs: Any) -> LIF:
         """Build from the membrane time constant ``tau`` in seconds (``dt`` per step)."""
         return cls(beta=decay_from_tau(tau, dt, discretization), dt=dt, **kwargs)
 
