@@ -157,8 +157,13 @@ class Neuron(nn.Module):
         step_shape = tuple(step_shape)
         return step_shape[: len(step_shape) - len(self.shape)] if self.shape else step_shape
 
+    def _input_shape(self) -> Shape | None:
+        """Trailing input dimensions this neuron requires (its own shape unless it has weights)."""
+        return self.shape
+
     def _check_input(self, x: Tensor, *, multi_step: bool) -> None:
         name = type(self).__name__
+        want = self._input_shape()
         if not isinstance(x, Tensor):
             raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
@@ -167,11 +172,11 @@ class Neuron(nn.Module):
             )
         min_rank = 2 if multi_step else 1
         what = "[T, B, ...] (time first)" if multi_step else "[B, ...]"
-        if self.shape is not None:
-            min_rank += len(self.shape) - 1
-            if tuple(x.shape[-len(self.shape) :]) != self.shape:
+        if want is not None:
+            min_rank += len(want) - 1
+            if tuple(x.shape[-len(want) :]) != want:
                 raise ValueError(
-                    f"{name}: input's trailing dimensions must be the neuron shape {self.shape}, "
+                    f"{name}: input's trailing dimensions must be {want}, "
                     f"got input shape {tuple(x.shape)}"
                 )
         if x.dim() < min_rank:

@@ -55,12 +55,8 @@ class EGRU(Neuron):
         self._param("threshold", thr, learn_threshold)
         self.thr_mean = thr_mean
 
-    def _check_input(self, x: Tensor, *, multi_step: bool) -> None:
-        shape, self.shape = self.shape, (self.input_size,)
-        try:
-            super()._check_input(x, multi_step=multi_step)
-        finally:
-            self.shape = shape
+    def _input_shape(self) -> tuple[int, ...]:
+        return (self.input_size,)
 
     def _batch_shape(self, step_shape):
         return tuple(step_shape)[:-1]

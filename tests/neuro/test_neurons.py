@@ -148,7 +148,7 @@ def test_bad_inputs_raise_clear_errors():
     lif = LIF(8)
     with pytest.raises(TypeError, match="floating-point"):
         lif(torch.ones(5, 2, 8, dtype=torch.int64))
-    with pytest.raises(ValueError, match=r"neuron shape \(8,\)"):
+    with pytest.raises(ValueError, match=r"trailing dimensions must be \(8,\)"):
         lif(torch.ones(5, 2, 7))
     with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
         LIF()(torch.ones(5))
@@ -169,3 +169,5 @@ def test_bad_inputs_raise_clear_errors():
         LIF(refractory=2, reset_timing="deferred")
     with pytest.raises(TypeError, match="surrogate"):
         LIF(surrogate=lambda x: x)
+    with pytest.raises(ValueError, match=r"trailing dimensions must be \(3,\)"):
+        EGRU(3, 4)(torch.ones(5, 2, 4))
