@@ -103,6 +103,9 @@ class _LIFMultiStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, v0: Tensor, beta: Tensor, thr: Tensor, decay_input: bool,
                 subtract: bool, detach_reset: bool, surrogate: Surrogate, cpp: bool):
+        # unused outputs (h when no membrane is recorded) get no gradient buffer: a zero-filled
+        # [T, M] tensor would cost as much memory as the saved state
+        ctx.set_materialize_grads(False)
         alpha = 1 - beta
         if cpp:
             spikes, h, vlast = torch.ops.neuro_ops.lif_forward(
