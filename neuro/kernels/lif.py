@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..surrogate import ATan, EGRUPseudoDerivative, FastSigmoid, Sigmoid, Surrogate, Triangle
+from . import _ext
 
 
 def _surrogate_code(surrogate: Surrogate | None) -> tuple[int, float, float]:
@@ -165,11 +166,13 @@ def lif_multistep(
         beta, thr: decay factor and threshold, broadcastable to ``S``.
         surrogate: spike surrogate; ``None`` for a non-spiking use (infinite threshold), whose
             spike output then carries no gradient.
-        cpp: use the C++ kernel (CPU float32) instead of the torch implementation.
+        cpp: use the C++ kernel (CPU float32; ignored when the extension is unavailable or the
+            input is not a CPU float32 tensor) instead of the torch implementation.
 
     Returns:
         ``(spikes[T, *S], h[T, *S], v_last[*S])`` with ``h`` the membrane before reset.
     """
+    cpp = cpp and x.dtype == torch.float32 and x.device.type == "cpu" and _ext.load()
     T, step_shape = x.shape[0], x.shape[1:]
     M = v0.numel()
     xf = x.reshape(T, M).contiguous()

@@ -139,3 +139,20 @@ def test_spike_linear_equals_dense(density, binary, bias):
     torch.testing.assert_close(w.grad, w2.grad, atol=1e-4, rtol=1e-5)
     if bias:
         torch.testing.assert_close(b.grad, b2.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_kernels_load_the_extension_themselves():
+    """The public kernel functions work in a fresh process that never called use_cpp()."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from neuro.kernels import spike_linear, lif_multistep\n"
+            "from neuro.surrogate import ATan\n"
+            "x = (torch.rand(5, 3, 40) < 0.1).float(); w = torch.randn(8, 40)\n"
+            "y = spike_linear(x, w, None, cpp=True)\n"
+            "assert torch.allclose(y, x @ w.t(), atol=1e-5)\n"
+            "s, h, v = lif_multistep(y, torch.zeros(3, 8), torch.tensor(0.9), torch.tensor(1.0),"
+            " decay_input=False, reset='zero', detach_reset=False, surrogate=ATan(), cpp=True)\n"
+            "print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
