@@ -58,20 +58,17 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     Raises ``ValueError`` naming the file and the problem for missing, corrupt or foreign files
     and for non-finite values in any tensor.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint file")
     try:
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_len)) if 0 < header_len < 100_000_000 else None
-        tensors = load_file(str(path))
-    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError, ValueError) as exc:
+        with safe_open(str(path), framework="pt") as f:
+            meta_raw = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
-    meta_raw = (header or {}).get("__metadata__") or {}
     if meta_raw.get("neuro_format") != FORMAT:
         raise ValueError(
             f"{path}: not a neuro checkpoint (metadata neuro_format={meta_raw.get('neuro_format')!r}, "

@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -40,11 +41,12 @@ class _Heaviside(torch.autograd.Function):
 
 
 @dataclass(frozen=True)
-class Surrogate:
+class Surrogate(abc.ABC):
     """Base class: ``__call__`` is the Heaviside with this surrogate's gradient."""
 
-    def derivative(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must define derivative(x)")
+    @abc.abstractmethod
+    def derivative(self, x: Tensor) -> Tensor:
+        """``dH/dx`` used in the backward pass, element-wise."""
 
     def __call__(self, x: Tensor, strict: bool = False) -> Tensor:
         """Spikes ``H(x)``; ``strict=True`` gives ``H(0) = 0`` (EGRU, Lava, snnTorch)."""

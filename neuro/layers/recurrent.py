@@ -63,8 +63,12 @@ class Recurrent(nn.Module):
         return RecurrentState(st, torch.zeros(batch + (self.size,), device=device, dtype=dtype))
 
     def step(self, u: Tensor, state: RecurrentState) -> tuple[Tensor, RecurrentState]:
-        x = self.input(u) + state.spikes @ self.w_rec.t()
-        s, st = self.neuron.step(x, state.neuron)
+        """One step from the external input ``u[B, in]``."""
+        return self._advance(self.input(u), state)
+
+    def _advance(self, x_ff: Tensor, state: RecurrentState) -> tuple[Tensor, RecurrentState]:
+        """One step from the feed-forward current ``x_ff[B, N]`` plus the recurrent input."""
+        s, st = self.neuron.step(x_ff + state.spikes @ self.w_rec.t(), state.neuron)
         return s, RecurrentState(st, s)
 
     def forward(self, u: Tensor, state: RecurrentState | None = None) -> tuple[Tensor, Any]:
@@ -75,9 +79,7 @@ class Recurrent(nn.Module):
         x_in = self.input(u)  # the feed-forward part for every step at once
         outs = []
         for t in range(u.shape[0]):
-            x = x_in[t] + state.spikes @ self.w_rec.t()
-            s, st = self.neuron.step(x, state.neuron)
-            state = RecurrentState(st, s)
+            s, state = self._advance(x_in[t], state)
             outs.append(s)
         return torch.stack(outs), state
 

@@ -20,6 +20,7 @@ shape (``(B, N)``), while a shaped neuron takes the batch dimensions only (``(B,
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -51,7 +52,7 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-class Neuron(nn.Module):
+class Neuron(nn.Module, abc.ABC):
     """Base class of every spiking (or non-spiking readout) unit. See the module docstring."""
 
     kind: ClassVar[str] = "Neuron"
@@ -110,8 +111,9 @@ class Neuron(nn.Module):
         full = self._state_shape(batch_shape)
         return self.State(*(torch.zeros(full, device=device, dtype=dtype) for _ in self.State._fields))
 
-    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement step()")
+    @abc.abstractmethod
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One time step: ``x[B, ...]`` -> ``(out[B, ...], new_state)``."""
 
     def forward(
         self, x: Tensor, state: Any | None = None, *, record: bool = False
@@ -145,8 +147,9 @@ class Neuron(nn.Module):
             **self._describe_params(),
         }
 
-    def _describe_params(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _describe_params(self) -> dict[str, Any]:
+        """The type-specific part of :meth:`describe`."""
 
     # -- checks -----------------------------------------------------------------------------
     def _state_shape(self, batch_shape: Sequence[int]) -> Shape:

@@ -62,7 +62,10 @@ def test_info_spike_files(tmp_path, capsys):
     assert "[T, N] or [T, B, N]" in capsys.readouterr().err
 
 
-def test_bad_option_exits_2(capsys):
+@pytest.mark.parametrize("argv", [["demo", "--epochs", "0"], ["frobnicate"], ["info"]])
+def test_bad_option_exits_2_with_one_line(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["demo", "--epochs", "0"])
+        main(argv)
     assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0]
