@@ -1,0 +1,13 @@
+"""The backend-neutral graph IR: nodes, graphs, lowering from modules, the reference executor.
+
+See ``nodes.py`` for the node vocabulary and the time convention, ``graph.py`` for the step
+semantics of edges and cycles.
+"""
+from . import nodes
+from .graph import Graph, GraphError, Schedule
+from .lower import from_module
+from .nodes import NODE_TYPES, Node, NodeError
+from .simulate import simulate
+
+__all__ = ["Graph", "GraphError", "NODE_TYPES", "Node", "NodeError", "Schedule", "from_module",
+           "nodes", "simulate"]

@@ -1,0 +1,125 @@
+"""Lowering: an ``nn.Module`` built from neuro neurons and layers -> :class:`Graph`.
+
+Neurons are lowered from their ``describe()`` (no per-model code); synapse layers map to
+``Affine``/``Linear``; ``neuro.layers.Recurrent`` becomes a cycle ``in -> neuron``,
+``neuron -> Linear(W_rec) -> neuron``. Node names are the module paths (``"0"``, ``"2.recurrent"``).
+Training-only options (surrogate, detach_reset, learnability) are recorded in ``metadata`` but do
+not change the forward semantics.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from .. import layers as L
+from ..neurons import EGRU as EGRUNeuron
+from ..neurons import Neuron
+from . import nodes as N
+from .graph import Graph, GraphError
+
+
+def neuron_node(desc: dict[str, Any]) -> N.Node:
+    """Graph node for a neuron's ``describe()`` output."""
+    kind = desc["kind"]
+    shape = tuple(desc["shape"]) if desc.get("shape") else None
+    common = dict(shape=shape, threshold=np.float32(1.0) if kind == "LI" else None)
+    if kind in ("LIF", "CubaLIF", "IF"):
+        kw = dict(shape=shape, beta=np.asarray(desc.get("beta", 1.0), np.float32),
+                  threshold=np.asarray(desc["threshold"], np.float32),
+                  decay_input=bool(desc.get("decay_input", False)), reset=desc["reset"],
+                  reset_timing=desc["reset_timing"], refractory=int(desc["refractory"]))
+        if kind == "CubaLIF":
+            return N.CubaLIF(alpha=np.asarray(desc["alpha"], np.float32), **kw)
+        return (N.IF if kind == "IF" else N.LIF)(**kw)
+    if kind == "LI":
+        return N.LI(shape=common["shape"], beta=np.asarray(desc["beta"], np.float32),
+                    decay_input=bool(desc["decay_input"]))
+    if kind == "EGRU":
+        return N.EGRU(kernel=desc["kernel"], recurrent_kernel=desc["recurrent_kernel"],
+                      bias=desc["bias"], recurrent_bias=desc["recurrent_bias"],
+                      threshold=desc["threshold"])
+    raise GraphError(f"no graph node for neuron kind {kind!r}")
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: dict[str, N.Node] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.dts: set[float] = set()
+        self.training: dict[str, Any] = {}
+
+    def add(self, name: str, node: N.Node, src: str | None) -> str:
+        if name in self.nodes:
+            raise GraphError(f"duplicate node name {name!r}")
+        self.nodes[name] = node
+        if src is not None:
+            self.edges.append((src, name))
+        return name
+
+    def lower(self, module: nn.Module, name: str, src: str) -> str:
+        """Add ``module`` fed by node ``src``; return the name of the node producing its output."""
+        if isinstance(module, nn.Sequential):  # includes neuro.layers.Sequential
+            for child_name, child in module.named_children():
+                src = self.lower(child, f"{name}.{child_name}" if name else child_name, src)
+            return src
+        if isinstance(module, nn.Linear):  # includes neuro.layers.Linear
+            w = module.weight.detach().cpu().numpy()
+            if module.bias is None:
+                return self.add(name, N.Linear(weight=w), src)
+            return self.add(name, N.Affine(weight=w, bias=module.bias.detach().cpu().numpy()), src)
+        if isinstance(module, L.Recurrent):
+            inp = self.lower(module.input, f"{name}.input", src)
+            pop = self.lower(module.neuron, f"{name}.neuron", inp)
+            rec = self.add(f"{name}.recurrent", N.Linear(weight=module.w_rec.detach().cpu().numpy()), pop)
+            self.edges.append((rec, pop))
+            return pop
+        if isinstance(module, Neuron):
+            desc = module.describe()
+            self.dts.add(float(desc["dt"]))
+            self.training[name] = {k: desc[k] for k in ("surrogate", "detach_reset", "learn_beta",
+                                                        "learn_threshold") if k in desc}
+            if isinstance(module, EGRUNeuron):
+                desc = {**desc, **{k: module.state_dict()[k].numpy() for k in
+                                   ("kernel", "recurrent_kernel", "bias", "recurrent_bias")},
+                        "threshold": module._theta().detach().numpy()}
+            return self.add(name, neuron_node(desc), src)
+        if isinstance(module, (nn.Identity, nn.Dropout)):
+            return src  # no-ops at inference
+        raise GraphError(f"cannot lower module {name or '<root>'!r} of type {type(module).__name__}: "
+                         "build models from neuro.layers and neuro.neurons")
+
+
+def _input_size(module: nn.Module) -> int | None:
+    """Input width of the first layer in data-flow order."""
+    if isinstance(module, nn.Sequential):
+        return _input_size(module[0]) if len(module) else None
+    if isinstance(module, L.Recurrent):
+        return module.input.in_features
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    if isinstance(module, EGRUNeuron):
+        return module.input_size
+    if isinstance(module, Neuron) and module.shape:
+        return int(np.prod(module.shape))
+    return None
+
+
+def from_module(model: nn.Module, *, input_shape: tuple[int, ...] | None = None,
+                name: str = "") -> Graph:
+    """Lower ``model`` to a validated :class:`Graph` (``input -> ... -> output``)."""
+    if input_shape is None:
+        n = _input_size(model)
+        if n is None:
+            raise GraphError("cannot tell the model's input size: pass input_shape=")
+        input_shape = (n,)
+    b = _Builder()
+    b.add("input", N.Input(shape=tuple(input_shape)), None)
+    last = b.lower(model, name, "input")
+    b.add("output", N.Output(), last)
+    if len(b.dts) > 1:
+        raise GraphError(f"the model's neurons use different dt values {sorted(b.dts)}; "
+                         "one graph has one time step")
+    meta = {"source": type(model).__name__, "training": b.training}
+    return Graph(b.nodes, b.edges, dt=b.dts.pop() if b.dts else 1e-3, metadata=meta).validate()

@@ -1,0 +1,501 @@
+"""Graph IR nodes: dataclasses with numpy parameters (backend-neutral, NIR-style).
+
+Shapes exclude batch and time: a node maps per-step tensors ``[B, *in_shape]`` to
+``[B, *out_shape]``. Time is discrete (one step = ``Graph.dt`` seconds); every neuron parameter is
+per step (decay factors, delays and refractory periods in steps).
+
+Continuous time (NIR) <-> steps: a membrane time constant ``tau`` (seconds) maps to
+``beta = exp(-dt / tau)`` (``"exp"``) or ``1 - dt / tau`` (forward Euler); a delay of ``d``
+seconds is ``round(d / dt)`` steps.
+
+Stateful nodes (neurons, delays) carry state from one step to the next; in a cycle of the graph,
+edges leaving a stateful node deliver the value of the previous step.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+RESETS = ("subtract", "zero")
+TIMINGS = ("immediate", "deferred")
+
+
+def _f32(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+class NodeError(ValueError):
+    """A node's field is invalid; the message names the node and the field."""
+
+
+@dataclass(eq=False)
+class Node(abc.ABC):
+    """Base class. Subclasses declare their fields; arrays are numpy, everything else plain."""
+
+    kind: ClassVar[str] = "Node"
+    stateful: ClassVar[bool] = False
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": kind, field: value}``; arrays stay numpy arrays."""
+        out: dict[str, Any] = {"type": self.kind}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Node:
+        d = dict(d)
+        kind = d.pop("type", cls.kind)
+        if kind != cls.kind:
+            raise NodeError(f"{cls.kind}.from_dict got a {kind!r} description")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise NodeError(f"{cls.kind}: unknown fields {unknown}")
+        return cls(**d)
+
+    def equals(self, other: Node) -> bool:
+        """Same type and identical fields (arrays compared exactly, dtype included)."""
+        if type(self) is not type(other):
+            return False
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                a, b = np.asarray(a), np.asarray(b)
+                if a.shape != b.shape or a.dtype != b.dtype or not np.array_equal(a, b):
+                    return False
+            else:
+                na = tuple(a) if isinstance(a, list) else a
+                nb = tuple(b) if isinstance(b, list) else b
+                if na != nb:
+                    return False
+        return True
+
+    # -- semantics ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def output_shape(self, name: str, in_shape: Shape | None) -> Shape:
+        """Check the fields, infer the output shape from the (summed) input shape; errors name
+        the node ``name`` and the field."""
+
+    @classmethod
+    @abc.abstractmethod
+    def example(cls) -> Node:
+        """A small valid instance (used by the introspective tests)."""
+
+
+def _need(name: str, kind: str, fieldname: str, cond: bool, msg: str) -> None:
+    if not cond:
+        raise NodeError(f"node {name!r} ({kind}): field {fieldname!r} {msg}")
+
+
+def _same_shape(name: str, node: Node, in_shape: Shape | None, n: Shape | None) -> Shape:
+    if in_shape is None:
+        raise NodeError(f"node {name!r} ({node.kind}): input shape unknown (no incoming edge?)")
+    if n is not None and tuple(in_shape) != tuple(n):
+        raise NodeError(f"node {name!r} ({node.kind}): input shape {tuple(in_shape)} does not match "
+                        f"its parameters' shape {tuple(n)}")
+    return tuple(in_shape)
+
+
+# ------------------------------------------------------------------------------ markers
+@dataclass(eq=False)
+class Input(Node):
+    """Graph input: per-step shape ``shape``."""
+
+    shape: Shape = ()
+    kind: ClassVar[str] = "Input"
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(int(s) for s in self.shape)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "shape", len(self.shape) > 0 and min(self.shape) > 0,
+              f"must be positive dimensions, got {self.shape}")
+        return self.shape
+
+    @classmethod
+    def example(cls):
+        return cls(shape=(3,))
+
+
+@dataclass(eq=False)
+class Output(Node):
+    """Graph output (identity); ``shape`` is filled in by shape inference."""
+
+    shape: Shape | None = None
+    kind: ClassVar[str] = "Output"
+
+    def __post_init__(self) -> None:
+        if self.shape is not None:
+            self.shape = tuple(int(s) for s in self.shape)
+
+    def output_shape(self, name, in_shape):
+        return _same_shape(name, self, in_shape, self.shape)
+
+    @classmethod
+    def example(cls):
+        return cls(shape=(3,))
+
+
+# ------------------------------------------------------------------------------ synapses
+@dataclass(eq=False)
+class Affine(Node):
+    """``y = W x + b`` with ``weight [out, in]``, ``bias [out]``."""
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    kind: ClassVar[str] = "Affine"
+
+    def __post_init__(self) -> None:
+        self.weight, self.bias = _f32(self.weight), _f32(self.bias)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "weight", self.weight.ndim == 2, f"must be [out, in], got {self.weight.shape}")
+        _need(name, self.kind, "bias", self.bias.shape == (self.weight.shape[0],),
+              f"must be [{self.weight.shape[0]}], got {self.bias.shape}")
+        _same_shape(name, self, in_shape, (self.weight.shape[1],))
+        return (self.weight.shape[0],)
+
+    @classmethod
+    def example(cls):
+        return cls(weight=np.arange(6, dtype=np.float32).reshape(2, 3) / 7, bias=_f32([0.1, -0.2]))
+
+
+@dataclass(eq=False)
+class Linear(Node):
+    """``y = W x`` with ``weight [out, in]``."""
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
+    kind: ClassVar[str] = "Linear"
+
+    def __post_init__(self) -> None:
+        self.weight = _f32(self.weight)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "weight", self.weight.ndim == 2, f"must be [out, in], got {self.weight.shape}")
+        _same_shape(name, self, in_shape, (self.weight.shape[1],))
+        return (self.weight.shape[0],)
+
+    @classmethod
+    def example(cls):
+        return cls(weight=np.eye(3, dtype=np.float32) * 0.5)
+
+
+@dataclass(eq=False)
+class DelayedAffine(Node):
+    """``y[t, o] = sum_i W[o, i] x[t - D[o, i], i] + b[o]``; integer delays ``D >= 0`` in steps."""
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
+    delay: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    kind: ClassVar[str] = "DelayedAffine"
+    stateful: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.weight, self.bias = _f32(self.weight), _f32(self.bias)
+        self.delay = np.asarray(self.delay, dtype=np.int64)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "weight", self.weight.ndim == 2, f"must be [out, in], got {self.weight.shape}")
+        _need(name, self.kind, "delay", self.delay.shape == self.weight.shape,
+              f"must have the weight's shape {self.weight.shape}, got {self.delay.shape}")
+        _need(name, self.kind, "delay", bool((self.delay >= 0).all()), "must be >= 0 steps")
+        _need(name, self.kind, "bias", self.bias.shape == (self.weight.shape[0],),
+              f"must be [{self.weight.shape[0]}], got {self.bias.shape}")
+        _same_shape(name, self, in_shape, (self.weight.shape[1],))
+        return (self.weight.shape[0],)
+
+    @classmethod
+    def example(cls):
+        return cls(weight=_f32([[1.0, -0.5, 0.25], [0.5, 0.5, 0.5]]),
+                   delay=np.array([[0, 2, 1], [3, 0, 0]]), bias=_f32([0.0, 0.1]))
+
+
+@dataclass(eq=False)
+class Delay(Node):
+    """``y[t, i] = x[t - delay[i], i]`` (integer steps >= 0)."""
+
+    delay: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    kind: ClassVar[str] = "Delay"
+    stateful: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.delay = np.asarray(self.delay, dtype=np.int64)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "delay", bool((self.delay >= 0).all()), "must be >= 0 steps")
+        return _same_shape(name, self, in_shape, self.delay.shape)
+
+    @classmethod
+    def example(cls):
+        return cls(delay=np.array([0, 1, 3]))
+
+
+@dataclass(eq=False)
+class Conv1d(Node):
+    """Cross-correlation over ``[C, L]`` (PyTorch convention), ``weight [Cout, Cin/groups, k]``."""
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1), np.float32))
+    bias: np.ndarray | None = None
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    kind: ClassVar[str] = "Conv1d"
+
+    def __post_init__(self) -> None:
+        self.weight = _f32(self.weight)
+        self.bias = None if self.bias is None else _f32(self.bias)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "weight", self.weight.ndim == 3, f"must be [Cout, Cin/g, k], got {self.weight.shape}")
+        if in_shape is None or len(in_shape) != 2:
+            raise NodeError(f"node {name!r} (Conv1d): input must be [C, L], got {in_shape}")
+        c, length = in_shape
+        _need(name, self.kind, "weight", c == self.weight.shape[1] * self.groups,
+              f"expects {self.weight.shape[1] * self.groups} input channels, input has {c}")
+        k = self.weight.shape[2]
+        out = (length + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
+        _need(name, self.kind, "padding", out > 0, f"gives an empty output for input {in_shape}")
+        return (self.weight.shape[0], out)
+
+    @classmethod
+    def example(cls):
+        return cls(weight=np.ones((2, 1, 3), np.float32) / 3, bias=_f32([0.0, 0.5]), padding=1)
+
+
+@dataclass(eq=False)
+class Conv2d(Node):
+    """Cross-correlation over ``[C, H, W]``, ``weight [Cout, Cin/groups, kh, kw]``."""
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.float32))
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    kind: ClassVar[str] = "Conv2d"
+
+    def __post_init__(self) -> None:
+        self.weight = _f32(self.weight)
+        self.bias = None if self.bias is None else _f32(self.bias)
+        self.stride, self.padding, self.dilation = (
+            tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x)))
+            for x in (self.stride, self.padding, self.dilation))
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "weight", self.weight.ndim == 4, f"must be [Cout, Cin/g, kh, kw], got {self.weight.shape}")
+        if in_shape is None or len(in_shape) != 3:
+            raise NodeError(f"node {name!r} (Conv2d): input must be [C, H, W], got {in_shape}")
+        _need(name, self.kind, "weight", in_shape[0] == self.weight.shape[1] * self.groups,
+              f"expects {self.weight.shape[1] * self.groups} input channels, input has {in_shape[0]}")
+        out = [(in_shape[1 + i] + 2 * self.padding[i] - self.dilation[i] * (self.weight.shape[2 + i] - 1) - 1)
+               // self.stride[i] + 1 for i in range(2)]
+        _need(name, self.kind, "padding", min(out) > 0, f"gives an empty output for input {in_shape}")
+        return (self.weight.shape[0], *out)
+
+    @classmethod
+    def example(cls):
+        return cls(weight=np.ones((2, 1, 2, 2), np.float32) / 4, bias=None, stride=(1, 1))
+
+
+@dataclass(eq=False)
+class Flatten(Node):
+    """Flatten feature dimensions ``start_dim..end_dim`` (batch excluded, 0-based)."""
+
+    start_dim: int = 0
+    end_dim: int = -1
+    kind: ClassVar[str] = "Flatten"
+
+    def output_shape(self, name, in_shape):
+        if in_shape is None:
+            raise NodeError(f"node {name!r} (Flatten): input shape unknown")
+        n = len(in_shape)
+        s, e = self.start_dim % n, self.end_dim % n
+        _need(name, self.kind, "start_dim", s <= e, f"({self.start_dim}) is after end_dim ({self.end_dim})")
+        return (*in_shape[:s], math.prod(in_shape[s : e + 1]), *in_shape[e + 1 :])
+
+    @classmethod
+    def example(cls):
+        return cls()
+
+
+@dataclass(eq=False)
+class Threshold(Node):
+    """``y = H(x - threshold)`` with ``H(0) = 1``."""
+
+    threshold: np.ndarray = field(default_factory=lambda: np.ones((), np.float32))
+    kind: ClassVar[str] = "Threshold"
+
+    def __post_init__(self) -> None:
+        self.threshold = _f32(self.threshold)
+
+    def output_shape(self, name, in_shape):
+        return _same_shape(name, self, in_shape, self.threshold.shape or None)
+
+    @classmethod
+    def example(cls):
+        return cls(threshold=_f32([0.5, 1.0, 1.5]))
+
+
+# ------------------------------------------------------------------------------ neurons
+@dataclass(eq=False)
+class LIF(Node):
+    """Discrete LIF (equations in ``neuro.neurons.lif``): per-step ``beta``, ``threshold``.
+
+    Arrays are scalars (broadcast) or of the population shape ``shape``.
+    """
+
+    shape: Shape | None = None
+    beta: np.ndarray = field(default_factory=lambda: _f32(0.9))
+    threshold: np.ndarray = field(default_factory=lambda: _f32(1.0))
+    decay_input: bool = False
+    reset: str = "subtract"
+    reset_timing: str = "immediate"
+    refractory: int = 0
+    kind: ClassVar[str] = "LIF"
+    stateful: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.shape = None if self.shape is None else tuple(int(s) for s in self.shape)
+        self.beta, self.threshold = _f32(self.beta), _f32(self.threshold)
+
+    def _check_params(self, name: str) -> None:
+        _need(name, self.kind, "beta", bool(((self.beta >= 0) & (self.beta <= 1)).all()), "must lie in [0, 1]")
+        _need(name, self.kind, "threshold", bool((self.threshold > 0).all()), "must be > 0")
+        _need(name, self.kind, "reset", self.reset in RESETS, f"must be one of {RESETS}, got {self.reset!r}")
+        _need(name, self.kind, "reset_timing", self.reset_timing in TIMINGS,
+              f"must be one of {TIMINGS}, got {self.reset_timing!r}")
+        _need(name, self.kind, "refractory", int(self.refractory) >= 0, "must be >= 0 steps")
+
+    def _param_shape(self) -> Shape | None:
+        shapes = {a.shape for a in (self.beta, self.threshold) if a.ndim}
+        return self.shape or (shapes.pop() if len(shapes) == 1 else None)
+
+    def output_shape(self, name, in_shape):
+        self._check_params(name)
+        for f in ("beta", "threshold"):
+            a = getattr(self, f)
+            _need(name, self.kind, f, a.ndim == 0 or self._param_shape() == a.shape,
+                  f"shape {a.shape} does not match the population shape {self._param_shape()}")
+        return _same_shape(name, self, in_shape, self._param_shape())
+
+    @classmethod
+    def example(cls):
+        return cls(shape=(3,), beta=_f32([0.5, 0.9, 0.99]), threshold=_f32(1.0), reset="zero")
+
+
+@dataclass(eq=False)
+class CubaLIF(LIF):
+    """Current-based LIF: ``i = alpha i + x`` feeds the LIF membrane."""
+
+    alpha: np.ndarray = field(default_factory=lambda: _f32(0.8))
+    kind: ClassVar[str] = "CubaLIF"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.alpha = _f32(self.alpha)
+
+    def _check_params(self, name):
+        super()._check_params(name)
+        _need(name, self.kind, "alpha", bool(((self.alpha >= 0) & (self.alpha <= 1)).all()), "must lie in [0, 1]")
+
+    @classmethod
+    def example(cls):
+        return cls(shape=(3,), alpha=_f32([0.5, 0.6, 0.7]), beta=_f32(0.9))
+
+
+@dataclass(eq=False)
+class IF(LIF):
+    """Integrate-and-fire: an LIF with ``beta = 1``."""
+
+    kind: ClassVar[str] = "IF"
+
+    def _check_params(self, name):
+        super()._check_params(name)
+        _need(name, self.kind, "beta", bool((self.beta == 1).all()), "must be 1 (no leak)")
+
+    @classmethod
+    def example(cls):
+        return cls(shape=(3,), beta=_f32(1.0), threshold=_f32([1.0, 2.0, 3.0]))
+
+
+@dataclass(eq=False)
+class LI(Node):
+    """Leaky integrator (non-spiking): output is the membrane ``v = beta v + x``."""
+
+    shape: Shape | None = None
+    beta: np.ndarray = field(default_factory=lambda: _f32(0.9))
+    decay_input: bool = False
+    kind: ClassVar[str] = "LI"
+    stateful: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.shape = None if self.shape is None else tuple(int(s) for s in self.shape)
+        self.beta = _f32(self.beta)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "beta", bool(((self.beta >= 0) & (self.beta <= 1)).all()), "must lie in [0, 1]")
+        return _same_shape(name, self, in_shape, self.shape or (self.beta.shape or None))
+
+    @classmethod
+    def example(cls):
+        return cls(shape=(3,), beta=_f32([0.1, 0.5, 0.9]))
+
+
+@dataclass(eq=False)
+class EGRU(Node):
+    """Event-based GRU population (equations in ``neuro.neurons.egru``; EvNN weight layout)."""
+
+    kernel: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
+    recurrent_kernel: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    recurrent_bias: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    threshold: np.ndarray = field(default_factory=lambda: np.full(1, 0.3, np.float32))
+    kind: ClassVar[str] = "EGRU"
+    stateful: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
+            setattr(self, f, _f32(getattr(self, f)))
+
+    def output_shape(self, name, in_shape):
+        h = self.recurrent_kernel.shape[0]
+        _need(name, self.kind, "recurrent_kernel", self.recurrent_kernel.shape == (h, 3 * h),
+              f"must be [H, 3H], got {self.recurrent_kernel.shape}")
+        _need(name, self.kind, "kernel", self.kernel.ndim == 2 and self.kernel.shape[1] == 3 * h,
+              f"must be [in, {3 * h}], got {self.kernel.shape}")
+        for f in ("bias", "recurrent_bias"):
+            _need(name, self.kind, f, getattr(self, f).shape == (3 * h,), f"must be [{3 * h}]")
+        _need(name, self.kind, "threshold", self.threshold.shape == (h,), f"must be [{h}]")
+        _same_shape(name, self, in_shape, (self.kernel.shape[0],))
+        return (h,)
+
+    @classmethod
+    def example(cls):
+        rng = np.random.default_rng(0)
+        return cls(kernel=rng.normal(size=(3, 6)), recurrent_kernel=rng.normal(size=(2, 6)),
+                   bias=np.zeros(6), recurrent_bias=np.zeros(6), threshold=_f32([0.3, 0.4]))
+
+
+#: node type name -> class (a static table of the IR's vocabulary)
+NODE_TYPES: dict[str, type[Node]] = {
+    c.kind: c for c in (Input, Output, Affine, Linear, DelayedAffine, Delay, Conv1d, Conv2d,
+                        Flatten, Threshold, LIF, CubaLIF, IF, LI, EGRU)
+}
+
+
+def node_from_dict(d: dict[str, Any]) -> Node:
+    kind = d.get("type")
+    if kind not in NODE_TYPES:
+        raise NodeError(f"unknown node type {kind!r}; known: {sorted(NODE_TYPES)}")
+    return NODE_TYPES[kind].from_dict(d)

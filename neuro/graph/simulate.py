@@ -1,0 +1,207 @@
+"""Float reference executor: run a :class:`Graph` over time on a batch of inputs.
+
+``simulate(graph, x)`` with ``x`` shaped ``[T, N]`` or ``[T, B, N]`` (or a dict per Input node)
+returns ``{output_name: [T, (B,) ...]}``; ``record=True`` returns every node's values.
+
+Vectorised: a node outside any cycle runs over the whole sequence at once (one matmul over
+``T x B`` rows, the fused neuron kernels); the nodes of a cycle run a step loop together. Neuron
+nodes run neuro's own neuron implementations built from the node's parameters, and synapses the
+same kernels as ``neuro.layers``, so a lowered model gives exactly the spikes of its module.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import kernels
+from .. import neurons as nn_
+from . import nodes as N
+from .graph import Graph, GraphError
+
+
+def build_neuron(node: N.Node) -> nn_.Neuron:
+    """A neuro neuron with the node's parameters (the float semantics of the node)."""
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
+    if isinstance(node, N.LI):
+        shape = node.shape or (node.beta.shape or None)
+        return nn_.LI(shape, beta=t(node.beta), decay_input=node.decay_input)
+    if isinstance(node, N.EGRU):
+        h = node.recurrent_kernel.shape[0]
+        cell = nn_.EGRU(node.kernel.shape[0], h)
+        with torch.no_grad():
+            for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
+                getattr(cell, f).copy_(t(getattr(node, f)))
+        return cell
+    if isinstance(node, N.LIF):
+        kw = dict(beta=t(node.beta), threshold=t(node.threshold), decay_input=node.decay_input,
+                  reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory))
+        shape = node._param_shape()
+        if isinstance(node, N.CubaLIF):
+            a = t(node.alpha)
+            shape = shape or (tuple(a.shape) or None)
+            return nn_.CubaLIF(shape, alpha=a, **kw)
+        if isinstance(node, N.IF):
+            kw.pop("beta")
+            kw.pop("decay_input")
+            return nn_.IF(shape, **kw)
+        return nn_.LIF(shape, **kw)
+    raise GraphError(f"{node.kind} is not a neuron node")
+
+
+class _Runner:
+    """Evaluates one node, over a whole sequence or one step at a time."""
+
+    def __init__(self, name: str, node: N.Node) -> None:
+        self.name, self.node = name, node
+        self.neuron = build_neuron(node) if isinstance(node, (N.LIF, N.LI, N.EGRU)) else None
+        self.params = {k: torch.from_numpy(np.array(v)) for k, v in node.to_dict().items()
+                       if isinstance(v, np.ndarray)}
+
+    # whole sequence: x [T, B, ...]
+    def sequence(self, x: Tensor) -> Tensor:
+        node, p = self.node, self.params
+        if self.neuron is not None:
+            return self.neuron(x)[0]
+        if isinstance(node, (N.Affine, N.Linear)):
+            return kernels.spike_linear(x, p["weight"], p.get("bias"), cpp=kernels.use_cpp(x))
+        if isinstance(node, N.DelayedAffine):
+            out = torch.zeros(*x.shape[:-1], p["weight"].shape[0], dtype=x.dtype) + p["bias"]
+            for d in np.unique(node.delay):
+                shifted = _shift(x, int(d))
+                out = out + shifted @ (p["weight"] * torch.from_numpy(node.delay == d)).t()
+            return out
+        if isinstance(node, N.Delay):
+            return torch.stack([_shift(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
+        if isinstance(node, (N.Conv1d, N.Conv2d)):
+            T, B = x.shape[:2]
+            conv = F.conv1d if isinstance(node, N.Conv1d) else F.conv2d
+            y = conv(x.reshape(T * B, *x.shape[2:]), p["weight"], p.get("bias"), node.stride,
+                     node.padding, node.dilation, node.groups)
+            return y.reshape(T, B, *y.shape[1:])
+        if isinstance(node, N.Flatten):
+            n = x.dim() - 2
+            s, e = node.start_dim % n + 2, node.end_dim % n + 2
+            return x.flatten(s, e)
+        if isinstance(node, N.Threshold):
+            return (x - p["threshold"] >= 0).to(x.dtype)
+        if isinstance(node, (N.Input, N.Output)):
+            return x
+        raise GraphError(f"node {self.name!r}: no float semantics for {node.kind}")
+
+    # one step inside a cycle
+    def init(self, batch: tuple[int, ...], shape: tuple[int, ...], dtype) -> Any:
+        if self.neuron is not None:
+            b = batch if self.neuron.shape else batch + tuple(shape)
+            if isinstance(self.node, N.EGRU):
+                b = batch
+            return self.neuron.init_state(b, dtype=dtype)
+        if isinstance(self.node, (N.Delay, N.DelayedAffine)):
+            return []  # history of inputs
+        return None
+
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        node, p = self.node, self.params
+        if self.neuron is not None:
+            return self.neuron.step(x, state)
+        if isinstance(node, N.Linear):
+            return x @ p["weight"].t(), state
+        if isinstance(node, N.Affine):
+            return x @ p["weight"].t() + p["bias"], state
+        if isinstance(node, (N.Delay, N.DelayedAffine)):
+            hist = state + [x]
+            keep = int(node.delay.max()) + 1
+            hist = hist[-keep:]
+            seq = torch.stack([torch.zeros_like(x)] * (keep - len(hist)) + hist)
+            return self.sequence(seq)[-1], hist
+        return self.sequence(x.unsqueeze(0))[0], state
+
+
+def _shift(x: Tensor, d: int) -> Tensor:
+    """``y[t] = x[t - d]`` with zeros before the start (time is dim 0)."""
+    if d == 0:
+        return x
+    if d >= x.shape[0]:
+        return torch.zeros_like(x)
+    return torch.cat([torch.zeros_like(x[:d]), x[:-d]])
+
+
+def _as_tensor(name: str, x: Any) -> Tensor:
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, Tensor) else x
+    if not (t.is_floating_point() or t.dtype in (torch.bool, torch.uint8, torch.int32, torch.int64)):
+        raise TypeError(f"input {name!r}: unsupported dtype {t.dtype}")
+    return t.to(torch.float32)
+
+
+@torch.no_grad()
+def simulate(graph: Graph, inputs: Any, *, record: bool = False) -> dict[str, Tensor]:
+    """Run ``graph`` (float semantics) on ``inputs``; see the module docstring."""
+    sched = graph.schedule()
+    shapes = graph.infer_shapes()
+    in_names = graph.inputs()
+    if not isinstance(inputs, dict):
+        if len(in_names) != 1:
+            raise ValueError(f"the graph has inputs {in_names}: pass a dict name -> array")
+        inputs = {in_names[0]: inputs}
+    values: dict[str, Tensor] = {}
+    squeeze = None
+    for name in in_names:
+        if name not in inputs:
+            raise ValueError(f"no data for input node {name!r}")
+        x = _as_tensor(name, inputs[name])
+        want = shapes[name]
+        if x.dim() == len(want) + 1:
+            x, sq = x.unsqueeze(1), True
+        elif x.dim() == len(want) + 2:
+            sq = False
+        else:
+            raise ValueError(f"input {name!r}: expected [T, {', '.join(map(str, want))}] or "
+                             f"[T, B, ...], got shape {tuple(x.shape)}")
+        if tuple(x.shape[2:]) != want:
+            raise ValueError(f"input {name!r}: per-step shape must be {want}, got {tuple(x.shape[2:])}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"input {name!r} holds NaN or infinite values")
+        squeeze = sq if squeeze is None else squeeze
+        values[name] = x
+    T, B = next(iter(values.values())).shape[:2]
+    runners = {n: _Runner(n, graph.nodes[n]) for n in graph.nodes}
+
+    for group in sched.groups:
+        if not sched.cyclic(group):
+            (name,) = group
+            if name in values:
+                continue
+            srcs = graph.predecessors(name)
+            x = values[srcs[0]]
+            for s in srcs[1:]:
+                x = x + values[s]
+            values[name] = runners[name].sequence(x)
+            continue
+        # a cycle: step loop over the group's nodes
+        states = {n: runners[n].init((B,), shapes[n], torch.float32) for n in group}
+        outs: dict[str, list[Tensor]] = {n: [] for n in group}
+        prev = {n: torch.zeros(B, *shapes[n]) for n in group}
+        for t in range(T):
+            cur: dict[str, Tensor] = {}
+            for n in group:
+                x = None
+                for s in graph.predecessors(n):
+                    if (s, n) in sched.delayed:
+                        v = prev[s]
+                    elif s in cur:
+                        v = cur[s]
+                    else:
+                        v = values[s][t]
+                    x = v if x is None else x + v
+                cur[n], states[n] = runners[n].step(x, states[n])
+            for n in group:
+                outs[n].append(cur[n])
+            prev = cur
+        for n in group:
+            values[n] = torch.stack(outs[n])
+
+    keep = values if record else {n: values[n] for n in graph.outputs()}
+    return {n: (v[:, 0] if squeeze else v) for n, v in keep.items()}
