@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
+
 
 class UserError(Exception):
     """A problem with the user's input; reported in one line, exit status 2."""
@@ -117,6 +119,38 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .datasets import load_spikes, save_spikes
+    from .graph import from_module, simulate
+
+    path = Path(args.target)
+    if path.is_dir():
+        raise UserError(f"{path}: running hardware artifacts is not available yet; "
+                        "give a checkpoint (.safetensors)")
+    model, meta = load_checkpoint(path)
+    graph = from_module(model)
+    spikes_in = load_spikes(args.input)
+    want = graph.nodes[graph.inputs()[0]].shape
+    if spikes_in.shape[-1:] != tuple(want):
+        raise UserError(f"{args.input}: spikes have {spikes_in.shape[-1]} channels, "
+                        f"the model {path.name} expects {want[0]}")
+    values = simulate(graph, spikes_in, record=True)
+    out_name = graph.outputs()[0]
+    spiking = [n for n in graph.nodes if graph.nodes[n].kind in ("LIF", "CubaLIF", "IF", "Threshold")]
+    last_spiking = spiking[-1] if spiking else out_name
+    spikes = values[last_spiking].numpy()
+    output = values[out_name].numpy()
+    extra = {"output": output}
+    if args.out:
+        save_spikes(args.out, spikes.astype(np.uint8) if spiking else spikes, **extra)
+    rate = float(spikes.mean()) if spiking else float("nan")
+    print(f"ran {meta['model']} on {spikes_in.shape} input: spikes of {last_spiking!r} "
+          f"{list(spikes.shape)} (rate {rate:.4f}), output {out_name!r} {list(output.shape)}"
+          + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neuro",
@@ -133,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", help="checkpoint (.safetensors), artifact directory or spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=_cmd_info)
+    run = sub.add_parser("run", help="run a checkpoint on the float reference executor")
+    run.add_argument("target", metavar="CKPT", help="checkpoint (.safetensors)")
+    run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N]")
+    run.add_argument("--out", help="write 'spikes' (last spiking layer) and 'output' to this .npz")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

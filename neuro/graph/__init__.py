@@ -6,8 +6,9 @@ semantics of edges and cycles.
 from . import nodes
 from .graph import Graph, GraphError, Schedule
 from .lower import from_module
+from .module import GraphModel
 from .nodes import NODE_TYPES, Node, NodeError
 from .simulate import simulate
 
-__all__ = ["Graph", "GraphError", "NODE_TYPES", "Node", "NodeError", "Schedule", "from_module",
+__all__ = ["Graph", "GraphError", "GraphModel", "NODE_TYPES", "Node", "NodeError", "Schedule", "from_module",
            "nodes", "simulate"]

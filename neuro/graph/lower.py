@@ -109,6 +109,10 @@ def _input_size(module: nn.Module) -> int | None:
 def from_module(model: nn.Module, *, input_shape: tuple[int, ...] | None = None,
                 name: str = "") -> Graph:
     """Lower ``model`` to a validated :class:`Graph` (``input -> ... -> output``)."""
+    from .module import GraphModel
+
+    if isinstance(model, GraphModel):
+        return model.graph
     if input_shape is None:
         n = _input_size(model)
         if n is None:

@@ -6,9 +6,17 @@ from torch import nn
 
 from .feedforward import SpikingMLP, SpikingMLPConfig
 
+
 #: model name -> builder from its JSON config (a static table, not a registry of live objects)
+def _graph_model(cfg: dict[str, Any]) -> nn.Module:
+    from ..graph.module import GraphModel
+
+    return GraphModel.from_config(cfg)
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     SpikingMLP.name: lambda cfg: SpikingMLP(SpikingMLPConfig.from_dict(cfg)),
+    "graph": _graph_model,
 }
 
 __all__ = ["BUILDERS", "SpikingMLP", "SpikingMLPConfig"]

@@ -69,3 +69,27 @@ def test_bad_option_exits_2_with_one_line(argv, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error:" in err[0]
+
+
+def test_run_checkpoint_on_reference_executor(tmp_path, capsys):
+    import torch
+
+    from neuro.checkpoint import save_checkpoint
+    from neuro.models import SpikingMLP, SpikingMLPConfig
+
+    m = SpikingMLP(SpikingMLPConfig(layers=[6, 5, 3]))
+    with torch.no_grad():
+        m[0].weight.mul_(5)
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", m, name=m.name, config=m.config_dict())
+    x = (np.random.default_rng(0).random((30, 2, 6)) < 0.3).astype(np.uint8)
+    np.savez(tmp_path / "in.npz", spikes=x)
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "in.npz"), "--out",
+                 str(tmp_path / "out.npz")]) == 0
+    with np.load(tmp_path / "out.npz") as f:
+        assert f["spikes"].shape == (30, 2, 5) and f["output"].shape == (30, 2, 3)
+        ref, _ = m(torch.from_numpy(x).float())
+        assert np.array_equal(f["output"], ref.numpy())
+    np.savez(tmp_path / "wrong.npz", spikes=np.zeros((30, 7), np.uint8))
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "wrong.npz")]) == 2
+    assert "expects 6" in capsys.readouterr().err
+    assert not (tmp_path / "nothing.npz").exists()

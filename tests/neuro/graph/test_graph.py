@@ -167,3 +167,18 @@ def test_simulate_rejects_bad_inputs():
     bad[1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         simulate(g, bad)
+
+
+def test_graph_model_checkpoint_roundtrip(tmp_path):
+    from neuro.checkpoint import load_checkpoint, save_checkpoint
+    from neuro.graph import GraphModel
+
+    torch.manual_seed(1)
+    net = Sequential(Recurrent(5, LIF(7, beta=0.7), w_rec=torch.randn(7, 7) * 0.3), Linear(7, 3), LI())
+    g = from_module(net)
+    gm = GraphModel(g)
+    path = save_checkpoint(tmp_path / "g.safetensors", gm, name=gm.name, config=gm.config_dict())
+    gm2, meta = load_checkpoint(path)
+    assert meta["model"] == "graph" and from_module(gm2).equals(g)
+    x = (torch.rand(20, 2, 5) < 0.3).float()
+    assert torch.equal(gm2(x)[0], net(x)[0])
