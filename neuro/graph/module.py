@@ -19,14 +19,16 @@ from .simulate import simulate
 class GraphModel(nn.Module):
     name = "graph"
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, *, validate: bool = True) -> None:
         super().__init__()
-        graph.validate()
+        if validate:
+            graph.validate()
         struct, arrays = graph._split()
         self._struct = struct
         self._keys = sorted(arrays)
         for i, key in enumerate(self._keys):
-            self.register_buffer(f"a{i}", torch.from_numpy(np.ascontiguousarray(arrays[key])))
+            # np.array keeps 0-d arrays 0-d (np.ascontiguousarray would make them [1])
+            self.register_buffer(f"a{i}", torch.from_numpy(np.array(arrays[key], order="C")))
 
     @property
     def graph(self) -> Graph:
@@ -48,10 +50,11 @@ class GraphModel(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> GraphModel:
-        """Rebuild with zero arrays of the recorded shapes (``load_state_dict`` fills them)."""
+        """Rebuild with zero arrays of the recorded shapes (``load_state_dict`` fills them; the
+        graph is validated when it is read through :attr:`graph`)."""
         try:
             arrays = {k: np.zeros(v["shape"], dtype=v["dtype"]) for k, v in cfg["arrays"].items()}
-            return cls(Graph.from_dict(_fill(cfg["graph"], arrays)))
+            return cls(Graph.from_dict(_fill(cfg["graph"], arrays)), validate=False)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad graph checkpoint config ({exc})") from None
 

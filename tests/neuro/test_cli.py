@@ -88,7 +88,7 @@ def test_run_checkpoint_on_reference_executor(tmp_path, capsys):
     with np.load(tmp_path / "out.npz") as f:
         assert f["spikes"].shape == (30, 2, 5) and f["output"].shape == (30, 2, 3)
         ref, _ = m(torch.from_numpy(x).float())
-        assert np.array_equal(f["output"], ref.numpy())
+        assert np.array_equal(f["output"], ref.detach().numpy())
     np.savez(tmp_path / "wrong.npz", spikes=np.zeros((30, 7), np.uint8))
     assert main(["run", str(ckpt), "--input", str(tmp_path / "wrong.npz")]) == 2
     assert "expects 6" in capsys.readouterr().err
