@@ -31,6 +31,12 @@ def _f32(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
+def _num(x: Any) -> np.ndarray:
+    """Integer arrays stay integer (quantized graphs); everything else becomes float32."""
+    a = np.asarray(x)
+    return a if np.issubdtype(a.dtype, np.integer) else a.astype(np.float32)
+
+
 class NodeError(ValueError):
     """A node's field is invalid; the message names the node and the field."""
 
@@ -153,10 +159,12 @@ class Affine(Node):
 
     weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
     bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    weight_exp: int = 0
     kind: ClassVar[str] = "Affine"
 
     def __post_init__(self) -> None:
-        self.weight, self.bias = _f32(self.weight), _f32(self.bias)
+        self.weight, self.bias = _num(self.weight), _num(self.bias)
+        self.weight_exp = int(self.weight_exp)
 
     def output_shape(self, name, in_shape):
         _need(name, self.kind, "weight", self.weight.ndim == 2, f"must be [out, in], got {self.weight.shape}")
@@ -175,10 +183,12 @@ class Linear(Node):
     """``y = W x`` with ``weight [out, in]``."""
 
     weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
+    weight_exp: int = 0
     kind: ClassVar[str] = "Linear"
 
     def __post_init__(self) -> None:
-        self.weight = _f32(self.weight)
+        self.weight = _num(self.weight)
+        self.weight_exp = int(self.weight_exp)
 
     def output_shape(self, name, in_shape):
         _need(name, self.kind, "weight", self.weight.ndim == 2, f"must be [out, in], got {self.weight.shape}")
@@ -197,11 +207,13 @@ class DelayedAffine(Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
     delay: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.int64))
     bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    weight_exp: int = 0
     kind: ClassVar[str] = "DelayedAffine"
     stateful: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        self.weight, self.bias = _f32(self.weight), _f32(self.bias)
+        self.weight, self.bias = _num(self.weight), _num(self.bias)
+        self.weight_exp = int(self.weight_exp)
         self.delay = np.asarray(self.delay, dtype=np.int64)
 
     def output_shape(self, name, in_shape):
@@ -352,7 +364,9 @@ class Threshold(Node):
 class LIF(Node):
     """Discrete LIF (equations in ``neuro.neurons.lif``): per-step ``beta``, ``threshold``.
 
-    Arrays are scalars (broadcast) or of the population shape ``shape``.
+    Arrays are scalars (broadcast) or of the population shape ``shape``. In a quantized graph
+    ``q`` holds the integer registers of the graph's number format (``neuro.graph.quantize``);
+    the float fields are kept as the reference.
     """
 
     shape: Shape | None = None
@@ -362,6 +376,7 @@ class LIF(Node):
     reset: str = "subtract"
     reset_timing: str = "immediate"
     refractory: int = 0
+    q: dict[str, Any] | None = None
     kind: ClassVar[str] = "LIF"
     stateful: ClassVar[bool] = True
 
@@ -436,6 +451,7 @@ class LI(Node):
     shape: Shape | None = None
     beta: np.ndarray = field(default_factory=lambda: _f32(0.9))
     decay_input: bool = False
+    q: dict[str, Any] | None = None
     kind: ClassVar[str] = "LI"
     stateful: ClassVar[bool] = True
 

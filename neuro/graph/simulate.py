@@ -137,8 +137,14 @@ def _as_tensor(name: str, x: Any) -> Tensor:
 
 
 @torch.no_grad()
-def simulate(graph: Graph, inputs: Any, *, record: bool = False) -> dict[str, Tensor]:
-    """Run ``graph`` (float semantics) on ``inputs``; see the module docstring."""
+def simulate(graph: Graph, inputs: Any, *, record: bool = False,
+             record_membranes: bool = False) -> dict[str, Tensor]:
+    """Run ``graph`` on ``inputs``; see the module docstring.
+
+    A quantized graph (``graph.metadata["format"]``) runs on the integer executor
+    (``neuro.graph.intsim``) and returns int64 tensors. ``record_membranes`` adds
+    ``"<neuron>.v"`` (membrane after reset, float graphs only) to the recorded values.
+    """
     sched = graph.schedule()
     shapes = graph.infer_shapes()
     in_names = graph.inputs()
@@ -166,8 +172,19 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False) -> dict[str, Te
             raise ValueError(f"input {name!r} holds NaN or infinite values")
         squeeze = sq if squeeze is None else squeeze
         values[name] = x
+    if "format" in graph.metadata:
+        from .intsim import simulate_int
+
+        ints = {}
+        for n, x in values.items():
+            if not bool((x == x.round()).all()):
+                raise ValueError(f"input {n!r}: a quantized graph takes integer inputs (spikes)")
+            ints[n] = x.to(torch.int64).numpy()
+        res = simulate_int(graph, ints, record=record, record_membranes=record_membranes)
+        return {n: torch.from_numpy(v[:, 0] if squeeze else v) for n, v in res.items()}
     T, B = next(iter(values.values())).shape[:2]
     runners = {n: _Runner(n, graph.nodes[n]) for n in graph.nodes}
+    membranes: dict[str, Tensor] = {}
 
     for group in sched.groups:
         if not sched.cyclic(group):
@@ -178,7 +195,12 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False) -> dict[str, Te
             x = values[srcs[0]]
             for s in srcs[1:]:
                 x = x + values[s]
-            values[name] = runners[name].sequence(x)
+            r = runners[name]
+            if record_membranes and r.neuron is not None and not isinstance(r.node, N.EGRU):
+                values[name], trace = r.neuron(x, record=True)
+                membranes[f"{name}.v"] = trace.v
+            else:
+                values[name] = r.sequence(x)
             continue
         # a cycle: step loop over the group's nodes
         states = {n: runners[n].init((B,), shapes[n], torch.float32) for n in group}
@@ -199,9 +221,14 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False) -> dict[str, Te
                 cur[n], states[n] = runners[n].step(x, states[n])
             for n in group:
                 outs[n].append(cur[n])
+                if record_membranes and hasattr(states[n], "v"):
+                    membranes.setdefault(f"{n}.v", []).append(states[n].v)  # type: ignore[union-attr]
             prev = cur
         for n in group:
             values[n] = torch.stack(outs[n])
+            if isinstance(membranes.get(f"{n}.v"), list):
+                membranes[f"{n}.v"] = torch.stack(membranes[f"{n}.v"])
 
+    values.update(membranes)
     keep = values if record else {n: values[n] for n in graph.outputs()}
     return {n: (v[:, 0] if squeeze else v) for n, v in keep.items()}

@@ -1,0 +1,227 @@
+"""Integer reference executor: a quantized graph, bit for bit in its number format.
+
+Every backend must reproduce these spikes exactly. Arithmetic is int64 numpy; the formats'
+registers (24-bit Loihi u/v, s16.15, int16, ...) are modelled by explicit wrap/clip/saturate
+(equations in ``neuro.graph.formats``). Synapse sums over whole sequences use float64 matmuls,
+which are exact while every partial sum stays below 2^53 (checked).
+
+Values: spikes are 0/1, non-spiking readouts (LI) give their integer membrane.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import nodes as N
+from .formats import NumberFormat
+from .graph import Graph, GraphError
+
+
+def _shr(x: np.ndarray, k: int | np.ndarray, rounding: str) -> np.ndarray:
+    """``x >> k`` rounding toward zero (sign-magnitude) or down (arithmetic shift)."""
+    if rounding == "toward_zero":
+        return np.sign(x) * (np.abs(x) >> k)
+    return x >> k
+
+
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    half = 1 << (bits - 1)
+    return ((x + half) % (1 << bits)) - half
+
+
+def _lava_wrap24(x: np.ndarray) -> np.ndarray:
+    """Lava's current wrap (``AbstractPyLifModelFixed.subthr_dynamics``): > 2^23 -> -2^24, <= -2^23 -> +2^24."""
+    m = 1 << 23
+    return np.where(x > m, x - 2 * m, np.where(x <= -m, x + 2 * m, x))
+
+
+def _lava_weights(w: np.ndarray) -> np.ndarray:
+    """Dense bit-accurate weight handling: clip to 8 bits by sign mode, drop the LSB if mixed."""
+    w = w.astype(np.int64)
+    if (w >= 0).all():
+        return np.clip(w, 0, 255)
+    if (w <= 0).all():
+        return -np.clip(-w, 0, 255)
+    w = np.clip(w, -256, 255)
+    return (w >> 1) << 1
+
+
+def _matmul_exact(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Integer ``x @ w.T`` over the last axis, exact (float64 BLAS when safe, else int64)."""
+    bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(1).max(initial=0))
+    if bound < 2**52:
+        return np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    return x.astype(np.int64) @ w.T.astype(np.int64)
+
+
+class _IntRunner:
+    def __init__(self, name: str, node: N.Node, fmt: NumberFormat, bias: np.ndarray | None) -> None:
+        self.name, self.node, self.fmt = name, node, fmt
+        self.trace: list[np.ndarray] | None = None  # membrane after reset, per step, when recording
+        self.bias = bias  # summed integer bias of the incoming synapses (v units), or None
+        if isinstance(node, (N.Affine, N.Linear, N.DelayedAffine)):
+            w = node.weight
+            if not np.issubdtype(w.dtype, np.integer):
+                raise GraphError(f"node {name!r} ({node.kind}): field 'weight' is not integer; "
+                                 "run neuro.graph.quantize first")
+            self.w = _lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
+        if isinstance(node, (N.LIF, N.LI)) and node.q is None:
+            raise GraphError(f"node {name!r} ({node.kind}): no integer parameters (field 'q'); "
+                             "run neuro.graph.quantize first")
+
+    # -- synapses ---------------------------------------------------------------------------
+    def _shift_exp(self, a: np.ndarray) -> np.ndarray:
+        e = self.node.weight_exp
+        return a << e if e >= 0 else a >> -e
+
+    def sequence(self, x: np.ndarray) -> np.ndarray:
+        node = self.node
+        if isinstance(node, (N.Input, N.Output)):
+            return x
+        if isinstance(node, (N.Affine, N.Linear)):
+            return self._shift_exp(_matmul_exact(x, self.w))
+        if isinstance(node, N.DelayedAffine):
+            out = np.zeros((*x.shape[:-1], self.w.shape[0]), np.int64)
+            for d in np.unique(node.delay):
+                out += _matmul_exact(_shift(x, int(d)), self.w * (node.delay == d))
+            return self._shift_exp(out)
+        if isinstance(node, N.Delay):
+            return np.stack([_shift(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
+        if isinstance(node, N.Flatten):
+            n = x.ndim - 2
+            s, e = node.start_dim % n + 2, node.end_dim % n + 2
+            return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
+        if isinstance(node, (N.LIF, N.LI)):
+            state = self.init(x.shape[1:])
+            out = np.empty_like(x)
+            for t in range(x.shape[0]):
+                out[t], state = self.step(x[t], state)
+            return out  # self.trace holds v when recording
+        raise GraphError(f"node {self.name!r}: {node.kind} has no integer form yet")
+
+    # -- stateful step ----------------------------------------------------------------------------
+    def init(self, shape: tuple[int, ...]) -> Any:
+        if isinstance(self.node, (N.LIF, N.LI)):
+            z = np.zeros(shape, np.int64)
+            return (z, z.copy())  # (current u / i, voltage v)
+        if isinstance(self.node, (N.Delay, N.DelayedAffine)):
+            return []
+        return None
+
+    def step(self, a: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        node, fmt, q = self.node, self.fmt, getattr(self.node, "q", None)
+        if isinstance(node, (N.Delay, N.DelayedAffine)):
+            hist = (state + [a])[-(int(node.delay.max()) + 1):]
+            seq = np.stack([np.zeros_like(a)] * (int(node.delay.max()) + 1 - len(hist)) + hist)
+            return self.sequence(seq)[-1], hist
+        if not isinstance(node, (N.LIF, N.LI)):
+            return self.sequence(a[None])[0], state
+        u, v = state
+        bias = 0 if self.bias is None else self.bias
+        spiking = isinstance(node, N.LIF)
+        if fmt.family == "loihi":
+            du, dv = np.asarray(q["du"]), np.asarray(q["dv"])
+            u = _shr(u * (4096 - (du + 1)), 12, "toward_zero") + (a << fmt.input_shift)
+            u = _lava_wrap24(u)
+            v = _shr(v * (4096 - dv), 12, "toward_zero") + u + bias
+            lim = (1 << 23) - 1
+            v = np.clip(v, -lim, lim)
+            if not spiking:
+                return self._out(v, u, v)
+            s = v > (int(q["vth"]) << fmt.threshold_shift)
+            v = np.where(s, 0, v)
+            return self._out(s.astype(np.int64), u, v)
+        # fixed family
+        if isinstance(node, N.CubaLIF):
+            u = self._decay(u, q, "alpha") + a
+            u = self._overflow(u)
+            x = u
+        else:
+            x = a
+        v = self._overflow(self._decay(v, q, "beta") + x + bias)
+        if not spiking:
+            return self._out(v, u, v)
+        vth = np.asarray(q["vth"], np.int64)
+        s = v >= vth if fmt.spike_rule == "ge" else v > vth
+        v = np.where(s, 0 if node.reset == "zero" else v - vth, v)
+        return self._out(s.astype(np.int64), u, v)
+
+    def _out(self, out: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, Any]:
+        if self.trace is not None:
+            self.trace.append(v)
+        return out, (u, v)
+
+    def _decay(self, v: np.ndarray, q: dict[str, Any], which: str) -> np.ndarray:
+        fmt = self.fmt
+        if fmt.decay == "mantissa":
+            return _shr(v * np.asarray(q[f"{which}_m"], np.int64), fmt.decay_bits, fmt.rounding)
+        k = np.asarray(q[f"{which}_shift"], np.int64)
+        return np.where(k == 0, v, v - _shr(v, np.maximum(k, 1), fmt.rounding))
+
+    def _overflow(self, v: np.ndarray) -> np.ndarray:
+        fmt = self.fmt
+        if fmt.overflow == "wrap":
+            return _wrap(v, fmt.state_bits)
+        return np.clip(v, -fmt.state_max - 1, fmt.state_max)
+
+
+def _shift(x: np.ndarray, d: int) -> np.ndarray:
+    if d == 0:
+        return x
+    out = np.zeros_like(x)
+    if d < x.shape[0]:
+        out[d:] = x[:-d]
+    return out
+
+
+def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = False,
+                 record_membranes: bool = False) -> dict[str, np.ndarray]:
+    """Run a quantized ``graph`` on integer inputs ``{input_name: [T, B, ...]}``.
+
+    ``record_membranes`` adds ``"<neuron>.v"``: the integer membrane after reset at every step.
+    """
+    fmt = NumberFormat.from_dict(graph.metadata["format"])
+    sched = graph.schedule()
+    shapes = graph.infer_shapes()
+    values: dict[str, np.ndarray] = {k: np.asarray(v, np.int64) for k, v in inputs.items()}
+    T, B = next(iter(values.values())).shape[:2]
+    runners: dict[str, _IntRunner] = {}
+    for name, node in graph.nodes.items():
+        bias = None
+        if isinstance(node, (N.LIF, N.LI)):  # synapse biases are in v units, added to v
+            biases = [np.asarray(graph.nodes[s].bias, np.int64) for s in graph.predecessors(name)
+                      if isinstance(graph.nodes[s], (N.Affine, N.DelayedAffine))]
+            bias = sum(biases) if biases else None
+        runners[name] = _IntRunner(name, node, fmt, bias)
+        if record_membranes and isinstance(node, (N.LIF, N.LI)):
+            runners[name].trace = []
+    for group in sched.groups:
+        if not sched.cyclic(group):
+            (name,) = group
+            if name in values:
+                continue
+            srcs = graph.predecessors(name)
+            x = values[srcs[0]]
+            for s in srcs[1:]:
+                x = x + values[s]
+            values[name] = runners[name].sequence(x)
+            continue
+        states = {n: runners[n].init((B, *shapes[n])) for n in group}
+        outs = {n: np.empty((T, B, *shapes[n]), np.int64) for n in group}
+        prev = {n: np.zeros((B, *shapes[n]), np.int64) for n in group}
+        for t in range(T):
+            cur: dict[str, np.ndarray] = {}
+            for n in group:
+                x = None
+                for s in graph.predecessors(n):
+                    val = prev[s] if (s, n) in sched.delayed else (cur[s] if s in cur else values[s][t])
+                    x = val if x is None else x + val
+                cur[n], states[n] = runners[n].step(x, states[n])
+                outs[n][t] = cur[n]
+            prev = cur
+        values.update(outs)
+    for n, r in runners.items():
+        if r.trace:
+            values[f"{n}.v"] = np.stack(r.trace)
+    return values if record else {n: values[n] for n in graph.outputs()}

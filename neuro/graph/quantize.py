@@ -1,0 +1,206 @@
+"""``quantize(graph, fmt)``: a float graph -> an integer graph in a target's number format.
+
+Per neuron population (a neuron node and the synapse nodes feeding it) one scale ``S`` maps float
+membrane units to integer state units; it is the largest scale at which
+
+* every incoming weight fits the format's weight range,
+* the threshold fits the threshold register,
+* the membrane bound fits the state register with a 2x margin. The bound is the largest membrane
+  seen when ``calibration_inputs`` are given, else ``max(threshold, largest row sum of |W| + |b|)``
+  (every input spiking at once).
+
+Loihi (``family="loihi"``): weights ``w = W s_w`` in the 8-bit register (mixed sign: even values in
+[-256, 254]; one sign: [0, 255]), ``S = 64 s_w 2^weight_exp``, ``vth = round(theta s_w 2^weight_exp)``,
+``dv = round(4096 (1 - beta))``, ``du = round(4096 (1 - alpha)) - 1`` (4095 for a plain LIF). Synapse
+biases become ``bias_mant << bias_exp`` in v units (13-bit mantissa, exponent 0..7).
+
+Fixed (SpiNNaker, FPGA): SpiNNaker keeps real units, ``S = 2^15`` (s16.15), weights are 16-bit
+mantissas with a per-population left shift; FPGA formats choose ``S`` per population. Decays are
+``m = round(beta 2^decay_bits)`` (mantissa leak) or the nearest ``v - (v >> k)`` (shift leak).
+
+Integer parameters go to ``node.q`` (neurons) and the synapse nodes' ``weight``/``bias``
+(integer arrays) and ``weight_exp``; ``graph.metadata["format"]`` names the format. Anything the
+format cannot represent raises ``ValueError`` naming the node, the field and the bits needed.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+
+from . import nodes as N
+from .formats import NumberFormat, get_format
+from .graph import Graph, GraphError
+
+SYNAPSES = (N.Affine, N.Linear, N.DelayedAffine)
+NEURONS = (N.LIF, N.LI)  # CubaLIF and IF are LIF subclasses
+
+
+def _populations(g: Graph) -> dict[str, list[str]]:
+    """neuron node -> the synapse nodes feeding it (each synapse feeds exactly one neuron)."""
+    pops: dict[str, list[str]] = {}
+    for name, node in g.nodes.items():
+        if isinstance(node, SYNAPSES):
+            dst = g.successors(name)
+            if len(dst) != 1 or not isinstance(g.nodes[dst[0]], NEURONS):
+                raise GraphError(f"node {name!r} ({node.kind}): a quantized synapse must feed exactly "
+                                 f"one neuron node, it feeds {dst}")
+            pops.setdefault(dst[0], []).append(name)
+        elif isinstance(node, NEURONS):
+            pops.setdefault(name, [])
+            for src in g.predecessors(name):
+                if not isinstance(g.nodes[src], SYNAPSES):
+                    raise GraphError(f"node {name!r} ({node.kind}): input {src!r} ({g.nodes[src].kind}) "
+                                     "is not a synapse; quantized neurons take synapse inputs")
+        elif not isinstance(node, (N.Input, N.Output, N.Delay, N.Flatten)):
+            raise GraphError(f"node {name!r} ({node.kind}) has no integer form yet")
+    return pops
+
+
+def _check_neuron(name: str, node: N.Node, fmt: NumberFormat) -> None:
+    if isinstance(node, N.LIF):
+        if node.reset not in fmt.resets:
+            raise GraphError(f"node {name!r} ({node.kind}): field 'reset' {node.reset!r} is not "
+                             f"available in format {fmt.name} (supports {list(fmt.resets)})")
+        if node.reset_timing != "immediate":
+            raise GraphError(f"node {name!r} ({node.kind}): field 'reset_timing' must be 'immediate' "
+                             f"for format {fmt.name}")
+        if node.refractory:
+            raise GraphError(f"node {name!r} ({node.kind}): field 'refractory' has no integer form yet")
+    if getattr(node, "decay_input", False):
+        raise GraphError(f"node {name!r} ({node.kind}): field 'decay_input' has no integer form yet "
+                         "(fold 1 - beta into the weights)")
+
+
+def _decay_code(fmt: NumberFormat, beta: np.ndarray, name: str, fieldname: str) -> dict[str, Any]:
+    beta = np.asarray(beta, np.float64)
+    if fmt.decay == "mantissa":
+        m = np.round(beta * (1 << fmt.decay_bits)).astype(np.int64)
+        return {f"{fieldname}_m": m.tolist()}
+    if fmt.decay == "shift":
+        with np.errstate(divide="ignore"):
+            k = np.where(beta >= 1, 0, np.clip(np.round(-np.log2(np.maximum(1 - beta, 1e-12))), 1, 62))
+        return {f"{fieldname}_shift": k.astype(np.int64).tolist()}  # 0 = no leak
+    raise GraphError(f"node {name!r}: decay {fmt.decay!r} is not a fixed-family decay")
+
+
+def _bias_mant_exp(b: np.ndarray) -> np.ndarray:
+    """Round v-unit biases to values ``mant << exp`` with a 13-bit mantissa and exp in 0..7."""
+    out = np.zeros_like(b, dtype=np.int64)
+    for i, v in enumerate(np.round(b).astype(np.int64).ravel()):
+        e = 0
+        while abs(v) >> e > 4095 and e < 7:
+            e += 1
+        mant = int(np.clip(round(v / (1 << e)), -4096, 4095))
+        out.ravel()[i] = mant << e
+    return out
+
+
+def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = None) -> Graph:
+    """Return an integer copy of ``graph`` in format ``fmt`` (see the module docstring)."""
+    from .simulate import simulate
+
+    fmt = get_format(fmt)
+    graph.validate()
+    if "format" in graph.metadata:
+        raise GraphError("the graph is already quantized "
+                         f"(format {graph.metadata['format'].get('name')!r})")
+    g = copy.deepcopy(graph)
+    pops = _populations(g)
+    bound: dict[str, float] = {}
+    if calibration_inputs is not None:
+        rec = simulate(graph, calibration_inputs, record=True, record_membranes=True)
+        for n in pops:
+            key = f"{n}.v"
+            if key in rec:
+                bound[n] = float(rec[key].abs().max())
+    scales: dict[str, float] = {}
+    for n, syns in pops.items():
+        node = g.nodes[n]
+        _check_neuron(n, node, fmt)
+        ws = [np.abs(g.nodes[s].weight).max() if g.nodes[s].weight.size else 0.0 for s in syns]
+        wmax = float(max(ws, default=0.0)) or 1.0
+        theta = float(np.max(node.threshold)) if isinstance(node, N.LIF) else 0.0
+        rowsum = sum(float(np.abs(g.nodes[s].weight).sum(1).max()) + float(np.abs(getattr(g.nodes[s], "bias", 0)).max())
+                     for s in syns) if syns else 1.0
+        vb = bound.get(n, max(theta, rowsum)) or 1.0
+        if isinstance(node, N.CubaLIF) and any(np.any(getattr(g.nodes[s], "bias", 0) != 0) for s in syns):
+            raise GraphError(f"node {n!r} (CubaLIF): a synapse bias has no exact integer form "
+                             "(it would bypass the current)")
+        if fmt.family == "loihi":
+            signs = np.concatenate([np.sign(g.nodes[s].weight).ravel() for s in syns]) if syns else np.zeros(1)
+            mixed = bool((signs > 0).any() and (signs < 0).any())
+            wlim = 254 if mixed else 255
+            s_w = min(wlim / wmax, (fmt.threshold_max / theta) if theta else math.inf,
+                      fmt.state_max / (2 * 64 * vb))
+            if s_w < 1 / wmax:
+                raise GraphError(f"node {n!r}: format {fmt.name} cannot hold its weights and membrane "
+                                 f"range together (membrane bound {vb:.3g}, largest weight {wmax:.3g})")
+            S = 64 * s_w
+            for s in syns:
+                syn = g.nodes[s]
+                w = syn.weight.astype(np.float64) * s_w
+                wi = (2 * np.round(w / 2) if mixed else np.round(w)).astype(np.int64)
+                syn.weight = np.clip(wi, -256 if mixed else (-255 if (signs <= 0).all() else 0),
+                                     254 if mixed else 255).astype(np.int32)
+                syn.weight_exp = 0
+                if isinstance(syn, (N.Affine, N.DelayedAffine)):
+                    syn.bias = _bias_mant_exp(syn.bias.astype(np.float64) * S).astype(np.int32)
+            q: dict[str, Any] = {"scale": S}
+            if isinstance(node, N.LIF):
+                q["vth"] = int(np.round(np.max(node.threshold) * s_w))
+                if not np.all(node.threshold == node.threshold.ravel()[0]):
+                    raise GraphError(f"node {n!r}: field 'threshold' must be one value per population "
+                                     f"for format {fmt.name} (Lava's vth is a scalar)")
+                if q["vth"] > fmt.threshold_max:
+                    raise GraphError(f"node {n!r}: field 'threshold' needs {q['vth'].bit_length()} bits, "
+                                     f"the format has {fmt.threshold_bits}")
+            beta = np.asarray(node.beta, np.float64)
+            q["dv"] = np.clip(np.round(4096 * (1 - beta)), 0, 4095).astype(np.int64).tolist()
+            if isinstance(node, N.CubaLIF):
+                alpha = np.asarray(node.alpha, np.float64)
+                q["du"] = np.clip(np.round(4096 * (1 - alpha)) - 1, 0, 4095).astype(np.int64).tolist()
+            else:
+                q["du"] = 4095
+        else:
+            if fmt.frac_bits:  # real units (SpiNNaker): S fixed, weights get a shift
+                S = float(1 << fmt.frac_bits)
+                if vb * S * 2 > fmt.state_max:
+                    raise GraphError(f"node {n!r}: membrane bound {vb:.3g} overflows the "
+                                     f"s{fmt.state_bits - fmt.frac_bits - 1}.{fmt.frac_bits} state")
+                wexp = max(0, math.ceil(math.log2(wmax * S / fmt.weight_max))) if wmax * S > fmt.weight_max else 0
+                if wexp > fmt.weight_exp_range[1]:
+                    raise GraphError(f"node {n!r}: weights need a shift of {wexp}, the format allows "
+                                     f"{fmt.weight_exp_range[1]}")
+            else:
+                S = min(fmt.weight_max / wmax, (fmt.state_max / (2 * vb)))
+                wexp = 0
+                if S * wmax < 1:
+                    raise GraphError(f"node {n!r}: format {fmt.name} cannot hold its weights and membrane "
+                                     f"range together (membrane bound {vb:.3g}, largest weight {wmax:.3g})")
+            for s in syns:
+                syn = g.nodes[s]
+                wi = np.round(syn.weight.astype(np.float64) * S / (1 << wexp)).astype(np.int64)
+                if np.abs(wi).max(initial=0) > fmt.weight_max + 1:
+                    raise GraphError(f"node {s!r}: field 'weight' needs more than {fmt.weight_bits} bits")
+                syn.weight = np.clip(wi, fmt.weight_min, fmt.weight_max).astype(np.int32)
+                syn.weight_exp = wexp
+                if isinstance(syn, (N.Affine, N.DelayedAffine)):
+                    b = np.round(syn.bias.astype(np.float64) * S).astype(np.int64)
+                    syn.bias = np.clip(b, -fmt.state_max, fmt.state_max).astype(np.int64)
+            q = {"scale": S}
+            if isinstance(node, N.LIF):
+                vth = np.round(np.asarray(node.threshold, np.float64) * S).astype(np.int64)
+                if vth.max() > fmt.threshold_max:
+                    raise GraphError(f"node {n!r}: field 'threshold' needs {int(vth.max()).bit_length() + 1} "
+                                     f"bits, the format has {fmt.state_bits}")
+                q["vth"] = vth.tolist()
+            q.update(_decay_code(fmt, node.beta, n, "beta"))
+            if isinstance(node, N.CubaLIF):
+                q.update(_decay_code(fmt, node.alpha, n, "alpha"))
+        node.q = q
+        scales[n] = S
+    g.metadata = {**g.metadata, "format": fmt.to_dict(), "scales": scales}
+    return g.validate()
