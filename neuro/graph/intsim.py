@@ -48,10 +48,15 @@ def _lava_weights(w: np.ndarray) -> np.ndarray:
 
 
 def _matmul_exact(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Integer ``x @ w.T`` over the last axis, exact (float64 BLAS when safe, else int64)."""
+    """Integer ``x @ w.T`` over the last axis, exact: float32 BLAS while every partial sum stays
+    below 2^24 (spikes times 8-bit weights), float64 below 2^53, else int64."""
+    import torch
+
     bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(1).max(initial=0))
-    if bound < 2**52:
-        return np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    for dtype, limit in ((torch.float32, 2**24), (torch.float64, 2**53)):
+        if bound < limit:  # torch's GEMM; every partial sum is an exactly representable integer
+            y = torch.from_numpy(np.ascontiguousarray(x)).to(dtype) @ torch.from_numpy(w).to(dtype).t()
+            return y.round().to(torch.int64).numpy()
     return x.astype(np.int64) @ w.T.astype(np.int64)
 
 
@@ -59,6 +64,7 @@ class _IntRunner:
     def __init__(self, name: str, node: N.Node, fmt: NumberFormat, bias: np.ndarray | None) -> None:
         self.name, self.node, self.fmt = name, node, fmt
         self.trace: list[np.ndarray] | None = None  # membrane after reset, per step, when recording
+        self.compiled = True  # whole-sequence neurons use the C++ kernel when it is available
         self.bias = bias  # summed integer bias of the incoming synapses (v units), or None
         if isinstance(node, (N.Affine, N.Linear, N.DelayedAffine)):
             w = node.weight
@@ -93,6 +99,8 @@ class _IntRunner:
             s, e = node.start_dim % n + 2, node.end_dim % n + 2
             return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
         if isinstance(node, (N.LIF, N.LI)):
+            if self.compiled and _ext_ok():
+                return self._compiled(x)
             state = self.init(x.shape[1:])
             out = np.empty_like(x)
             for t in range(x.shape[0]):
@@ -147,6 +155,38 @@ class _IntRunner:
         v = np.where(s, 0 if node.reset == "zero" else v - vth, v)
         return self._out(s.astype(np.int64), u, v)
 
+    def _compiled(self, x: np.ndarray) -> np.ndarray:
+        """The whole sequence in the C++ kernel (``int_lif_forward``): same arithmetic as step()."""
+        import torch
+
+        node, fmt, q = self.node, self.fmt, self.node.q
+        T, shape = x.shape[0], x.shape[1:]
+        M = int(np.prod(shape))
+
+        def full(v: Any) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(
+                np.broadcast_to(np.asarray(v, np.int64), shape)).reshape(M).copy())
+
+        bias = full(0 if self.bias is None else self.bias)
+        spiking = isinstance(node, N.LIF)
+        cuba = isinstance(node, N.CubaLIF)
+        vth = full(q["vth"] if spiking else 0)
+        if fmt.family == "loihi":
+            p0, p1, family, mode = full(q["du"]), full(q["dv"]), 0, 0
+        else:
+            key = "m" if fmt.decay == "mantissa" else "shift"
+            p0 = full(q[f"beta_{key}"])
+            p1 = full(q[f"alpha_{key}"] if cuba else 0)
+            family, mode = 1, (0 if fmt.decay == "mantissa" else 1)
+        out, vtr = torch.ops.neuro_ops.int_lif_forward(
+            torch.from_numpy(np.ascontiguousarray(x.reshape(T, M), dtype=np.int64)), bias, p0, p1,
+            vth, family, cuba, spiking, mode, fmt.decay_bits, fmt.rounding == "toward_zero",
+            fmt.overflow == "saturate", fmt.state_bits, fmt.spike_rule == "ge",
+            getattr(node, "reset", "zero") == "subtract")
+        if self.trace is not None:
+            self.trace.extend(vtr.numpy().reshape(T, *shape))
+        return out.numpy().reshape(T, *shape)
+
     def _out(self, out: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, Any]:
         if self.trace is not None:
             self.trace.append(v)
@@ -166,6 +206,12 @@ class _IntRunner:
         return np.clip(v, -fmt.state_max - 1, fmt.state_max)
 
 
+def _ext_ok() -> bool:
+    from ..kernels import _ext
+
+    return _ext.load()
+
+
 def _shift(x: np.ndarray, d: int) -> np.ndarray:
     if d == 0:
         return x
@@ -176,10 +222,11 @@ def _shift(x: np.ndarray, d: int) -> np.ndarray:
 
 
 def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = False,
-                 record_membranes: bool = False) -> dict[str, np.ndarray]:
+                 record_membranes: bool = False, compiled: bool = True) -> dict[str, np.ndarray]:
     """Run a quantized ``graph`` on integer inputs ``{input_name: [T, B, ...]}``.
 
     ``record_membranes`` adds ``"<neuron>.v"``: the integer membrane after reset at every step.
+    ``compiled=False`` steps every neuron in numpy (the same arithmetic; used to test the kernel).
     """
     fmt = NumberFormat.from_dict(graph.metadata["format"])
     sched = graph.schedule()
@@ -194,6 +241,7 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
                       if isinstance(graph.nodes[s], (N.Affine, N.DelayedAffine))]
             bias = sum(biases) if biases else None
         runners[name] = _IntRunner(name, node, fmt, bias)
+        runners[name].compiled = compiled
         if record_membranes and isinstance(node, (N.LIF, N.LI)):
             runners[name].trace = []
     for group in sched.groups:

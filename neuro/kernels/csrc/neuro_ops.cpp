@@ -374,9 +374,104 @@ at::Tensor spike_linear_backward_weight(const at::Tensor& row_ptr, const at::Ten
 
 }  // namespace
 
+// Integer LIF over time for the reference executor (neuro/graph/intsim.py), one population.
+// a [T, M] int64: synaptic input (already weight_exp-shifted); bias [M] int64 (v units).
+// Per-element parameters p0..p3 [M] int64 and vth [M] int64:
+//   family 0 (Loihi, Lava PyLifModelBitAcc): p0 = du, p1 = dv; u and v 24-bit, input << 6,
+//            v > vth << 6, reset to 0.
+//   family 1 (fixed): p0 = beta code, p1 = alpha code (cuba only); decay_mode 0 = mantissa
+//            ((v * m) >> decay_bits), 1 = shift (v - (v >> k), k = 0: no leak); rounding 0 =
+//            toward zero, 1 = floor; overflow 0 = wrap, 1 = saturate to state_bits; rule 0 = gt,
+//            1 = ge; reset 0 = zero, 1 = subtract.
+// spiking = false gives a leaky integrator (output v).  Returns (out [T, M], v_trace [T, M]).
+namespace {
+inline int64_t shr_round(int64_t x, int64_t k, bool toward_zero) {
+  if (toward_zero) return x < 0 ? -((-x) >> k) : (x >> k);
+  return x >> k;  // arithmetic shift: floor
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> int_lif_forward(
+    const at::Tensor& a, const at::Tensor& bias, const at::Tensor& p0, const at::Tensor& p1,
+    const at::Tensor& vth, int64_t family, bool cuba, bool spiking, int64_t decay_mode,
+    int64_t decay_bits, bool toward_zero, bool saturate, int64_t state_bits, bool rule_ge,
+    bool reset_subtract) {
+  for (const auto* t : {&a, &bias, &p0, &p1, &vth}) {
+    TORCH_CHECK(t->scalar_type() == at::kLong && t->is_contiguous() && t->device().is_cpu(),
+                "int_lif_forward: int64 contiguous CPU tensors expected");
+  }
+  const int64_t T = a.size(0), M = a.size(1);
+  TORCH_CHECK(bias.numel() == M && p0.numel() == M && p1.numel() == M && vth.numel() == M,
+              "int_lif_forward: parameters must have M elements");
+  auto out = at::empty({T, M}, a.options());
+  auto vtr = at::empty({T, M}, a.options());
+  const int64_t* A = a.data_ptr<int64_t>();
+  const int64_t* BI = bias.data_ptr<int64_t>();
+  const int64_t* P0 = p0.data_ptr<int64_t>();
+  const int64_t* P1 = p1.data_ptr<int64_t>();
+  const int64_t* VT = vth.data_ptr<int64_t>();
+  int64_t* O = out.data_ptr<int64_t>();
+  int64_t* VR = vtr.data_ptr<int64_t>();
+  const int64_t smax = (int64_t(1) << (state_bits - 1)) - 1;
+  const int64_t smin = -smax - 1;
+  const int64_t span = int64_t(1) << state_bits;
+  auto overflow = [&](int64_t x) -> int64_t {
+    if (saturate) return std::min(std::max(x, smin), smax);
+    int64_t y = (x - smin) % span;
+    if (y < 0) y += span;
+    return y + smin;
+  };
+  auto decay = [&](int64_t x, int64_t code) -> int64_t {
+    if (decay_mode == 0) return shr_round(x * code, decay_bits, toward_zero);
+    if (code == 0) return x;
+    return x - shr_round(x, code, toward_zero);
+  };
+  at::parallel_for(0, M, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) {
+      int64_t u = 0, v = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t x = A[t * M + j];
+        int64_t o;
+        if (family == 0) {  // Loihi
+          const int64_t m = int64_t(1) << 23;
+          u = shr_round(u * (4096 - (P0[j] + 1)), 12, true) + (x << 6);
+          if (u > m) u -= 2 * m; else if (u <= -m) u += 2 * m;
+          v = shr_round(v * (4096 - P1[j]), 12, true) + u + BI[j];
+          v = std::min(std::max(v, -(m - 1)), m - 1);
+          if (spiking) {
+            const bool s = v > (VT[j] << 6);
+            if (s) v = 0;
+            o = s ? 1 : 0;
+          } else {
+            o = v;
+          }
+        } else {  // fixed
+          int64_t in = x;
+          if (cuba) {
+            u = overflow(decay(u, P1[j]) + x);
+            in = u;
+          }
+          v = overflow(decay(v, P0[j]) + in + BI[j]);
+          if (spiking) {
+            const bool s = rule_ge ? v >= VT[j] : v > VT[j];
+            if (s) v = reset_subtract ? v - VT[j] : 0;
+            o = s ? 1 : 0;
+          } else {
+            o = v;
+          }
+        }
+        O[t * M + j] = o;
+        VR[t * M + j] = v;
+      }
+    }
+  });
+  return {out, vtr};
+}
+
 TORCH_LIBRARY(neuro_ops, m) {
   m.def("lif_forward", &lif_forward);
   m.def("lif_backward", &lif_backward);
   m.def("spike_linear_forward", &spike_linear_forward);
   m.def("spike_linear_backward_weight", &spike_linear_backward_weight);
+  m.def("int_lif_forward", &int_lif_forward);
 }

@@ -165,3 +165,30 @@ def test_formats_are_data():
     with pytest.raises(ValueError, match="rounding"):
         NumberFormat(**{**INT8.to_dict(), "rounding": "nearest", "weight_exp_range": (0, 0),
                         "resets": ("zero",), "update_order": ("synapse",)})
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_compiled_integer_kernel_equals_numpy_steps(fmt, reset):
+    from neuro.graph.intsim import simulate_int
+    from neuro.neurons import CubaLIF
+
+    if reset not in get_format(fmt).resets:
+        return
+    torch.manual_seed(4)
+    net = Sequential(Linear(20, 16), LIF(16, beta=torch.rand(16) * 0.5 + 0.45, reset=reset),
+                     Linear(16, 12), CubaLIF(alpha=0.6, beta=0.8, reset=reset), Linear(12, 3, bias=False),
+                     LI(beta=0.9))
+    with torch.no_grad():
+        net[0].weight.mul_(4)
+        net[2].weight.mul_(4)
+        net[2].bias.zero_()
+    x = (torch.rand(120, 3, 20) < 0.15).float()
+    q = quantize(from_module(net), fmt, calibration_inputs=x)
+    xi = {"input": x.long().numpy()}
+    a = simulate_int(q, xi, record=True, record_membranes=True, compiled=True)
+    b = simulate_int(q, xi, record=True, record_membranes=True, compiled=False)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert a["1"].sum() > 0
