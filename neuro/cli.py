@@ -151,6 +151,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_TARGETS = ("loihi", "spinnaker", "fpga", "nir")
+
+
+def _nir_io():
+    from .graph import nir_io
+
+    try:
+        nir_io.require_nir()
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
+    return nir_io
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from .checkpoint import load_checkpoint
+    from .graph import from_module
+
+    if args.target != "nir":
+        raise UserError(f"export target {args.target!r} is not available yet (available: nir)")
+    if args.format not in (None, "nir"):
+        raise UserError(f"target nir writes format 'nir' only, got --format {args.format!r}")
+    nir_io = _nir_io()
+    path = Path(args.checkpoint)
+    model, meta = load_checkpoint(path)
+    graph = from_module(model)
+    nir_graph = nir_io.to_nir(graph)  # fails before anything is written
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory")
+    if out.is_dir():
+        target = nir_io.write_nir(nir_graph, out / "model.nir")  # temporary name, then rename
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            nir_io.write_nir(nir_graph, tmp / "model.nir")
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        target = out / "model.nir"
+    print(f"exported {meta['model']} ({len(graph.nodes)} nodes, dt={graph.dt:g} s) to NIR: {target}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .checkpoint import save_checkpoint
+    from .graph import GraphModel
+
+    nir_io = _nir_io()
+    src = Path(args.model)
+    graph = nir_io.read_nir(src)
+    gm = GraphModel(graph)
+    path = save_checkpoint(args.out, gm, name="graph", config=gm.config_dict(),
+                           info={"imported_from": str(src), "format": "nir"})
+    kinds = ", ".join(sorted({n.kind for n in graph.nodes.values()}))
+    print(f"imported {src.name}: {len(graph.nodes)} nodes ({kinds}), dt={graph.dt:g} s -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neuro",
@@ -172,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N]")
     run.add_argument("--out", help="write 'spikes' (last spiking layer) and 'output' to this .npz")
     run.set_defaults(func=_cmd_run)
+    export = sub.add_parser("export", help="export a checkpoint to a target (nir)")
+    export.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
+    export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
+                        help="target: nir (loihi, spinnaker, fpga: not available yet)")
+    export.add_argument("--out", required=True, help="output directory (gets model.nir)")
+    export.add_argument("--format", metavar="NAME", help="target file format (nir: 'nir')")
+    export.set_defaults(func=_cmd_export)
+    imp = sub.add_parser("import", help="import a NIR model into a checkpoint")
+    imp.add_argument("model", metavar="MODEL.nir", help="NIR file (nir.write / HDF5)")
+    imp.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    imp.set_defaults(func=_cmd_import)
     return parser
 
 
