@@ -1,10 +1,11 @@
 """The graph: named nodes, directed edges, ``dt``; validation, shape inference, schedule, I/O.
 
 Semantics of one time step: a node's input is the sum of its incoming edges' values, in edge order.
-Edges inside a cycle that leave a stateful node (neuron, delay) deliver that node's value from the
-previous step (zero at the first step); every other edge delivers the current step's value. So a
-recurrent population is ``in -> LIF``, ``LIF -> Linear(W_rec) -> LIF``, with ``W_rec`` acting on
-the previous step's spikes. A cycle through no stateful node has no meaning and is rejected.
+Edges inside a cycle that leave a neuron node deliver that node's value from the previous step
+(zero at the first step); every other edge delivers the current step's value. So a recurrent
+population is ``in -> LIF``, ``LIF -> Linear(W_rec) -> LIF``, with ``W_rec`` acting on the
+previous step's spikes, and a delay line of ``d`` steps in the loop makes it ``1 + d`` steps. A
+cycle through no neuron node has no meaning and is rejected.
 
 Files: ``graph.json`` (structure, scalar fields, ``dt``, metadata) + ``arrays.npz`` (every numpy
 field, keyed ``"<node>/<field>"``; dtypes preserved). Saving is atomic (a temporary directory
@@ -119,13 +120,13 @@ class Graph:
                 groups.append(list(c))
                 continue
             for s, d in inner:
-                if self.nodes[s].stateful:
+                if self.nodes[s].breaks_cycles:
                     delayed.add((s, d))
             same_step = [(s, d) for s, d in inner if (s, d) not in delayed]
             order = _toposort([n for n in self.nodes if n in members], same_step)
             if order is None:
                 cyc = sorted(members)
-                raise GraphError(f"cycle without a stateful node through {cyc}: "
+                raise GraphError(f"cycle without a stateful (neuron) node through {cyc}: "
                                  "a value would depend on itself within one step")
             groups.append(order)
         assert all(comp[s] >= comp[d] or (s, d) in delayed for s, d in self.edges)

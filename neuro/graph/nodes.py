@@ -8,8 +8,9 @@ Continuous time (NIR) <-> steps: a membrane time constant ``tau`` (seconds) maps
 ``beta = exp(-dt / tau)`` (``"exp"``) or ``1 - dt / tau`` (forward Euler); a delay of ``d``
 seconds is ``round(d / dt)`` steps.
 
-Stateful nodes (neurons, delays) carry state from one step to the next; in a cycle of the graph,
-edges leaving a stateful node deliver the value of the previous step.
+Stateful nodes (neurons, delays) carry state from one step to the next. In a cycle of the graph,
+edges leaving a neuron node deliver the value of the previous step, so a recurrent loop through a
+synapse takes one step and a loop through a delay of ``d`` steps takes ``1 + d``.
 """
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ class Node(abc.ABC):
     """Base class. Subclasses declare their fields; arrays are numpy, everything else plain."""
 
     kind: ClassVar[str] = "Node"
+    #: carries state from one step to the next (neurons, delay lines)
     stateful: ClassVar[bool] = False
+    #: inside a cycle, edges leaving this node deliver the previous step's value (neurons only:
+    #: a delay line adds exactly its own delay, so a loop through it takes 1 + delay steps)
+    breaks_cycles: ClassVar[bool] = False
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -379,6 +384,7 @@ class LIF(Node):
     q: dict[str, Any] | None = None
     kind: ClassVar[str] = "LIF"
     stateful: ClassVar[bool] = True
+    breaks_cycles: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.shape = None if self.shape is None else tuple(int(s) for s in self.shape)
@@ -454,6 +460,7 @@ class LI(Node):
     q: dict[str, Any] | None = None
     kind: ClassVar[str] = "LI"
     stateful: ClassVar[bool] = True
+    breaks_cycles: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.shape = None if self.shape is None else tuple(int(s) for s in self.shape)
@@ -479,6 +486,7 @@ class EGRU(Node):
     threshold: np.ndarray = field(default_factory=lambda: np.full(1, 0.3, np.float32))
     kind: ClassVar[str] = "EGRU"
     stateful: ClassVar[bool] = True
+    breaks_cycles: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):

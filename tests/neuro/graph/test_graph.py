@@ -140,7 +140,7 @@ def test_bad_graphs_name_the_problem():
     with pytest.raises(ValueError, match="shape mismatch at node 'out'|node 'w'.*input shape"):
         _g({"in": inp, "w": nodes.Linear(weight=np.ones((2, 3))), "out": out},
            [("in", "w"), ("w", "out")]).validate()
-    with pytest.raises(ValueError, match="cycle without a stateful node"):
+    with pytest.raises(ValueError, match="cycle without a stateful \\(neuron\\) node"):
         _g({"in": inp, "a": nodes.Linear(weight=np.eye(2)), "b": nodes.Linear(weight=np.eye(2)),
             "out": out}, [("in", "a"), ("a", "b"), ("b", "a"), ("b", "out")]).validate()
     with pytest.raises(ValueError, match="node 'lif' \\(LIF\\): field 'beta'"):
@@ -182,3 +182,19 @@ def test_graph_model_checkpoint_roundtrip(tmp_path):
     assert meta["model"] == "graph" and from_module(gm2).equals(g)
     x = (torch.rand(20, 2, 5) < 0.3).float()
     assert torch.equal(gm2(x)[0], net(x)[0])
+
+
+def test_loop_latency_is_one_step_plus_delays():
+    """LIF -> W -> LIF closes in one step; through a DelayedAffine of d steps in 1 + d."""
+    def loop(syn):
+        return Graph({"in": nodes.Input(shape=(1,)), "lif": nodes.LIF(beta=np.float32(0.0)),
+                      "rec": syn, "out": nodes.Output()},
+                     [("in", "lif"), ("rec", "lif"), ("lif", "rec"), ("lif", "out")])
+    x = torch.zeros(8, 1)
+    x[0] = 1.0
+    plain = simulate(loop(nodes.Linear(weight=np.array([[1.0]]))), x)["out"].flatten().tolist()
+    assert plain == [1, 1, 1, 1, 1, 1, 1, 1]  # re-excites itself every step
+    for d in (0, 2):
+        g = loop(nodes.DelayedAffine(weight=np.array([[1.0]]), delay=np.array([[d]]), bias=np.zeros(1)))
+        out = simulate(g, x)["out"].flatten().tolist()
+        assert out == [1 if t % (1 + d) == 0 else 0 for t in range(8)], (d, out)
