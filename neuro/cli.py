@@ -214,6 +214,53 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import atomic_write, load_checkpoint
+    from .datasets import load_spikes
+    from .graph import from_module
+    from .graph.formats import get_format
+    from .graph.mismatch import mismatch_report
+
+    if args.targets:
+        raise UserError(f"hardware targets ({args.targets}) are not available yet; "
+                        "--formats compares the float model with each integer format")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    for f in formats:
+        get_format(f)  # unknown names fail before any work
+    model, meta = load_checkpoint(args.checkpoint)
+    graph = from_module(model)
+    n_in = graph.nodes[graph.inputs()[0]].shape
+    if args.input:
+        x = load_spikes(args.input)
+        if x.shape[-1:] != tuple(n_in):
+            raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the model expects {n_in[0]}")
+        source = args.input
+    else:
+        g = torch.Generator().manual_seed(0)
+        x = (torch.rand(100, 8, *n_in, generator=g) < 0.1).float().numpy()
+        source = "random Bernoulli(0.1) spikes, T=100, B=8, seed 0"
+    print(f"verify {meta['model']} ({args.checkpoint}) on {source}")
+    reports, problems = [], []
+    for f in formats:
+        try:
+            rep = mismatch_report(graph, f, x)
+        except ValueError as exc:
+            problems.append(f"{f}: cannot quantize: {exc}")
+            print(f"format {f}: cannot quantize: {exc}")
+            continue
+        reports.append(rep)
+        print(rep.table())
+    if args.out:
+        data = {"checkpoint": str(args.checkpoint), "input": source,
+                "reports": [r.as_dict() for r in reports], "problems": problems}
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+    if not reports:
+        raise UserError("no format could represent the model: " + "; ".join(problems))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neuro",
@@ -242,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
     export.add_argument("--format", metavar="NAME", help="target file format (nir: 'nir')")
     export.set_defaults(func=_cmd_export)
+    ver = sub.add_parser("verify", help="compare the float model with its integer formats, per layer")
+    ver.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
+    ver.add_argument("--formats", default="loihi2,spinnaker,int8,int16",
+                     help="number formats to check (default: loihi2,spinnaker,int8,int16)")
+    ver.add_argument("--targets", default="", help="hardware targets (not available yet)")
+    ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
+    ver.add_argument("--out", help="also write the report as JSON to this file")
+    ver.set_defaults(func=_cmd_verify)
     imp = sub.add_parser("import", help="import a NIR model into a checkpoint")
     imp.add_argument("model", metavar="MODEL.nir", help="NIR file (nir.write / HDF5)")
     imp.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")

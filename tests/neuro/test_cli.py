@@ -93,3 +93,25 @@ def test_run_checkpoint_on_reference_executor(tmp_path, capsys):
     assert main(["run", str(ckpt), "--input", str(tmp_path / "wrong.npz")]) == 2
     assert "expects 6" in capsys.readouterr().err
     assert not (tmp_path / "nothing.npz").exists()
+
+
+def test_verify_prints_mismatch_per_format(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from neuro.checkpoint import save_checkpoint
+    from neuro.models import SpikingMLP, SpikingMLPConfig
+
+    m = SpikingMLP(SpikingMLPConfig(layers=[12, 10, 3], reset="zero"))
+    with torch.no_grad():
+        m[0].weight.mul_(5)
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", m, name=m.name, config=m.config_dict())
+    assert main(["verify", str(ckpt), "--formats", "loihi2,int8", "--out", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "format loihi2" in out and "format int8" in out and "first diff" in out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert [r["format"] for r in rep["reports"]] == ["loihi2", "int8"]
+    assert main(["verify", str(ckpt), "--formats", "nope"]) == 2
+    assert main(["verify", str(ckpt), "--targets", "loihi"]) == 2
+    assert "not available yet" in capsys.readouterr().err
