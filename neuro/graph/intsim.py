@@ -155,22 +155,19 @@ class _IntRunner:
         v = np.where(s, 0 if node.reset == "zero" else v - vth, v)
         return self._out(s.astype(np.int64), u, v)
 
-    def _compiled(self, x: np.ndarray) -> np.ndarray:
-        """The whole sequence in the C++ kernel (``int_lif_forward``): same arithmetic as step()."""
+    def kernel_args(self, shape: tuple[int, ...]) -> tuple[list[Any], list[Any]]:
+        """``(tensors [bias, p0, p1, vth], flags)`` of the C++ integer neuron for this node."""
         import torch
 
         node, fmt, q = self.node, self.fmt, self.node.q
-        T, shape = x.shape[0], x.shape[1:]
         M = int(np.prod(shape))
 
         def full(v: Any) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(
                 np.broadcast_to(np.asarray(v, np.int64), shape)).reshape(M).copy())
 
-        bias = full(0 if self.bias is None else self.bias)
         spiking = isinstance(node, N.LIF)
         cuba = isinstance(node, N.CubaLIF)
-        vth = full(q["vth"] if spiking else 0)
         if fmt.family == "loihi":
             p0, p1, family, mode = full(q["du"]), full(q["dv"]), 0, 0
         else:
@@ -178,11 +175,21 @@ class _IntRunner:
             p0 = full(q[f"beta_{key}"])
             p1 = full(q[f"alpha_{key}"] if cuba else 0)
             family, mode = 1, (0 if fmt.decay == "mantissa" else 1)
-        out, vtr = torch.ops.neuro_ops.int_lif_forward(
-            torch.from_numpy(np.ascontiguousarray(x.reshape(T, M), dtype=np.int64)), bias, p0, p1,
-            vth, family, cuba, spiking, mode, fmt.decay_bits, fmt.rounding == "toward_zero",
-            fmt.overflow == "saturate", fmt.state_bits, fmt.spike_rule == "ge",
-            getattr(node, "reset", "zero") == "subtract")
+        tensors = [full(0 if self.bias is None else self.bias), p0, p1,
+                   full(q["vth"] if spiking else 0)]
+        flags = [family, cuba, spiking, mode, fmt.decay_bits, fmt.rounding == "toward_zero",
+                 fmt.overflow == "saturate", fmt.state_bits, fmt.spike_rule == "ge",
+                 getattr(node, "reset", "zero") == "subtract"]
+        return tensors, flags
+
+    def _compiled(self, x: np.ndarray) -> np.ndarray:
+        """The whole sequence in the C++ kernel (``int_lif_forward``): same arithmetic as step()."""
+        import torch
+
+        T, shape = x.shape[0], x.shape[1:]
+        tensors, flags = self.kernel_args(shape)
+        xt = torch.from_numpy(np.ascontiguousarray(x.reshape(T, -1), dtype=np.int64))
+        out, vtr = torch.ops.neuro_ops.int_lif_forward(xt, *tensors, *flags)
         if self.trace is not None:
             self.trace.extend(vtr.numpy().reshape(T, *shape))
         return out.numpy().reshape(T, *shape)
@@ -204,6 +211,40 @@ class _IntRunner:
         if fmt.overflow == "wrap":
             return _wrap(v, fmt.state_bits)
         return np.clip(v, -fmt.state_max - 1, fmt.state_max)
+
+
+def _compiled_recurrence(graph: Graph, group: list[str], sched: Any, values: dict[str, np.ndarray],
+                         runners: dict[str, _IntRunner], shapes: dict[str, tuple[int, ...]]
+                         ) -> dict[str, np.ndarray] | None:
+    """A population with one recurrent synapse (``in -> n``, ``n -> W -> n``) in the C++ kernel;
+    None when ``group`` has another shape (it then runs the numpy step loop)."""
+    import torch
+
+    neurons = [n for n in group if isinstance(graph.nodes[n], (N.LIF, N.LI))]
+    syns = [n for n in group if isinstance(graph.nodes[n], (N.Linear, N.Affine))]
+    if len(group) != 2 or len(neurons) != 1 or len(syns) != 1:
+        return None
+    n, r = neurons[0], syns[0]
+    if graph.predecessors(r) != [n] or (n, r) not in sched.delayed or len(shapes[n]) != 1:
+        return None
+    ext = [p for p in graph.predecessors(n) if p != r]
+    if not ext:
+        return None
+    a_ext = values[ext[0]]
+    for p in ext[1:]:
+        a_ext = a_ext + values[p]
+    runner = runners[n]
+    tensors, flags = runner.kernel_args(shapes[n])
+    w_t = torch.from_numpy(np.ascontiguousarray(runners[r].w.T, dtype=np.int64))
+    out, vtr = torch.ops.neuro_ops.int_recurrent_lif_forward(
+        torch.from_numpy(np.ascontiguousarray(a_ext, dtype=np.int64)), w_t,
+        graph.nodes[r].weight_exp, *tensors, *flags)
+    out_np = out.numpy()
+    if runner.trace is not None:
+        runner.trace.extend(vtr.numpy())
+    # the synapse's values (W applied to the previous step's output), as the step loop records them
+    prev = np.concatenate([np.zeros_like(out_np[:1]), out_np[:-1]])
+    return {n: out_np, r: runners[r].sequence(prev)}
 
 
 def _ext_ok() -> bool:
@@ -255,6 +296,11 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
                 x = x + values[s]
             values[name] = runners[name].sequence(x)
             continue
+        if compiled and _ext_ok():
+            done = _compiled_recurrence(graph, group, sched, values, runners, shapes)
+            if done is not None:
+                values.update(done)
+                continue
         states = {n: runners[n].init((B, *shapes[n])) for n in group}
         outs = {n: np.empty((T, B, *shapes[n]), np.int64) for n in group}
         prev = {n: np.zeros((B, *shapes[n]), np.int64) for n in group}

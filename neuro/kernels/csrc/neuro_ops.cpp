@@ -389,6 +389,60 @@ inline int64_t shr_round(int64_t x, int64_t k, bool toward_zero) {
   if (toward_zero) return x < 0 ? -((-x) >> k) : (x >> k);
   return x >> k;  // arithmetic shift: floor
 }
+
+// The integer neuron of both families (see int_lif_forward); one element, one step.
+struct IntLif {
+  int64_t family;
+  bool cuba, spiking;
+  int64_t decay_mode, decay_bits;
+  bool toward_zero, saturate;
+  int64_t state_bits;
+  bool rule_ge, reset_subtract;
+
+  int64_t overflow(int64_t x) const {
+    const int64_t smax = (int64_t(1) << (state_bits - 1)) - 1, smin = -smax - 1;
+    if (saturate) return std::min(std::max(x, smin), smax);
+    const int64_t span = int64_t(1) << state_bits;
+    int64_t y = (x - smin) % span;
+    if (y < 0) y += span;
+    return y + smin;
+  }
+  int64_t decay(int64_t x, int64_t code) const {
+    if (decay_mode == 0) return shr_round(x * code, decay_bits, toward_zero);
+    if (code == 0) return x;
+    return x - shr_round(x, code, toward_zero);
+  }
+  // x: synaptic input; u, v: state (updated); returns the spike (0/1) or, non-spiking, v.
+  int64_t step(int64_t x, int64_t& u, int64_t& v, int64_t p0, int64_t p1, int64_t vth,
+               int64_t bias) const {
+    if (family == 0) {  // Loihi: p0 = du, p1 = dv
+      const int64_t m = int64_t(1) << 23;
+      u = shr_round(u * (4096 - (p0 + 1)), 12, true) + (x << 6);
+      if (u > m) u -= 2 * m; else if (u <= -m) u += 2 * m;
+      v = shr_round(v * (4096 - p1), 12, true) + u + bias;
+      v = std::min(std::max(v, -(m - 1)), m - 1);
+      if (!spiking) return v;
+      const bool s = v > (vth << 6);
+      if (s) v = 0;
+      return s ? 1 : 0;
+    }
+    int64_t in = x;  // fixed: p0 = beta code, p1 = alpha code
+    if (cuba) {
+      u = overflow(decay(u, p1) + x);
+      in = u;
+    }
+    v = overflow(decay(v, p0) + in + bias);
+    if (!spiking) return v;
+    const bool s = rule_ge ? v >= vth : v > vth;
+    if (s) v = reset_subtract ? v - vth : 0;
+    return s ? 1 : 0;
+  }
+};
+
+void check_long(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.scalar_type() == at::kLong && t.is_contiguous() && t.device().is_cpu(), what,
+              ": int64 contiguous CPU tensors expected");
+}
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> int_lif_forward(
@@ -396,72 +450,76 @@ std::tuple<at::Tensor, at::Tensor> int_lif_forward(
     const at::Tensor& vth, int64_t family, bool cuba, bool spiking, int64_t decay_mode,
     int64_t decay_bits, bool toward_zero, bool saturate, int64_t state_bits, bool rule_ge,
     bool reset_subtract) {
-  for (const auto* t : {&a, &bias, &p0, &p1, &vth}) {
-    TORCH_CHECK(t->scalar_type() == at::kLong && t->is_contiguous() && t->device().is_cpu(),
-                "int_lif_forward: int64 contiguous CPU tensors expected");
-  }
+  for (const auto* t : {&a, &bias, &p0, &p1, &vth}) check_long(*t, "int_lif_forward");
   const int64_t T = a.size(0), M = a.size(1);
   TORCH_CHECK(bias.numel() == M && p0.numel() == M && p1.numel() == M && vth.numel() == M,
               "int_lif_forward: parameters must have M elements");
+  const IntLif n{family, cuba, spiking, decay_mode, decay_bits, toward_zero, saturate,
+                 state_bits, rule_ge, reset_subtract};
   auto out = at::empty({T, M}, a.options());
   auto vtr = at::empty({T, M}, a.options());
-  const int64_t* A = a.data_ptr<int64_t>();
-  const int64_t* BI = bias.data_ptr<int64_t>();
-  const int64_t* P0 = p0.data_ptr<int64_t>();
-  const int64_t* P1 = p1.data_ptr<int64_t>();
+  const int64_t *A = a.data_ptr<int64_t>(), *BI = bias.data_ptr<int64_t>();
+  const int64_t *P0 = p0.data_ptr<int64_t>(), *P1 = p1.data_ptr<int64_t>();
   const int64_t* VT = vth.data_ptr<int64_t>();
   int64_t* O = out.data_ptr<int64_t>();
   int64_t* VR = vtr.data_ptr<int64_t>();
-  const int64_t smax = (int64_t(1) << (state_bits - 1)) - 1;
-  const int64_t smin = -smax - 1;
-  const int64_t span = int64_t(1) << state_bits;
-  auto overflow = [&](int64_t x) -> int64_t {
-    if (saturate) return std::min(std::max(x, smin), smax);
-    int64_t y = (x - smin) % span;
-    if (y < 0) y += span;
-    return y + smin;
-  };
-  auto decay = [&](int64_t x, int64_t code) -> int64_t {
-    if (decay_mode == 0) return shr_round(x * code, decay_bits, toward_zero);
-    if (code == 0) return x;
-    return x - shr_round(x, code, toward_zero);
-  };
   at::parallel_for(0, M, 256, [&](int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; ++j) {
       int64_t u = 0, v = 0;
       for (int64_t t = 0; t < T; ++t) {
-        const int64_t x = A[t * M + j];
-        int64_t o;
-        if (family == 0) {  // Loihi
-          const int64_t m = int64_t(1) << 23;
-          u = shr_round(u * (4096 - (P0[j] + 1)), 12, true) + (x << 6);
-          if (u > m) u -= 2 * m; else if (u <= -m) u += 2 * m;
-          v = shr_round(v * (4096 - P1[j]), 12, true) + u + BI[j];
-          v = std::min(std::max(v, -(m - 1)), m - 1);
-          if (spiking) {
-            const bool s = v > (VT[j] << 6);
-            if (s) v = 0;
-            o = s ? 1 : 0;
-          } else {
-            o = v;
-          }
-        } else {  // fixed
-          int64_t in = x;
-          if (cuba) {
-            u = overflow(decay(u, P1[j]) + x);
-            in = u;
-          }
-          v = overflow(decay(v, P0[j]) + in + BI[j]);
-          if (spiking) {
-            const bool s = rule_ge ? v >= VT[j] : v > VT[j];
-            if (s) v = reset_subtract ? v - VT[j] : 0;
-            o = s ? 1 : 0;
-          } else {
-            o = v;
-          }
-        }
-        O[t * M + j] = o;
+        O[t * M + j] = n.step(A[t * M + j], u, v, P0[j], P1[j], VT[j], BI[j]);
         VR[t * M + j] = v;
+      }
+    }
+  });
+  return {out, vtr};
+}
+
+// A recurrent integer population: per step, a = a_ext[t] + shift(W o[t-1], weight_exp), then
+// the neuron step.  a_ext [T, B, N]; w_t = W^T [N, N] (row j: the weights leaving neuron j);
+// o is the population's output (spikes, or v for a non-spiking population); the recurrent sum
+// is event-driven (only non-zero outputs are visited).  Parameters as in int_lif_forward, [N].
+std::tuple<at::Tensor, at::Tensor> int_recurrent_lif_forward(
+    const at::Tensor& a_ext, const at::Tensor& w_t, int64_t weight_exp, const at::Tensor& bias,
+    const at::Tensor& p0, const at::Tensor& p1, const at::Tensor& vth, int64_t family, bool cuba,
+    bool spiking, int64_t decay_mode, int64_t decay_bits, bool toward_zero, bool saturate,
+    int64_t state_bits, bool rule_ge, bool reset_subtract) {
+  for (const auto* t : {&a_ext, &w_t, &bias, &p0, &p1, &vth}) check_long(*t, "int_recurrent_lif");
+  TORCH_CHECK(a_ext.dim() == 3, "int_recurrent_lif: a_ext must be [T, B, N]");
+  const int64_t T = a_ext.size(0), B = a_ext.size(1), N = a_ext.size(2);
+  TORCH_CHECK(w_t.size(0) == N && w_t.size(1) == N, "int_recurrent_lif: w_t must be [N, N]");
+  const IntLif n{family, cuba, spiking, decay_mode, decay_bits, toward_zero, saturate,
+                 state_bits, rule_ge, reset_subtract};
+  auto out = at::empty({T, B, N}, a_ext.options());
+  auto vtr = at::empty({T, B, N}, a_ext.options());
+  const int64_t *A = a_ext.data_ptr<int64_t>(), *W = w_t.data_ptr<int64_t>();
+  const int64_t *BI = bias.data_ptr<int64_t>(), *P0 = p0.data_ptr<int64_t>();
+  const int64_t *P1 = p1.data_ptr<int64_t>(), *VT = vth.data_ptr<int64_t>();
+  int64_t* O = out.data_ptr<int64_t>();
+  int64_t* VR = vtr.data_ptr<int64_t>();
+  at::parallel_for(0, B, 1, [&](int64_t blo, int64_t bhi) {
+    std::vector<int64_t> u(N), v(N), prev(N), rec(N);
+    for (int64_t b = blo; b < bhi; ++b) {
+      std::fill(u.begin(), u.end(), 0);
+      std::fill(v.begin(), v.end(), 0);
+      std::fill(prev.begin(), prev.end(), 0);
+      for (int64_t t = 0; t < T; ++t) {
+        std::fill(rec.begin(), rec.end(), 0);
+        for (int64_t j = 0; j < N; ++j) {
+          const int64_t o = prev[j];
+          if (o == 0) continue;
+          const int64_t* wj = W + j * N;
+          for (int64_t i = 0; i < N; ++i) rec[i] += wj[i] * o;
+        }
+        const int64_t* at = A + (t * B + b) * N;
+        int64_t* ot = O + (t * B + b) * N;
+        int64_t* vt = VR + (t * B + b) * N;
+        for (int64_t i = 0; i < N; ++i) {
+          const int64_t r = weight_exp >= 0 ? (rec[i] << weight_exp) : (rec[i] >> -weight_exp);
+          ot[i] = n.step(at[i] + r, u[i], v[i], P0[i], P1[i], VT[i], BI[i]);
+          vt[i] = v[i];
+        }
+        std::copy(ot, ot + N, prev.begin());
       }
     }
   });
@@ -474,4 +532,5 @@ TORCH_LIBRARY(neuro_ops, m) {
   m.def("spike_linear_forward", &spike_linear_forward);
   m.def("spike_linear_backward_weight", &spike_linear_backward_weight);
   m.def("int_lif_forward", &int_lif_forward);
+  m.def("int_recurrent_lif_forward", &int_recurrent_lif_forward);
 }

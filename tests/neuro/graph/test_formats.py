@@ -192,3 +192,23 @@ def test_compiled_integer_kernel_equals_numpy_steps(fmt, reset):
     for k in a:
         assert np.array_equal(a[k], b[k]), k
     assert a["1"].sum() > 0
+
+
+@pytest.mark.parametrize("fmt", ["loihi2", "spinnaker", "int16", "int8-m12"])
+def test_compiled_recurrent_population_equals_numpy_steps(fmt):
+    from neuro.graph.intsim import simulate_int
+
+    torch.manual_seed(5)
+    net = Sequential(Recurrent(10, LIF(30, beta=0.85, reset="zero"), w_rec=torch.randn(30, 30) * 0.3),
+                     Linear(30, 4), LI(beta=0.9))
+    with torch.no_grad():
+        net[0].input.weight.mul_(3)
+    x = (torch.rand(150, 3, 10) < 0.2).float()
+    q = quantize(from_module(net), fmt, calibration_inputs=x)
+    xi = {"input": x.long().numpy()}
+    a = simulate_int(q, xi, record=True, record_membranes=True, compiled=True)
+    b = simulate_int(q, xi, record=True, record_membranes=True, compiled=False)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert a["0.neuron"].sum() > 0
