@@ -71,10 +71,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .datasets import load_spikes
 
     path = Path(args.path)
-    if path.is_dir():
+    if path.is_dir() and (path / "graph.json").is_file():
+        from .graph import Graph
+
+        g = Graph.load(path)
+        shapes = g.infer_shapes()
+        desc = {"kind": "graph", "path": str(path), "dt": g.dt,
+                "format": g.metadata.get("format", {}).get("name", "float"),
+                "digest": g.digest()[:16],
+                "nodes": {n: f"{node.kind} -> {list(shapes[n])}" for n, node in g.nodes.items()},
+                "edges": [f"{a} -> {b}" for a, b in g.edges]}
+    elif path.is_dir():
         manifest = path / "manifest.json"
         if not manifest.is_file():
-            raise UserError(f"{path}: a directory without manifest.json is not a neuro artifact")
+            raise UserError(f"{path}: a directory without manifest.json or graph.json is not a "
+                            "neuro artifact")
         try:
             desc = {"kind": "artifact", "path": str(path), **json.loads(manifest.read_text())}
         except json.JSONDecodeError as exc:
@@ -274,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(func=_cmd_demo)
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
-    info.add_argument("path", help="checkpoint (.safetensors), artifact directory or spikes .npz")
+    info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=_cmd_info)
     run = sub.add_parser("run", help="run a checkpoint on the float reference executor")

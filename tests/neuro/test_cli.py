@@ -115,3 +115,15 @@ def test_verify_prints_mismatch_per_format(tmp_path, capsys):
     assert main(["verify", str(ckpt), "--formats", "nope"]) == 2
     assert main(["verify", str(ckpt), "--targets", "loihi"]) == 2
     assert "not available yet" in capsys.readouterr().err
+
+
+def test_info_describes_a_saved_graph(tmp_path, capsys):
+    from neuro.graph import from_module
+    from neuro.models import SpikingMLP, SpikingMLPConfig
+
+    from_module(SpikingMLP(SpikingMLPConfig(layers=[8, 6, 2]))).save(tmp_path / "g")
+    assert main(["info", str(tmp_path / "g")]) == 0
+    out = capsys.readouterr().out
+    assert "kind: graph" in out and "LIF -> [6]" in out and "format: float" in out
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path / "empty")]) == 2
