@@ -74,6 +74,14 @@ class Graph:
     def predecessors(self, name: str) -> list[str]:
         return [s for s, d in self.edges if d == name]
 
+    def input_sum(self, name: str, values: dict[str, Any]) -> Any:
+        """The input of node ``name``: its predecessors' values summed in edge order."""
+        srcs = self.predecessors(name)
+        x = values[srcs[0]]
+        for s in srcs[1:]:
+            x = x + values[s]
+        return x
+
     def successors(self, name: str) -> list[str]:
         return [d for s, d in self.edges if s == name]
 

@@ -290,10 +290,7 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
             (name,) = group
             if name in values:
                 continue
-            srcs = graph.predecessors(name)
-            x = values[srcs[0]]
-            for s in srcs[1:]:
-                x = x + values[s]
+            x = graph.input_sum(name, values)
             values[name] = runners[name].sequence(x)
             continue
         if compiled and _ext_ok():

@@ -191,10 +191,7 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False,
             (name,) = group
             if name in values:
                 continue
-            srcs = graph.predecessors(name)
-            x = values[srcs[0]]
-            for s in srcs[1:]:
-                x = x + values[s]
+            x = graph.input_sum(name, values)
             r = runners[name]
             if record_membranes and r.neuron is not None and not isinstance(r.node, N.EGRU):
                 values[name], trace = r.neuron(x, record=True)

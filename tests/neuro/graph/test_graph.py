@@ -18,30 +18,13 @@ def _all_node_classes():
     return sorted(found, key=lambda c: c.kind)
 
 
-def _wrap(node):
-    """A valid graph input -> node -> output around ``node``'s example."""
-    shapes = {nodes.Conv1d: (1, 5), nodes.Conv2d: (1, 4, 4), nodes.Flatten: (2, 3)}
-    in_shape = shapes.get(type(node))
-    if in_shape is None:
-        for probe in [(n,) for n in range(1, 8)]:
-            try:
-                node.output_shape("probe", probe)
-                in_shape = probe
-                break
-            except ValueError:
-                continue
-    g = Graph({"in": nodes.Input(shape=in_shape), "n": node, "out": nodes.Output()},
-              [("in", "n"), ("n", "out")])
-    return g.validate()
-
-
 @pytest.mark.parametrize("cls", _all_node_classes(), ids=lambda c: c.kind)
-def test_every_node_roundtrips_dict_json_npz(cls, tmp_path):
+def test_every_node_roundtrips_dict_json_npz(wrap_node, cls, tmp_path):
     node = cls.example()
     assert nodes.node_from_dict(node.to_dict()).equals(node)
     if cls in (nodes.Input, nodes.Output):
         return
-    g = _wrap(node)
+    g = wrap_node(node)
     g2 = Graph.load(g.save(tmp_path / "g"))
     assert g2.equals(g)
     assert g2.digest() == g.digest()
@@ -49,10 +32,10 @@ def test_every_node_roundtrips_dict_json_npz(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", _all_node_classes(), ids=lambda c: c.kind)
-def test_every_node_simulates(cls):
+def test_every_node_simulates(wrap_node, cls):
     if cls in (nodes.Input, nodes.Output):
         return
-    g = _wrap(cls.example())
+    g = wrap_node(cls.example())
     shape = g.nodes["in"].shape
     out = simulate(g, torch.rand(7, 2, *shape))["out"]
     assert out.shape[:2] == (7, 2) and torch.isfinite(out).all()

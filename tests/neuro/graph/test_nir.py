@@ -54,22 +54,6 @@ T, B, NI, NH, NO = 60, 3, 10, 12, 5
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _wrap(node):
-    """A valid graph input -> node -> output around ``node`` (as in test_graph.py)."""
-    shapes = {nodes.Conv1d: (1, 5), nodes.Conv2d: (1, 4, 4), nodes.Flatten: (2, 3)}
-    in_shape = shapes.get(type(node))
-    if in_shape is None:
-        for probe in [(n,) for n in range(1, 8)]:
-            try:
-                node.output_shape("probe", probe)
-                in_shape = probe
-                break
-            except ValueError:
-                continue
-    return Graph({"in": nodes.Input(shape=in_shape), "n": node, "out": nodes.Output()},
-                 [("in", "n"), ("n", "out")]).validate()
-
-
 def _same_run(g1, g2, seed=0):
     shape = g1.nodes[g1.inputs()[0]].shape
     x = torch.rand(12, 2, *shape, generator=torch.Generator().manual_seed(seed)) * 2
@@ -84,8 +68,8 @@ def _node_classes():
 
 # ------------------------------------------------------------------------------ round trips
 @pytest.mark.parametrize("cls", _node_classes(), ids=lambda c: c.kind)
-def test_every_node_roundtrips_or_names_itself(cls, tmp_path):
-    g = _wrap(cls.example())
+def test_every_node_roundtrips_or_names_itself(wrap_node, cls, tmp_path):
+    g = wrap_node(cls.example())
     path = tmp_path / "m.nir"
     if cls.kind not in EXPRESSIBLE:
         msg = rf"node 'n' \({cls.kind}\) cannot be expressed in NIR"
@@ -350,7 +334,8 @@ def test_oracle_neuro_export_runs_the_same_in_snntorch(neuron, timing):
 
 # ------------------------------------------------------------------------------ bad files
 def _good_file(path):
-    g = _wrap(nodes.LIF.example())
+    g = Graph({"in": nodes.Input(shape=(3,)), "n": nodes.LIF.example(), "out": nodes.Output()},
+              [("in", "n"), ("n", "out")])
     return write_nir(g, path)
 
 
@@ -420,7 +405,7 @@ def test_cli_export_import_run(tmp_path, capsys):
     assert sorted(p.name for p in out_dir.iterdir()) == ["model.nir"]
 
 
-def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+def test_cli_bad_inputs_exit_2_with_one_line(wrap_node, tmp_path, capsys):
     model = SpikingMLP(SpikingMLPConfig(layers=[6, 4, 2]))
     ckpt = save_checkpoint(tmp_path / "m.safetensors", model, name=model.name,
                            config=model.config_dict())
@@ -430,7 +415,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert main(["export", str(ckpt), "--target", "nir", "--out", str(out), "--format", "x"]) == 2
     _one_line_error(capsys, "format")
     # a node NIR lacks: one line naming it, no output directory
-    egru = _wrap(nodes.EGRU.example())
+    egru = wrap_node(nodes.EGRU.example())
     gm = GraphModel(egru)
     eckpt = save_checkpoint(tmp_path / "egru.safetensors", gm, name="graph", config=gm.config_dict())
     assert main(["export", str(eckpt), "--target", "nir", "--out", str(out)]) == 2

@@ -1,0 +1,24 @@
+import pytest
+
+from neuro.graph import Graph, nodes
+
+
+def wrap(node: nodes.Node) -> Graph:
+    """A valid graph ``input -> node -> output`` around ``node`` (input shape probed)."""
+    shapes = {nodes.Conv1d: (1, 5), nodes.Conv2d: (1, 4, 4), nodes.Flatten: (2, 3)}
+    in_shape = shapes.get(type(node))
+    if in_shape is None:
+        for probe in [(n,) for n in range(1, 8)]:
+            try:
+                node.output_shape("probe", probe)
+                in_shape = probe
+                break
+            except ValueError:
+                continue
+    return Graph({"in": nodes.Input(shape=in_shape), "n": node, "out": nodes.Output()},
+                 [("in", "n"), ("n", "out")]).validate()
+
+
+@pytest.fixture
+def wrap_node():
+    return wrap
