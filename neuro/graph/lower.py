@@ -1,5 +1,8 @@
 """Lowering: an ``nn.Module`` built from neuro neurons and layers -> :class:`Graph`.
 
+``DelayedLinear`` lowers to ``DelayedAffine`` with the integer delays of its rounded positions
+(the float positions of the module are not changed).
+
 Neurons are lowered from their ``describe()`` (no per-model code); synapse layers map to
 ``Affine``/``Linear``; ``neuro.layers.Recurrent`` becomes a cycle ``in -> neuron``,
 ``neuron -> Linear(W_rec) -> neuron``. Node names are the module paths (``"0"``, ``"2.recurrent"``).
@@ -69,6 +72,11 @@ class _Builder:
             if module.bias is None:
                 return self.add(name, N.Linear(weight=w), src)
             return self.add(name, N.Affine(weight=w, bias=module.bias.detach().cpu().numpy()), src)
+        if isinstance(module, L.DelayedLinear):
+            w = module.weight.detach().cpu().numpy()
+            b = (module.bias.detach().cpu().numpy() if module.bias is not None
+                 else np.zeros(module.out_features, np.float32))
+            return self.add(name, N.DelayedAffine(weight=w, delay=module.delays().cpu().numpy(), bias=b), src)
         if isinstance(module, L.Recurrent):
             inp = self.lower(module.input, f"{name}.input", src)
             pop = self.lower(module.neuron, f"{name}.neuron", inp)
@@ -97,7 +105,7 @@ def _input_size(module: nn.Module) -> int | None:
         return _input_size(module[0]) if len(module) else None
     if isinstance(module, L.Recurrent):
         return module.input.in_features
-    if isinstance(module, nn.Linear):
+    if isinstance(module, (nn.Linear, L.DelayedLinear)):
         return module.in_features
     if isinstance(module, EGRUNeuron):
         return module.input_size

@@ -68,12 +68,9 @@ class _Runner:
             return self.neuron(x)[0]
         if isinstance(node, (N.Affine, N.Linear)):
             return kernels.spike_linear(x, p["weight"], p.get("bias"), cpp=kernels.use_cpp(x))
-        if isinstance(node, N.DelayedAffine):
-            out = torch.zeros(*x.shape[:-1], p["weight"].shape[0], dtype=x.dtype) + p["bias"]
-            for d in np.unique(node.delay):
-                shifted = _shift(x, int(d))
-                out = out + shifted @ (p["weight"] * torch.from_numpy(node.delay == d)).t()
-            return out
+        if isinstance(node, N.DelayedAffine):  # same function as DelayedLinear's integer mode
+            bias = p["bias"] if bool((p["bias"] != 0).any()) else None
+            return kernels.delayed_affine(x, p["weight"], p["delay"], bias)
         if isinstance(node, N.Delay):
             return torch.stack([_shift(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
         if isinstance(node, (N.Conv1d, N.Conv2d)):

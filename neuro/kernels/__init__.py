@@ -16,10 +16,11 @@ import os
 from torch import Tensor
 
 from . import _ext
+from .delayed import delayed_affine, shift_time
 from .lif import lif_multistep
 from .spike_linear import spike_linear
 
-__all__ = ["backend", "lif_multistep", "spike_linear", "use_cpp"]
+__all__ = ["backend", "delayed_affine", "lif_multistep", "shift_time", "spike_linear", "use_cpp"]
 
 
 def use_cpp(x: Tensor) -> bool:
