@@ -93,7 +93,11 @@ class _Builder:
                                    ("kernel", "recurrent_kernel", "bias", "recurrent_bias")},
                         "threshold": module._theta().detach().numpy()}
             return self.add(name, neuron_node(desc), src)
-        if isinstance(module, (nn.Identity, nn.Dropout)):
+        if isinstance(module, L.BatchNormTime):
+            scale, shift = module.scale_shift()
+            return self.add(name, N.ChannelAffine(scale=scale.detach().cpu().numpy(),
+                                                  shift=shift.detach().cpu().numpy()), src)
+        if isinstance(module, (nn.Identity, nn.Dropout, L.TimeDropout)):
             return src  # no-ops at inference
         raise GraphError(f"cannot lower module {name or '<root>'!r} of type {type(module).__name__}: "
                          "build models from neuro.layers and neuro.neurons")

@@ -347,6 +347,28 @@ class Flatten(Node):
 
 
 @dataclass(eq=False)
+class ChannelAffine(Node):
+    """Per-channel ``y = x * scale + shift`` (an inference-mode BatchNorm); ``quantize`` folds it
+    into the synapse before it."""
+
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1, np.float32))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    kind: ClassVar[str] = "ChannelAffine"
+
+    def __post_init__(self) -> None:
+        self.scale, self.shift = _f32(self.scale), _f32(self.shift)
+
+    def output_shape(self, name, in_shape):
+        _need(name, self.kind, "shift", self.shift.shape == self.scale.shape,
+              f"must have the scale's shape {self.scale.shape}, got {self.shift.shape}")
+        return _same_shape(name, self, in_shape, self.scale.shape)
+
+    @classmethod
+    def example(cls):
+        return cls(scale=_f32([0.5, 2.0, 1.0]), shift=_f32([0.1, 0.0, -0.2]))
+
+
+@dataclass(eq=False)
 class Threshold(Node):
     """``y = H(x - threshold)`` with ``H(0) = 1``."""
 
@@ -514,7 +536,7 @@ class EGRU(Node):
 #: node type name -> class (a static table of the IR's vocabulary)
 NODE_TYPES: dict[str, type[Node]] = {
     c.kind: c for c in (Input, Output, Affine, Linear, DelayedAffine, Delay, Conv1d, Conv2d,
-                        Flatten, Threshold, LIF, CubaLIF, IF, LI, EGRU)
+                        Flatten, ChannelAffine, Threshold, LIF, CubaLIF, IF, LI, EGRU)
 }
 
 

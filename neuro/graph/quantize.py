@@ -38,6 +38,29 @@ SYNAPSES = (N.Affine, N.Linear, N.DelayedAffine)
 NEURONS = (N.LIF, N.LI)  # CubaLIF and IF are LIF subclasses
 
 
+def _fold_channel_affines(g: Graph) -> None:
+    """Fold every ``ChannelAffine`` into the synapse before it (in place): ``W' = W * scale``,
+    ``b' = b * scale + shift`` (a Linear becomes an Affine)."""
+    for name in [n for n, node in g.nodes.items() if isinstance(node, N.ChannelAffine)]:
+        node = g.nodes[name]
+        preds = g.predecessors(name)
+        syn = g.nodes[preds[0]] if len(preds) == 1 else None
+        if not isinstance(syn, SYNAPSES) or g.successors(preds[0]) != [name]:
+            raise GraphError(f"node {name!r} (ChannelAffine): only a scale directly after a synapse "
+                             "has an integer form (it is folded into that synapse)")
+        s, b = node.scale.astype(np.float64), node.shift.astype(np.float64)
+        w = syn.weight.astype(np.float64) * s[:, None]
+        bias = getattr(syn, "bias", np.zeros(len(s)))
+        new_bias = (np.asarray(bias, np.float64) * s + b).astype(np.float32)
+        src = preds[0]
+        if isinstance(syn, N.Linear):
+            g.nodes[src] = N.Affine(weight=w.astype(np.float32), bias=new_bias)
+        else:
+            syn.weight, syn.bias = w.astype(np.float32), new_bias
+        g.edges = [(src, d) if s_ == name else (s_, d) for s_, d in g.edges if d != name]
+        del g.nodes[name]
+
+
 def _populations(g: Graph) -> dict[str, list[str]]:
     """neuron node -> the synapse nodes feeding it (each synapse feeds exactly one neuron)."""
     pops: dict[str, list[str]] = {}
@@ -108,6 +131,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         raise GraphError("the graph is already quantized "
                          f"(format {graph.metadata['format'].get('name')!r})")
     g = copy.deepcopy(graph)
+    _fold_channel_affines(g)
     pops = _populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None:

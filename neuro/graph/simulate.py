@@ -83,6 +83,8 @@ class _Runner:
             n = x.dim() - 2
             s, e = node.start_dim % n + 2, node.end_dim % n + 2
             return x.flatten(s, e)
+        if isinstance(node, N.ChannelAffine):
+            return x * p["scale"] + p["shift"]
         if isinstance(node, N.Threshold):
             return (x - p["threshold"] >= 0).to(x.dtype)
         if isinstance(node, (N.Input, N.Output)):

@@ -4,6 +4,7 @@ from typing import Any
 
 from torch import nn
 
+from .delay_snn import DelaySNN, DelaySNNConfig
 from .feedforward import SpikingMLP, SpikingMLPConfig
 
 
@@ -17,6 +18,7 @@ def _graph_model(cfg: dict[str, Any]) -> nn.Module:
 BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     SpikingMLP.name: lambda cfg: SpikingMLP(SpikingMLPConfig.from_dict(cfg)),
     "graph": _graph_model,
+    DelaySNN.name: lambda cfg: DelaySNN(DelaySNNConfig.from_dict(cfg)),
 }
 
-__all__ = ["BUILDERS", "SpikingMLP", "SpikingMLPConfig"]
+__all__ = ["BUILDERS", "DelaySNN", "DelaySNNConfig", "SpikingMLP", "SpikingMLPConfig"]
