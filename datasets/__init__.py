@@ -4,6 +4,18 @@ Samples are stored ``[N, T, C]`` (uint8 spike counts); models take time-first ba
 ``[T, B, C]`` float32 (:func:`neuro.datasets.synthetic.SpikeDataset.batches`).
 """
 from .io import load_spikes, save_spikes
+from .shd import bin_spikes, default_cache_dir, download_file, load_shd, load_ssc, read_heidelberg
 from .synthetic import SpikeDataset, spike_pattern_task
 
-__all__ = ["SpikeDataset", "load_spikes", "save_spikes", "spike_pattern_task"]
+__all__ = [
+    "SpikeDataset",
+    "bin_spikes",
+    "default_cache_dir",
+    "download_file",
+    "load_shd",
+    "load_spikes",
+    "load_ssc",
+    "read_heidelberg",
+    "save_spikes",
+    "spike_pattern_task",
+]
