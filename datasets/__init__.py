@@ -5,7 +5,7 @@ Samples are stored ``[N, T, C]`` (uint8 spike counts); models take time-first ba
 """
 from .io import load_spikes, save_spikes
 from .shd import bin_spikes, default_cache_dir, download_file, load_shd, load_ssc, read_heidelberg
-from .synthetic import SpikeDataset, spike_pattern_task
+from .synthetic import SpikeDataset, delay_pattern_task, spike_pattern_task
 
 __all__ = [
     "SpikeDataset",
@@ -17,5 +17,5 @@ __all__ = [
     "load_ssc",
     "read_heidelberg",
     "save_spikes",
-    "spike_pattern_task",
+    "delay_pattern_task", "spike_pattern_task",
 ]

@@ -87,3 +87,44 @@ def spike_pattern_task(
         return SpikeDataset(spikes, labels.astype(np.int64), n_classes)
 
     return sample(n_train), sample(n_test)
+
+
+def delay_pattern_task(
+    n_train: int = 2000,
+    n_test: int = 1000,
+    *,
+    n_pairs: int = 8,
+    n_classes: int = 4,
+    max_interval: int = 8,
+    n_steps: int = 30,
+    noise_rate: float = 0.01,
+    task_seed: int = 0,
+    seed: int = 1,
+) -> tuple[SpikeDataset, SpikeDataset]:
+    """A task where only spike *timing between channels* tells the classes apart.
+
+    ``2 n_pairs`` channels form pairs ``(a_m, b_m)``. Class ``c`` fixes an interval
+    ``delta[c, m]`` in ``0..max_interval`` steps for every pair. A sample fires every ``a_m`` once
+    at a random onset and ``b_m`` exactly ``delta[c, m]`` steps later, plus Poisson noise. Channels
+    and spike counts are the same for every class, and onsets are random, so a network of
+    near-memoryless neurons can only tell classes apart by coincidences, i.e. by delaying ``a_m``
+    by ``delta`` so that it meets ``b_m``: the setting in which learned synaptic delays help.
+    """
+    if max_interval >= n_steps:
+        raise ValueError("delay_pattern_task: max_interval must be shorter than n_steps")
+    trng = np.random.default_rng(task_seed)
+    delta = trng.integers(0, max_interval + 1, size=(n_classes, n_pairs))
+    rng = np.random.default_rng(seed)
+    C = 2 * n_pairs
+
+    def sample(n: int) -> SpikeDataset:
+        labels = rng.integers(0, n_classes, size=n)
+        spikes = (rng.random((n, n_steps, C)) < noise_rate).astype(np.uint8)
+        onsets = rng.integers(0, n_steps - max_interval, size=(n, n_pairs))
+        rows = np.arange(n)[:, None]
+        pairs = np.arange(n_pairs)[None, :]
+        spikes[rows, onsets, 2 * pairs] = 1
+        spikes[rows, onsets + delta[labels], 2 * pairs + 1] = 1
+        return SpikeDataset(spikes, labels.astype(np.int64), n_classes)
+
+    return sample(n_train), sample(n_test)

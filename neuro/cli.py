@@ -27,27 +27,71 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from . import __version__, kernels
     from .checkpoint import save_checkpoint
-    from .datasets import spike_pattern_task
-    from .models import SpikingMLP, SpikingMLPConfig
-    from .training import train_classifier
+    from .datasets import delay_pattern_task
+    from .models import DelaySNN, DelaySNNConfig
+    from .training import train_delay_snn
 
     torch.manual_seed(args.seed)
-    print(f"neuro {__version__} demo: LIF network on the offline spike-pattern task "
-          f"(kernels: {kernels.backend()})")
-    train, test = spike_pattern_task(seed=args.seed + 1)
+    print(f"neuro {__version__} demo: LIF network with learnable synaptic delays (DCLS) on the "
+          f"offline delay task (kernels: {kernels.backend()})")
+    train, test = delay_pattern_task(seed=args.seed + 1)
     print(f"data: {len(train)} train / {len(test)} test samples, T={train.n_steps} steps, "
-          f"{train.n_channels} channels, {train.n_classes} classes")
-    config = SpikingMLPConfig(layers=[train.n_channels, 128, train.n_classes], beta=0.9,
-                              threshold=1.0, readout_beta=0.9)
-    model = SpikingMLP(config)
-    result = train_classifier(model, train, test, epochs=args.epochs, seed=args.seed)
+          f"{train.n_channels} channels, {train.n_classes} classes that differ only in the "
+          "intervals between paired channels")
+    model = DelaySNN(DelaySNNConfig(n_inputs=train.n_channels, n_hidden=64, n_layers=1,
+                                    n_outputs=train.n_classes, max_delay=9, dropout=0.1))
+    result = train_delay_snn(model, train, test, epochs=args.epochs, seed=args.seed)
     acc = result.test_accuracy[-1]
-    print(f"test accuracy: {acc:.3f} (chance {1 / train.n_classes:.3f}), "
+    print(f"test accuracy: {acc:.3f} (integer delays; chance {1 / train.n_classes:.3f}), "
           f"trained in {result.seconds:.1f} s")
     path = save_checkpoint(Path(args.out) / "model.safetensors", model, name=model.name,
                            config=model.config_dict(),
-                           info={"task": "spike_pattern_task", "seed": args.seed, **result.as_dict()})
+                           info={"task": "delay_pattern_task", "seed": args.seed, **result.as_dict()})
     print(f"checkpoint: {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .datasets import delay_pattern_task
+    from .models import DelaySNN, DelaySNNConfig
+    from .training import train_delay_snn
+
+    if args.model != "delay-snn":
+        raise UserError(f"training {args.model!r} is not available yet (available: delay-snn)")
+    cfg: dict = {}
+    if args.config:
+        try:
+            cfg = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{args.config}: not a readable JSON config ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise UserError(f"{args.config}: the config must be a JSON object")
+    train_keys = {"batch_size", "lr", "lr_positions", "weight_decay", "epochs", "seed"}
+    train_cfg = {k: cfg.pop(k) for k in list(cfg) if k in train_keys}
+    epochs = args.epochs or train_cfg.pop("epochs", 150 if args.data else 15)
+    seed = train_cfg.pop("seed", args.seed)
+    torch.manual_seed(seed)
+    if args.data:
+        from .datasets import load_shd
+
+        train, test = load_shd("train", data=args.data), load_shd("test", data=args.data)
+        base = {}  # the SHD defaults of DelaySNNConfig
+    else:
+        train, test = delay_pattern_task(seed=seed + 1)
+        base = {"n_inputs": train.n_channels, "n_hidden": 64, "n_layers": 1,
+                "n_outputs": train.n_classes, "max_delay": 9, "dropout": 0.1}
+    model = DelaySNN(DelaySNNConfig.from_dict({**base, **cfg}))
+    print(f"training delay-snn on {args.data or 'the offline delay task'}: {len(train)} train / "
+          f"{len(test)} test, {epochs} epochs")
+    result = train_delay_snn(model, train, test, epochs=epochs, seed=seed, **train_cfg)
+    path = save_checkpoint(Path(args.out) / "model.safetensors", model, name=model.name,
+                           config=model.config_dict(),
+                           info={"data": str(args.data or "delay_pattern_task"), "seed": seed,
+                                 **result.as_dict()})
+    print(f"test accuracy {result.test_accuracy[-1]:.4f} (integer delays); checkpoint: {path}")
     return 0
 
 
@@ -278,12 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking neural networks: train in PyTorch, export to neuromorphic targets.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    demo = sub.add_parser("demo", help="train a small LIF network on an offline task and save it")
+    demo = sub.add_parser("demo", help="train a delay SNN on an offline task and save it")
     demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")
     demo.add_argument("--epochs", type=_positive_int, default=8,
                       help="training epochs (default: 8)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(func=_cmd_demo)
+    tr = sub.add_parser("train", help="train a model: delay-snn (on --data SHD files or offline)")
+    tr.add_argument("model", choices=["delay-snn", "spikegpt", "egru", "lsm"], help="model family")
+    tr.add_argument("--data", help="directory or file with the SHD .h5/.h5.gz files")
+    tr.add_argument("--config", help="JSON: model config keys plus batch_size/lr/lr_positions/epochs/seed")
+    tr.add_argument("--epochs", type=_positive_int, help="epochs (default: 150 with --data, else 15)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", default="runs/delay-snn", help="output directory")
+    tr.set_defaults(func=_cmd_train)
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
