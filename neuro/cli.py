@@ -54,6 +54,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from . import distributed
     from .checkpoint import save_checkpoint
     from .datasets import delay_pattern_task
     from .models import DelaySNN, DelaySNNConfig
@@ -61,6 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.model != "delay-snn":
         raise UserError(f"training {args.model!r} is not available yet (available: delay-snn)")
+    distributed.init_from_env()  # torchrun --nproc_per_node N: DDP over N processes
     cfg: dict = {}
     if args.config:
         try:
@@ -87,6 +89,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"training delay-snn on {args.data or 'the offline delay task'}: {len(train)} train / "
           f"{len(test)} test, {epochs} epochs")
     result = train_delay_snn(model, train, test, epochs=epochs, seed=seed, **train_cfg)
+    if not distributed.is_main():
+        return 0
     path = save_checkpoint(Path(args.out) / "model.safetensors", model, name=model.name,
                            config=model.config_dict(),
                            info={"data": str(args.data or "delay_pattern_task"), "seed": seed,

@@ -128,9 +128,12 @@ def train_delay_snn(
     ``5 lr``, stepped per epoch. Positions: Adam (``lr_positions``, default ``100 lr``, no weight
     decay) with cosine annealing over ``epochs``. Positions are clamped after every step; the
     Gaussian width follows the sigma schedule per epoch. Test accuracy uses integer delays.
+    Under ``torchrun`` (``neuro.distributed``) the model is wrapped in DDP and each rank trains on
+    every ``world_size``-th batch.
     """
     from tqdm import tqdm
 
+    from . import distributed
     from .models.delay_snn import predict, summed_softmax_loss
 
     if epochs <= 0 or batch_size <= 0 or lr <= 0:
@@ -150,15 +153,20 @@ def train_delay_snn(
         sched_p = torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=epochs)
     result = TrainResult()
     start = time.perf_counter()
-    n_batches = (len(train) + batch_size - 1) // batch_size
+    net = distributed.wrap(model)  # DDP under torchrun: gradients averaged over the ranks
+    ws = distributed.world_size()
+    n_batches = ((len(train) + batch_size - 1) // batch_size + ws - 1) // ws
+    if not distributed.is_main():
+        progress, log = False, (lambda s: None)
     for epoch in range(epochs):
         model.train()
         model.set_epoch(epoch, epochs)
         total, correct, seen = 0.0, 0, 0
-        bar = tqdm(train.batches(batch_size, shuffle=True, generator=gen), total=n_batches,
-                   desc=f"epoch {epoch + 1}/{epochs}", disable=None if progress else True, leave=False)
+        batches = distributed.shard(train.batches(batch_size, shuffle=True, generator=gen))
+        bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=None if progress else True, leave=False)
         for x, y in bar:
-            out, _ = model(x)
+            out, _ = net(x)
             loss = summed_softmax_loss(out, y)
             opt_w.zero_grad(set_to_none=True)
             if opt_p is not None:
@@ -174,6 +182,7 @@ def train_delay_snn(
         sched_w.step()
         if sched_p is not None:
             sched_p.step()
+        distributed.sync_buffers(model)  # identical BatchNorm statistics on every rank
         result.loss.append(total / seen)
         result.train_accuracy.append(correct / seen)
         result.test_accuracy.append(evaluate_delay_snn(model, test))
