@@ -58,6 +58,7 @@ class NumberFormat:
     input_shift: int = 0             # Loihi: synaptic input << 6 into u
     threshold_shift: int = 0         # Loihi: vth << 6
     threshold_bits: int = 0          # Loihi: 17-bit unsigned vth; 0 = state_bits
+    max_delay: int = 0               # longest per-synapse delay in steps (0: no limit in the format)
     update_order: tuple[str, ...] = ("synapse", "current", "voltage", "spike", "reset")
 
     def __post_init__(self) -> None:
@@ -109,10 +110,13 @@ LOIHI2 = NumberFormat(
     name="loihi2", family="loihi", weight_bits=9, weight_exp_range=(-8, 7), state_bits=24,
     frac_bits=0, decay="loihi12", decay_bits=12, rounding="toward_zero", overflow="wrap",
     spike_rule="gt", resets=("zero",), input_shift=6, threshold_shift=6, threshold_bits=17,
+    max_delay=62,
     update_order=("synapse", "current", "voltage", "spike", "reset"),
 )
 """Loihi 2 / Lava bit-accurate: 8-bit weight register read as signed 9-bit range [-256, 255]
-(mixed-sign weights keep only even values), 24-bit u and v, 12-bit decays, zero reset."""
+(mixed-sign weights keep only even values), 24-bit u and v, 12-bit decays, zero reset; per-synapse
+delays up to 62 steps (Lava DelayDense). SpiNNaker has 16 native delay slots and reaches longer
+delays through a delay-extension stage (the backend's business, so no limit in its format)."""
 
 SPINNAKER = NumberFormat(
     name="spinnaker", family="fixed", weight_bits=16, weight_exp_range=(0, 15), state_bits=32,

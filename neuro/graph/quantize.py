@@ -131,6 +131,12 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         raise GraphError("the graph is already quantized "
                          f"(format {graph.metadata['format'].get('name')!r})")
     g = copy.deepcopy(graph)
+    if fmt.max_delay:
+        for name, node in g.nodes.items():
+            if isinstance(node, (N.DelayedAffine, N.Delay)) and node.delay.size and int(node.delay.max()) > fmt.max_delay:
+                raise GraphError(f"node {name!r} ({node.kind}): field 'delay' needs {int(node.delay.max())} "
+                                 f"steps, format {fmt.name} allows {fmt.max_delay} (train with "
+                                 f"delay_limit={fmt.max_delay})")
     _fold_channel_affines(g)
     pops = _populations(g)
     bound: dict[str, float] = {}

@@ -212,3 +212,18 @@ def test_compiled_recurrent_population_equals_numpy_steps(fmt):
     for k in a:
         assert np.array_equal(a[k], b[k]), k
     assert a["0.neuron"].sum() > 0
+
+
+def test_loihi2_delay_limit_is_enforced():
+    from neuro.layers import DelayedLinear
+
+    layer = DelayedLinear(3, 2, 127)
+    with torch.no_grad():
+        layer.P.fill_(-63.0)  # delay 63 + 63 = 126 steps
+    g = from_module(Sequential(layer, LIF(reset="zero")))
+    with pytest.raises(ValueError, match="field 'delay' needs 126 steps, format loihi2 allows 62"):
+        quantize(g, "loihi2")
+    layer.delay_limit = 62
+    layer.clamp_positions()
+    assert int(from_module(Sequential(layer, LIF(reset="zero"))).nodes["0"].delay.max()) == 62
+    quantize(from_module(Sequential(layer, LIF(reset="zero"))), "loihi2")
