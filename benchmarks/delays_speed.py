@@ -80,7 +80,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -88,6 +87,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import cpu_model, maxrss_bytes, own_cpu_s, rss_bytes, summary, system_busy_s
 
 IMPLS: tuple[str, ...] = ("neuro", "reference")
 LAYERS: tuple[int, ...] = (140, 256, 256, 20)
@@ -290,27 +291,6 @@ def _make_data(T: int, B: int, seed: int = SEED + 1) -> tuple[Any, Any]:
     return x, y
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _system_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (all cores), from ``/proc/stat``."""
-    with open("/proc/stat", encoding="ascii") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal minus idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
 
 def _saved_bytes(model: Any, x: Any, run: Callable[[], Any]) -> int:
     """Bytes of the distinct storages autograd saves for backward during ``run()``
@@ -432,24 +412,24 @@ def worker(impl: str, steps: int, warmup: int) -> dict[str, Any]:
     T, B = WORKLOADS["W5"]
     x, y = _make_data(T, B)
     res: dict[str, Any] = {"impl": impl, "workload": "W5", "threads": torch.get_num_threads()}
-    baseline = _rss_bytes()
+    baseline = rss_bytes()
     warm = []
     for _ in range(warmup):
         t0 = time.perf_counter()
         step(x, y)
         warm.append((time.perf_counter() - t0) * 1e3)
     times = []
-    busy0, own0, wall0 = _system_busy_s(), _own_cpu_s(), time.perf_counter()
+    busy0, own0, wall0 = system_busy_s(), own_cpu_s(), time.perf_counter()
     for _ in range(steps):
         t0 = time.perf_counter()
         step(x, y)
         times.append((time.perf_counter() - t0) * 1e3)
     wall = time.perf_counter() - wall0
-    foreign = (_system_busy_s() - busy0) - (_own_cpu_s() - own0)
+    foreign = (system_busy_s() - busy0) - (own_cpu_s() - own0)
     mib = 1024.0 * 1024.0
     res.update(value=statistics.median(times), times_ms=times, warmup_ms=warm,
                foreign_load=max(0.0, foreign / (wall * (os.cpu_count() or 1))),
-               peak_rss_increment_mib=(_maxrss_bytes() - baseline) / mib,
+               peak_rss_increment_mib=(maxrss_bytes() - baseline) / mib,
                baseline_rss_mib=baseline / mib)
     return res
 
@@ -492,16 +472,6 @@ def _check_installed() -> dict[str, str]:
     }
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def machine_info(versions: dict[str, str]) -> dict[str, Any]:
     import torch
@@ -510,7 +480,7 @@ def machine_info(versions: dict[str, str]) -> dict[str, Any]:
 
     torch.set_num_threads(NUM_THREADS)
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cores_available": len(os.sched_getaffinity(0)),
         "platform": platform.platform(),
@@ -557,9 +527,6 @@ def sanity_check() -> dict[str, Any]:
         print(f"  WARNING: the losses differ by more than {LOSS_TOL:g}")
     return c
 
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -667,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
             "ratios": {"reference/neuro": ratio},
             "goal": {"text": goal_text, "met": met},
-            "stats": {i: _summary(v) for i, v in per_round.items()},
+            "stats": {i: summary(v) for i, v in per_round.items()},
             "rounds": per_round,
             "warmup_ms": warm,
             "foreign_load": loads,

@@ -65,7 +65,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -73,6 +72,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import cpu_model, maxrss_bytes, own_cpu_s, rss_bytes, summary, system_busy_s
 
 IMPLS: tuple[str, ...] = ("neuro", "snntorch", "spikingjelly")
 PEERS: tuple[str, ...] = ("snntorch", "spikingjelly")
@@ -252,14 +253,6 @@ def _train_step_fn(model: Any, forward: Forward) -> Callable[[Any, Any], float]:
     return step
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
 
 def _neuro_spike_rates(model: Any, x: Any) -> list[float]:
     """Mean spike rate of each hidden LIF layer of the neuro net on ``x``."""
@@ -276,18 +269,6 @@ def _neuro_spike_rates(model: Any, x: Any) -> list[float]:
                     rates.append(float(h.mean()))
     return rates
 
-
-def _system_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (all cores), from ``/proc/stat``."""
-    with open("/proc/stat", encoding="ascii") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal minus idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _saved_bytes(model: Any, x: Any, run: Callable[[], Any]) -> int:
@@ -345,9 +326,9 @@ def worker(impl: str, workload: str, steps: int, warmup: int,
         step = _train_step_fn(model, forward)
         step(x[:10], y)  # initialise libraries, kernels and the Adam state at a small T
         gc.collect()
-        baseline, before = _rss_bytes(), _maxrss_bytes()
+        baseline, before = rss_bytes(), maxrss_bytes()
         step(x, y)
-        after = _maxrss_bytes()
+        after = maxrss_bytes()
         mib = 1024.0 * 1024.0
         res.update(value=(after - baseline) / mib, baseline_rss_mib=baseline / mib,
                    maxrss_before_mib=before / mib, maxrss_mib=after / mib,
@@ -371,13 +352,13 @@ def worker(impl: str, workload: str, steps: int, warmup: int,
     for _ in range(warmup):
         run()
     times = []
-    busy0, own0, wall0 = _system_busy_s(), _own_cpu_s(), time.perf_counter()
+    busy0, own0, wall0 = system_busy_s(), own_cpu_s(), time.perf_counter()
     for _ in range(steps):
         t0 = time.perf_counter()
         run()
         times.append((time.perf_counter() - t0) * 1e3)
     wall = time.perf_counter() - wall0
-    foreign = (_system_busy_s() - busy0) - (_own_cpu_s() - own0)
+    foreign = (system_busy_s() - busy0) - (own_cpu_s() - own0)
     res.update(value=statistics.median(times), times_ms=times,
                foreign_load=max(0.0, foreign / (wall * (os.cpu_count() or 1))))
     return res
@@ -425,16 +406,6 @@ def _check_installed() -> dict[str, str]:
     }
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def machine_info(versions: dict[str, str]) -> dict[str, Any]:
     import torch
@@ -443,7 +414,7 @@ def machine_info(versions: dict[str, str]) -> dict[str, Any]:
 
     torch.set_num_threads(NUM_THREADS)
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cores_available": len(os.sched_getaffinity(0)),
         "platform": platform.platform(),
@@ -484,9 +455,6 @@ def sanity_check() -> dict[str, Any]:
           + ", ".join(f"{r:.4f}" for r in rates[1]))
     return summary
 
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -593,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
             "ratios": ratios,
             "goal": {"text": goal_text, "met": met},
-            "stats": {i: _summary(v) for i, v in per_round[w].items()},
+            "stats": {i: summary(v) for i, v in per_round[w].items()},
             "rounds": per_round[w],
         }
         if w in loads:

@@ -31,14 +31,22 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: SpikeDataset, batch_size: int = 256) -> float:
-    """Accuracy of ``argmax(sum_t out[t])`` over ``data``."""
+def evaluate(model: nn.Module, data: SpikeDataset, batch_size: int = 256,
+             predict: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Accuracy of ``predict(out)`` over ``data`` (default: argmax of the time-summed readout).
+    Models with learnable delays are evaluated with integer delays, as the reference does."""
+    predict = predict or (lambda out: out.sum(0).argmax(-1))
     was = model.training
     model.eval()
+    delays = getattr(model, "integer_delays", None)
+    if delays is not None:
+        delays(True)
     correct = 0
     for x, y in data.batches(batch_size):
         out, _ = model(x)
-        correct += int((out.sum(0).argmax(-1) == y).sum())
+        correct += int((predict(out) == y).sum())
+    if delays is not None:
+        delays(False)
     model.train(was)
     return correct / max(1, len(data))
 
@@ -91,21 +99,11 @@ def train_classifier(
     return result
 
 
-@torch.no_grad()
 def evaluate_delay_snn(model: nn.Module, data: SpikeDataset, batch_size: int = 256) -> float:
-    """Accuracy with integer delays (the reference evaluates rounded delays)."""
+    """Accuracy of a DelaySNN (summed-softmax prediction, integer delays)."""
     from .models.delay_snn import predict
 
-    was = model.training
-    model.eval()
-    model.integer_delays(True)
-    correct = 0
-    for x, y in data.batches(batch_size):
-        out, _ = model(x)
-        correct += int((predict(out) == y).sum())
-    model.integer_delays(False)
-    model.train(was)
-    return correct / max(1, len(data))
+    return evaluate(model, data, batch_size, predict)
 
 
 def train_delay_snn(

@@ -72,7 +72,7 @@ class _Runner:
             bias = p["bias"] if bool((p["bias"] != 0).any()) else None
             return kernels.delayed_affine(x, p["weight"], p["delay"], bias)
         if isinstance(node, N.Delay):
-            return torch.stack([_shift(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
+            return torch.stack([kernels.shift_time(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
         if isinstance(node, (N.Conv1d, N.Conv2d)):
             T, B = x.shape[:2]
             conv = F.conv1d if isinstance(node, N.Conv1d) else F.conv2d
@@ -117,15 +117,6 @@ class _Runner:
             seq = torch.stack([torch.zeros_like(x)] * (keep - len(hist)) + hist)
             return self.sequence(seq)[-1], hist
         return self.sequence(x.unsqueeze(0))[0], state
-
-
-def _shift(x: Tensor, d: int) -> Tensor:
-    """``y[t] = x[t - d]`` with zeros before the start (time is dim 0)."""
-    if d == 0:
-        return x
-    if d >= x.shape[0]:
-        return torch.zeros_like(x)
-    return torch.cat([torch.zeros_like(x[:d]), x[:-d]])
 
 
 def _as_tensor(name: str, x: Any) -> Tensor:
