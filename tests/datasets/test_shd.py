@@ -6,11 +6,9 @@ import math
 import os
 from pathlib import Path
 
+import h5py  # installed by the set-up (neuro[datasets]); a missing h5py fails, never skips
 import numpy as np
 import pytest
-
-h5py = pytest.importorskip("h5py")
-
 from neuro.datasets import bin_spikes, load_shd, load_ssc, read_heidelberg, shd  # noqa: E402
 
 
