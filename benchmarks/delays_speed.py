@@ -74,21 +74,25 @@ Exit status 2 when SpikingJelly, DCLS (``pip install dcls``) or neuro is not imp
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import importlib.util
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import cpu_model, maxrss_bytes, own_cpu_s, rss_bytes, summary, system_busy_s
+from _common import (
+    check_installed,
+    maxrss_bytes,
+    own_cpu_s,
+    rss_bytes,
+    run_worker,
+    summary,
+    system_busy_s,
+)
+from _common import machine_info as common_machine_info
 
 IMPLS: tuple[str, ...] = ("neuro", "reference")
 LAYERS: tuple[int, ...] = (140, 256, 256, 20)
@@ -440,59 +444,17 @@ def worker(impl: str, steps: int, warmup: int) -> dict[str, Any]:
 
 
 def _spawn(impl: str, mode: str, steps: int, warmup: int) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, mode,
-           "--steps", str(steps), "--warmup", str(warmup)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"worker {impl} {mode} failed with status {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--worker", impl, mode, "--steps", str(steps), "--warmup", str(warmup)]
+    return run_worker(str(Path(__file__).resolve()), args, str(REPO))
 
 
 def _check_installed() -> dict[str, str]:
-    """Versions of the libraries; exit 2 with a clear message if one is missing."""
-    missing = [name for name in ("torch", "spikingjelly", "DCLS")
-               if importlib.util.find_spec(name) is None]
-    if missing:
-        print(f"delays_speed: missing package(s) {missing}; install spikingjelly and dcls "
-              "(e.g. `pip install spikingjelly dcls`) to run this benchmark.", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        import neuro
-    except ImportError as e:
-        print(f"delays_speed: cannot import neuro ({e}); run from the repository root with "
-              "PYTHONPATH=. or install the package.", file=sys.stderr)
-        raise SystemExit(2) from e
-    return {
-        "spikingjelly": importlib.metadata.version("spikingjelly"),
-        "dcls": importlib.metadata.version("dcls"),
-        "neuro": getattr(neuro, "__version__", "unknown"),
-    }
+    return check_installed("delays_speed", {"spikingjelly": "spikingjelly", "DCLS": "dcls"})
 
 
 
 def machine_info(versions: dict[str, str]) -> dict[str, Any]:
-    import torch
-
-    import neuro.kernels
-
-    torch.set_num_threads(NUM_THREADS)
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "cores_available": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "spikingjelly": versions["spikingjelly"],
-        "dcls": versions["dcls"],
-        "neuro": versions["neuro"],
-        "neuro_backend": neuro.kernels.backend(),  # also builds the C++ extension once, untimed
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return common_machine_info(versions, NUM_THREADS)
 
 
 def conv_gflop_per_step(T: int, B: int) -> float:

@@ -58,22 +58,26 @@ Exit status 2 when snnTorch, SpikingJelly or neuro is not importable.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import importlib.metadata
-import importlib.util
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import cpu_model, maxrss_bytes, own_cpu_s, rss_bytes, summary, system_busy_s
+from _common import (
+    check_installed,
+    maxrss_bytes,
+    own_cpu_s,
+    rss_bytes,
+    run_worker,
+    summary,
+    system_busy_s,
+)
+from _common import machine_info as common_machine_info
 
 IMPLS: tuple[str, ...] = ("neuro", "snntorch", "spikingjelly")
 PEERS: tuple[str, ...] = ("snntorch", "spikingjelly")
@@ -371,62 +375,18 @@ def worker(impl: str, workload: str, steps: int, warmup: int,
 
 def _spawn(impl: str, workload: str, steps: int, warmup: int,
            extra_env: dict[str, str] | None = None, saved: bool = False) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, workload,
-           "--steps", str(steps), "--warmup", str(warmup), "--weight-scale", repr(WEIGHT_SCALE)]
-    if saved:
-        cmd.append("--saved")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env.update(extra_env or {})
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"worker {impl} {workload} failed with status {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--worker", impl, workload, "--steps", str(steps), "--warmup", str(warmup),
+            "--weight-scale", repr(WEIGHT_SCALE)] + (["--saved"] if saved else [])
+    return run_worker(str(Path(__file__).resolve()), args, str(REPO), extra_env)
 
 
 def _check_installed() -> dict[str, str]:
-    """Versions of the three libraries; exit 2 with a clear message if one is missing."""
-    missing = [name for name in ("torch", "snntorch", "spikingjelly")
-               if importlib.util.find_spec(name) is None]
-    if missing:
-        print(f"lif_speed: missing package(s) {missing}; install snntorch and spikingjelly "
-              "(e.g. `pip install snntorch spikingjelly`) to run this benchmark.", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        import neuro
-    except ImportError as e:
-        print(f"lif_speed: cannot import neuro ({e}); run from the repository root with "
-              "PYTHONPATH=. or install the package.", file=sys.stderr)
-        raise SystemExit(2) from e
-    return {
-        "snntorch": importlib.metadata.version("snntorch"),
-        "spikingjelly": importlib.metadata.version("spikingjelly"),
-        "neuro": getattr(neuro, "__version__", "unknown"),
-    }
+    return check_installed("lif_speed", {"snntorch": "snntorch", "spikingjelly": "spikingjelly"})
 
 
 
 def machine_info(versions: dict[str, str]) -> dict[str, Any]:
-    import torch
-
-    import neuro.kernels
-
-    torch.set_num_threads(NUM_THREADS)
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "cores_available": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "snntorch": versions["snntorch"],
-        "spikingjelly": versions["spikingjelly"],
-        "neuro": versions["neuro"],
-        "neuro_backend": neuro.kernels.backend(),  # also builds the C++ extension once, untimed
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return common_machine_info(versions, NUM_THREADS)
 
 
 def sanity_check() -> dict[str, Any]:
