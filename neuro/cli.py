@@ -185,8 +185,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     path = Path(args.target)
     if path.is_dir():
-        raise UserError(f"{path}: running hardware artifacts is not available yet; "
-                        "give a checkpoint (.safetensors)")
+        return _run_artifact(path, args)
     model, meta = load_checkpoint(path)
     graph = from_module(model)
     spikes_in = load_spikes(args.input)
@@ -213,6 +212,109 @@ def _cmd_run(args: argparse.Namespace) -> int:
 EXPORT_TARGETS = ("loihi", "spinnaker", "fpga", "nir")
 
 
+def _backend(target: str):
+    from .hardware import get_backend
+
+    try:
+        return get_backend(target)
+    except ImportError as exc:
+        raise UserError(f"target {target}: {exc}") from None
+
+
+def _default_spikes(n_in: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    """Random Bernoulli(0.1) spikes, T=100, B=8, seed 0: the default verification/calibration input."""
+    rng = np.random.default_rng(0)
+    return ((rng.random((100, 8, *n_in)) < 0.1).astype(np.float32),
+            "random Bernoulli(0.1) spikes, T=100, B=8, seed 0")
+
+
+def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, str]:
+    from .datasets import load_spikes
+
+    n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    if not path:
+        return _default_spikes(n_in)
+    x = load_spikes(path)
+    if x.shape[-1:] != n_in:
+        raise UserError(f"{path}: spikes have {x.shape[-1]} channels, the model {model_name} "
+                        f"expects {n_in[0]}")
+    return x, path
+
+
+def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
+    lines = []
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            lines.append(f"{indent}{k}:")
+            lines.extend(_format_stats(v, indent + "  "))
+        elif isinstance(v, (list, tuple)) and len(v) > 8:
+            lines.append(f"{indent}{k}: [{len(v)} values, max {max(v)}]")
+        else:
+            lines.append(f"{indent}{k}: {v}")
+    return lines
+
+
+def _run_artifact(path: Path, args: argparse.Namespace) -> int:
+    from .datasets import load_spikes, save_spikes
+    from .hardware.base import load_artifact_graph, read_manifest
+
+    manifest = read_manifest(path)
+    backend = _backend(manifest["target"])
+    graph = load_artifact_graph(path)
+    x = load_spikes(args.input)
+    n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    if x.shape[-1:] != n_in:
+        raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "
+                        f"{path} expects {n_in[0]}")
+    result = backend.run(path, x)
+    squeeze = x.ndim == 2
+    spiking = [n for n in result.spikes if graph.nodes[n].kind in ("LIF", "CubaLIF", "IF")]
+    out_name = graph.outputs()[0]
+    output = result.outputs[out_name]
+    spikes = result.spikes[spiking[-1]] if spiking else output
+    if squeeze:
+        spikes, output = spikes[:, 0], output[:, 0]
+    if args.out:
+        save_spikes(args.out, spikes.astype(np.uint8) if spiking else spikes, output=output)
+    rate = float(spikes.mean()) if spiking else float("nan")
+    print(f"ran {manifest['target']} artifact {path} ({manifest['number_format']}) on "
+          f"{list(x.shape)} input: spikes of {spiking[-1] if spiking else out_name!r} "
+          f"{list(spikes.shape)} (rate {rate:.4f}), output {out_name!r} {list(output.shape)}"
+          + (f" -> {args.out}" if args.out else ""))
+    if result.stats:
+        print("statistics:")
+        print("\n".join(_format_stats(result.stats)))
+    return 0
+
+
+def _export_hardware(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .graph import from_module
+
+    backend = _backend(args.target)
+    if args.format is not None and args.format not in backend.formats:
+        raise UserError(f"target {args.target} takes --format {'|'.join(backend.formats)}, "
+                        f"got {args.format!r}")
+    model, meta = load_checkpoint(args.checkpoint)
+    graph = from_module(model)
+    problems = backend.supports(graph, args.format)
+    if problems:
+        for p in problems:
+            print(f"neuro: target {args.target}: {p}", file=sys.stderr)
+        raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
+                        "problem(s), listed above; nothing written")
+    x, source = _model_input(graph, args.input, meta["model"])
+    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x)
+    from .hardware.base import read_manifest
+
+    manifest = read_manifest(out)
+    print(f"exported {meta['model']} to {args.target} ({manifest['number_format']}, calibrated on "
+          f"{source}): {out}")
+    for rel, what in manifest["files"].items():
+        print(f"  {rel:28s} {what}")
+    return 0
+
+
 def _nir_io():
     from .graph import nir_io
 
@@ -231,7 +333,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .graph import from_module
 
     if args.target != "nir":
-        raise UserError(f"export target {args.target!r} is not available yet (available: nir)")
+        return _export_hardware(args)
     if args.format not in (None, "nir"):
         raise UserError(f"target nir writes format 'nir' only, got --format {args.format!r}")
     nir_io = _nir_io()
@@ -274,34 +376,24 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    import torch
+    import shutil
+    import tempfile
 
     from .checkpoint import atomic_write, load_checkpoint
-    from .datasets import load_spikes
     from .graph import from_module
     from .graph.formats import get_format
     from .graph.mismatch import mismatch_report
 
-    if args.targets:
-        raise UserError(f"hardware targets ({args.targets}) are not available yet; "
-                        "--formats compares the float model with each integer format")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for f in formats:
         get_format(f)  # unknown names fail before any work
+    backends = {t: _backend(t) for t in targets}
     model, meta = load_checkpoint(args.checkpoint)
     graph = from_module(model)
-    n_in = graph.nodes[graph.inputs()[0]].shape
-    if args.input:
-        x = load_spikes(args.input)
-        if x.shape[-1:] != tuple(n_in):
-            raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the model expects {n_in[0]}")
-        source = args.input
-    else:
-        g = torch.Generator().manual_seed(0)
-        x = (torch.rand(100, 8, *n_in, generator=g) < 0.1).float().numpy()
-        source = "random Bernoulli(0.1) spikes, T=100, B=8, seed 0"
+    x, source = _model_input(graph, args.input, meta["model"])
     print(f"verify {meta['model']} ({args.checkpoint}) on {source}")
-    reports, problems = [], []
+    reports, problems, comparisons = [], [], []
     for f in formats:
         try:
             rep = mismatch_report(graph, f, x)
@@ -311,12 +403,36 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             continue
         reports.append(rep)
         print(rep.table())
+    for t, backend in backends.items():
+        found = backend.supports(graph)
+        if found:
+            problems.extend(f"{t}: {p}" for p in found)
+            print(f"target {t}: cannot run this model: " + "; ".join(found))
+            continue
+        from .hardware.base import as_int_spikes, compare, load_artifact_graph, reference
+
+        tmp = Path(tempfile.mkdtemp(prefix=f"neuro-verify-{t}-"))
+        try:
+            art = backend.compile(graph, tmp / "artifact", calibration_inputs=x)
+            q = load_artifact_graph(art)
+            spikes = as_int_spikes(q, x)
+            comp = compare(t, q, backend.run(art, x), reference(q, spikes))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        comparisons.append(comp)
+        print(comp.table())
     if args.out:
         data = {"checkpoint": str(args.checkpoint), "input": source,
-                "reports": [r.as_dict() for r in reports], "problems": problems}
+                "reports": [r.as_dict() for r in reports], "problems": problems,
+                "targets": [c.as_dict() for c in comparisons]}
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
-    if not reports:
-        raise UserError("no format could represent the model: " + "; ".join(problems))
+    if not reports and not comparisons:
+        raise UserError("no format or target could represent the model: " + "; ".join(problems))
+    bad = [c.target for c in comparisons if not c.identical]
+    if bad:
+        print(f"neuro: verify: spikes differ from the reference executor on {', '.join(bad)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -344,23 +460,30 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=_cmd_info)
-    run = sub.add_parser("run", help="run a checkpoint on the float reference executor")
-    run.add_argument("target", metavar="CKPT", help="checkpoint (.safetensors)")
+    run = sub.add_parser("run", help="run a hardware artifact, or a checkpoint on the float "
+                                     "reference executor")
+    run.add_argument("target", metavar="ARTIFACT_DIR|CKPT",
+                     help="artifact directory (neuro export) or checkpoint (.safetensors)")
     run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N]")
     run.add_argument("--out", help="write 'spikes' (last spiking layer) and 'output' to this .npz")
     run.set_defaults(func=_cmd_run)
-    export = sub.add_parser("export", help="export a checkpoint to a target (nir)")
+    export = sub.add_parser("export", help="export a checkpoint to a target (loihi, spinnaker, fpga, nir)")
     export.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
     export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
-                        help="target: nir (loihi, spinnaker, fpga: not available yet)")
+                        help="target: loihi, spinnaker, fpga or nir")
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
-    export.add_argument("--format", metavar="NAME", help="target file format (nir: 'nir')")
+    export.add_argument("--format", metavar="NAME",
+                        help="number format (loihi: loihi2; spinnaker: spinnaker; fpga: int8|int16)")
+    export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
+                                        "(default: random Bernoulli(0.1), T=100, B=8)")
     export.set_defaults(func=_cmd_export)
-    ver = sub.add_parser("verify", help="compare the float model with its integer formats, per layer")
+    ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets")
     ver.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
     ver.add_argument("--formats", default="loihi2,spinnaker,int8,int16",
                      help="number formats to check (default: loihi2,spinnaker,int8,int16)")
-    ver.add_argument("--targets", default="", help="hardware targets (not available yet)")
+    ver.add_argument("--targets", default="",
+                     help="hardware targets to run and compare bit for bit with the integer "
+                          "reference executor (loihi,spinnaker,fpga)")
     ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
     ver.add_argument("--out", help="also write the report as JSON to this file")
     ver.set_defaults(func=_cmd_verify)

@@ -1,4 +1,5 @@
-"""Build-on-first-use loader for the C++ kernels in ``csrc/neuro_ops.cpp``.
+"""Build-on-first-use loader for the C++ kernels (``csrc/neuro_ops.cpp`` and any other
+extension registered through :func:`load_extension`, such as the SpiNNaker simulator's).
 
 The extension is compiled with ``torch.utils.cpp_extension`` (needs a C++ compiler and ninja, which
 is a dependency of neuro) into a cache directory keyed by the source hash, the torch version and the
@@ -22,15 +23,15 @@ from pathlib import Path
 import torch
 
 _SOURCE = Path(__file__).with_name("csrc") / "neuro_ops.cpp"
-_state: dict[str, object] = {"tried": False, "ok": False, "error": None}
+_states: dict[str, dict[str, object]] = {}
 
 
-def _cache_dir() -> Path:
+def _cache_dir(name: str, source: Path) -> Path:
     root = os.environ.get("NEURO_EXT_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "neuro", "ext"
     )
     key = hashlib.sha256()
-    key.update(_SOURCE.read_bytes())
+    key.update(source.read_bytes())
     key.update(torch.__version__.encode())
     key.update(platform.machine().encode())
     try:  # -march=native: a different CPU must not reuse the binary
@@ -38,7 +39,7 @@ def _cache_dir() -> Path:
             key.update(next((ln for ln in f if ln.startswith("flags")), "").encode())
     except OSError:
         pass
-    path = Path(root) / f"neuro_ops_{key.hexdigest()[:16]}"
+    path = Path(root) / f"{name}_{key.hexdigest()[:16]}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -54,13 +55,15 @@ def _put_ninja_on_path() -> None:
     os.environ["PATH"] = os.pathsep.join(dirs + [os.environ.get("PATH", "")])
 
 
-def load() -> bool:
-    """Build (if needed) and load the extension; return whether ``torch.ops.neuro_ops`` exists."""
-    if _state["tried"]:
-        return bool(_state["ok"])
-    _state["tried"] = True
+def load_extension(name: str, source: Path, probe: str) -> bool:
+    """Build (if needed) and load the C++ file ``source`` registering ``TORCH_LIBRARY(name, m)``;
+    return whether ``torch.ops.<name>.<probe>`` exists. Tried once per process."""
+    state = _states.setdefault(name, {"tried": False, "ok": False, "error": None})
+    if state["tried"]:
+        return bool(state["ok"])
+    state["tried"] = True
     if os.environ.get("NEURO_DISABLE_EXT") == "1":
-        _state["error"] = "disabled by NEURO_DISABLE_EXT=1"
+        state["error"] = "disabled by NEURO_DISABLE_EXT=1"
         return False
     try:
         from torch.utils import cpp_extension
@@ -70,27 +73,30 @@ def load() -> bool:
         if platform.machine() in ("x86_64", "AMD64"):
             flags.append("-march=native")
         cpp_extension.load(
-            name="neuro_ops",
-            sources=[str(_SOURCE)],
+            name=name,
+            sources=[str(source)],
             extra_cflags=flags,
-            build_directory=str(_cache_dir()),
+            build_directory=str(_cache_dir(name, source)),
             is_python_module=False,
             verbose=False,
         )
-        _state["ok"] = hasattr(torch.ops, "neuro_ops") and hasattr(
-            torch.ops.neuro_ops, "lif_forward"
-        )
+        state["ok"] = hasattr(torch.ops, name) and hasattr(getattr(torch.ops, name), probe)
     except Exception as exc:  # no compiler, no ninja, read-only cache, ...
-        _state["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        state["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         warnings.warn(
-            "neuro: the C++ kernels could not be built "
-            f"({_state['error']}); using the slower torch implementation",
+            f"neuro: the C++ kernels {name!r} could not be built "
+            f"({state['error']}); using the slower implementation",
             RuntimeWarning,
             stacklevel=2,
         )
-    return bool(_state["ok"])
+    return bool(state["ok"])
 
 
-def error() -> str | None:
-    """Why the extension is not available (None when it is, or was never tried)."""
-    return _state["error"]  # type: ignore[return-value]
+def load() -> bool:
+    """Build (if needed) and load the core kernels; return whether ``torch.ops.neuro_ops`` exists."""
+    return load_extension("neuro_ops", _SOURCE, "lif_forward")
+
+
+def error(name: str = "neuro_ops") -> str | None:
+    """Why an extension is not available (None when it is, or was never tried)."""
+    return _states.get(name, {}).get("error")  # type: ignore[return-value]

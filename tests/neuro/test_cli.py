@@ -114,7 +114,7 @@ def test_verify_prints_mismatch_per_format(tmp_path, capsys):
     assert [r["format"] for r in rep["reports"]] == ["loihi2", "int8"]
     assert main(["verify", str(ckpt), "--formats", "nope"]) == 2
     assert main(["verify", str(ckpt), "--targets", "loihi"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert "not available in this release" in capsys.readouterr().err
 
 
 def test_info_describes_a_saved_graph(tmp_path, capsys):
