@@ -410,8 +410,6 @@ def test_cli_bad_inputs_exit_2_with_one_line(wrap_node, tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "m.safetensors", model, name=model.name,
                            config=model.config_dict())
     out = tmp_path / "out"
-    assert main(["export", str(ckpt), "--target", "loihi", "--out", str(out)]) == 2
-    _one_line_error(capsys, "'loihi' is not available yet")
     assert main(["export", str(ckpt), "--target", "nir", "--out", str(out), "--format", "x"]) == 2
     _one_line_error(capsys, "format")
     # a node NIR lacks: one line naming it, no output directory
