@@ -1,0 +1,85 @@
+"""The backend protocol's shared parts: artifacts, input checks, comparison (no backend needed)."""
+import json
+
+import numpy as np
+import pytest
+
+from neuro.graph.quantize import quantize
+from neuro.hardware import get_backend
+from neuro.hardware.base import (ArtifactError, Result, UnsupportedGraph, as_int_spikes, compare,
+                                 load_artifact_graph, prepare_graph, read_manifest, reference,
+                                 write_artifact)
+
+
+def test_artifact_roundtrip_and_tamper_detection(networks, tmp_path):
+    g, x = networks["feedforward"](T=20)
+    q = quantize(g, "int8", calibration_inputs=x)
+    out = write_artifact(tmp_path / "art", target="fake", graph=q,
+                         write_files=lambda d: ((d / "data.txt").write_text("x"), {"data.txt": "test"})[1])
+    m = read_manifest(out, "fake")
+    assert m["number_format"] == "int8" and m["graph_digest"] == q.digest()
+    assert set(m["files"]) == {"graph/graph.json", "graph/arrays.npz", "data.txt"}
+    assert load_artifact_graph(out).equals(q)
+    with pytest.raises(ArtifactError, match="for target 'fake', not 'loihi'"):
+        read_manifest(out, "loihi")
+    (out / "data.txt").unlink()
+    with pytest.raises(ArtifactError, match="'data.txt' listed in manifest.json is missing"):
+        read_manifest(out)
+
+
+def test_failed_write_leaves_nothing(networks, tmp_path):
+    g, x = networks["feedforward"](T=20)
+    q = quantize(g, "int8", calibration_inputs=x)
+
+    def boom(d):
+        (d / "partial").write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_artifact(tmp_path / "art", target="fake", graph=q, write_files=boom)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "mine.txt").write_text("user data")
+    with pytest.raises(ArtifactError, match="not a neuro artifact"):
+        write_artifact(tmp_path / "keep", target="fake", graph=q, write_files=lambda d: {})
+
+
+def test_prepare_graph_lists_problems_and_quantizes(networks):
+    g, x = networks["feedforward"](T=20)
+    with pytest.raises(UnsupportedGraph, match="a; b"):
+        prepare_graph("fake", ("int8",), g, None, x, lambda graph, fmt: ["a", "b"])
+    q = prepare_graph("fake", ("int8", "int16"), g, None, x, lambda graph, fmt: [])
+    assert q.metadata["format"]["name"] == "int8"
+    with pytest.raises(UnsupportedGraph, match="quantized to 'int8', not 'int16'"):
+        prepare_graph("fake", ("int8", "int16"), q, "int16", x, lambda graph, fmt: [])
+
+
+def test_compare_names_first_divergence(networks):
+    g, x = networks["feedforward"](T=30)
+    q = quantize(g, "int16", calibration_inputs=x)
+    spikes = as_int_spikes(q, x)
+    ref = reference(q, spikes)
+    same = Result({"1": ref["1"].copy()}, {"output": ref["output"].copy()})
+    assert compare("fake", q, same, ref).identical
+    bad = ref["1"].copy()
+    bad[7, 1, 3] ^= 1
+    c = compare("fake", q, Result({"1": bad}, {}), ref)
+    assert not c.identical and c.rows[0]["first_divergence"] == 7
+    assert "MISMATCH" in c.table()
+    json.dumps(c.as_dict())
+
+
+def test_input_checks():
+    from neuro.graph import Graph, nodes
+
+    g = Graph({"in": nodes.Input(shape=(3,)), "out": nodes.Output()}, [("in", "out")]).validate()
+    assert as_int_spikes(g, np.zeros((5, 3)))["in"].shape == (5, 1, 3)
+    with pytest.raises(ValueError, match=r"expected \[T, 3\]"):
+        as_int_spikes(g, np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="non-negative integers"):
+        as_int_spikes(g, np.full((5, 3), 0.5))
+
+
+def test_unknown_target():
+    with pytest.raises(ValueError, match="unknown hardware target 'tpu'"):
+        get_backend("tpu")
