@@ -5,8 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.neuro-installed
+# Lava (Loihi backend) pins numpy<2: its own environment, used through NEURO_LAVA_PYTHON.
+LAVA_VENV ?= .venv-lava
+LAVA_PY := $(LAVA_VENV)/bin/python
+LAVA_STAMP := $(LAVA_VENV)/.lava-installed
+NEURO_LAVA_PYTHON ?= $(CURDIR)/$(LAVA_PY)
+export NEURO_LAVA_PYTHON
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install clean lava
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +21,29 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 	$(PIP) install --quiet -c constraints.txt --no-deps spikingjelly==2.0.0
+	$(PIP) install --quiet -c constraints.txt --no-deps neurobench==2.3.0
 	$(PY) -m neuro.kernels.build
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# lava-nc 0.10.0 declares Python <3.11 (the worker carries the 3.11 work-around): its own
+# dependencies install normally, only lava-nc itself skips the Python check.
+$(LAVA_STAMP):
+	$(PYTHON) -m venv $(LAVA_VENV)
+	printf '*\n' > $(LAVA_VENV)/.gitignore
+	$(LAVA_PY) -m pip install --quiet --upgrade pip
+	$(LAVA_PY) -m pip install --quiet numpy==1.26.4 networkx==2.8.7 asteval==0.9.33 scipy==1.16.3 scikit-learn==1.9.1
+	$(LAVA_PY) -m pip install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
+	$(LAVA_PY) hardware/loihi/worker.py --probe
+	touch $(LAVA_STAMP)
+
+lava: $(LAVA_STAMP)
+
+demo: $(STAMP) $(LAVA_STAMP)
 	$(VENV)/bin/neuro demo
 
-test: $(STAMP)
+test: $(STAMP) $(LAVA_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -34,4 +54,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/lif_speed.py
 
 clean:
-	rm -rf $(VENV) neuro-demo .pytest_cache
+	rm -rf $(VENV) $(LAVA_VENV) neuro-demo .pytest_cache

@@ -1,0 +1,376 @@
+"""Graph IR -> Lava process graph: which nodes map to which Lava process, with which registers.
+
+Mapping (one Lava process per node; numbers are the ``loihi2`` format's integers)::
+
+    Input                       io.source.RingBuffer         spikes [N, steps], binary
+    Linear / Affine             Dense (or Sparse when under 25 % of the weights are non-zero)
+    DelayedAffine, or a synapse DelayDense                   per-synapse delays 0..62 steps
+      behind Delay nodes
+    LIF / IF / CubaLIF          LIF   du, dv (12 bit), vth (17 bit), bias_mant << bias_exp
+    LI (non-spiking readout)    LIF   with vth = 2^17: vth << 6 = 2^23 lies above the largest
+                                      membrane (the v clip is 2^23 - 1), so it can never spike
+    Flatten                     nothing (every Lava port here is flat, C order)
+    ChannelAffine               folded into the synapse before it (by quantize)
+
+Synapse weights keep the graph's integers (Lava clips and truncates them exactly as the
+reference executor does: 8 bits, the LSB dropped for mixed signs), ``weight_exp`` goes to the
+process's ``weight_exp``. Affine biases (v units, ``mant << exp`` with a 13-bit mantissa) are
+summed per neuron and split into Lava's ``bias_mant``/``bias_exp``.
+
+Time alignment. In the reference executor a feed-forward synapse has no latency and a recurrent
+edge leaving a neuron delivers the previous step. In Lava every Dense/Sparse adds one step and a
+DelayDense with delay ``d`` adds ``1 + d``. Each neuron population therefore gets a lag ``L``
+(Lava step = reference step + L): inputs have lag 0; a strongly connected group of neurons
+(a recurrent population) shares one lag, the largest ``L(source) + 1`` over the synapses that
+enter it from outside; its internal (recurrent) synapses need no correction, because Lava's one
+step equals the reference's previous-step delivery. An entering synapse whose source has a
+smaller lag than ``L - 1`` is padded with ``L - 1 - L(source)`` extra steps of delay (it becomes a
+DelayDense), so every input reaches a neuron in the reference's step. Runs last
+``T + max(L)`` Lava steps and each population's values are read from step ``L`` on.
+
+Capacity (``supports``): one Loihi 2 chip has 128 neuro-cores. Assumed per-core capacity: 8192
+neurons and 937,500 synapses, i.e. the chip totals of Intel's Loihi 2 brief (2021: "up to 1M
+neurons and ~120M synapses per chip") divided by 128 cores; recalled figures
+(``shared/reference/hardware.md`` section 5.1), not checked against a datasheet. A population
+takes ``max(ceil(neurons / 8192), ceil(incoming synapses / 937500))`` cores.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuro.graph import Graph
+from neuro.graph import nodes as N
+
+MAX_DELAY = 62               # DelayDense: lava-dl netx's limit (6-bit delay field, 63 kept free)
+SPARSE_DENSITY = 0.25        # below this share of non-zero weights a synapse maps to Sparse
+CHIP_CORES = 128
+NEURONS_PER_CORE = 8192      # 1,048,576 / 128 (Loihi 2 brief, recalled)
+SYNAPSES_PER_CORE = 937_500  # 120e6 / 128 (Loihi 2 brief, recalled)
+LI_VTH = 1 << 17             # non-spiking readout: (vth << 6) = 2^23 > the v clip 2^23 - 1
+FLOAT_LI_VTH = 1e30
+VTH_MAX = (1 << 17) - 1      # 17-bit unsigned threshold register (spiking neurons)
+BIAS_MANT = (-4096, 4095)    # 13-bit signed
+BIAS_EXP_MAX = 7             # 3-bit exponent
+SYNAPSES = (N.Affine, N.Linear, N.DelayedAffine)
+NEURONS = (N.LIF, N.LI)      # CubaLIF and IF are LIF subclasses
+PASS_THROUGH = (N.Flatten, N.Delay)
+SUPPORTED = (N.Input, N.Output, N.ChannelAffine, *SYNAPSES, *NEURONS, *PASS_THROUGH)
+SUPPORTED_KINDS = sorted({c.kind for c in SUPPORTED} | {"CubaLIF", "IF"})
+
+
+@dataclass
+class SynapsePlan:
+    name: str                 # graph node name of the synapse
+    src: str                  # Input or neuron node it reads (through Flatten/Delay nodes)
+    dst: str                  # the neuron it feeds
+    recurrent: bool           # the reference delivers the source's previous step (in a cycle)
+    extra_delay: np.ndarray   # per input channel, from Delay nodes on the way
+    pad: int = 0              # alignment delay added to every synapse (steps)
+
+
+@dataclass
+class Plan:
+    """The process graph before numbers are attached (works on float and quantized graphs)."""
+
+    inputs: dict[str, int]
+    neurons: dict[str, int]                       # name -> population size (flat)
+    synapses: list[SynapsePlan]
+    outputs: dict[str, str]                       # Output node -> neuron it shows
+    lags: dict[str, int] = field(default_factory=dict)
+    cores: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def max_lag(self) -> int:
+        return max(self.lags.values(), default=0)
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    return int(math.prod(shape))
+
+
+def _trace(g: Graph, consumer: str, shapes: dict, problems: list[str]
+           ) -> tuple[str | None, np.ndarray, tuple[str, str] | None]:
+    """Follow the input of ``consumer`` back through Flatten/Delay nodes to an Input or neuron
+    node; returns ``(origin, per-channel delay, edge leaving the origin)``."""
+    start = g.predecessors(consumer)[0]
+    extra = np.zeros(_size(shapes[start]), np.int64)
+    cur, nxt = start, consumer
+    while isinstance(g.nodes[cur], PASS_THROUGH):
+        node = g.nodes[cur]
+        if isinstance(node, N.Delay):
+            extra = extra + node.delay.reshape(-1).astype(np.int64)
+        preds = g.predecessors(cur)
+        if len(preds) != 1:
+            problems.append(f"node {cur!r} ({node.kind}): has {len(preds)} inputs; on Loihi a "
+                            "Flatten/Delay node must pass on exactly one population")
+            return None, extra, None
+        cur, nxt = preds[0], cur
+    if not isinstance(g.nodes[cur], SUPPORTED):
+        return None, extra, None  # reported as an unsupported node
+    if not isinstance(g.nodes[cur], (N.Input, *NEURONS)):
+        problems.append(f"node {start!r}: its input {cur!r} ({g.nodes[cur].kind}) is neither an "
+                        "Input nor a neuron population")
+        return None, extra, None
+    return cur, extra, (cur, nxt)
+
+
+def _neuron_problems(name: str, node: N.Node) -> list[str]:
+    out = []
+    kind = f"node {name!r} ({node.kind})"
+    if isinstance(node, N.LIF):
+        if node.reset != "zero":
+            out.append(f"{kind}: reset {node.reset!r}: Lava's LIF resets v to 0 (reset 'zero' only)")
+        if node.reset_timing != "immediate":
+            out.append(f"{kind}: reset_timing {node.reset_timing!r}: Lava resets in the spiking step")
+        if int(node.refractory):
+            out.append(f"{kind}: refractory {int(node.refractory)} steps: Lava's LIF has no "
+                       "refractory period")
+        if np.unique(np.asarray(node.threshold)).size > 1:
+            out.append(f"{kind}: per-neuron thresholds: Lava's LIF has one vth per process")
+    if getattr(node, "decay_input", False):
+        out.append(f"{kind}: decay_input=True has no Lava form (fold 1 - beta into the weights)")
+    for f in ("beta", "alpha"):
+        if hasattr(node, f) and np.unique(np.asarray(getattr(node, f))).size > 1:
+            out.append(f"{kind}: per-neuron {f}: Lava's LIF has one {'dv' if f == 'beta' else 'du'} "
+                       "per process")
+    return out
+
+
+def plan(g: Graph) -> Plan:
+    """Structure, alignment lags and core count of ``g`` (float or quantized); problems listed."""
+    problems: list[str] = []
+    unsupported = [n for n, node in g.nodes.items() if not isinstance(node, SUPPORTED)]
+    for n in unsupported:
+        kind = g.nodes[n].kind
+        problems.append(f"node {n!r} ({kind}): no Lava process implements {kind} (Loihi "
+                        f"supports {', '.join(SUPPORTED_KINDS)})")
+    try:
+        sched = g.schedule()
+        shapes = g.infer_shapes()
+    except ValueError as exc:
+        return Plan({}, {}, [], {}, problems=[*problems, str(exc)])
+    inputs = {n: _size(shapes[n]) for n in g.inputs()}
+    neurons = {n: _size(shapes[n]) for n, node in g.nodes.items() if isinstance(node, NEURONS)}
+    for n, node in g.nodes.items():
+        if isinstance(node, NEURONS):
+            problems.extend(_neuron_problems(n, node))
+            for p in g.predecessors(n):
+                if p not in unsupported and not isinstance(g.nodes[p], (*SYNAPSES, N.ChannelAffine)):
+                    problems.append(f"node {n!r} ({node.kind}): input {p!r} ({g.nodes[p].kind}) is "
+                                    "not a synapse; a Lava LIF takes Dense/Sparse input")
+    synapses: list[SynapsePlan] = []
+    for s, node in g.nodes.items():
+        if not isinstance(node, SYNAPSES):
+            continue
+        succ = g.successors(s)
+        while len(succ) == 1 and isinstance(g.nodes[succ[0]], N.ChannelAffine):
+            succ = g.successors(succ[0])
+        if len(succ) == 1 and succ[0] in unsupported:
+            continue
+        if len(succ) != 1 or not isinstance(g.nodes[succ[0]], NEURONS):
+            problems.append(f"node {s!r} ({node.kind}): feeds {succ}; on Loihi a synapse feeds "
+                            "exactly one neuron population")
+            continue
+        preds = g.predecessors(s)
+        if len(preds) != 1:
+            problems.append(f"node {s!r} ({node.kind}): sums {len(preds)} inputs; give each its "
+                            "own synapse for Loihi")
+            continue
+        origin, extra, edge = _trace(g, s, shapes, problems)
+        if origin is None:
+            continue
+        synapses.append(SynapsePlan(s, origin, succ[0], edge in sched.delayed, extra))
+    outputs = {}
+    for o in g.outputs():
+        origin, extra, _ = _trace(g, o, shapes, problems)
+        if origin is not None and origin not in neurons:
+            problems.append(f"Output {o!r} shows {origin!r}: only neuron populations are recorded")
+        elif origin is not None and extra.any():
+            problems.append(f"Output {o!r}: a Delay node before an output has no Lava form")
+        elif origin is not None:
+            outputs[o] = origin
+    p = Plan(inputs, neurons, synapses, outputs, problems=problems)
+    _align(p, g, sched)
+    _capacity(p, g)
+    return p
+
+
+def _align(p: Plan, g: Graph, sched: Any) -> None:
+    """Lags per population and alignment pads per synapse (see the module docstring)."""
+    lag = {n: 0 for n in p.inputs}
+    incoming: dict[str, list[SynapsePlan]] = {}
+    for sp in p.synapses:
+        incoming.setdefault(sp.dst, []).append(sp)
+    for group in sched.groups:
+        members = [n for n in group if n in p.neurons]
+        if not members:
+            continue
+        entering = [sp for n in members for sp in incoming.get(n, []) if not sp.recurrent]
+        L = max((lag.get(sp.src, 0) + 1 for sp in entering), default=0)
+        for n in members:
+            lag[n] = L
+        for sp in entering:
+            sp.pad = L - 1 - lag.get(sp.src, 0)
+            assert sp.pad >= 0, (sp.name, sp.pad)
+    p.lags = {n: lag.get(n, 0) for n in p.neurons}
+    for sp in p.synapses:
+        node = g.nodes[sp.name]
+        base = int(node.delay.max(initial=0)) if isinstance(node, N.DelayedAffine) else 0
+        total = base + int(sp.extra_delay.max(initial=0)) + sp.pad
+        if total > MAX_DELAY:
+            why = f" (incl. {sp.pad} steps to align it with the other inputs of {sp.dst!r})" if sp.pad else ""
+            p.problems.append(f"node {sp.name!r} ({node.kind}): delays up to {total} steps{why}; "
+                              f"Loihi 2's DelayDense allows {MAX_DELAY}")
+
+
+def _capacity(p: Plan, g: Graph) -> None:
+    syn_in: dict[str, int] = {n: 0 for n in p.neurons}
+    for sp in p.synapses:
+        syn_in[sp.dst] += int(np.count_nonzero(g.nodes[sp.name].weight))
+    p.cores = {n: max(1, math.ceil(size / NEURONS_PER_CORE), math.ceil(syn_in[n] / SYNAPSES_PER_CORE))
+               for n, size in p.neurons.items()}
+    total = sum(p.cores.values())
+    if total > CHIP_CORES:
+        big = sorted(p.cores, key=p.cores.get, reverse=True)[:3]
+        p.problems.append(
+            f"the network needs {total} neuro-cores, one Loihi 2 chip has {CHIP_CORES} (assuming "
+            f"{NEURONS_PER_CORE} neurons and {SYNAPSES_PER_CORE} synapses per core); largest: "
+            + ", ".join(f"{n!r} {p.neurons[n]} neurons -> {p.cores[n]} cores" for n in big))
+
+
+# ------------------------------------------------------------------------------ numbers
+def split_bias(b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``b = bias_mant << bias_exp`` with a 13-bit mantissa and exponent 0..7 (the smallest
+    exponent that fits); None when some value has no such form."""
+    b = np.asarray(b, np.int64).reshape(-1)
+    lo, hi = BIAS_MANT
+    mant, exp = b.copy(), np.zeros_like(b)
+    left = (b < lo) | (b > hi)
+    for e in range(1, BIAS_EXP_MAX + 1):
+        ok = left & (b % (1 << e) == 0) & ((b >> e) >= lo) & ((b >> e) <= hi)
+        mant[ok], exp[ok] = b[ok] >> e, e
+        left &= ~ok
+    return None if left.any() else (mant, exp)
+
+
+def _scalar(v: Any) -> int | float:
+    a = np.unique(np.asarray(v))
+    return a[0].item()
+
+
+def value_problems(q: Graph, p: Plan) -> list[str]:
+    """Registers of a ``loihi2``-quantized graph that Lava cannot hold."""
+    out = []
+    for sp in p.synapses:
+        node = q.nodes[sp.name]
+        w = node.weight
+        if not np.issubdtype(w.dtype, np.integer):
+            out.append(f"node {sp.name!r}: weights are not integers (quantize to loihi2 first)")
+            continue
+        if w.size and (w.min() < -256 or w.max() > 255):
+            out.append(f"node {sp.name!r}: weights in [{w.min()}, {w.max()}] do not fit the 8-bit "
+                       "Loihi weight register ([-256, 255] with mixed signs)")
+        if not -8 <= node.weight_exp <= 7:
+            out.append(f"node {sp.name!r}: weight_exp {node.weight_exp} is outside Lava's [-8, 7]")
+    for n in p.neurons:
+        node = q.nodes[n]
+        qd = node.q or {}
+        for reg in ("du", "dv"):
+            if reg in qd and np.unique(np.asarray(qd[reg])).size > 1:
+                out.append(f"node {n!r}: per-neuron {reg}: Lava's LIF has one {reg} per process")
+            elif reg in qd and not 0 <= _scalar(qd[reg]) <= 4095:
+                out.append(f"node {n!r}: {reg}={_scalar(qd[reg])} does not fit 12 bits")
+        if isinstance(node, N.LIF) and "vth" in qd and not 0 <= _scalar(qd["vth"]) <= VTH_MAX:
+            out.append(f"node {n!r}: vth={_scalar(qd['vth'])} does not fit the 17-bit register")
+        bias = neuron_bias(q, n)
+        if bias is not None and split_bias(bias) is None:
+            out.append(f"node {n!r}: summed synapse bias (max |b| = {int(np.abs(bias).max())}) "
+                       "is not bias_mant << bias_exp with a 13-bit mantissa and exponent <= 7")
+    return out
+
+
+def neuron_bias(g: Graph, n: str) -> np.ndarray | None:
+    """The summed bias of the synapses feeding ``n`` (v units), or None without biases."""
+    bs = [np.asarray(g.nodes[s].bias) for s in g.predecessors(n)
+          if isinstance(g.nodes[s], (N.Affine, N.DelayedAffine))]
+    return sum(bs[1:], bs[0]) if bs else None
+
+
+def _float_graph(graph: Graph) -> Graph:
+    """The float graph with its ChannelAffine nodes folded into the synapses (as quantize does)."""
+    from neuro.graph.quantize import _fold_channel_affines
+
+    g = copy.deepcopy(graph)
+    _fold_channel_affines(g)
+    return g
+
+
+def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(network.json, arrays)`` for the worker: fixed-point registers from the quantized ``q``,
+    floating-point parameters from ``float_graph`` (or ``q`` dequantized when None)."""
+    fg = _float_graph(float_graph) if float_graph is not None else None
+    arrays: dict[str, np.ndarray] = {}
+    neurons = []
+    for i, (n, size) in enumerate(p.neurons.items()):
+        node, qd = q.nodes[n], q.nodes[n].q
+        spiking = isinstance(node, N.LIF)
+        scale = float(qd["scale"])
+        fixed = {"du": int(_scalar(qd["du"])), "dv": int(_scalar(qd["dv"])),
+                 "vth": int(_scalar(qd["vth"])) if spiking else LI_VTH}
+        ib = neuron_bias(q, n)
+        ib = np.zeros(size, np.int64) if ib is None else np.broadcast_to(ib, (size,))
+        arrays[f"neuron/{n}/bias_mant"], arrays[f"neuron/{n}/bias_exp"] = split_bias(ib)
+        src = fg.nodes[n] if fg is not None else node  # float fields (quantize keeps them)
+        alpha = float(_scalar(src.alpha)) if isinstance(src, N.CubaLIF) else 0.0
+        flt = {"du": 1.0 - alpha, "dv": 1.0 - float(_scalar(src.beta)),
+               "vth": float(_scalar(src.threshold)) if spiking else FLOAT_LI_VTH}
+        fb = neuron_bias(fg, n) if fg is not None else ib / scale
+        arrays[f"float/neuron/{n}/bias"] = np.broadcast_to(
+            np.zeros(size) if fb is None else np.asarray(fb, np.float64), (size,)).copy()
+        neurons.append({"name": n, "id": f"n{i}", "kind": node.kind, "size": size,
+                        "spiking": spiking, "lag": p.lags[n], "cores": p.cores.get(n, 1),
+                        "fixed": fixed, "float": flt})
+    synapses = []
+    for i, sp in enumerate(p.synapses):
+        node = q.nodes[sp.name]
+        w = np.asarray(node.weight, np.int64)
+        delay = np.zeros(w.shape, np.int64)
+        if isinstance(node, N.DelayedAffine):
+            delay += node.delay
+        delay += sp.extra_delay[None, :] + sp.pad
+        nnz = int(np.count_nonzero(w))
+        if delay.any():
+            kind = "delay_dense"
+            arrays[f"syn/{sp.name}/delay"] = delay
+        else:
+            kind = "sparse" if w.size and nnz / w.size < SPARSE_DENSITY else "dense"
+        arrays[f"syn/{sp.name}/weight"] = w
+        if fg is not None:
+            arrays[f"float/syn/{sp.name}/weight"] = np.asarray(fg.nodes[sp.name].weight, np.float64)
+        else:  # dequantized: the register value the Dense applies, in float membrane units
+            from neuro.graph.intsim import _lava_weights
+
+            s = float(q.nodes[sp.dst].q["scale"])
+            arrays[f"float/syn/{sp.name}/weight"] = (_lava_weights(w) * 2.0 ** node.weight_exp
+                                                     * 64.0 / s)
+        synapses.append({"name": sp.name, "id": f"s{i}", "kind": kind, "node_kind": node.kind,
+                         "src": sp.src, "src_is_input": sp.src in p.inputs, "dst": sp.dst,
+                         "weight_exp": int(node.weight_exp), "pad": sp.pad,
+                         "max_delay": int(delay.max(initial=0)), "nnz": nnz})
+    net = {"format": "neuro-lava-network", "version": 1,
+           "inputs": [{"name": n, "size": s} for n, s in p.inputs.items()],
+           "neurons": neurons, "synapses": synapses,
+           "outputs": p.outputs, "max_lag": p.max_lag, "cores": sum(p.cores.values()),
+           "float_source": "float graph" if fg is not None else "dequantized integer graph"}
+    return net, arrays
+
+
+__all__ = ["CHIP_CORES", "LI_VTH", "MAX_DELAY", "NEURONS_PER_CORE", "Plan", "SPARSE_DENSITY",
+           "SYNAPSES_PER_CORE", "SynapsePlan", "lava_network", "neuron_bias", "plan",
+           "split_bias", "value_problems"]
