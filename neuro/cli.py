@@ -436,6 +436,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_energy(args: argparse.Namespace) -> int:
+    from .energy.cli import run as energy_run
+    from .energy.cli import summary as energy_summary
+
+    paths = energy_run(args.checkpoint, args.data, args.out, targets=args.targets,
+                       costs=args.costs, batch_size=args.batch_size)
+    print("\n".join(energy_summary(paths["json"])))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neuro",
@@ -487,6 +497,20 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
     ver.add_argument("--out", help="also write the report as JSON to this file")
     ver.set_defaults(func=_cmd_verify)
+    en = sub.add_parser("energy", help="estimate energy per target from a run on data: "
+                                       "report.html, report.md, report.json")
+    en.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
+    en.add_argument("--data", metavar="PATH",
+                    help="spikes .npz ('spikes' [T, N] or [T, B, N]); default: the test split of the "
+                         "checkpoint's offline task, else random Bernoulli(0.1) spikes, T=100, B=8")
+    en.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    en.add_argument("--targets", help="comma-separated cost-table targets (default: all; the ANN "
+                                      "baseline is always included)")
+    en.add_argument("--costs", metavar="TABLE",
+                    help="your cost table (JSON or TOML), merged over the built-in one")
+    en.add_argument("--batch-size", type=_positive_int, default=64,
+                    help="samples run at a time (default: 64)")
+    en.set_defaults(func=_cmd_energy)
     imp = sub.add_parser("import", help="import a NIR model into a checkpoint")
     imp.add_argument("model", metavar="MODEL.nir", help="NIR file (nir.write / HDF5)")
     imp.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")

@@ -113,8 +113,8 @@ def test_verify_prints_mismatch_per_format(tmp_path, capsys):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert [r["format"] for r in rep["reports"]] == ["loihi2", "int8"]
     assert main(["verify", str(ckpt), "--formats", "nope"]) == 2
-    assert main(["verify", str(ckpt), "--targets", "loihi"]) == 2
-    assert "not available in this release" in capsys.readouterr().err
+    assert main(["verify", str(ckpt), "--targets", "nope"]) == 2
+    assert "unknown hardware target" in capsys.readouterr().err
 
 
 def test_info_describes_a_saved_graph(tmp_path, capsys):
@@ -141,3 +141,23 @@ def test_train_delay_snn_offline_and_bad_config(tmp_path, capsys):
     assert "unknown keys" in capsys.readouterr().err
     assert main(["train", "egru", "--out", str(tmp_path / "r3")]) == 2
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_energy_command_writes_reports_and_rejects_bad_input(tmp_path, capsys):
+    import json
+
+    from neuro.checkpoint import save_checkpoint
+    from neuro.models import SpikingMLP, SpikingMLPConfig
+
+    m = SpikingMLP(SpikingMLPConfig(layers=[12, 10, 3], reset="zero"))
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", m, name=m.name, config=m.config_dict())
+    out = tmp_path / "energy"
+    assert main(["energy", str(ckpt), "--out", str(out), "--targets", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown energy target 'nope'" in err and not out.exists()
+    assert main(["energy", str(ckpt), "--out", str(out), "--data", str(tmp_path / "missing.npz")]) == 2
+    assert not out.exists()
+    assert main(["energy", str(ckpt), "--out", str(out), "--targets", "snn-45nm,loihi"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert rep and "ann-45nm" in capsys.readouterr().out

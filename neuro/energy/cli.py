@@ -1,0 +1,180 @@
+"""``neuro energy CKPT [--data PATH] --out DIR``: count a real run, estimate every target, report.
+
+:func:`run` is what the command line calls; :func:`write_report` does the same for a graph
+already in memory; :func:`summary` gives the console lines. Both raise ``ValueError`` with one line naming the problem (missing or mismatched data,
+unknown target, bad cost table or statistics) before anything is written.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import report as rep
+from .backend_stats import check_stats
+from .costs import CostTable, load_cost_table
+from .counting import count
+from .estimate import estimate
+
+
+def default_input(n_in: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    """Random Bernoulli(0.1) spikes, T=100, B=8, seed 0 (the default input of ``neuro verify``)."""
+    rng = np.random.default_rng(0)
+    return ((rng.random((100, 8, *n_in)) < 0.1).astype(np.float32),
+            "random Bernoulli(0.1) spikes, T=100, B=8, seed 0 (no --data given)")
+
+
+def load_data(graph: Any, data: str | Path | None, info: dict[str, Any] | None = None,
+              model_name: str = "the model") -> tuple[np.ndarray, str]:
+    """``(x[T, B, N], description)``: the ``spikes`` array of ``data`` (.npz); without ``data`` the
+    test split of the checkpoint's own offline task when its info names one, else
+    :func:`default_input`."""
+    n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    if data is not None:
+        from ..datasets import load_spikes
+
+        x = load_spikes(data)
+        if tuple(x.shape[-len(n_in):]) != n_in:
+            raise ValueError(f"{data}: spikes have {x.shape[-1]} channels, {model_name} expects {n_in[0]}")
+        return x, str(data)
+    info = info or {}
+    if "delay_pattern_task" in (info.get("task"), info.get("data")) and "seed" in info:
+        from ..datasets import delay_pattern_task
+
+        seed = int(info["seed"]) + 1
+        test = delay_pattern_task(seed=seed)[1]
+        if (test.n_channels,) != n_in:
+            raise ValueError(f"the checkpoint's task has {test.n_channels} channels, {model_name} "
+                             f"expects {n_in[0]}: pass --data")
+        x = np.ascontiguousarray(test.spikes.transpose(1, 0, 2)).astype(np.float32)
+        return x, (f"test split of delay_pattern_task(seed={seed}), the checkpoint's training task "
+                   f"({len(test)} samples)")
+    return default_input(n_in)
+
+
+def _split_targets(targets: str | list[str] | None) -> list[str] | None:
+    if targets is None:
+        return None
+    names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else list(targets)
+    return [t for t in names if t]
+
+
+def _simulator_stats(backend_name: str, graph: Any, x: np.ndarray) -> tuple[dict | None, str]:
+    """Run the target's simulator on the same data; ``(stats, note)``, stats None when it cannot."""
+    from ..hardware import get_backend
+
+    try:
+        backend = get_backend(backend_name)
+    except (ValueError, ImportError) as exc:
+        return None, f"{backend_name} simulator not used: {exc}"
+    missing = [a for a in ("supports", "compile", "run") if not callable(getattr(backend, a, None))]
+    if missing:
+        return None, (f"{backend_name} simulator not used: neuro.hardware.{backend_name} has no "
+                      f"{'/'.join(missing)} (incomplete backend)")
+    problems = backend.supports(graph)
+    if problems:
+        return None, f"{backend_name} simulator cannot run this model ({problems[0]}); reference counts used"
+    tmp = Path(tempfile.mkdtemp(prefix=f"neuro-energy-{backend_name}-"))
+    try:
+        art = backend.compile(graph, tmp / "artifact", calibration_inputs=x)
+        stats = backend.run(art, x).stats
+    except ValueError as exc:
+        return None, f"{backend_name} simulator failed on this input ({str(exc).splitlines()[0]}); reference counts used"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        check_stats(backend_name, stats)
+    except ValueError as exc:
+        return None, f"{backend_name} simulator statistics unusable ({exc}); reference counts used"
+    return stats, (f"{backend_name} statistics come from the quantized graph run on the {backend_name} "
+                   "simulator on the same data; all other counts from the float reference run")
+
+
+def write_report(graph: Any, x: Any, out: str | Path, *, targets: str | list[str] | None = None,
+           costs: str | Path | CostTable | None = None, target_stats: dict[str, Any] | None = None,
+           run_simulators: bool = True, progress: bool | None = None, batch_size: int = 64,
+           model: dict[str, Any] | None = None, data_source: str = "given array") -> dict[str, Path]:
+    """Count ``graph`` on ``x``, estimate the targets and write the report into ``out``.
+
+    ``targets``: names in the cost table (all when None; the baseline is always included).
+    ``costs``: a user table (path) merged over the built-in one, or a loaded :class:`CostTable`.
+    ``target_stats``: ``{backend: stats}`` (e.g. ``{"spinnaker": Result.stats}``) for the targets
+    with that backend; without them and with ``run_simulators``, an installed simulator is run.
+    Returns ``{"json": path, "md": path, "html": path}``.
+    """
+    table = costs if isinstance(costs, CostTable) else load_cost_table(costs)
+    chosen = table.select(_split_targets(targets))
+    if table.baseline not in [t.key for t in chosen]:
+        chosen.insert(0, table.targets[table.baseline])
+    stats_in = dict(target_stats or {})
+    for backend, st in stats_in.items():
+        check_stats(backend, st)  # unknown backend, missing or bad keys: one line, before the run
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    counts = count(graph, x, batch_size=batch_size, progress=progress)
+    extra = [f"Input data: {data_source}.",
+             "Counts come from the float reference executor (neuro.graph.simulate) on that data."]
+    stats_for: dict[str, dict | None] = {}
+    for t in chosen:
+        if t.backend is None or t.backend in stats_for:
+            continue
+        if t.backend in stats_in:
+            stats_for[t.backend] = stats_in[t.backend]
+            extra.append(f"{t.backend} statistics were given by the caller.")
+        elif run_simulators:
+            stats_for[t.backend], note = _simulator_stats(t.backend, graph, np.asarray(x))
+            extra.append(note + ".")
+        else:
+            stats_for[t.backend] = None
+    energies = [estimate(counts, t, stats_for.get(t.backend) if t.backend else None) for t in chosen]
+    model = model or {"checkpoint": None, "model": graph.metadata.get("source", "graph"),
+                      "graph_digest": graph.digest(), "dt_s": float(graph.dt)}
+    doc = rep.build(counts, energies, table, model=model, data_source=data_source,
+                    extra_assumptions=extra)
+    page = rep.html_page(doc, rep.figures(counts, energies, table.baseline))
+    return rep.write(doc, page, out)
+
+
+def summary(report_json: str | Path) -> list[str]:
+    """Console lines for a written report: energy per sample per target and the baseline ratio."""
+    import json
+
+    doc = json.loads(Path(report_json).read_text(encoding="utf-8"))
+    d = doc["data"]
+    lines = [f"energy estimate on {d['source']} ({d['samples']} samples x {d['steps']} steps); "
+             f"dynamic energy per sample, compared with {doc['baseline']}:"]
+    for key, t in doc["targets"].items():
+        ps = t["energy_per_sample_J"]
+        static = f" (+{rep.fmt_j(ps['static'])} static)" if ps["static"] else ""
+        lines.append(f"  {key:12s} {rep.fmt_j(ps['dynamic']):>10s}{static}  "
+                     f"{rep.vs_text(t['vs_baseline']['dynamic_ratio'])}")
+    lines.append(f"report: {Path(report_json).with_name('report.html')}")
+    return lines
+
+
+def run(checkpoint: str | Path, data: str | Path | None, out: str | Path,
+        targets: str | list[str] | None = None, progress: bool | None = None, *,
+        costs: str | Path | None = None, target_stats: dict[str, Any] | None = None,
+        run_simulators: bool = True, batch_size: int = 64) -> dict[str, Path]:
+    """``neuro energy CKPT [--data PATH] --out DIR``: load the checkpoint, lower it to the graph IR,
+    run it on the data and write ``report.html``, ``report.md`` and ``report.json`` into ``out``."""
+    from ..checkpoint import load_checkpoint
+    from ..graph import from_module
+
+    table = load_cost_table(costs)
+    table.select(_split_targets(targets))  # unknown names fail before the model is loaded
+    model, meta = load_checkpoint(checkpoint)
+    graph = from_module(model.eval())
+    x, source = load_data(graph, data, meta.get("info"), f"the model {Path(checkpoint).name}")
+    info = {"checkpoint": str(checkpoint), "model": meta["model"], "graph_digest": graph.digest(),
+            "dt_s": float(graph.dt)}
+    return write_report(graph, x, out, targets=targets, costs=table, target_stats=target_stats,
+                  run_simulators=run_simulators, progress=progress, batch_size=batch_size,
+                  model=info, data_source=source)
+
+
+__all__ = ["default_input", "load_data", "run", "summary", "write_report"]

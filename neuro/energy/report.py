@@ -1,0 +1,325 @@
+"""The energy report: one JSON document, rendered as Markdown and self-contained HTML.
+
+``report.json`` follows ``report.schema.json`` (JSON Schema 2020-12, next to this module)::
+
+    schema        "neuro.energy.report/1"
+    estimate      true (every number is an estimate from per-event figures)
+    model         {"checkpoint", "model", "graph_digest", "dt_s"}
+    data          {"source", "steps", "samples", "input_kind": "spikes" | "real"}
+    assumptions   [str, ...]  every assumption the numbers rest on
+    counts        neuro.energy.counting.Counts.as_dict(): totals, per_sample, activation_sparsity,
+                  neurobench {SynapticOperations {Effective_MACs, Effective_ACs, Dense} per sample,
+                  ActivationSparsity}, synapses {layer: {...}}, populations {name: {...}}
+    baseline      the ANN target the others are compared to
+    targets       {key: {name, kind, description, origin, count_source, notes,
+                         energy_J {dynamic, static, total}, energy_per_sample_J {...},
+                         components_J {synaptic_ops, weight_reads, neuron_updates, spikes, hops},
+                         events {acs, macs, weight_reads, active_updates, idle_updates, packets, hops},
+                         per_layer_J {layer: {component: J, ..., "total": J}},
+                         vs_baseline {dynamic_ratio, total_ratio} (null when the baseline is 0),
+                         constants {field: {value, unit, si, source, recalled[, note]}}}}
+    cost_tables   the table files used (built-in first)
+
+Invariant: for every target, the per-layer totals sum to ``energy_J.dynamic`` and
+``total = dynamic + static``. Energies are joules for the whole run; ``*_per_sample`` divides by
+the number of samples.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .costs import CostTable
+from .counting import Counts
+from .estimate import COMPONENTS, EVENTS, TargetEnergy
+from .plots import energy_unit
+
+SCHEMA_ID = "neuro.energy.report/1"
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+
+BASE_ASSUMPTIONS = [
+    "Every energy here is an estimate: counted events of one run times per-event energy figures "
+    "from the cost table (sources listed per number; 'recalled' marks figures not checked against "
+    "the primary source). It is not a measurement on hardware.",
+    "Synaptic operations follow NeuroBench: per synapse layer, the number of (non-zero input, "
+    "non-zero weight) pairs at every step of every sample; biases are excluded. An operation is "
+    "an accumulate (AC) when the input vector it reads (one step, one sample) holds only -1/0/1 "
+    "spikes, otherwise a multiply-accumulate (MAC). 'Dense' counts every connection at every step.",
+    "A synapse with delay d acts on its input d steps later; operations that would fall after the "
+    "last step are not counted (the run ends).",
+    "Every neuron is updated at every step; a neuron-step is 'active' when its input is non-zero "
+    "or its membrane is non-zero after the previous step (CubaLIF: the synaptic current is not "
+    "inspected separately; EGRU: every step is active). Only targets with a separate idle figure "
+    "(Loihi) price idle steps differently.",
+    "Every event (spike) of a population that feeds a synapse layer is one multicast packet, "
+    "whatever its fan-out; without a simulator's statistics, router hops are packets x the "
+    "target's hops_per_packet (an estimate; no placement is computed).",
+    "Weight reads: event-driven targets read one synaptic word per effective operation (zero "
+    "weights are not stored); the ANN twin reads every weight once per step and sample.",
+    "The ANN baseline is the non-spiking twin of the same architecture run on every step of the "
+    "same input: every connection is a MAC at every step and every unit computes one activation "
+    "per step. Comparisons with it use dynamic energy.",
+    "Static power is charged for the run in real time (steps x dt per sample, samples one after "
+    "another) on one chip, and reported apart from dynamic energy.",
+    "Per-channel scale/shift nodes (inference-mode BatchNorm) are folded into the preceding "
+    "synapse on every target and cost nothing extra; Delay and Flatten nodes cost nothing beyond "
+    "the operations of the layers they feed.",
+]
+
+
+# ------------------------------------------------------------------------------ document
+def build(counts: Counts, energies: list[TargetEnergy], table: CostTable, *, model: dict[str, Any],
+          data_source: str, extra_assumptions: list[str] | None = None) -> dict[str, Any]:
+    """The report document (JSON-able; see the module docstring)."""
+    base = next((e for e in energies if e.target.key == table.baseline), None)
+    targets = {}
+    for e in energies:
+        per_layer = {n: {**{k: v for k, v in c.items()}, "total": sum(c.values())}
+                     for n, c in e.per_layer.items()}
+        b = counts.samples
+        ratio = lambda a, z: (a / z) if z else None  # noqa: E731
+        targets[e.target.key] = {
+            "name": e.target.name, "kind": e.target.kind, "description": e.target.description,
+            "origin": e.target.origin, "count_source": e.count_source, "notes": list(e.notes),
+            "energy_J": {"dynamic": e.dynamic_J, "static": e.static_J, "total": e.total_J},
+            "energy_per_sample_J": {"dynamic": e.dynamic_J / b, "static": e.static_J / b,
+                                    "total": e.total_J / b},
+            "components_J": e.components_J(),
+            "events": e.event_totals(),
+            "per_layer_J": per_layer,
+            "vs_baseline": {"dynamic_ratio": ratio(e.dynamic_J, base.dynamic_J if base else 0.0),
+                            "total_ratio": ratio(e.total_J, base.total_J if base else 0.0)},
+            "constants": {**{k: c.as_dict() for k, c in e.target.costs.items()},
+                          **{k: c.as_dict() for k, c in e.target.assumptions.items()}},
+        }
+    from .. import __version__
+
+    return {
+        "schema": SCHEMA_ID, "estimate": True, "neuro_version": __version__,
+        "model": model,
+        "data": {"source": data_source, "steps": counts.steps, "samples": counts.samples,
+                 "input_kind": counts.input_kind},
+        "assumptions": BASE_ASSUMPTIONS + list(extra_assumptions or []),
+        "counts": counts.as_dict(),
+        "baseline": table.baseline if base is not None else None,
+        "targets": targets,
+        "cost_tables": list(table.sources),
+    }
+
+
+# ------------------------------------------------------------------------------ formatting
+def fmt_j(v: float) -> str:
+    if v == 0:
+        return "0 J"
+    scale, unit = energy_unit(v)
+    return f"{v / scale:.3g} {unit}"
+
+
+def fmt_n(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:,.2f}"
+
+
+def vs_text(r: float | None, baseline: str | None = None) -> str:
+    """``"3.9x less"`` (or ``"... than `baseline`"`` when it is named); n/a without a baseline."""
+    if r is None:
+        return "n/a (no baseline energy)"
+    text = "the same" if r == 1 else f"{1 / r:.3g}x less" if r < 1 else f"{r:.3g}x more"
+    if baseline is None:
+        return text
+    return f"{text} than `{baseline}`" if r != 1 else f"{text} as `{baseline}`"
+
+
+def _summary_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for key, t in doc["targets"].items():
+        ps = t["energy_per_sample_J"]
+        rows.append([key, t["kind"], t["count_source"], fmt_j(ps["dynamic"]), fmt_j(ps["static"]),
+                     fmt_j(ps["total"]), vs_text(t["vs_baseline"]["dynamic_ratio"])])
+    return rows
+
+
+SUMMARY_HEAD = ["target", "kind", "counts from", "dynamic / sample", "static / sample",
+                "total / sample", "dynamic vs baseline"]
+SYN_HEAD = ["layer", "kind", "weights (non-zero)", "input events", "effective ACs", "effective MACs",
+            "dense ops", "ACs / sample"]
+POP_HEAD = ["population", "kind", "neurons", "updates (active)", "events", "packets",
+            "rate / step", "rate (Hz)"]
+CONST_HEAD = ["field", "value", "source", "recalled"]
+
+
+def _syn_rows(doc: dict[str, Any]) -> list[list[str]]:
+    b = doc["data"]["samples"]
+    return [[n, s["kind"], f"{s['n_weights']:,} ({s['n_nonzero_weights']:,})", fmt_n(s["input_events"]),
+             fmt_n(s["effective_acs"]), fmt_n(s["effective_macs"]), fmt_n(s["dense_ops"]),
+             fmt_n(s["effective_acs"] / b)] for n, s in doc["counts"]["synapses"].items()]
+
+
+def _pop_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [[n, p["kind"], fmt_n(p["neurons"]), f"{fmt_n(p['updates'])} ({fmt_n(p['active_updates'])})",
+             fmt_n(p["events"]), fmt_n(p["packets"]),
+             f"{p['rate_per_step']:.4f}" if p["spiking"] else "-",
+             f"{p['rate_hz']:.1f}" if p["spiking"] else "-"]
+            for n, p in doc["counts"]["populations"].items()]
+
+
+def _const_rows(t: dict[str, Any]) -> list[list[str]]:
+    return [[k, f"{c['value']:g} {c['unit']}", c["source"], "recalled" if c["recalled"] else "no"]
+            for k, c in t["constants"].items()]
+
+
+def _layer_rows(t: dict[str, Any], samples: int) -> list[list[str]]:
+    rows = [[n] + [fmt_j(c[k] / samples) for k in (*COMPONENTS, "total")]
+            for n, c in t["per_layer_J"].items()]
+    comps = t["components_J"]
+    rows.append(["**all layers**"] + [fmt_j(comps[k] / samples) for k in COMPONENTS]
+                + [fmt_j(t["energy_per_sample_J"]["dynamic"])])
+    return rows
+
+
+def _nb_rows(doc: dict[str, Any]) -> list[list[str]]:
+    nb = doc["counts"]["neurobench"]
+    so = nb["SynapticOperations"]
+    return [["Effective_ACs (per sample)", fmt_n(so["Effective_ACs"])],
+            ["Effective_MACs (per sample)", fmt_n(so["Effective_MACs"])],
+            ["Dense (per sample)", fmt_n(so["Dense"])],
+            ["ActivationSparsity", f"{nb['ActivationSparsity']:.4f}"]]
+
+
+# ------------------------------------------------------------------------------ markdown
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m, d, b = doc["model"], doc["data"], doc["data"]["samples"]
+    out = [f"# Energy estimate: {m.get('model')}", "",
+           "**Estimate, not a measurement.** Figures and plots: `report.html`; data: `report.json`.", "",
+           f"- checkpoint: `{m.get('checkpoint')}`, graph digest `{str(m.get('graph_digest'))[:16]}`",
+           f"- data: {d['source']}: {d['samples']} samples x {d['steps']} steps of {m.get('dt_s'):g} s, "
+           f"{d['input_kind']} input",
+           f"- baseline: `{doc['baseline']}`", "",
+           "## Energy per target", "", _md_table(SUMMARY_HEAD, _summary_rows(doc)), "",
+           "## Activity (one run on the data)", "", _md_table(SYN_HEAD, _syn_rows(doc)), "",
+           _md_table(POP_HEAD, _pop_rows(doc)), "",
+           "NeuroBench metrics of this run:", "", _md_table(["metric", "value"], _nb_rows(doc)), ""]
+    for key, t in doc["targets"].items():
+        out += [f"## {key}: {t['name']}", "", t["description"], "",
+                f"Counts from: {t['count_source']}. Dynamic energy per sample "
+                f"{fmt_j(t['energy_per_sample_J']['dynamic'])} "
+                f"({vs_text(t['vs_baseline']['dynamic_ratio'], doc['baseline'])}).", ""]
+        out += [f"- {n}" for n in t["notes"]] + ([""] if t["notes"] else [])
+        out += [_md_table(["layer", *COMPONENTS, "total"], _layer_rows(t, b)), "",
+                _md_table(CONST_HEAD, _const_rows(t)), ""]
+    out += ["## Assumptions", ""] + [f"- {a}" for a in doc["assumptions"]] + [""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ html
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}
+th{background:#f0f0f0}.warn{background:#fff6d6;border:1px solid #e0c060;padding:.5em}img{max-width:100%}
+.recalled{color:#a05000}"""
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    e = html.escape
+    h = "".join(f"<th>{e(str(c))}</th>" for c in head)
+    body = "".join("<tr>" + "".join(
+        f"<td class=\"recalled\">{e(str(c))}</td>" if c == "recalled" else
+        f"<td><b>{e(str(c).strip('*'))}</b></td>" if str(c).startswith("**") else f"<td>{e(str(c))}</td>"
+        for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """A self-contained page: inline CSS, plots embedded as base64 PNG, no external reference."""
+    e, m, d, b = html.escape, doc["model"], doc["data"], doc["data"]["samples"]
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>Energy estimate: {e(str(m.get('model')))}</title><style>{_CSS}</style></head><body>",
+             f"<h1>Energy estimate: {e(str(m.get('model')))}</h1>",
+             "<p class=\"warn\"><b>Estimate, not a measurement.</b> Counted events of one run times "
+             "per-event energies from the cost table; every constant is listed with its source, and "
+             "figures marked <span class=\"recalled\">recalled</span> were not checked against the "
+             "primary source. All assumptions are listed at the end.</p>",
+             f"<p>checkpoint <code>{e(str(m.get('checkpoint')))}</code>, graph digest "
+             f"<code>{e(str(m.get('graph_digest'))[:16])}</code><br>data: {e(d['source'])}: "
+             f"{d['samples']} samples x {d['steps']} steps of {m.get('dt_s'):g} s, {e(d['input_kind'])} "
+             f"input<br>baseline: <code>{e(str(doc['baseline']))}</code></p>",
+             "<h2>Energy per target</h2>", _html_table(SUMMARY_HEAD, _summary_rows(doc)),
+             _img(figures["overview"], "energy per target"),
+             "<h2>Activity (one run on the data)</h2>", _img(figures["raster"], "spike raster"),
+             _img(figures["rates"], "spike rate per population"),
+             _html_table(SYN_HEAD, _syn_rows(doc)), _html_table(POP_HEAD, _pop_rows(doc)),
+             "<p>NeuroBench metrics of this run:</p>", _html_table(["metric", "value"], _nb_rows(doc))]
+    for key, t in doc["targets"].items():
+        parts += [f"<h2 id=\"{e(key)}\">{e(key)}: {e(t['name'])}</h2>", f"<p>{e(t['description'])}</p>",
+                  f"<p>Counts from: {e(t['count_source'])}. Dynamic energy per sample "
+                  f"<b>{e(fmt_j(t['energy_per_sample_J']['dynamic']))}</b> "
+                  f"({e(vs_text(t['vs_baseline']['dynamic_ratio'], doc['baseline']).replace('`', ''))}).</p>"]
+        if t["notes"]:
+            parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in t["notes"]) + "</ul>")
+        parts += [_img(figures[f"breakdown:{key}"], f"energy breakdown {key}"),
+                  _html_table(["layer", *COMPONENTS, "total"], _layer_rows(t, b)),
+                  _html_table(CONST_HEAD, _const_rows(t))]
+    parts += ["<h2>Assumptions</h2><ul>" + "".join(f"<li>{e(a)}</li>" for a in doc["assumptions"])
+              + "</ul>", f"<p>Cost tables: {e(', '.join(doc['cost_tables']))}. neuro "
+              f"{e(doc['neuro_version'])}.</p></body></html>"]
+    return "\n".join(parts)
+
+
+def figures(counts: Counts, energies: list[TargetEnergy], baseline: str) -> dict[str, bytes]:
+    from . import plots
+
+    figs = {"raster": plots.raster(counts), "rates": plots.rates(counts),
+            "overview": plots.overview(energies, baseline, counts.samples)}
+    kinds = {**{n: s.kind for n, s in counts.synapses.items()},
+             **{n: p.kind for n, p in counts.populations.items()}}
+    for en in energies:
+        figs[f"breakdown:{en.target.key}"] = plots.breakdown(en, counts.samples, kinds)
+    return figs
+
+
+# ------------------------------------------------------------------------------ files
+def write(doc: dict[str, Any], page: str, out: str | Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out``: a new directory is
+    filled under a temporary name and renamed into place; in an existing one every file is
+    written to a temporary name and renamed (nothing partial either way)."""
+    from ..checkpoint import atomic_write
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    texts = {"json": ("report.json", json.dumps(doc, indent=1, allow_nan=False)),
+             "md": ("report.md", markdown(doc)), "html": ("report.html", page)}
+    if out.is_dir():
+        for fname, text in texts.values():
+            atomic_write(out / fname, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            tmp.chmod(0o755)  # mkdtemp makes it private
+            for fname, text in texts.values():
+                (tmp / fname).write_text(text, encoding="utf-8")
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return {k: out / fname for k, (fname, _) in texts.items()}
+
+
+__all__ = ["BASE_ASSUMPTIONS", "EVENTS", "SCHEMA_FILE", "SCHEMA_ID", "build", "figures", "html_page",
+           "markdown", "write"]
