@@ -116,6 +116,7 @@ def train_delay_snn(
     lr: float = 1e-3,
     lr_positions: float | None = None,
     weight_decay: float = 1e-5,
+    integer_epochs: int = 0,
     seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -128,6 +129,12 @@ def train_delay_snn(
     Gaussian width follows the sigma schedule per epoch. Test accuracy uses integer delays.
     Under ``torchrun`` (``neuro.distributed``) the model is wrapped in DDP and each rank trains on
     every ``world_size``-th batch.
+
+    ``integer_epochs`` (default 0, the reference recipe): the last ``integer_epochs`` of the
+    ``epochs`` train with the rounded integer delays that evaluation and export use; positions are
+    frozen and only weights (and BatchNorm) keep learning. A position learned between two integers
+    makes the Gaussian kernel split its weight over two delays, which rounding cannot keep; these
+    epochs let the weights adapt to the delays the deployed network really has.
     """
     from tqdm import tqdm
 
@@ -136,6 +143,8 @@ def train_delay_snn(
 
     if epochs <= 0 or batch_size <= 0 or lr <= 0:
         raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
+    if not 0 <= integer_epochs <= epochs:
+        raise ValueError(f"integer_epochs must lie in [0, epochs={epochs}], got {integer_epochs}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     bn = [p for m in model.modules() if isinstance(m, nn.BatchNorm1d) for p in m.parameters()]
@@ -159,6 +168,8 @@ def train_delay_snn(
     for epoch in range(epochs):
         model.train()
         model.set_epoch(epoch, epochs)
+        integer = epoch >= epochs - integer_epochs
+        model.integer_delays(integer)
         total, correct, seen = 0.0, 0, 0
         batches = distributed.shard(train.batches(batch_size, shuffle=True, generator=gen))
         bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}/{epochs}",
@@ -171,7 +182,7 @@ def train_delay_snn(
                 opt_p.zero_grad(set_to_none=True)
             loss.backward()
             opt_w.step()
-            if opt_p is not None:
+            if opt_p is not None and not integer:
                 opt_p.step()
             model.clamp_positions()
             total += loss.item() * len(y)
@@ -184,7 +195,9 @@ def train_delay_snn(
         result.loss.append(total / seen)
         result.train_accuracy.append(correct / seen)
         result.test_accuracy.append(evaluate_delay_snn(model, test))
+        model.integer_delays(integer)  # evaluate() switched back to the training kernel
         log(f"epoch {epoch + 1}/{epochs}: loss {result.loss[-1]:.4f}  train acc "
             f"{result.train_accuracy[-1]:.3f}  test acc (integer delays) {result.test_accuracy[-1]:.3f}")
+    model.integer_delays(False)  # the float positions stay the trainable checkpoint
     result.seconds = time.perf_counter() - start
     return result

@@ -71,6 +71,29 @@ def test_training_learns_with_learned_delays():
     assert m[0].delays().max() <= 8 and not m[0].integer  # evaluation restored training mode
 
 
+def test_integer_epochs_freeze_positions_and_train_with_rounded_delays():
+    train, test = delay_pattern_task(300, 100, seed=5)
+    torch.manual_seed(0)
+    m = DelaySNN(DelaySNNConfig(n_inputs=16, n_hidden=16, n_layers=1, n_outputs=4, max_delay=9,
+                                dropout=0.0))
+    seen = []
+
+    def record(module, args):
+        if module.training:
+            seen.append((module.integer, module.P.detach().clone(), module.weight.detach().clone()))
+
+    m[0].register_forward_pre_hook(record)
+    train_delay_snn(m, train, test, epochs=3, integer_epochs=1, batch_size=100, progress=False,
+                    log=lambda s: None)
+    assert [s[0] for s in seen] == [False] * 6 + [True] * 3  # 3 batches per epoch, last epoch integer
+    assert not torch.equal(seen[0][1], seen[5][1])  # positions learn in the Gaussian epochs
+    assert torch.equal(seen[6][1], seen[8][1]) and torch.equal(seen[6][1], m[0].P)  # then frozen
+    assert not torch.equal(seen[6][2], seen[8][2])  # while the weights keep learning
+    assert not m[0].integer  # the float checkpoint is left in training mode
+    with pytest.raises(ValueError, match="integer_epochs"):
+        train_delay_snn(m, train, test, epochs=2, integer_epochs=3, progress=False)
+
+
 def test_bad_configs():
     with pytest.raises(ValueError, match="odd"):
         DelaySNNConfig(max_delay=24)
