@@ -526,7 +526,38 @@ std::tuple<at::Tensor, at::Tensor> int_recurrent_lif_forward(
   return {out, vtr};
 }
 
+// Integer synapse sum for mostly-zero inputs: out[r] = sum_i x[r, i] * w_t[i] over the non-zero
+// x[r, i] only (event-driven, exact in int64). x [R, in], w_t = W^T [in, out].
+at::Tensor int_event_matmul(const at::Tensor& x, const at::Tensor& w_t) {
+  check_long(x, "int_event_matmul");
+  check_long(w_t, "int_event_matmul");
+  TORCH_CHECK(x.dim() == 2 && w_t.dim() == 2 && x.size(1) == w_t.size(0),
+              "int_event_matmul: x [R, in] and w_t [in, out] expected");
+  const int64_t R = x.size(0), I = x.size(1), O = w_t.size(1);
+  auto out = at::zeros({R, O}, x.options());
+  const int64_t *X = x.data_ptr<int64_t>(), *W = w_t.data_ptr<int64_t>();
+  int64_t* Y = out.data_ptr<int64_t>();
+  at::parallel_for(0, R, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const int64_t* xr = X + r * I;
+      int64_t* __restrict__ yr = Y + r * O;
+      for (int64_t i = 0; i < I; ++i) {
+        const int64_t c = xr[i];
+        if (c == 0) continue;
+        const int64_t* __restrict__ wi = W + i * O;
+        if (c == 1) {
+          for (int64_t o = 0; o < O; ++o) yr[o] += wi[o];
+        } else {
+          for (int64_t o = 0; o < O; ++o) yr[o] += c * wi[o];
+        }
+      }
+    }
+  });
+  return out;
+}
+
 TORCH_LIBRARY(neuro_ops, m) {
+  m.def("int_event_matmul", &int_event_matmul);
   m.def("lif_forward", &lif_forward);
   m.def("lif_backward", &lif_backward);
   m.def("spike_linear_forward", &spike_linear_forward);

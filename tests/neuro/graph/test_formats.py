@@ -227,3 +227,15 @@ def test_loihi2_delay_limit_is_enforced():
     layer.clamp_positions()
     assert int(from_module(Sequential(layer, LIF(reset="zero"))).nodes["0"].delay.max()) == 62
     quantize(from_module(Sequential(layer, LIF(reset="zero"))), "loihi2")
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.14, 0.5])
+def test_integer_synapse_sum_is_exact_on_both_paths(density):
+    from neuro.graph import intsim
+
+    rng = np.random.default_rng(3)
+    x = (rng.random((40, 3, 70)) < density) * rng.integers(1, 4, (40, 3, 70))  # spike counts
+    w = rng.integers(-(2**15), 2**15, (9, 70))
+    want = x.astype(np.int64) @ w.T.astype(np.int64)
+    got = intsim._matmul_exact(x.astype(np.int64), w)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
