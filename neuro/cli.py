@@ -248,7 +248,8 @@ def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
             lines.append(f"{indent}{k}:")
             lines.extend(_format_stats(v, indent + "  "))
         elif isinstance(v, (list, tuple)) and len(v) > 8:
-            lines.append(f"{indent}{k}: [{len(v)} values, max {max(v)}]")
+            top = f", max {max(v)}" if all(isinstance(e, (int, float)) for e in v) else ""
+            lines.append(f"{indent}{k}: [{len(v)} values{top}]")
         else:
             lines.append(f"{indent}{k}: {v}")
     return lines
