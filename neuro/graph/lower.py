@@ -125,6 +125,9 @@ def from_module(model: nn.Module, *, input_shape: tuple[int, ...] | None = None,
 
     if isinstance(model, GraphModel):
         return model.graph
+    lowerable = getattr(model, "lowerable", None)
+    if callable(lowerable):  # a model whose deployable part is a sub-network (LSM + ANN head)
+        model = lowerable()
     if input_shape is None:
         n = _input_size(model)
         if n is None:

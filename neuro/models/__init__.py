@@ -6,6 +6,7 @@ from torch import nn
 
 from .delay_snn import DelaySNN, DelaySNNConfig
 from .feedforward import SpikingMLP, SpikingMLPConfig
+from .lsm import LSM, LSMClassifier, LSMConfig
 
 
 #: model name -> builder from its JSON config (a static table, not a registry of live objects)
@@ -19,6 +20,9 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     SpikingMLP.name: lambda cfg: SpikingMLP(SpikingMLPConfig.from_dict(cfg)),
     "graph": _graph_model,
     DelaySNN.name: lambda cfg: DelaySNN(DelaySNNConfig.from_dict(cfg)),
+    LSM.name: lambda cfg: LSM(LSMConfig.from_dict(cfg)),
+    LSMClassifier.name: LSMClassifier.from_config,
 }
 
-__all__ = ["BUILDERS", "DelaySNN", "DelaySNNConfig", "SpikingMLP", "SpikingMLPConfig"]
+__all__ = ["BUILDERS", "DelaySNN", "DelaySNNConfig", "LSM", "LSMClassifier", "LSMConfig", "SpikingMLP",
+           "SpikingMLPConfig"]

@@ -65,7 +65,18 @@ def reservoir(T: int = 200, B: int = 2, *, n_in: int = 10, n: int = 50, p: float
     return from_module(model), _spikes(T, B, n_in, 0.15, seed + 1)
 
 
-NETWORKS = {"feedforward": feedforward, "delay": delay_network, "reservoir": reservoir}
+def lsm(T: int = 200, B: int = 2, *, n_in: int = 16, size: int = 60,
+        seed: int = 0) -> tuple[Graph, np.ndarray]:
+    """``neuro.models.LSM``: a Gaussian reservoir with a (random) ridge-style ``Affine -> LI`` readout."""
+    from neuro.models.lsm import LSM, LSMConfig
+
+    model = LSM(LSMConfig(n_inputs=n_in, size=size, n_outputs=3, n_steps=T, seed=seed))
+    with torch.no_grad():
+        model.readout.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(seed))
+    return from_module(model), _spikes(T, B, n_in, 0.2, seed + 1)
+
+
+NETWORKS = {"feedforward": feedforward, "delay": delay_network, "reservoir": reservoir, "lsm": lsm}
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def _check_bit_exact(art, spikes, batch_note):
 def test_networks_fixed_pt_bit_exact_and_floating_pt_agrees(networks, tmp_path):
     """Feed-forward, delay and LSM-style reservoir networks (negative weights, LI readouts),
     T=200, B=2: spikes, readout membranes and every LIF membrane equal simulate_int's."""
-    parts = {k: networks[k](T=T, B=2) for k in ("feedforward", "delay", "reservoir")}
+    parts = {k: networks[k](T=T, B=2) for k in ("feedforward", "delay", "reservoir", "lsm")}
     g, x = union(parts)
     art = loihi.compile(g, tmp_path / "art", calibration_inputs=x)
     q, ref, res = _check_bit_exact(art, x, "fixed_pt")

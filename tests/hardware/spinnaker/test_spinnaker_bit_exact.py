@@ -26,7 +26,7 @@ def test_cpp_engine_builds():
     assert spinnaker.cpp_available(), spinnaker.engine.cpp_error()
 
 
-@pytest.mark.parametrize("kind", ["feedforward", "delay", "reservoir"])
+@pytest.mark.parametrize("kind", ["feedforward", "delay", "reservoir", "lsm"])
 def test_networks_equal_reference(networks, kind, small_machine, tmp_path):
     kw = {"max_delay": 41} if kind == "delay" else {}  # delays up to 40 need the delay extension
     g, x = networks[kind](T=T, B=1 if kind == "delay" else 2, **kw)  # the delay reference is slow
