@@ -23,6 +23,7 @@ class UserError(Exception):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """Train, export to every hardware target, check the spikes agree, write the energy report."""
     import torch
 
     from . import __version__, kernels
@@ -32,6 +33,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .training import train_delay_snn
 
     torch.manual_seed(args.seed)
+    out = Path(args.out)
     print(f"neuro {__version__} demo: LIF network with learnable synaptic delays (DCLS) on the "
           f"offline delay task (kernels: {kernels.backend()})")
     train, test = delay_pattern_task(seed=args.seed + 1)
@@ -40,15 +42,67 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           "intervals between paired channels")
     model = DelaySNN(DelaySNNConfig(n_inputs=train.n_channels, n_hidden=64, n_layers=1,
                                     n_outputs=train.n_classes, max_delay=9, dropout=0.1))
-    result = train_delay_snn(model, train, test, epochs=args.epochs, seed=args.seed)
+    integer_epochs = min(2, args.epochs - 1)
+    result = train_delay_snn(model, train, test, epochs=args.epochs, seed=args.seed,
+                             integer_epochs=integer_epochs)
     acc = result.test_accuracy[-1]
     print(f"test accuracy: {acc:.3f} (integer delays; chance {1 / train.n_classes:.3f}), "
           f"trained in {result.seconds:.1f} s")
-    path = save_checkpoint(Path(args.out) / "model.safetensors", model, name=model.name,
+    path = save_checkpoint(out / "model.safetensors", model, name=model.name,
                            config=model.config_dict(),
                            info={"task": "delay_pattern_task", "seed": args.seed, **result.as_dict()})
     print(f"checkpoint: {path}")
-    return 0
+    x = np.ascontiguousarray(test.spikes[:args.samples].transpose(1, 0, 2)).astype(np.float32)
+    ok = _demo_targets(model, x, out)
+    from .energy.cli import run as energy_run
+    from .energy.cli import summary as energy_summary
+
+    print("\n".join(energy_summary(energy_run(path, None, out / "energy")["json"])))
+    return 0 if ok else 1
+
+
+def _demo_targets(model, x: np.ndarray, out: Path) -> bool:
+    """Export ``model`` to every hardware target, run ``x`` there and compare the spikes with the
+    integer reference executor; True when every target that can run it agrees bit for bit."""
+    import time
+
+    from .graph import from_module
+    from .hardware import TARGETS, get_backend
+    from .hardware.base import as_int_spikes, compare, load_artifact_graph, reference
+
+    graph = from_module(model.eval().integer_delays())
+    model.integer_delays(False)
+    print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
+          "with the integer reference executor")
+    ok = True
+    for target in TARGETS:
+        try:
+            backend = get_backend(target)
+        except (ValueError, ImportError) as exc:
+            print(f"  {target:10s} not run: {exc}")
+            continue
+        problems = backend.supports(graph)
+        if problems:
+            print(f"  {target:10s} cannot run the model: " + "; ".join(problems))
+            continue
+        t0 = time.perf_counter()
+        art = backend.compile(graph, out / target, calibration_inputs=x)
+        q = load_artifact_graph(art)
+        try:
+            res = backend.run(art, x)
+        except OSError as exc:  # the target's simulator is not installed (Lava) or failed
+            print(f"  {target:10s} not run: {str(exc).splitlines()[0]}")
+            ok = False
+            continue
+        comp = compare(target, q, res, reference(q, as_int_spikes(q, x)))
+        spikes = sum(r["target"] for r in comp.rows if r["kind"] in ("LIF", "CubaLIF", "IF"))
+        verdict = "IDENTICAL" if comp.identical else "MISMATCH"
+        print(f"  {target:10s} {q.metadata['format']['name']:9s} {verdict} spikes to the reference "
+              f"({spikes} spikes, {time.perf_counter() - t0:.1f} s) -> {art}")
+        if not comp.identical:
+            ok = False
+            print(comp.table())
+    return ok
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -60,9 +114,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .models import DelaySNN, DelaySNNConfig
     from .training import train_delay_snn
 
-    if args.model != "delay-snn":
-        raise UserError(f"training {args.model!r} is not available yet (available: delay-snn)")
-    distributed.init_from_env()  # torchrun --nproc_per_node N: DDP over N processes
+    if args.model not in ("delay-snn", "lsm"):
+        raise UserError(f"training {args.model!r} is not available yet (available: delay-snn, lsm)")
     cfg: dict = {}
     if args.config:
         try:
@@ -71,7 +124,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"{args.config}: not a readable JSON config ({exc})") from None
         if not isinstance(cfg, dict):
             raise UserError(f"{args.config}: the config must be a JSON object")
-    train_keys = {"batch_size", "lr", "lr_positions", "weight_decay", "epochs", "seed"}
+    out = args.out or f"runs/{args.model}"
+    if args.model == "lsm":
+        from .lsm_training import run_train_lsm
+
+        for key in ("readout", "task", "reservoir"):
+            if getattr(args, key, None):
+                cfg[key] = getattr(args, key)
+        run_train_lsm(data=args.data, config=cfg, epochs=args.epochs, out=out, seed=args.seed)
+        return 0
+    for key in ("readout", "task", "reservoir"):
+        if getattr(args, key, None):
+            raise UserError(f"--{key} is an option of 'neuro train lsm', not of {args.model}")
+    distributed.init_from_env()  # torchrun --nproc_per_node N: DDP over N processes
+    train_keys = {"batch_size", "lr", "lr_positions", "weight_decay", "integer_epochs", "epochs",
+                  "seed"}
     train_cfg = {k: cfg.pop(k) for k in list(cfg) if k in train_keys}
     epochs = args.epochs or train_cfg.pop("epochs", 150 if args.data else 15)
     seed = train_cfg.pop("seed", args.seed)
@@ -91,7 +158,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train_delay_snn(model, train, test, epochs=epochs, seed=seed, **train_cfg)
     if not distributed.is_main():
         return 0
-    path = save_checkpoint(Path(args.out) / "model.safetensors", model, name=model.name,
+    path = save_checkpoint(Path(out) / "model.safetensors", model, name=model.name,
                            config=model.config_dict(),
                            info={"data": str(args.data or "delay_pattern_task"), "seed": seed,
                                  **result.as_dict()})
@@ -453,19 +520,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking neural networks: train in PyTorch, export to neuromorphic targets.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    demo = sub.add_parser("demo", help="train a delay SNN on an offline task and save it")
+    demo = sub.add_parser("demo", help="train a delay SNN offline, run it on every hardware target, "
+                                       "report energy")
     demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")
     demo.add_argument("--epochs", type=_positive_int, default=8,
                       help="training epochs (default: 8)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--samples", type=_positive_int, default=16,
+                      help="test samples run on every hardware target (default: 16)")
     demo.set_defaults(func=_cmd_demo)
-    tr = sub.add_parser("train", help="train a model: delay-snn (on --data SHD files or offline)")
+    tr = sub.add_parser("train", help="train a model: delay-snn (SHD or offline), lsm (N-MNIST, "
+                                      "N-TIDIGITS or offline)")
     tr.add_argument("model", choices=["delay-snn", "spikegpt", "egru", "lsm"], help="model family")
-    tr.add_argument("--data", help="directory or file with the SHD .h5/.h5.gz files")
-    tr.add_argument("--config", help="JSON: model config keys plus batch_size/lr/lr_positions/epochs/seed")
-    tr.add_argument("--epochs", type=_positive_int, help="epochs (default: 150 with --data, else 15)")
+    tr.add_argument("--data", help="delay-snn: directory or file with the SHD .h5/.h5.gz files; "
+                                   "lsm: an N-MNIST folder or an N-TIDIGITS .hdf5 file")
+    tr.add_argument("--config", help="JSON: model config keys plus training keys (delay-snn: "
+                                     "batch_size/lr/lr_positions/integer_epochs/epochs/seed)")
+    tr.add_argument("--epochs", type=_positive_int,
+                    help="epochs (delay-snn: 150 with --data, else 15; lsm: readout epochs)")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", default="runs/delay-snn", help="output directory")
+    tr.add_argument("--out", help="output directory (default: runs/MODEL)")
+    tr.add_argument("--readout", choices=["ridge", "mlp", "contrastive"],
+                    help="lsm: readout (default ridge)")
+    tr.add_argument("--task", choices=["digits", "audio"],
+                    help="lsm without --data: offline stand-in (default digits)")
+    tr.add_argument("--reservoir", choices=["gaussian", "maass"],
+                    help="lsm: reservoir builder (default gaussian)")
     tr.set_defaults(func=_cmd_train)
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")

@@ -1,5 +1,18 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    # Lava (the Loihi backend's simulator) lives in its own environment (`make lava`); point the
+    # backend at it for every test, including the CLI's subprocesses, unless the caller chose one.
+    lava = REPO / ".venv-lava" / "bin" / "python"
+    if not os.environ.get("NEURO_LAVA_PYTHON") and lava.exists():
+        os.environ["NEURO_LAVA_PYTHON"] = str(lava)
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,10 @@ def test_demo_trains_and_writes_checkpoint(tmp_path):
     assert acc > 0.4  # 4 classes, chance 0.25
     ckpt = tmp_path / "out" / "model.safetensors"
     assert ckpt.is_file()
+    for target in ("loihi", "spinnaker"):  # exported, run and identical to the reference executor
+        assert f"{target} " in r.stdout and (tmp_path / "out" / target / "manifest.json").is_file()
+    assert "MISMATCH" not in r.stdout and "not run" not in r.stdout
+    assert (tmp_path / "out" / "energy" / "report.html").is_file()
     info = _run("info", str(ckpt))
     assert info.returncode == 0 and "delay-snn" in info.stdout and "0.P" in info.stdout
 
@@ -161,3 +165,13 @@ def test_energy_command_writes_reports_and_rejects_bad_input(tmp_path, capsys):
     rep = json.loads((out / "report.json").read_text())
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
     assert rep and "ann-45nm" in capsys.readouterr().out
+
+
+def test_train_lsm_offline_writes_a_checkpoint_that_exports(tmp_path, capsys):
+    out = tmp_path / "lsm"
+    assert main(["train", "lsm", "--task", "audio", "--out", str(out)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    ckpt = out / "model.safetensors"
+    assert main(["export", str(ckpt), "--target", "spinnaker", "--out", str(tmp_path / "spin")]) == 0
+    assert main(["train", "delay-snn", "--readout", "ridge", "--out", str(tmp_path / "x")]) == 2
+    assert "option of 'neuro train lsm'" in capsys.readouterr().err
