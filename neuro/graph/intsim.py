@@ -51,7 +51,8 @@ def _lava_weights(w: np.ndarray) -> np.ndarray:
 EVENT_DENSITY = 0.15
 
 
-def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None) -> np.ndarray:
+def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None,
+                  w_t32: np.ndarray | None = None) -> np.ndarray:
     """Integer ``x @ w.T`` over the last axis, exact. Sparse inputs (spikes): an event-driven
     int64 sum in C++ over the non-zero entries (``w_t = w.T`` contiguous int64 may be passed in).
     Dense inputs: float32 BLAS while every partial sum stays below 2^24 (spikes times 8-bit
@@ -61,9 +62,14 @@ def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None) -
     if x.size and _ext_ok() and np.count_nonzero(x) <= EVENT_DENSITY * x.size:
         if w_t is None:
             w_t = np.ascontiguousarray(w.T, dtype=np.int64)
-        flat = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.int64))
-        y = torch.ops.neuro_ops.int_event_matmul(flat, torch.from_numpy(w_t)).numpy()
-        return y.reshape(*x.shape[:-1], w.shape[0])
+        flat = x.reshape(-1, x.shape[-1])
+        xmax = max(int(flat.max()), -int(flat.min()))
+        wmax = int(np.abs(w_t).max(initial=0))
+        if xmax * flat.shape[1] * wmax < 2**31:  # every partial sum fits int32: accumulate there
+            w_t = w_t32 if w_t32 is not None else w_t.astype(np.int32)  # (exact, 2x SIMD width)
+        y = torch.ops.neuro_ops.int_event_matmul(
+            torch.from_numpy(np.ascontiguousarray(flat, dtype=np.int64)), torch.from_numpy(w_t))
+        return y.numpy().reshape(*x.shape[:-1], w.shape[0])
     bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(1).max(initial=0))
     for dtype, limit in ((torch.float32, 2**24), (torch.float64, 2**53)):
         if bound < limit:  # torch's GEMM; every partial sum is an exactly representable integer
@@ -85,6 +91,7 @@ class _IntRunner:
                                  "run neuro.graph.quantize first")
             self.w = _lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
             self.w_t = np.ascontiguousarray(self.w.T)
+            self.w_t32 = self.w_t.astype(np.int32) if np.abs(self.w).max(initial=0) < 2**31 else None
         if isinstance(node, (N.LIF, N.LI)) and node.q is None:
             raise GraphError(f"node {name!r} ({node.kind}): no integer parameters (field 'q'); "
                              "run neuro.graph.quantize first")
@@ -99,7 +106,7 @@ class _IntRunner:
         if isinstance(node, (N.Input, N.Output)):
             return x
         if isinstance(node, (N.Affine, N.Linear)):
-            return self._shift_exp(_matmul_exact(x, self.w, self.w_t))
+            return self._shift_exp(_matmul_exact(x, self.w, self.w_t, self.w_t32))
         if isinstance(node, N.DelayedAffine):
             out = np.zeros((*x.shape[:-1], self.w.shape[0]), np.int64)
             for d in np.unique(node.delay):

@@ -463,12 +463,18 @@ std::tuple<at::Tensor, at::Tensor> int_lif_forward(
   const int64_t* VT = vth.data_ptr<int64_t>();
   int64_t* O = out.data_ptr<int64_t>();
   int64_t* VR = vtr.data_ptr<int64_t>();
+  // time outer, neurons inner: each thread walks its block of neurons row by row (contiguous)
   at::parallel_for(0, M, 256, [&](int64_t lo, int64_t hi) {
-    for (int64_t j = lo; j < hi; ++j) {
-      int64_t u = 0, v = 0;
-      for (int64_t t = 0; t < T; ++t) {
-        O[t * M + j] = n.step(A[t * M + j], u, v, P0[j], P1[j], VT[j], BI[j]);
-        VR[t * M + j] = v;
+    std::vector<int64_t> u(hi - lo, 0), v(hi - lo, 0);
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t* at = A + t * M;
+      int64_t* ot = O + t * M;
+      int64_t* vt = VR + t * M;
+      for (int64_t j = lo; j < hi; ++j) {
+        int64_t& uj = u[j - lo];
+        int64_t& vj = v[j - lo];
+        ot[j] = n.step(at[j], uj, vj, P0[j], P1[j], VT[j], BI[j]);
+        vt[j] = vj;
       }
     }
   });
@@ -527,32 +533,50 @@ std::tuple<at::Tensor, at::Tensor> int_recurrent_lif_forward(
 }
 
 // Integer synapse sum for mostly-zero inputs: out[r] = sum_i x[r, i] * w_t[i] over the non-zero
-// x[r, i] only (event-driven, exact in int64). x [R, in], w_t = W^T [in, out].
-at::Tensor int_event_matmul(const at::Tensor& x, const at::Tensor& w_t) {
-  check_long(x, "int_event_matmul");
-  check_long(w_t, "int_event_matmul");
-  TORCH_CHECK(x.dim() == 2 && w_t.dim() == 2 && x.size(1) == w_t.size(0),
-              "int_event_matmul: x [R, in] and w_t [in, out] expected");
-  const int64_t R = x.size(0), I = x.size(1), O = w_t.size(1);
-  auto out = at::zeros({R, O}, x.options());
-  const int64_t *X = x.data_ptr<int64_t>(), *W = w_t.data_ptr<int64_t>();
-  int64_t* Y = out.data_ptr<int64_t>();
+// x[r, i] only (event-driven). x [R, in] int64, w_t = W^T [in, out] int64 or int32, out int64.
+// With int32 weights the row is accumulated in int32: the caller guarantees that every partial
+// sum fits (|x| row sum times max |w| < 2^31), so the result is exact and twice as wide in SIMD.
+template <typename W_T>
+void event_rows(const int64_t* X, const W_T* W, int64_t* Y, int64_t R, int64_t I, int64_t O) {
   at::parallel_for(0, R, 16, [&](int64_t lo, int64_t hi) {
+    std::vector<W_T> acc(O);
     for (int64_t r = lo; r < hi; ++r) {
+      std::fill(acc.begin(), acc.end(), W_T(0));
+      W_T* __restrict__ ar = acc.data();
       const int64_t* xr = X + r * I;
-      int64_t* __restrict__ yr = Y + r * O;
       for (int64_t i = 0; i < I; ++i) {
         const int64_t c = xr[i];
         if (c == 0) continue;
-        const int64_t* __restrict__ wi = W + i * O;
+        const W_T* __restrict__ wi = W + i * O;
         if (c == 1) {
-          for (int64_t o = 0; o < O; ++o) yr[o] += wi[o];
+          for (int64_t o = 0; o < O; ++o) ar[o] += wi[o];
         } else {
-          for (int64_t o = 0; o < O; ++o) yr[o] += c * wi[o];
+          const W_T cc = static_cast<W_T>(c);
+          for (int64_t o = 0; o < O; ++o) ar[o] += cc * wi[o];
         }
       }
+      int64_t* yr = Y + r * O;
+      for (int64_t o = 0; o < O; ++o) yr[o] = static_cast<int64_t>(ar[o]);
     }
   });
+}
+
+at::Tensor int_event_matmul(const at::Tensor& x, const at::Tensor& w_t) {
+  check_long(x, "int_event_matmul");
+  TORCH_CHECK(w_t.is_contiguous() && w_t.device().is_cpu() &&
+                  (w_t.scalar_type() == at::kLong || w_t.scalar_type() == at::kInt),
+              "int_event_matmul: w_t must be a contiguous int64 or int32 CPU tensor");
+  TORCH_CHECK(x.dim() == 2 && w_t.dim() == 2 && x.size(1) == w_t.size(0),
+              "int_event_matmul: x [R, in] and w_t [in, out] expected");
+  const int64_t R = x.size(0), I = x.size(1), O = w_t.size(1);
+  auto out = at::empty({R, O}, x.options());
+  if (w_t.scalar_type() == at::kInt) {
+    event_rows<int32_t>(x.data_ptr<int64_t>(), w_t.data_ptr<int32_t>(), out.data_ptr<int64_t>(),
+                        R, I, O);
+  } else {
+    event_rows<int64_t>(x.data_ptr<int64_t>(), w_t.data_ptr<int64_t>(), out.data_ptr<int64_t>(),
+                        R, I, O);
+  }
   return out;
 }
 
