@@ -186,7 +186,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .datasets import load_spikes
 
     path = Path(args.path)
-    if path.is_dir() and (path / "graph.json").is_file():
+    if path.is_dir() and (path / "graph.json").is_file() and not (path / "manifest.json").is_file():
         from .graph import Graph
 
         g = Graph.load(path)
@@ -564,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="target: loihi, spinnaker, fpga or nir")
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
     export.add_argument("--format", metavar="NAME",
-                        help="number format (loihi: loihi2; spinnaker: spinnaker; fpga: int8|int16)")
+                        help="number format (loihi: loihi2; spinnaker: spinnaker; fpga: "
+                             "int8|int16|int8-m12|int16-m12)")
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
     export.set_defaults(func=_cmd_export)
