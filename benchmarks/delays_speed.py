@@ -21,7 +21,12 @@ Workload:
 Implementations:
 
 * ``neuro``: ``neuro.models.DelaySNN(DelaySNNConfig())`` (the defaults are the SHD configuration)
-  and ``summed_softmax_loss``; the step is the loop body of ``train_delay_snn``.
+  and ``summed_softmax_loss``; the step is the loop body of ``train_delay_snn``. Its delay layers
+  build the same Gaussian kernel and compute the convolution with ``neuro.kernels.dcls`` (equal
+  to the conv1d up to float32 rounding): layer 1 (SHD counts, ~5 % non-zero) and layer 3 (hidden
+  spikes into 20 outputs) event-driven (forward and kernel gradient over the non-zero inputs
+  only), layer 2 (~9 % spikes after dropout, 256 outputs) spectral (per-frequency products of
+  real DFTs over time, all GEMMs); the input gradients of layers 2 and 3 are spectral.
 * ``reference``: the reference model rebuilt from its parts as ``snn_delays.py`` of
   Thvnvtos/SNN-delays does it: ``DCLS.construct.modules.Dcls1d(in, out, kernel_count=1,
   dilated_kernel_size=25, bias=False, version="gauss")`` on the ``[B, C, T]`` input padded by
@@ -62,12 +67,23 @@ Method:
 * Profile (full runs, ``--no-profile`` skips it): one more process per implementation runs
   ``torch.profiler`` over two steps after a warm-up; the top operators by self CPU time and the
   time per phase (forward / loss / backward / optimizer) are stored in the JSON.
+* Layer profile (every run): neuro's step as above and with the dense conv1d path forced
+  (``NEURO_DCLS_PATH=dense``, the code before the fast paths), each in its own process: module
+  hooks time the forward and backward of each delay layer (``perf_counter`` around the module;
+  backward from the gradient of its output to the gradient of its input, for layer 1 to the end
+  of ``backward()``), the rest of each phase is "other"; median over the steps.
+* Density sweep (``--density-sweep``): forward + backward of one hidden delay layer
+  ([T=112, B, 256] -> 256, K=25, input gradient included, dropout-scaled spikes) and of the input
+  layer ([T=100, B, 140] counts -> 256, no input gradient) on the event-driven, spectral and
+  dense paths at input densities 0.5 % .. 40 %, interleaved rounds, median; it checks the
+  crossover that ``neuro.kernels.dcls.event_density_limit`` predicts (printed with the table).
 
 Usage (from the repository root)::
 
     PYTHONPATH=. python benchmarks/delays_speed.py            # full run, ~5-6 minutes on 2 cores
     PYTHONPATH=. python benchmarks/delays_speed.py --quick    # smoke test
     PYTHONPATH=. python benchmarks/delays_speed.py --out /tmp/x.json
+    PYTHONPATH=. python benchmarks/delays_speed.py --density-sweep [--quick]   # also the sweep
 
 Exit status 2 when SpikingJelly, DCLS (``pip install dcls``) or neuro is not importable.
 """
@@ -143,8 +159,9 @@ def build_neuro(dropout: float = DROPOUT) -> Any:
     return model
 
 
-def neuro_step_fn(model: Any) -> Step:
-    """The loop body of ``neuro.training.train_delay_snn`` (same optimizers and groups)."""
+def neuro_step_fn(model: Any, mark: Callable[[str], None] | None = None) -> Step:
+    """The loop body of ``neuro.training.train_delay_snn`` (same optimizers and groups);
+    ``mark(phase)`` (layer profile only) is called at the start of each phase and at the end."""
     import torch
     from torch import nn
 
@@ -158,18 +175,28 @@ def neuro_step_fn(model: Any) -> Step:
     opt_p = torch.optim.Adam(model.positions(), lr=LR_P, weight_decay=0.0)
 
     def step(x: Any, y: Any) -> float:
+        if mark:
+            mark("forward")
         with torch.profiler.record_function("forward"):
             out, _ = model(x)
+        if mark:
+            mark("loss")
         with torch.profiler.record_function("loss"):
             loss = summed_softmax_loss(out, y)
         opt_w.zero_grad(set_to_none=True)
         opt_p.zero_grad(set_to_none=True)
+        if mark:
+            mark("backward")
         with torch.profiler.record_function("backward"):
             loss.backward()
+        if mark:
+            mark("optimizer")
         with torch.profiler.record_function("optimizer"):
             opt_w.step()
             opt_p.step()
             model.clamp_positions()
+        if mark:
+            mark("end")
         return float(loss.item())
 
     return step
@@ -336,11 +363,30 @@ def check_worker() -> dict[str, Any]:
     res: dict[str, Any] = {"dropout": 0.0, "T": T, "batch": B,
                            "input_mean": float(x.mean()), "input_max": float(x.max())}
 
-    # forward + backward once, outside the optimizers: outputs and gradients
+    # forward + backward once, outside the optimizers: outputs and gradients; hooks record the
+    # input density of each delay layer and which convolution path ran
+    seen: list[tuple[float, int, str]] = []
+
+    def _record(mod: Any, inp: Any, out: Any) -> None:
+        xin = inp[0]
+        seen.append((float((xin != 0).float().mean()), int((xin != 0).sum()),
+                     type(out.grad_fn).__name__))
+
+    from neuro.neurons import LIF
+
+    spikes_n: list[Any] = []
+    spikes_r: list[Any] = []
+    hooks = [m.register_forward_hook(_record) for m in neuro_model.delayed_layers()]
+    hooks += [m.register_forward_hook(lambda m, i, o: spikes_n.append(o[0].detach()))
+              for m in neuro_model if isinstance(m, LIF)]
+    hooks += [m.register_forward_hook(lambda m, i, o: spikes_r.append(o.detach()))
+              for m in ref_model.lifs]
     out_n, _ = neuro_model(x)
     loss_n = summed_softmax_loss(out_n, y)
     loss_n.backward()
     out_r = ref_model(x)
+    for h in hooks:
+        h.remove()
     loss_r = nn.CrossEntropyLoss()(torch.softmax(out_r, dim=2).sum(0),
                                    nn.functional.one_hot(y, LAYERS[-1]).float())
     loss_r.backward()
@@ -349,12 +395,20 @@ def check_worker() -> dict[str, Any]:
     dls, convs = neuro_model.delayed_layers(), list(ref_model.convs)
     res.update(
         output_shape=list(out_n.shape), output_shape_reference=list(out_r.shape),
-        max_abs_diff_output=float((out_n - out_r).abs().max()),
+        max_abs_diff_output=float((out_n - out_r).detach().abs().max()),
+        # hidden spikes that differ between the two (a membrane within float32 rounding of the
+        # threshold flips with any change of summation order): the source of larger differences
+        hidden_spike_mismatches=[int((a != b).sum()) for a, b in zip(spikes_n, spikes_r)],
+        hidden_spikes_compared=[a.numel() for a in spikes_n],
         grad_weight_max_rel_diff=[_max_rel(d.weight.grad, c.weight.grad.squeeze(-1))
                                   for d, c in zip(dls, convs)],
         grad_position_max_rel_diff=[_max_rel(d.P.grad, c.P.grad.view_as(d.P))
                                     for d, c in zip(dls, convs)],
         hidden_spike_rates=rates,
+        neuro_layer_input_density=[d for d, _, _ in seen],
+        neuro_layer_path=["event" if g.startswith("_DclsEvents") else
+                          "spectral" if g.startswith("DclsSpectral") else f"dense ({g})"
+                          for _, _, g in seen],
     )
     del out_n, out_r, loss_n, loss_r
     neuro_model.zero_grad(set_to_none=True)
@@ -407,6 +461,100 @@ def profile_worker(impl: str, steps: int, warmup: int, top: int = 15) -> dict[st
     }
 
 
+def layers_worker(impl: str, steps: int, warmup: int) -> dict[str, Any]:
+    """neuro's step (``impl`` "neuro", or "neuro_dense": the conv1d path forced) with the forward
+    and backward of each delay layer timed by module hooks; medians over ``steps`` in ms."""
+    import warnings
+
+    import torch
+
+    # layer 1's input needs no gradient: torch warns that its backward hooks see the output
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    torch.set_num_threads(NUM_THREADS)
+    if impl == "neuro_dense":
+        os.environ["NEURO_DCLS_PATH"] = "dense"  # the conv1d reference path
+    marks: list[tuple[str, float]] = []
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter()))
+
+    model = build_neuro()
+    step = neuro_step_fn(model, mark)
+    layers = model.delayed_layers()
+    for j, m in enumerate(layers):
+        m.register_forward_pre_hook(lambda *a, j=j: mark(f"f{j}"))
+        m.register_forward_hook(lambda *a, j=j: mark(f"F{j}"))
+        m.register_full_backward_pre_hook(lambda *a, j=j: mark(f"b{j}"))
+        if j > 0:  # layer 1's input needs no gradient: its backward ends with backward()
+            m.register_full_backward_hook(lambda *a, j=j: mark(f"B{j}"))
+    T, B = WORKLOADS["W5"]
+    x, y = _make_data(T, B)
+    per: dict[str, list[float]] = {}
+    for k in range(warmup + steps):
+        marks.clear()
+        step(x, y)
+        if k < warmup:
+            continue
+        t = dict(marks)
+        row = {"step": t["end"] - t["forward"], "forward": t["loss"] - t["forward"],
+               "loss": t["backward"] - t["loss"], "backward": t["optimizer"] - t["backward"],
+               "optimizer": t["end"] - t["optimizer"]}
+        for j in range(len(layers)):
+            row[f"layer{j + 1}.forward"] = t[f"F{j}"] - t[f"f{j}"]
+            row[f"layer{j + 1}.backward"] = (t[f"B{j}"] if j > 0 else t["optimizer"]) - t[f"b{j}"]
+        row["other.forward"] = row["forward"] - sum(row[f"layer{j + 1}.forward"]
+                                                    for j in range(len(layers)))
+        row["other.backward"] = row["backward"] - sum(row[f"layer{j + 1}.backward"]
+                                                      for j in range(len(layers)))
+        for key, v in row.items():
+            per.setdefault(key, []).append(v * 1e3)
+    return {"impl": impl, "steps": steps, "threads": torch.get_num_threads(),
+            "ms": {k: statistics.median(v) for k, v in per.items()}}
+
+
+#: density sweep: input densities, and the two layer shapes (T, I, O, input needs a gradient)
+SWEEP_DENSITIES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+SWEEP_LAYERS = {"hidden": (112, 256, 256, True), "input": (100, 140, 256, False)}
+SWEEP_PATHS = ("event", "spectral", "dense")
+
+
+def sweep_worker(batch: int, rounds: int) -> dict[str, Any]:
+    """Forward + backward of one delay layer on each path per input density (ms, medians)."""
+    import torch
+
+    from neuro.kernels.dcls import dcls_conv, event_density_limit
+
+    torch.set_num_threads(NUM_THREADS)
+    K, R = MAX_DELAY, (MAX_DELAY - 1) // 2
+    g = torch.Generator().manual_seed(SEED)
+    out: dict[str, Any] = {}
+    for name, (T, n_in, n_out, x_grad) in SWEEP_LAYERS.items():
+        kernel = torch.randn(n_out, n_in, K, generator=g) * 0.05
+        rows = {}
+        for density in SWEEP_DENSITIES:
+            mask = torch.rand(T, batch, n_in, generator=g) < density
+            if x_grad:  # dropout-scaled spikes
+                x = mask.float() / (1 - DROPOUT)
+            else:  # counts
+                x = mask * torch.randint(1, 4, mask.shape, generator=g).float()
+            times: dict[str, list[float]] = {p: [] for p in SWEEP_PATHS}
+            for r in range(rounds + 1):  # the first round warms up
+                for path in (SWEEP_PATHS if r % 2 == 0 else SWEEP_PATHS[::-1]):
+                    xs = x.clone().requires_grad_(x_grad)
+                    ks = kernel.clone().requires_grad_(True)
+                    t0 = time.perf_counter()
+                    dcls_conv(xs, ks, None, R, path=path).sum().backward()
+                    if r > 0:
+                        times[path].append((time.perf_counter() - t0) * 1e3)
+            med = {p: statistics.median(v) for p, v in times.items()}
+            rows[str(density)] = {**med, "spectral/event": med["spectral"] / med["event"]}
+        out[name] = {"shape": {"T": T, "batch": batch, "in": n_in, "out": n_out, "K": K,
+                               "input_grad": x_grad}, "ms": rows,
+                     "predicted_event_density_limit": event_density_limit(
+                         T, batch, n_in, n_out, K, R, x_grad)}
+    return out
+
+
 def worker(impl: str, steps: int, warmup: int) -> dict[str, Any]:
     """One timed block: median ms per training step in this fresh process."""
     import torch
@@ -454,7 +602,23 @@ def _check_installed() -> dict[str, str]:
 
 
 def machine_info(versions: dict[str, str]) -> dict[str, Any]:
-    return common_machine_info(versions, NUM_THREADS)
+    from neuro.kernels import _ext, dcls
+
+    info = common_machine_info(versions, NUM_THREADS)
+    # builds the DCLS extension once, untimed
+    info["neuro_dcls"] = ("cpp (event-driven)" if dcls.available()
+                          else f"dense conv1d ({_ext.error('neuro_dcls')})")
+    right = (MAX_DELAY - 1) // 2
+    info["neuro_dcls_event_density_limit"] = [
+        dcls.event_density_limit(t, WORKLOADS["W5"][1], a, b, MAX_DELAY, right, j > 0)
+        for j, (t, a, b) in enumerate(_layer_steps(WORKLOADS["W5"][0]))]
+    return info
+
+
+def _layer_steps(T: int) -> list[tuple[int, int, int]]:
+    """(input steps, in, out) of each delay layer: every layer adds (K - 1) // 2 steps."""
+    right = (MAX_DELAY - 1) // 2
+    return [(T + j * right, a, b) for j, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:]))]
 
 
 def conv_gflop_per_step(T: int, B: int) -> float:
@@ -483,6 +647,13 @@ def sanity_check() -> dict[str, Any]:
           "grad rel. diff W " + ", ".join(f"{v:.2g}" for v in c["grad_weight_max_rel_diff"])
           + "; P " + ", ".join(f"{v:.2g}" for v in c["grad_position_max_rel_diff"])
           + "; hidden spike rates " + ", ".join(f"{r:.4f}" for r in c["hidden_spike_rates"]))
+    print("  check: hidden spikes that differ between neuro and the reference: " + ", ".join(
+        f"{m} of {n}" for m, n in zip(c["hidden_spike_mismatches"], c["hidden_spikes_compared"]))
+        + " (a membrane within float32 rounding of the threshold flips when the summation order "
+        "changes; one flip moves the output and the gradients far more than 1e-5)")
+    print("  check: neuro delay layers: input density " + ", ".join(
+        f"{d:.3f}" for d in c["neuro_layer_input_density"]) + "; path " + ", ".join(
+        c["neuro_layer_path"]))
     print("  check: saved for backward (MiB) " + " ".join(
         f"{i}={v:.0f}" for i, v in c["saved_for_backward_mib"].items()))
     if not ok:
@@ -491,26 +662,59 @@ def sanity_check() -> dict[str, Any]:
 
 
 
+def _print_layers(layer_profile: dict[str, Any]) -> None:
+    impls = list(layer_profile)
+    keys = list(layer_profile[impls[0]]["ms"])
+    print("  layer profile (ms per step, median; hooks): " + " / ".join(impls))
+    for k in keys:
+        vals = [layer_profile[i]["ms"][k] for i in impls]
+        ratio = f"  {vals[1] / vals[0]:5.2f}x" if vals[0] > 0 and len(vals) > 1 else ""
+        print(f"    {k:18s} " + " ".join(f"{v:9.1f}" for v in vals) + ratio)
+
+
+def _print_sweep(sweep: dict[str, Any]) -> None:
+    for name, res in sweep.items():
+        sh = res["shape"]
+        print(f"  density sweep, {name} layer [T={sh['T']}, B={sh['batch']}, {sh['in']}] -> "
+              f"{sh['out']}, K={sh['K']}, input grad {sh['input_grad']}: forward + backward ms")
+        print(f"    event_density_limit predicts the crossover at "
+              f"{res['predicted_event_density_limit']:.3f}")
+        print(f"    {'density':>8s} " + " ".join(f"{p:>9s}" for p in SWEEP_PATHS)
+              + f" {'spectral/event':>15s}")
+        for d, row in res["ms"].items():
+            print(f"    {float(d):8.3f} " + " ".join(f"{row[p]:9.1f}" for p in SWEEP_PATHS)
+                  + f" {row['spectral/event']:14.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help="few rounds and steps (smoke test)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output ({DEFAULT_OUT})")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler pass")
+    p.add_argument("--density-sweep", action="store_true",
+                   help="also time one delay layer on both paths over input densities")
     p.add_argument("--worker", nargs=2, metavar=("IMPL", "MODE"), help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, default=256, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.worker:
         impl, mode = args.worker
-        if impl not in IMPLS or mode not in ("W5", "check", "profile"):
-            p.error(f"--worker IMPL MODE: IMPL in {IMPLS}, MODE in ('W5', 'check', 'profile')")
+        modes = ("W5", "check", "profile", "layers", "sweep")
+        impls = (*IMPLS, "neuro_dense") if mode == "layers" else IMPLS
+        if impl not in impls or mode not in modes:
+            p.error(f"--worker IMPL MODE: IMPL in {impls}, MODE in {modes}")
         try:
             if mode == "check":
                 res = check_worker()
             elif mode == "profile":
                 res = profile_worker(impl, args.steps, args.warmup)
+            elif mode == "layers":
+                res = layers_worker(impl, args.steps, args.warmup)
+            elif mode == "sweep":
+                res = sweep_worker(args.batch, args.steps)
             else:
                 res = worker(impl, args.steps, args.warmup)
         except ImportError as e:
@@ -567,6 +771,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{o['op']} {o['self_ms_per_step']:.0f} ms ({o['share']:.0%})"
                 for o in profiles[impl]["top_self_cpu"][:6]))
 
+    layer_profile = {impl: _spawn(impl, "layers", 2 if args.quick else 3, 1)
+                     for impl in ("neuro", "neuro_dense")}
+    _print_layers(layer_profile)
+    sweep: dict[str, Any] = {}
+    if args.density_sweep:
+        batch, n = (64, 2) if args.quick else (256, 3)
+        sweep = run_worker(str(Path(__file__).resolve()),
+                           ["--worker", "neuro", "sweep", "--steps", str(n), "--batch", str(batch)],
+                           str(REPO))
+        _print_sweep(sweep)
+
     results = {i: statistics.median(v) for i, v in per_round.items()}
     ratio = results["reference"] / results["neuro"]
     goal_text, goal_ratio = GOALS["W5"]
@@ -584,9 +799,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"loss check (dropout 0): |loss_neuro - loss_reference| = "
           f"{sanity['abs_loss_diff'][0]:.3g} (after one update {sanity['abs_loss_diff'][1]:.3g})"
           f"; same loss to {LOSS_TOL:g}: {'met' if loss_ok else 'NOT met'}")
-    print(f"delay convolutions: {gflop:.0f} GFLOP per step in both implementations "
-          f"(neuro {gflop / results['neuro'] * 1e3:.0f} GFLOP/s, reference "
-          f"{gflop / results['reference'] * 1e3:.0f} GFLOP/s if they took the whole step)")
+    print(f"delay convolutions: reference {gflop:.0f} GFLOP per step (dense conv1d, "
+          f"{gflop / results['reference'] * 1e3:.0f} GFLOP/s if it took the whole step); neuro's "
+          "layers: " + ", ".join(f"{p} (input density {d:.3f})" for p, d in zip(
+              sanity["neuro_layer_path"], sanity["neuro_layer_input_density"]))
+          + " in the check (dropout 0)")
 
     elapsed = time.perf_counter() - t_start
     workloads = {
@@ -617,6 +834,14 @@ def main(argv: list[str] | None = None) -> int:
             "detail": sanity,
         },
         "profile": profiles,
+        "layer_profile": {
+            "what": "ms per step (median), module hooks: each delay layer's forward (kernel "
+                    "construction + convolution) and backward; 'other' = the rest of the phase "
+                    "(BatchNorm, LIF, dropout, glue). neuro_dense = neuro with the conv1d path "
+                    "forced (NEURO_DCLS_PATH=dense), i.e. the code before the fast paths",
+            **{impl: v["ms"] for impl, v in layer_profile.items()},
+        },
+        "density_sweep": sweep,
         "method": {
             "rounds": rounds, "steps_per_block": steps, "warmup_steps": warmup,
             "figure": "median over interleaved rounds of the per-block median, ms per training "
@@ -631,11 +856,19 @@ def main(argv: list[str] | None = None) -> int:
         },
         "notes": (
             f"W5: SHD configuration (140 -> 256 -> 256 -> 20, K={MAX_DELAY}, dropout {DROPOUT}, "
-            f"tau {TAU} steps, sigma {MAX_DELAY // 2}), T={T}, batch {B}. Both implementations "
-            "compute the delays as a dense conv1d with a Gaussian kernel [out, in, 25] over the "
-            "padded input (the DCLS training path); neuro differs in the kernel construction, "
-            "the fused C++ LIF and the BatchNorm/dropout glue. The convolutions alone are "
-            f"{gflop:.0f} GFLOP per step. The reference stores v_seq in every LIF layer as "
+            f"tau {TAU} steps, sigma {MAX_DELAY // 2}), T={T}, batch {B}. The reference "
+            "computes the delays as a dense conv1d with a Gaussian kernel [out, in, 25] over the "
+            f"padded input ({gflop:.0f} GFLOP per step). neuro builds the same kernel and "
+            "computes the convolution with neuro.kernels.dcls, path per layer (check, dropout 0): "
+            + ", ".join(f"{p} at input density {d:.3f}" for p, d in zip(
+                sanity["neuro_layer_path"], sanity["neuro_layer_input_density"]))
+            + ". Event-driven: forward and kernel gradient over the non-zero inputs only; "
+            "spectral: per-frequency products of real DFTs over time (GEMMs); the input "
+            "gradients of layers 2 and 3 are spectral; plus the fused C++ LIF. "
+            "Loss check: float32 rounding differs between the implementations, so a hidden "
+            "membrane within rounding of the threshold can flip a spike (hidden_spike_mismatches), "
+            "which changes the outputs and gradients by far more than 1e-5. "
+            "The reference stores v_seq in every LIF layer as "
             "snn_delays.py does; its loss uses the one-hot float target (same value as the "
             "class index). Loss check with dropout 0 in one process on the same batch; timed "
             "steps use dropout 0.4 (masks drawn independently by each implementation)."

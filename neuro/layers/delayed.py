@@ -23,6 +23,11 @@ lowered graph gives identical spikes. The float positions are kept for training.
 ``delay_limit`` (steps, >= 1) restricts the learnable delays to ``[0, delay_limit]`` for targets
 with a shorter delay line (Loihi 2 DelayDense: 62 steps; SpiNNaker: 16 slots natively).
 
+On CPU (float32) training computes the convolution with :func:`neuro.kernels.dcls.dcls_conv`:
+event-driven when the input is sparse (SHD frames, hidden spikes: only the non-zero inputs are
+visited), else as products of DFTs over time; both equal the ``conv1d`` up to float32 rounding.
+On GPU and for other dtypes the dense ``conv1d`` runs.
+
 Shapes: input ``[T, B, in]``, output ``[T + right_padding, B, out]`` (time first; the reference's
 ``right_padding = (K - 1) // 2`` is the default). The graph IR is the streaming form: running a
 lowered network on the input followed by ``R`` zero steps equals running the module, with
@@ -35,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..kernels import delayed_affine
+from ..kernels.dcls import dcls_conv
 
 
 class DelayedLinear(nn.Module):
@@ -123,10 +129,9 @@ class DelayedLinear(nn.Module):
         if self.integer:
             x = F.pad(x, (0, 0, 0, 0, 0, right))  # right padding: zero steps at the end
             return delayed_affine(x, self.weight, self.delays(), self.bias)
-        xb = x.permute(1, 2, 0)  # [B, in, T]
-        xb = F.pad(xb, (self.max_delay - 1, right))
-        y = F.conv1d(xb, self.kernel("gauss"), self.bias)  # [B, out, T + right]
-        return y.permute(2, 0, 1)
+        # conv1d over the input padded with K-1 steps left, `right` steps right (on CPU: the
+        # event-driven or spectral path of neuro.kernels.dcls)
+        return dcls_conv(x, self.kernel("gauss"), self.bias, right)
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, max_delay={self.max_delay}, "

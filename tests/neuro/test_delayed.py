@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from DCLS.construct.modules import Dcls1d
 
 from neuro.graph import from_module, simulate
+from neuro.kernels.dcls import event_density_limit
 from neuro.layers import DelayedLinear, Sequential
 from neuro.neurons import LI, LIF
 
@@ -130,3 +131,32 @@ def test_integer_delay_network_equals_graph_executor():
     assert rec["1"].sum() > 0
     assert torch.equal(rec["1"], net[1](net[0](x))[0])
     assert torch.equal(rec["output"], out)
+
+
+@pytest.mark.parametrize("kind", ["counts", "spikes", "dense"])
+def test_training_paths_forward_and_gradients_equal_dcls(kind):
+    """The training path (event-driven for sparse input, spectral for dense input) against
+    Dcls1d: output and the gradients of input, weight and position, normalised by their largest
+    magnitude."""
+    K = 25
+    ours, ref = _pair(K, "gauss", n_in=24, n_out=40, seed=1)
+    g = torch.Generator().manual_seed(2)
+    limit = event_density_limit(60, 4, 24, 40, K, (K - 1) // 2, True)
+    mask = torch.rand(60, 4, 24, generator=g) < (0.6 if kind == "dense" else limit / 2)
+    x = mask * (torch.randint(1, 5, mask.shape, generator=g).float() if kind == "counts" else 1 / 0.6)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = ours(x1)
+    path = "DclsSpectral" if kind == "dense" else "_DclsEvents"
+    assert type(y.grad_fn).__name__.startswith(path), f"{path} did not run"
+    y_ref = ref(F.pad(x2.permute(1, 2, 0), (K - 1, (K - 1) // 2))).permute(2, 0, 1)
+    gy = torch.randn(y.shape, generator=g)
+    y.backward(gy)
+    y_ref.backward(gy)
+
+    def rel(a, b):
+        return float((a - b).abs().max() / b.abs().max())
+
+    assert rel(y.detach(), y_ref.detach()) <= 1e-5
+    assert rel(x1.grad, x2.grad) <= 1e-5
+    assert rel(ours.weight.grad, ref.weight.grad.squeeze(-1)) <= 1e-5
+    assert rel(ours.P.grad, ref.P.grad.view_as(ours.P)) <= 1e-5
