@@ -52,7 +52,7 @@ EVENT_DENSITY = 0.15
 
 
 def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None,
-                  w_t32: np.ndarray | None = None) -> np.ndarray:
+                  w_t32: np.ndarray | None = None, wmax: int | None = None) -> np.ndarray:
     """Integer ``x @ w.T`` over the last axis, exact. Sparse inputs (spikes): an event-driven
     int64 sum in C++ over the non-zero entries (``w_t = w.T`` contiguous int64 may be passed in).
     Dense inputs: float32 BLAS while every partial sum stays below 2^24 (spikes times 8-bit
@@ -64,7 +64,7 @@ def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None,
             w_t = np.ascontiguousarray(w.T, dtype=np.int64)
         flat = x.reshape(-1, x.shape[-1])
         xmax = max(int(flat.max()), -int(flat.min()))
-        wmax = int(np.abs(w_t).max(initial=0))
+        wmax = int(np.abs(w_t).max(initial=0)) if wmax is None else wmax
         if xmax * flat.shape[1] * wmax < 2**31:  # every partial sum fits int32: accumulate there
             w_t = w_t32 if w_t32 is not None else w_t.astype(np.int32)  # (exact, 2x SIMD width)
         y = torch.ops.neuro_ops.int_event_matmul(
@@ -91,7 +91,8 @@ class _IntRunner:
                                  "run neuro.graph.quantize first")
             self.w = _lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
             self.w_t = np.ascontiguousarray(self.w.T)
-            self.w_t32 = self.w_t.astype(np.int32) if np.abs(self.w).max(initial=0) < 2**31 else None
+            self.wmax = int(np.abs(self.w).max(initial=0))
+            self.w_t32 = self.w_t.astype(np.int32) if self.wmax < 2**31 else None
         if isinstance(node, (N.LIF, N.LI)) and node.q is None:
             raise GraphError(f"node {name!r} ({node.kind}): no integer parameters (field 'q'); "
                              "run neuro.graph.quantize first")
@@ -99,14 +100,16 @@ class _IntRunner:
     # -- synapses ---------------------------------------------------------------------------
     def _shift_exp(self, a: np.ndarray) -> np.ndarray:
         e = self.node.weight_exp
-        return a << e if e >= 0 else a >> -e
+        if e == 0:
+            return a
+        return a << e if e > 0 else a >> -e
 
     def sequence(self, x: np.ndarray) -> np.ndarray:
         node = self.node
         if isinstance(node, (N.Input, N.Output)):
             return x
         if isinstance(node, (N.Affine, N.Linear)):
-            return self._shift_exp(_matmul_exact(x, self.w, self.w_t, self.w_t32))
+            return self._shift_exp(_matmul_exact(x, self.w, self.w_t, self.w_t32, self.wmax))
         if isinstance(node, N.DelayedAffine):
             out = np.zeros((*x.shape[:-1], self.w.shape[0]), np.int64)
             for d in np.unique(node.delay):
