@@ -51,8 +51,12 @@ lint: $(STAMP)
 	$(PIP) install --quiet ruff
 	$(VENV)/bin/ruff check neuro datasets hardware tests examples benchmarks
 
-bench: $(STAMP)
-	$(PY) benchmarks/lif_speed.py
+bench: $(STAMP) $(LAVA_STAMP)
+	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
+	PYTHONPATH=. $(PY) benchmarks/lif_speed.py
+	PYTHONPATH=. $(PY) benchmarks/delays_speed.py
+	PYTHONPATH=. $(PY) benchmarks/loihi_speed.py
+	PYTHONPATH=. $(PY) benchmarks/spinnaker_speed.py
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) neuro-demo .pytest_cache
