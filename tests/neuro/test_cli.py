@@ -31,6 +31,9 @@ def test_demo_trains_and_writes_checkpoint(tmp_path):
         assert f"{target} " in r.stdout and (tmp_path / "out" / target / "manifest.json").is_file()
     assert "MISMATCH" not in r.stdout and "not run" not in r.stdout
     assert (tmp_path / "out" / "energy" / "report.html").is_file()
+    for target in ("loihi", "spinnaker", "fpga"):  # the liquid state machine too
+        assert (tmp_path / "out" / "lsm" / target / "manifest.json").is_file()
+    assert r.stdout.count("IDENTICAL") == 6
     info = _run("info", str(ckpt))
     assert info.returncode == 0 and "delay-snn" in info.stdout and "0.P" in info.stdout
 

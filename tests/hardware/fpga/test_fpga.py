@@ -40,7 +40,7 @@ def _check(art, x):
 
 
 @pytest.mark.parametrize("fmt", backend.formats)
-@pytest.mark.parametrize("net", ["feedforward", "delay", "reservoir"])
+@pytest.mark.parametrize("net", ["feedforward", "delay", "reservoir", "lsm"])
 def test_networks_bit_exact(networks, tmp_path, net, fmt):
     g, x = networks[net](T=80, B=3)
     art = backend.compile(g, tmp_path / "art", fmt=fmt, calibration_inputs=x)
