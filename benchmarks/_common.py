@@ -5,10 +5,14 @@ on ``sys.path``), including their worker subprocesses.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
 
 
 def rss_bytes() -> int:
@@ -111,3 +115,19 @@ def machine_info(versions: dict[str, str], num_threads: int) -> dict:
         "neuro_backend": neuro.kernels.backend(),  # also builds the C++ extension once, untimed
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def write_results(path: Path, report: dict[str, Any]) -> None:
+    """Write the benchmark's JSON atomically (a temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=2) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

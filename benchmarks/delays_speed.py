@@ -107,6 +107,7 @@ from _common import (
     run_worker,
     summary,
     system_busy_s,
+    write_results,
 )
 from _common import machine_info as common_machine_info
 
@@ -882,7 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_results(args.out, report)
     print(f"\nwrote {args.out} ({elapsed:.0f} s)")
     return 0
 

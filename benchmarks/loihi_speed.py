@@ -39,7 +39,6 @@ Usage (from the repository root; Lava from ``$NEURO_LAVA_PYTHON``, else ``.venv-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -49,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import check_installed, machine_info, own_cpu_s, summary, system_busy_s
+from _common import check_installed, machine_info, own_cpu_s, summary, system_busy_s, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "loihi_speed.json"
@@ -95,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info(versions, NUM_THREADS)
 
     import numpy as np
-    from neuro.hardware import loihi
-    from neuro.hardware.base import as_int_spikes, load_artifact_graph
 
     from neuro.graph.intsim import simulate_int
+    from neuro.hardware import loihi
+    from neuro.hardware.base import as_int_spikes, load_artifact_graph
 
     repo_lava = REPO / ".venv-lava" / "bin" / "python"  # made by `make lava`
     if not os.environ.get("NEURO_LAVA_PYTHON") and repo_lava.exists():
@@ -175,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                    "quick": args.quick, "threads": NUM_THREADS,
                    "lava": "Loihi2SimCfg(select_tag='fixed_pt'), run phase only, per 1000 steps"},
         "spikes_identical": True}}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(f".{args.out.name}.tmp")
-    tmp_out.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
+    write_results(args.out, data)
     print(f"wrote {args.out}")
     return 0
 

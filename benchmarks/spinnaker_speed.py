@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import check_installed, cpu_model, own_cpu_s, summary, system_busy_s
+from _common import check_installed, cpu_model, own_cpu_s, summary, system_busy_s, write_results
 
 IMPLS = ("neuro", "brian2_cython", "brian2_cpp_standalone")
 N, N_IN, P_REC, P_IN = 10_000, 100, 0.01, 0.1
@@ -137,12 +137,11 @@ def verify(n: int = 400) -> dict[str, Any]:
     reference executor's over 1000 ticks."""
     import shutil
 
-    from neuro.hardware import spinnaker
-    from neuro.hardware.base import as_int_spikes, compare, reference
-
     from neuro.graph import Graph
     from neuro.graph import nodes as Nd
     from neuro.graph.quantize import quantize
+    from neuro.hardware import spinnaker
+    from neuro.hardware.base import as_int_spikes, compare, reference
 
     d = make_data(n=n, seed=SEED + 7)
     w_rec = np.zeros((n, n), np.float32)
@@ -442,11 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                   "brian2_cpp_standalone the binary's Network::run (std::clock); brian2_cython "
                   "Network.run()."),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_out = tempfile.mkstemp(prefix=".spinnaker_speed.", dir=args.out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
+    write_results(args.out, report)
     print(f"wrote {args.out} ({elapsed:.0f} s)")
     return 0
 

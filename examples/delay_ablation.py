@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-from neuro.datasets import delay_pattern_task
 
+from neuro.datasets import delay_pattern_task
 from neuro.models import DelaySNN, DelaySNNConfig
 from neuro.training import train_delay_snn
 

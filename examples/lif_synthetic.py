@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 
 import torch
-from neuro.datasets import spike_pattern_task
 
 from neuro.checkpoint import save_checkpoint
+from neuro.datasets import spike_pattern_task
 from neuro.models import SpikingMLP, SpikingMLPConfig
 from neuro.training import train_classifier
 

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from neuro.datasets import SpikeDataset
 
 from neuro.checkpoint import atomic_write
+from neuro.datasets import SpikeDataset
 from neuro.graph import from_module, simulate
 from neuro.graph.quantize import quantize
 from neuro.lsm_training import raw_features, reservoir_features, train_lsm

@@ -43,11 +43,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from neuro.datasets import delay_pattern_task
+from neuro.graph import from_module
 from neuro.hardware import get_backend
 from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph, reference
-
-from neuro.graph import from_module
 from neuro.models import DelaySNN, DelaySNNConfig
 from neuro.qat import freeze_integer_delays, prepare_qat
 from neuro.training import evaluate_delay_snn, train_delay_snn

@@ -16,10 +16,10 @@ import argparse
 from pathlib import Path
 
 import torch
-from neuro.datasets import load_shd
 
 from neuro import distributed
 from neuro.checkpoint import save_checkpoint
+from neuro.datasets import load_shd
 from neuro.models import DelaySNN, DelaySNNConfig
 from neuro.training import train_delay_snn
 

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from neuro.graph import nodes as N
+from neuro.graph.formats import NumberFormat, get_format
 from neuro.hardware.base import (
     ArtifactError,
     Result,
@@ -37,9 +40,6 @@ from neuro.hardware.base import (
     read_manifest,
     write_artifact,
 )
-
-from neuro.graph import nodes as N
-from neuro.graph.formats import NumberFormat, get_format
 
 from . import intgraph, onnx_step, resources
 

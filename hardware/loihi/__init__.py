@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuro.hardware.base import (
     ArtifactError,
     Result,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from neuro.datasets.events import (
     audio_event_task,
     audio_events,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+
 from neuro.datasets.ntidigits import (
     CLASSES,
     bin_events,

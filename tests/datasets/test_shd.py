@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py  # installed by the set-up (neuro[datasets]); a missing h5py fails, never skips
 import numpy as np
 import pytest
+
 from neuro.datasets import bin_spikes, load_shd, load_ssc, read_heidelberg, shd  # noqa: E402
 
 

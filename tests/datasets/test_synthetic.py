@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from neuro.datasets import load_spikes, save_spikes, spike_pattern_task
 
 

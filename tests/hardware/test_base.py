@@ -6,9 +6,18 @@ import pytest
 
 from neuro.graph.quantize import quantize
 from neuro.hardware import get_backend
-from neuro.hardware.base import (ArtifactError, Result, UnsupportedGraph, as_int_spikes, compare,
-                                 load_artifact_graph, prepare_graph, read_manifest, reference,
-                                 write_artifact)
+from neuro.hardware.base import (
+    ArtifactError,
+    Result,
+    UnsupportedGraph,
+    as_int_spikes,
+    compare,
+    load_artifact_graph,
+    prepare_graph,
+    read_manifest,
+    reference,
+    write_artifact,
+)
 
 
 def test_artifact_roundtrip_and_tamper_detection(networks, tmp_path):

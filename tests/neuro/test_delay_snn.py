@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from neuro.datasets import delay_pattern_task
 
+from neuro.datasets import delay_pattern_task
 from neuro.graph import from_module, simulate
 from neuro.graph.quantize import quantize
 from neuro.models import DelaySNN, DelaySNNConfig

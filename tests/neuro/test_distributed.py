@@ -17,9 +17,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from neuro.datasets import delay_pattern_task
-
     from neuro import distributed
+    from neuro.datasets import delay_pattern_task
     from neuro.models import DelaySNN, DelaySNNConfig
     from neuro.training import train_delay_snn
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from neuro.datasets import SpikeDataset, spike_pattern_task
-from neuro.datasets.ntidigits import CLASSES, write_ntidigits
 
 from neuro.checkpoint import load_checkpoint, save_checkpoint
+from neuro.datasets import SpikeDataset, spike_pattern_task
+from neuro.datasets.ntidigits import CLASSES, write_ntidigits
 from neuro.graph import from_module, simulate
 from neuro.lsm_training import run_train_lsm, train_lsm
 from neuro.models.lsm import LSM, LSMClassifier, LSMConfig

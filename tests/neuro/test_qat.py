@@ -7,9 +7,9 @@ export) is measured by ``examples/qat_delays.py`` (results in ``examples/results
 import numpy as np
 import pytest
 import torch
-from neuro.datasets import delay_pattern_task
 from torch.nn.utils import parametrize
 
+from neuro.datasets import delay_pattern_task
 from neuro.graph import from_module
 from neuro.graph.formats import fpga
 from neuro.graph.intsim import simulate_int

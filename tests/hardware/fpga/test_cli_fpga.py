@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from neuro.datasets import save_spikes
 
 from neuro.checkpoint import save_checkpoint
 from neuro.cli import main
+from neuro.datasets import save_spikes
 from neuro.graph import GraphModel
 from neuro.graph.quantize import quantize
 from neuro.models import DelaySNN, DelaySNNConfig

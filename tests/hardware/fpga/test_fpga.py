@@ -11,6 +11,11 @@ import json
 import numpy as np
 import onnx
 import pytest
+
+from neuro.graph import Graph
+from neuro.graph import nodes as N
+from neuro.graph.formats import INT8, NumberFormat, fpga
+from neuro.graph.quantize import quantize
 from neuro.hardware import get_backend
 from neuro.hardware.base import (
     UnsupportedGraph,
@@ -20,11 +25,6 @@ from neuro.hardware.base import (
     read_manifest,
     reference,
 )
-
-from neuro.graph import Graph
-from neuro.graph import nodes as N
-from neuro.graph.formats import INT8, NumberFormat, fpga
-from neuro.graph.quantize import quantize
 
 backend = get_backend("fpga")
 

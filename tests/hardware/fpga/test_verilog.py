@@ -1,11 +1,11 @@
 """Part 5: the generated Verilog, simulated with Icarus Verilog, gives the reference executor's
 values bit for bit (the set-up installs ``iverilog``; a missing simulator fails, it does not skip)."""
 import pytest
-from neuro.hardware import get_backend
-from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph, reference
 
 from neuro.graph import nodes as N
 from neuro.graph.formats import fpga
+from neuro.hardware import get_backend
+from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph, reference
 
 backend = get_backend("fpga")
 

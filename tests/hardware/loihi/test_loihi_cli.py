@@ -3,11 +3,11 @@ import json
 
 import numpy as np
 import torch
-from neuro.hardware.base import as_int_spikes, load_artifact_graph
 
 from neuro.checkpoint import save_checkpoint
 from neuro.cli import main
 from neuro.graph.intsim import simulate_int
+from neuro.hardware.base import as_int_spikes, load_artifact_graph
 from neuro.models import SpikingMLP, SpikingMLPConfig
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from loihi_graphs import edge_graph, union
-from neuro.hardware import get_backend
-from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph
-from neuro.hardware.loihi import LavaWorkerError
 
 from neuro.graph import simulate
 from neuro.graph.intsim import simulate_int
+from neuro.hardware import get_backend
+from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph
+from neuro.hardware.loihi import LavaWorkerError
 
 loihi = get_backend("loihi")
 T = 200

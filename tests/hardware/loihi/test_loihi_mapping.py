@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 from loihi_graphs import edge_graph
-from neuro.hardware import get_backend
-from neuro.hardware.base import UnsupportedGraph, load_artifact_graph
-from neuro.hardware.loihi import mapping, netx
 
 from neuro.graph import Graph, from_module
 from neuro.graph import nodes as N
 from neuro.graph.quantize import quantize
+from neuro.hardware import get_backend
+from neuro.hardware.base import UnsupportedGraph, load_artifact_graph
+from neuro.hardware.loihi import mapping, netx
 from neuro.layers import Linear, Sequential
 from neuro.neurons import LIF
 

@@ -2,8 +2,14 @@
 import numpy as np
 import pytest
 
-from neuro.hardware.spinnaker import (Machine, Network, Population, Projection, map_network,
-                                     run_mapping)
+from neuro.hardware.spinnaker import (
+    Machine,
+    Network,
+    Population,
+    Projection,
+    map_network,
+    run_mapping,
+)
 from neuro.hardware.spinnaker.machine import DIRECTIONS
 from neuro.hardware.spinnaker.placement import Vertex
 from neuro.hardware.spinnaker.program import build_program

@@ -6,17 +6,17 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
-import neuro.hardware
 import numpy as np
 import pytest
 import torch
-from neuro.datasets import save_spikes
-from neuro.hardware.base import Result
 
+import neuro.hardware
 from neuro.checkpoint import save_checkpoint
+from neuro.datasets import save_spikes
 from neuro.energy import run
 from neuro.energy.costs import BUILTIN
 from neuro.energy.report import SCHEMA_FILE
+from neuro.hardware.base import Result
 from neuro.models import DelaySNN, DelaySNNConfig, SpikingMLP, SpikingMLPConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"

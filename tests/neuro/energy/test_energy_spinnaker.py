@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from neuro.datasets import save_spikes
-from neuro.hardware import spinnaker
-from neuro.hardware.base import load_artifact_graph
 
 from neuro.checkpoint import save_checkpoint
+from neuro.datasets import save_spikes
 from neuro.energy import count, run
 from neuro.graph import from_module
+from neuro.hardware import spinnaker
+from neuro.hardware.base import load_artifact_graph
 from neuro.models import SpikingMLP, SpikingMLPConfig
 
 
