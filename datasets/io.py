@@ -5,6 +5,7 @@ Values must be finite and 0/1 (or small non-negative counts); anything else is r
 """
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -47,3 +48,31 @@ def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Pa
             np.savez_compressed(f, spikes=np.asarray(spikes), **extra)
 
     return atomic_write(path, write)
+
+
+def read_binned_cache(npz: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(spikes, labels)`` from a binned-dataset cache file whose ``source`` equals ``tag`` (what
+    the arrays were binned from, with which settings); None when missing, unreadable or stale."""
+    if not npz.is_file():
+        return None
+    try:
+        with np.load(npz, allow_pickle=False) as f:
+            if str(f["source"]) == tag:
+                return f["spikes"], f["labels"].astype(np.int64)
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # unreadable or stale: the caller rebuilds it
+    return None
+
+
+def write_binned_cache(npz: Path, spikes: np.ndarray, labels: np.ndarray, tag: str) -> None:
+    """Cache binned arrays atomically; a failure to write only warns (the data is in memory)."""
+    from neuro.checkpoint import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, spikes=spikes, labels=labels, source=np.array(tag))
+
+    try:
+        atomic_write(npz, write)
+    except OSError as exc:
+        warnings.warn(f"{npz}: could not cache the binned arrays ({exc})", stacklevel=3)

@@ -33,12 +33,12 @@ coordinate outside the sensor, a timestamp that goes backwards.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .io import read_binned_cache, write_binned_cache
 from .synthetic import SpikeDataset
 
 SENSOR = (34, 34)  # (width, height) in pixels
@@ -233,29 +233,16 @@ def load_nmnist(root: str | Path, split: str = "train", *, n_steps: int = 50, dt
         key = hashlib.sha1(tag.encode()).hexdigest()[:10]  # names the file; the tag is checked inside
         base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         npz = base / "binned" / f"nmnist_{split}-{n_steps}x{dt_us}us-{polarity}-{c}ch-{key}.npz"
-        if npz.is_file():
-            try:
-                with np.load(npz, allow_pickle=False) as f:
-                    if str(f["source"]) == tag:
-                        return SpikeDataset(f["spikes"], f["labels"].astype(np.int64), 10)
-            except (OSError, ValueError, KeyError, EOFError):
-                pass  # unreadable or stale: rebuild
+        cached = read_binned_cache(npz, tag)
+        if cached is not None:
+            return SpikeDataset(*cached, 10)
     spikes = np.zeros((len(files), n_steps, c), np.uint8)
     for i, f in enumerate(files):
         spikes[i] = events_to_frames(read_nmnist_file(f, sensor=sensor), n_steps=n_steps,
                                      dt_us=dt_us, sensor=sensor, crop=crop, polarity=polarity,
                                      binary=binary)
     if npz is not None:
-        from neuro.checkpoint import atomic_write
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, spikes=spikes, labels=labels, source=np.array(tag))
-
-        try:
-            atomic_write(npz, write)
-        except OSError as exc:
-            warnings.warn(f"{npz}: could not cache the binned arrays ({exc})", stacklevel=2)
+        write_binned_cache(npz, spikes, labels, tag)
     return SpikeDataset(spikes, labels, 10)
 
 

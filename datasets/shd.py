@@ -48,13 +48,13 @@ import shutil
 import sys
 import tempfile
 import urllib.request
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .io import read_binned_cache, write_binned_cache
 from .synthetic import SpikeDataset
 
 N_UNITS = 700
@@ -311,26 +311,13 @@ def _load(kind: str, split: str, data: str | Path | None, cache_dir: str | Path 
     max_s = "all" if max_time is None else repr(float(max_time))
     npz = cache / "binned" / f"{kind}_{split}-dt{float(dt)!r}-group{group}-max{max_s}.npz"
     n_classes = N_CLASSES[kind]
-    if npz.is_file():
-        try:
-            with np.load(npz, allow_pickle=False) as f:
-                if str(f["source"]) == tag:
-                    return SpikeDataset(f["spikes"], f["labels"].astype(np.int64), n_classes)
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # unreadable or stale cache: rebuild it
+    cached = read_binned_cache(npz, tag)
+    if cached is not None:
+        return SpikeDataset(*cached, n_classes)
     times, units, labels = read_heidelberg(src, n_classes=n_classes)
     spikes = bin_spikes(times, units, dt=dt, group=group, max_time=max_time)
     del times, units
-    from neuro.checkpoint import atomic_write
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, spikes=spikes, labels=labels, source=np.array(tag))
-
-    try:
-        atomic_write(npz, write)
-    except OSError as exc:
-        warnings.warn(f"{npz}: could not cache the binned arrays ({exc})", stacklevel=3)
+    write_binned_cache(npz, spikes, labels, tag)
     return SpikeDataset(spikes, labels, n_classes)
 
 
