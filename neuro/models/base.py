@@ -1,0 +1,183 @@
+"""The contract every model family meets, and the table entry that makes it one.
+
+A **model family** (delay SNN, LSM, SpikeGPT, EGRU) is one folder ``neuro/models/<family>/``
+holding its model classes, their config dataclasses, its training recipe and its family-only
+helpers; its ``__init__.py`` exports ``FAMILY``, a :class:`Family`. ``neuro.models.FAMILIES``
+lists them (one line each), and everything generic reads that table: ``neuro train NAME``,
+``neuro demo``, the checkpoint loader. Nothing outside the folder names a family.
+
+A **model class** (what a checkpoint rebuilds) mixes :class:`FamilyModel` into its
+``nn.Module``:
+
+* ``name``: the checkpoint's model name (``"delay-snn"``, ``"lsm"``, ``"lsm-projection"``);
+* ``config``: a dataclass deriving from :class:`ModelConfig` (one shared ``from_dict`` that
+  names unknown keys, and ``to_dict``), stored in the checkpoint as JSON;
+  :meth:`FamilyModel.from_config` rebuilds the model from it;
+* ``forward(x[T, B, ...], state=None) -> (out, state)`` like every neuro module;
+* :meth:`FamilyModel.predict`: the model's decision for a batch (class labels ``[B]`` for the
+  classifiers);
+* :meth:`FamilyModel.export_view`: a context manager giving the module that deploys (what
+  :func:`neuro.graph.from_module` lowers): eval mode, integer delays, only the part that runs on a
+  target (the reservoir of an LSM with an ANN head). It restores the model on exit.
+
+A **family** (:class:`Family`) adds how it trains: ``fit`` (the Python recipe), ``train`` (what
+``neuro train NAME`` runs, from a :class:`TrainRequest` to a :class:`Trained`) with the command-line
+options it adds (``add_arguments``), and optionally ``demo`` (its part of ``neuro demo``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from torch import Tensor, nn
+
+C = TypeVar("C", bound="ModelConfig")
+
+
+class ModelConfig:
+    """Base of the config dataclasses: JSON in, JSON out, unknown keys named."""
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__}: a config is a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+class FamilyModel:
+    """Mixin for the model classes of a family (module docstring). ``nn.Module`` comes first in
+    the bases: ``class DelaySNN(Sequential, FamilyModel)``."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]]
+    config: ModelConfig
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> nn.Module:
+        """The model of checkpoint config ``cfg`` (weights still to be loaded)."""
+        return cls(cls.config_class.from_dict(cfg))  # type: ignore[call-arg]
+
+    def config_dict(self) -> dict[str, Any]:
+        """What the checkpoint stores as the config (``from_config``'s input)."""
+        return self.config.to_dict()
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Class labels ``[B]``: argmax of the readout summed over time (override as needed)."""
+        out, _ = self(x)  # type: ignore[operator]
+        return out.sum(0).argmax(-1)
+
+    @contextlib.contextmanager
+    def export_view(self) -> Iterator[nn.Module]:
+        """The module that deploys, in eval mode; training mode is restored on exit."""
+        with eval_mode(self):  # type: ignore[arg-type]
+            yield self  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module.eval()`` for the block, then its previous training flag back."""
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
+
+
+@contextlib.contextmanager
+def export_view(model: nn.Module) -> Iterator[nn.Module]:
+    """``model.export_view()`` for family models, eval mode for any other module."""
+    view = getattr(model, "export_view", None)
+    if callable(view):
+        with view() as m:
+            yield m
+    else:
+        with eval_mode(model) as m:
+            yield m
+
+
+@dataclass
+class TrainRequest:
+    """What ``neuro train NAME`` hands a family: the data path (None: the family's offline task),
+    the JSON config (model keys and training keys mixed; the family splits them), the epochs and
+    seed given on the command line (None / default when not given), the output directory and the
+    parsed arguments (for the options the family added)."""
+
+    data: str | None
+    config: dict[str, Any]
+    epochs: int | None
+    seed: int
+    out: Path
+    args: argparse.Namespace = field(default_factory=argparse.Namespace)
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Trained:
+    """A trained model and what to store and say about it.
+
+    ``info`` goes into the checkpoint (metrics, seed, data); ``summary`` is the line printed
+    after training; ``test_inputs`` (``[T, B, N]`` float32 spikes, optional) are held-out samples
+    ``neuro demo`` runs on the hardware targets; ``save`` is False on the non-main ranks of a
+    distributed run (nothing is written there)."""
+
+    model: nn.Module
+    info: dict[str, Any]
+    summary: str
+    test_inputs: np.ndarray | None = None
+    save: bool = True
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family's table entry (``neuro.models.FAMILIES``).
+
+    ``models``: the classes a checkpoint of this family rebuilds (each has ``name`` and
+    ``from_config``). ``fit(model, train, test, **options)``: the Python training recipe.
+    ``train(request) -> Trained``: ``neuro train NAME``. ``add_arguments(parser)``: the options
+    ``neuro train NAME`` adds. ``demo(out, seed, epochs, samples) -> Trained``: the family's part of
+    ``neuro demo`` (None: not in the demo); its ``test_inputs`` run on every target.
+    """
+
+    name: str
+    summary: str
+    models: tuple[type, ...]
+    fit: Callable[..., Any]
+    train: Callable[[TrainRequest], Trained]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    demo: Callable[..., Trained] | None = None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
+    import json
+
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: the config must be a JSON object")
+    return cfg
+
+
+def split_keys(cfg: dict[str, Any], keys: set[str] | frozenset[str]) -> dict[str, Any]:
+    """Remove and return the entries of ``cfg`` whose key is in ``keys`` (training options)."""
+    return {k: cfg.pop(k) for k in list(cfg) if k in keys}
+
+
+__all__ = ["Family", "FamilyModel", "ModelConfig", "TrainRequest", "Trained", "eval_mode",
+           "export_view", "read_config_file", "split_keys"]
