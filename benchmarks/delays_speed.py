@@ -15,7 +15,7 @@ with K-1 zero steps on the left and (K-1)//2 on the right, so each layer adds 12
 Workload:
 
 * ``W5``: T=100 frames, batch 256, 140 inputs, one training step = forward, loss, backward, the
-  two Adam steps of ``neuro.training.train_delay_snn`` (weights: lr 1e-3, weight decay 1e-5 except
+  two Adam steps of ``neuro.models.delay_snn.train_delay_snn`` (weights: lr 1e-3, weight decay 1e-5 except
   BatchNorm; positions: lr 0.1, no weight decay) and the position clamping; ms per step.
 
 Implementations:
@@ -161,7 +161,7 @@ def build_neuro(dropout: float = DROPOUT) -> Any:
 
 
 def neuro_step_fn(model: Any, mark: Callable[[str], None] | None = None) -> Step:
-    """The loop body of ``neuro.training.train_delay_snn`` (same optimizers and groups);
+    """The loop body of ``neuro.models.delay_snn.train_delay_snn`` (same optimizers and groups);
     ``mark(phase)`` (layer profile only) is called at the start of each phase and at the end."""
     import torch
     from torch import nn

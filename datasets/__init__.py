@@ -4,7 +4,7 @@ Samples are stored ``[N, T, C]`` (uint8 spike counts); models take time-first ba
 ``[T, B, C]`` float32 (:func:`neuro.datasets.synthetic.SpikeDataset.batches`).
 """
 from .events import audio_event_task, digits_nmnist_task, saccade_events
-from .io import load_spikes, save_spikes
+from .io import default_spikes, load_spikes, save_spikes
 from .nmnist import events_to_frames, load_nmnist, read_nmnist_file, write_nmnist_file
 from .ntidigits import load_ntidigits, read_ntidigits, write_ntidigits
 from .shd import bin_spikes, default_cache_dir, download_file, load_shd, load_ssc, read_heidelberg
@@ -14,6 +14,7 @@ __all__ = [
     "SpikeDataset",
     "bin_spikes",
     "default_cache_dir",
+    "default_spikes",
     "download_file",
     "load_shd",
     "load_spikes",

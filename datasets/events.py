@@ -183,7 +183,7 @@ def write_digits_nmnist(root: str | Path, *, test_fraction: float = 0.2, max_sam
         events = saccade_events(images[idx], seed=seed + (1 if split == "train" else 2), **kwargs)
         write_nmnist_folder(root, split, events, labels[idx])
     params = {"test_fraction": test_fraction, "max_samples": max_samples, "seed": seed, **kwargs}
-    from neuro.checkpoint import atomic_write
+    from neuro.atomic import atomic_write
 
     atomic_write(root / "COMPLETE", lambda tmp: Path(tmp).write_text(json.dumps(params, sort_keys=True)))
     return root

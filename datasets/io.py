@@ -41,7 +41,7 @@ def load_spikes(path: str | Path, key: str = "spikes") -> np.ndarray:
 
 def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Path:
     """Write ``spikes`` (and extra arrays) to ``path`` atomically."""
-    from neuro.checkpoint import atomic_write
+    from neuro.atomic import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -66,7 +66,7 @@ def read_binned_cache(npz: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | No
 
 def write_binned_cache(npz: Path, spikes: np.ndarray, labels: np.ndarray, tag: str) -> None:
     """Cache binned arrays atomically; a failure to write only warns (the data is in memory)."""
-    from neuro.checkpoint import atomic_write
+    from neuro.atomic import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -76,3 +76,12 @@ def write_binned_cache(npz: Path, spikes: np.ndarray, labels: np.ndarray, tag: s
         atomic_write(npz, write)
     except OSError as exc:
         warnings.warn(f"{npz}: could not cache the binned arrays ({exc})", stacklevel=3)
+
+
+def default_spikes(n_in: tuple[int, ...], *, steps: int = 100, batch: int = 8, rate: float = 0.1,
+                   seed: int = 0) -> tuple[np.ndarray, str]:
+    """``(x [steps, batch, *n_in] float32, description)``: Bernoulli(``rate``) spikes from
+    ``seed``, the input ``neuro export/verify/energy`` use when none is given."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((steps, batch, *n_in)) < rate).astype(np.float32)
+    return x, f"random Bernoulli({rate:g}) spikes, T={steps}, B={batch}, seed {seed}"

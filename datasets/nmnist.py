@@ -118,7 +118,7 @@ def encode_events(events: np.ndarray, *, name: str = "<events>",
 def write_nmnist_file(path: str | Path, events: np.ndarray, *,
                       sensor: tuple[int, int] = SENSOR) -> Path:
     """Write ``events`` to ``path`` in the N-MNIST format, atomically."""
-    from neuro.checkpoint import atomic_write
+    from neuro.atomic import atomic_write
 
     data = encode_events(events, name=str(path), sensor=sensor)
 

@@ -149,7 +149,7 @@ def load_ntidigits(path: str | Path, split: str = "train", *, n_steps: int = 129
 def write_ntidigits(path: str | Path, splits: dict[str, tuple[Sequence[str], Sequence[np.ndarray],
                                                                Sequence[np.ndarray]]]) -> Path:
     """Write ``{split: (keys, times, channels)}`` in the published layout, atomically."""
-    from neuro.checkpoint import atomic_write
+    from neuro.atomic import atomic_write
 
     h5py = _h5py()
     for split, (keys, times, chans) in splits.items():

@@ -351,7 +351,7 @@ def _find(kind: str, name: str, data: str | Path | None, cache: Path, download: 
 def download_file(name: str, cache: str | Path, *, allow_unverified: bool = False,
                   url: str | None = None) -> Path:
     """Fetch ``<name>.gz``, check its MD5 and gunzip it to ``cache/<name>`` atomically."""
-    from neuro.checkpoint import atomic_write
+    from neuro.atomic import atomic_write
 
     gz = f"{name}.gz"
     if gz not in MD5:

@@ -7,7 +7,7 @@ delays. Task: ``neuro.datasets.delay_pattern_task`` with 8 classes that differ o
 (0..8 steps) between 8 pairs of channels, random onsets, Poisson noise; 3000 train / 1000 held-out
 samples (fresh draws per seed). Network: DelaySNN with one hidden layer of 64 LIF neurons (tau 1.005
 steps, as for SHD: nearly memoryless, so only coincidences carry information), max_delay 9 steps,
-dropout 0.1, 15 epochs of the reference recipe (``neuro.training.train_delay_snn``).
+dropout 0.1, 15 epochs of the reference recipe (``neuro.models.delay_snn.train_delay_snn``).
 
 ``learned``: DCLS positions trained for 11 epochs, then 4 epochs of weight training with the rounded
 integer delays (``integer_epochs=4``). ``learned_reference``: the reference recipe as published
@@ -28,7 +28,7 @@ import torch
 
 from neuro.datasets import delay_pattern_task
 from neuro.models import DelaySNN, DelaySNNConfig
-from neuro.training import train_delay_snn
+from neuro.models.delay_snn import train_delay_snn
 
 MODES = ("learned", "learned_reference", "fixed", "none")
 

@@ -43,9 +43,9 @@ from neuro.checkpoint import atomic_write
 from neuro.datasets import SpikeDataset
 from neuro.graph import from_module, simulate
 from neuro.graph.quantize import quantize
-from neuro.lsm_training import raw_features, reservoir_features, train_lsm
+from neuro.models.lsm.training import raw_features, reservoir_features, train_lsm
 from neuro.models.lsm import LSM, LSMConfig
-from neuro.readout import ProjectionHead, select_alpha, train_cross_modal, zero_shot_accuracy
+from neuro.models.lsm.readout import ProjectionHead, select_alpha, train_cross_modal, zero_shot_accuracy
 
 DEVICE_LEVELS = {
     "variability 0.1": {"variability": 0.1},
@@ -211,7 +211,7 @@ def zero_shot(static: tuple[SpikeDataset, SpikeDataset], temporal: tuple[SpikeDa
                     "(an arbitrary phoneme order), so nothing carries over to unseen classes: each "
                     "unseen audio class lands on one image prototype as a whole, and the accuracy "
                     "is that of an arbitrary assignment. The mechanism is tested on data with a "
-                    "shared class code (tests/neuro/test_lsm_readout.py); seen-class retrieval "
+                    "shared class code (tests/neuro/models/lsm/test_lsm_readout.py); seen-class retrieval "
                     "shows the trained alignment."}
 
 

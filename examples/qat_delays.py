@@ -14,9 +14,9 @@ of 64 LIF neurons (tau 1.005 steps), max_delay 9, dropout 0.1, learned delays, o
 * **PTQ**: ``neuro.hardware.fpga.compile`` of the float graph (quantize calibrated on 256 training
   samples), run by onnxruntime (``step.onnx``) on the held-out set;
 * **float_finetuned** / **ptq_finetuned** (the control: the same extra training without QAT): a
-  copy with its delays frozen at their integer values (``neuro.qat.freeze_integer_delays``, as
+  copy with its delays frozen at their integer values (``neuro.training.qat.freeze_integer_delays``, as
   QAT does) trained ``--qat-epochs`` more epochs in float (``--qat-lr``), then compiled as PTQ;
-* **qat_from_float**: a copy of the float model, ``neuro.qat.prepare_qat(model, fmt)``,
+* **qat_from_float**: a copy of the float model, ``neuro.training.qat.prepare_qat(model, fmt)``,
   ``--qat-epochs`` more epochs of ``train_delay_snn`` (``--qat-lr``), ``convert()``, compiled;
 * **qat**: the same QAT fine-tuning started from ``float_finetuned`` (the recipe: float training,
   integer-delay fine-tuning, QAT), compiled and run on the FPGA target.
@@ -49,8 +49,8 @@ from neuro.graph import from_module
 from neuro.hardware import get_backend
 from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph, reference
 from neuro.models import DelaySNN, DelaySNNConfig
-from neuro.qat import freeze_integer_delays, prepare_qat
-from neuro.training import evaluate_delay_snn, train_delay_snn
+from neuro.training.qat import freeze_integer_delays, prepare_qat
+from neuro.models.delay_snn import evaluate_delay_snn, train_delay_snn
 
 COLUMNS = ("float", "ptq", "float_finetuned", "ptq_finetuned", "qat_from_float", "qat")
 

@@ -2,14 +2,23 @@
 
 A backend is a module-level object with::
 
-    name: str                                     # "loihi" | "spinnaker" | "fpga"
+    name: str                                     # a key of neuro.hardware.TARGETS
     formats: tuple[str, ...]                      # number formats it runs; formats[0] is the default
+    runs: str                                     # "quantized" or "float" (see below)
+    agreement: float                              # float targets: the spike agreement it promises
     supports(graph, fmt=None) -> list[str]        # every problem, never silent; [] = compilable
     compile(graph, out, *, fmt=None, calibration_inputs=None) -> Path   # the artifact directory
     run(artifact, spikes, **options) -> Result
 
 ``graph`` may be float (``compile`` quantizes it to ``fmt``, calibrated on
 ``calibration_inputs``) or already quantized (its format must be one of ``formats``).
+
+A target that ``runs = "quantized"`` graphs is compared with the integer reference executor and
+must agree bit for bit; one that ``runs = "float"`` graphs (a simulator such as NEST) stores the
+float graph under ``graph/`` and is compared with the float reference executor: spike agreement
+at least ``agreement``, real-valued outputs within float32 rounding. :func:`check_target` is the
+whole workflow (supports -> compile -> run -> compare) that ``neuro demo``, ``neuro verify`` and
+``neuro energy`` share.
 
 Artifact directory (written atomically: a temporary directory renamed into place)::
 
@@ -25,16 +34,18 @@ JSON-able). They are compared with the integer reference executor by :func:`comp
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from neuro.graph import Graph
 
 ARTIFACT_VERSION = 1
 
@@ -64,10 +75,12 @@ class Result:
 class Backend(Protocol):
     name: str
     formats: tuple[str, ...]
+    runs: str
+    agreement: float
 
-    def supports(self, graph: Any, fmt: str | None = None) -> list[str]: ...
+    def supports(self, graph: Graph, fmt: str | None = None) -> list[str]: ...
 
-    def compile(self, graph: Any, out: str | Path, *, fmt: str | None = None,
+    def compile(self, graph: Graph, out: str | Path, *, fmt: str | None = None,
                 calibration_inputs: Any = None) -> Path: ...
 
     def run(self, artifact: str | Path, spikes: np.ndarray, **options: Any) -> Result: ...
@@ -98,16 +111,19 @@ def write_artifact(out: str | Path, *, target: str, graph: Any,
     If ``out`` exists it must be an artifact of the same target or an empty directory; it is
     replaced only once the new one is complete.
     """
+    from neuro.atomic import atomic_dir
+
     out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise ArtifactError(f"{out}: exists and is not a directory")
-        if any(out.iterdir()) and not (out / "manifest.json").is_file():
-            raise ArtifactError(f"{out}: exists, is not empty and is not a neuro artifact "
+
+    def replaceable(existing: Path) -> bool:
+        if any(existing.iterdir()) and not (existing / "manifest.json").is_file():
+            raise ArtifactError(f"{existing}: exists, is not empty and is not a neuro artifact "
                                 "(refusing to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+        return True
+
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"{out}: exists and is not a directory")
+    with atomic_dir(out, replace=replaceable) as tmp:
         graph.save(tmp / "graph")
         files = {"graph/graph.json": "quantized graph IR (structure)",
                  "graph/arrays.npz": "quantized graph IR (integer parameters)"}
@@ -115,7 +131,7 @@ def write_artifact(out: str | Path, *, target: str, graph: Any,
         manifest = {
             "target": target,
             "artifact_version": ARTIFACT_VERSION,
-            "number_format": graph.metadata["format"]["name"],
+            "number_format": graph.metadata.get("format", {}).get("name", "float32"),
             "graph_digest": graph.digest(),
             "dt": graph.dt,
             "inputs": {n: list(graph.nodes[n].shape) for n in graph.inputs()},
@@ -125,16 +141,6 @@ def write_artifact(out: str | Path, *, target: str, graph: Any,
             "target_info": target_info or {},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_default))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -242,24 +248,41 @@ def reference(graph: Any, spikes: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 @dataclass
 class Comparison:
-    """Backend vs reference executor, per neuron population and output."""
+    """Backend vs reference executor, per neuron population and output.
+
+    ``threshold`` 1.0 (quantized targets): every row must be identical. Below 1 (float targets):
+    a spike row passes when its agreement reaches ``threshold``, a real-valued row when every
+    value is within float32 rounding of the reference (``rtol 1e-5, atol 1e-6``)."""
 
     target: str
     steps: int
     batch: int
     rows: list[dict[str, Any]]
+    threshold: float = 1.0
 
     @property
     def identical(self) -> bool:
         return all(r["identical"] for r in self.rows)
 
+    @property
+    def ok(self) -> bool:
+        """Whether the target kept its promise (identical, or within its stated agreement)."""
+        return all(r["ok"] for r in self.rows)
+
+    @property
+    def verdict(self) -> str:
+        if self.identical:
+            return "IDENTICAL"
+        return f"AGREES (>= {self.threshold:g})" if self.ok else "MISMATCH"
+
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "steps": self.steps, "batch": self.batch,
-                "identical": self.identical, "rows": self.rows}
+                "identical": self.identical, "ok": self.ok, "threshold": self.threshold,
+                "rows": self.rows}
 
     def table(self) -> str:
         head = (f"target {self.target}: {self.steps} steps x {self.batch} samples, "
-                f"{'IDENTICAL' if self.identical else 'MISMATCH'} to the reference executor\n"
+                f"{self.verdict} to the reference executor\n"
                 f"  {'node':14s} {'kind':8s} {'reference':>10s} {'target':>10s} {'agreement':>10s} "
                 f"{'first diff':>10s}")
         rows = [f"  {r['node']:14s} {r['kind']:8s} {r['reference']:10d} {r['target']:10d} "
@@ -267,29 +290,104 @@ class Comparison:
                 for r in self.rows]
         return "\n".join([head, *rows])
 
+    def spike_count(self) -> int:
+        """Spikes the target produced in its spiking populations."""
+        return sum(r["target"] for r in self.rows if r.get("spiking"))
 
-def compare(target: str, graph: Any, result: Result, ref: dict[str, np.ndarray]) -> Comparison:
-    """Compare a backend's ``result`` with the reference values ``ref`` (from :func:`reference`)."""
+
+def compare(target: str, graph: Any, result: Result, ref: dict[str, np.ndarray], *,
+            threshold: float = 1.0) -> Comparison:
+    """Compare a backend's ``result`` with the reference values ``ref`` (from :func:`reference`
+    or :func:`float_reference`); ``threshold`` as in :class:`Comparison`."""
     rows = []
     T = B = 0
-    for group, kind_of in ((result.spikes, lambda n: graph.nodes[n].kind),
-                           (result.outputs, lambda n: "Output")):
+    for group, node_of in ((result.spikes, lambda n: graph.nodes[n]), (result.outputs, lambda n: None)):
         for name, got in group.items():
-            want = ref[name]
+            want = np.asarray(ref[name])
             got = np.asarray(got)
             if got.shape != want.shape:
                 raise ValueError(f"target {target}: node {name!r} has shape {got.shape}, the "
                                  f"reference {want.shape}")
+            node = node_of(name)
+            spiking = bool(node is not None and getattr(node, "spiking", False))
             T, B = want.shape[:2]
-            diff = (got != want).reshape(T, -1).any(1)
-            rows.append({"node": name, "kind": kind_of(name),
+            same = got == want
+            diff = (~same).reshape(T, -1).any(1)
+            agreement = float(same.mean())
+            if threshold >= 1.0:
+                ok = not bool(diff.any())
+            elif spiking:
+                ok = agreement >= threshold
+            else:
+                ok = bool(np.allclose(got, want, rtol=1e-5, atol=1e-6))
+            rows.append({"node": name, "kind": node.kind if node is not None else "Output",
+                         "spiking": spiking,
                          "reference": int(np.abs(want).sum()), "target": int(np.abs(got).sum()),
-                         "agreement": float((got == want).mean()),
+                         "agreement": agreement,
                          "first_divergence": int(np.flatnonzero(diff)[0]) if diff.any() else None,
-                         "identical": not bool(diff.any())})
-    return Comparison(target, T, B, rows)
+                         "identical": not bool(diff.any()), "ok": ok})
+    return Comparison(target, T, B, rows, threshold)
 
 
-__all__ = ["ARTIFACT_VERSION", "ArtifactError", "Backend", "Comparison", "Result",
-           "UnsupportedGraph", "as_int_spikes", "compare", "load_artifact_graph",
-           "prepare_graph", "read_manifest", "reference", "tool_versions", "write_artifact"]
+def float_reference(graph: Any, spikes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every node's values on the float reference executor (the oracle of float targets)."""
+    from neuro.graph import simulate
+
+    values = simulate(graph, {k: v.astype(np.float32) for k, v in spikes.items()}, record=True)
+    return {k: v.numpy() for k, v in values.items()}
+
+
+def runs_float(backend: Any) -> bool:
+    """Whether ``backend`` runs the float graph (else the quantized one)."""
+    runs = getattr(backend, "runs", None)
+    if runs not in ("quantized", "float"):
+        raise ValueError(f"backend {getattr(backend, 'name', backend)!r} declares runs={runs!r}; "
+                         "it must be 'quantized' or 'float'")
+    return runs == "float"
+
+
+@dataclass
+class TargetCheck:
+    """One target's run of a model: the artifact directory (None once a temporary one is
+    removed), the graph it implements, what it produced and the comparison with its reference."""
+
+    target: str
+    artifact: Path | None
+    graph: Any
+    result: Result
+    comparison: Comparison
+
+
+def check_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path | None = None, *,
+                 fmt: str | None = None) -> TargetCheck:
+    """The export -> run -> compare workflow: ``supports`` (raising :class:`UnsupportedGraph` with
+    every problem), ``compile`` into ``out`` (a temporary directory, removed afterwards, when
+    None), ``run`` on ``spikes`` (``[T, N]`` or ``[T, B, N]``), and compare with the reference
+    executor the target promises to match (integer for quantized targets, float for float ones)."""
+    problems = backend.supports(graph, fmt)
+    if problems:
+        raise UnsupportedGraph(backend.name, problems)
+    tmp = None
+    if out is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f"neuro-{backend.name}-"))
+        out = tmp / "artifact"
+    try:
+        art = backend.compile(graph, out, fmt=fmt, calibration_inputs=spikes)
+        implemented = load_artifact_graph(art)
+        result = backend.run(art, spikes)
+        inputs = as_int_spikes(implemented, spikes)
+        if runs_float(backend):
+            comp = compare(backend.name, implemented, result, float_reference(implemented, inputs),
+                           threshold=float(backend.agreement))
+        else:
+            comp = compare(backend.name, implemented, result, reference(implemented, inputs))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return TargetCheck(backend.name, None if tmp is not None else Path(art), implemented, result, comp)
+
+
+__all__ = ["ARTIFACT_VERSION", "ArtifactError", "Backend", "Comparison", "Result", "TargetCheck",
+           "UnsupportedGraph", "as_int_spikes", "check_target", "compare", "float_reference",
+           "load_artifact_graph", "prepare_graph", "read_manifest", "reference", "runs_float",
+           "tool_versions", "write_artifact"]

@@ -23,81 +23,43 @@ class UserError(Exception):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """Train, export to every hardware target, check the spikes agree, write the energy report."""
-    import torch
-
+    """Every family with a demo: train it offline, run it on every target, compare the spikes
+    with the reference executor, write the energy report (``<out>/<family>/``)."""
     from . import __version__, kernels
-    from .checkpoint import save_checkpoint
-    from .datasets import delay_pattern_task
-    from .models import DelaySNN, DelaySNNConfig
-    from .training import train_delay_snn
-
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    print(f"neuro {__version__} demo: LIF network with learnable synaptic delays (DCLS) on the "
-          f"offline delay task (kernels: {kernels.backend()})")
-    train, test = delay_pattern_task(seed=args.seed + 1)
-    print(f"data: {len(train)} train / {len(test)} test samples, T={train.n_steps} steps, "
-          f"{train.n_channels} channels, {train.n_classes} classes that differ only in the "
-          "intervals between paired channels")
-    model = DelaySNN(DelaySNNConfig(n_inputs=train.n_channels, n_hidden=64, n_layers=1,
-                                    n_outputs=train.n_classes, max_delay=9, dropout=0.1))
-    integer_epochs = min(2, args.epochs - 1)
-    result = train_delay_snn(model, train, test, epochs=args.epochs, seed=args.seed,
-                             integer_epochs=integer_epochs)
-    acc = result.test_accuracy[-1]
-    print(f"test accuracy: {acc:.3f} (integer delays; chance {1 / train.n_classes:.3f}), "
-          f"trained in {result.seconds:.1f} s")
-    path = save_checkpoint(out / "model.safetensors", model, name=model.name,
-                           config=model.config_dict(),
-                           info={"task": "delay_pattern_task", "seed": args.seed, **result.as_dict()})
-    print(f"checkpoint: {path}")
-    x = np.ascontiguousarray(test.spikes[:args.samples].transpose(1, 0, 2)).astype(np.float32)
-    ok = _demo_targets(model, x, out)
     from .energy.cli import run as energy_run
     from .energy.cli import summary as energy_summary
+    from .models import FAMILIES
+    from .models.base import save_trained
 
-    print("\n".join(energy_summary(energy_run(path, None, out / "energy")["json"])))
-    ok = _demo_lsm(out / "lsm", args.seed, args.samples) and ok
+    print(f"neuro {__version__} demo (kernels: {kernels.backend()})")
+    ok = True
+    for family in FAMILIES.values():
+        if family.demo is None:
+            continue
+        out = Path(args.out) / family.name
+        print(f"\n== {family.name} ==")
+        trained = family.demo(seed=args.seed, epochs=args.epochs, samples=args.samples)
+        print(trained.summary)
+        path = save_trained(out / "model.safetensors", trained)
+        print(f"checkpoint: {path}")
+        if trained.test_inputs is not None:
+            ok = _demo_targets(trained.model, trained.test_inputs, out) and ok
+        print("\n".join(energy_summary(energy_run(path, None, out / "energy")["json"])))
     return 0 if ok else 1
 
 
-def _demo_lsm(out: Path, seed: int, samples: int) -> bool:
-    """A liquid state machine on the offline temporal event task (written in the N-TIDIGITS
-    format and read back), its ridge readout, and the same hardware check."""
-    from .lsm_training import load_task, train_lsm
-    from .models.lsm import LSM, LSMConfig
-
-    print("\nliquid state machine: 200-neuron Gaussian reservoir + ridge readout on the offline "
-          "temporal event task (N-TIDIGITS format)")
-    train, test, what = load_task(None, "audio", seed=seed)
-    model = LSM(LSMConfig(n_inputs=train.n_channels, n_outputs=train.n_classes,
-                          n_steps=train.n_steps, seed=seed))
-    model, result = train_lsm(model, train, test, seed=seed, log=lambda s: None)
-    print(f"{what}: test accuracy {result.test_accuracy:.3f} with the reservoir, "
-          f"{result.raw_test_accuracy:.3f} with the same readout on the raw input "
-          f"(chance {1 / train.n_classes:.3f})")
-    x = np.ascontiguousarray(test.spikes[:samples].transpose(1, 0, 2)).astype(np.float32)
-    return _demo_targets(model, x, out)
-
-
 def _demo_targets(model, x: np.ndarray, out: Path) -> bool:
-    """Export ``model`` to every hardware target, run ``x`` there and compare the spikes with the
-    integer reference executor; True when every target that can run it agrees bit for bit."""
+    """Run ``model`` on every hardware target and compare with the reference executor; True when
+    every target that can run it keeps its promise (bit-exact, or its stated agreement)."""
     import time
 
     from .graph import from_module
     from .hardware import TARGETS, get_backend
-    from .hardware.base import as_int_spikes, compare, load_artifact_graph, reference
+    from .hardware.base import check_target
 
-    model.eval()
-    if hasattr(model, "integer_delays"):
-        model.integer_delays()
     graph = from_module(model)
-    if hasattr(model, "integer_delays"):
-        model.integer_delays(False)
     print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
-          "with the integer reference executor")
+          "with the reference executor")
     ok = True
     for target in TARGETS:
         try:
@@ -110,83 +72,30 @@ def _demo_targets(model, x: np.ndarray, out: Path) -> bool:
             print(f"  {target:10s} cannot run the model: " + "; ".join(problems))
             continue
         t0 = time.perf_counter()
-        art = backend.compile(graph, out / target, calibration_inputs=x)
-        q = load_artifact_graph(art)
         try:
-            res = backend.run(art, x)
+            check = check_target(backend, graph, x, out / target)
         except OSError as exc:  # the target's simulator is not installed (Lava) or failed
             print(f"  {target:10s} not run: {str(exc).splitlines()[0]}")
             ok = False
             continue
-        comp = compare(target, q, res, reference(q, as_int_spikes(q, x)))
-        spikes = sum(r["target"] for r in comp.rows if r["kind"] in ("LIF", "CubaLIF", "IF"))
-        verdict = "IDENTICAL" if comp.identical else "MISMATCH"
-        print(f"  {target:10s} {q.metadata['format']['name']:9s} {verdict} spikes to the reference "
-              f"({spikes} spikes, {time.perf_counter() - t0:.1f} s) -> {art}")
-        if not comp.identical:
+        comp = check.comparison
+        fmt = check.graph.metadata.get("format", {}).get("name", "float32")
+        print(f"  {target:10s} {fmt:9s} {comp.verdict} spikes to the reference "
+              f"({comp.spike_count()} spikes, {time.perf_counter() - t0:.1f} s) -> {check.artifact}")
+        if not comp.ok:
             ok = False
             print(comp.table())
     return ok
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
+    from .models import FAMILIES
+    from .models.base import TrainRequest, read_config_file
 
-    from . import distributed
-    from .checkpoint import save_checkpoint
-    from .datasets import delay_pattern_task
-    from .models import DelaySNN, DelaySNNConfig
-    from .training import train_delay_snn
-
-    if args.model not in ("delay-snn", "lsm"):
-        raise UserError(f"training {args.model!r} is not available yet (available: delay-snn, lsm)")
-    cfg: dict = {}
-    if args.config:
-        try:
-            cfg = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{args.config}: not a readable JSON config ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise UserError(f"{args.config}: the config must be a JSON object")
-    out = args.out or f"runs/{args.model}"
-    if args.model == "lsm":
-        from .lsm_training import run_train_lsm
-
-        for key in ("readout", "task", "reservoir"):
-            if getattr(args, key, None):
-                cfg[key] = getattr(args, key)
-        run_train_lsm(data=args.data, config=cfg, epochs=args.epochs, out=out, seed=args.seed)
-        return 0
-    for key in ("readout", "task", "reservoir"):
-        if getattr(args, key, None):
-            raise UserError(f"--{key} is an option of 'neuro train lsm', not of {args.model}")
-    distributed.init_from_env()  # torchrun --nproc_per_node N: DDP over N processes
-    train_keys = {"batch_size", "lr", "lr_positions", "weight_decay", "integer_epochs", "epochs",
-                  "seed"}
-    train_cfg = {k: cfg.pop(k) for k in list(cfg) if k in train_keys}
-    epochs = args.epochs or train_cfg.pop("epochs", 150 if args.data else 15)
-    seed = train_cfg.pop("seed", args.seed)
-    torch.manual_seed(seed)
-    if args.data:
-        from .datasets import load_shd
-
-        train, test = load_shd("train", data=args.data), load_shd("test", data=args.data)
-        base = {}  # the SHD defaults of DelaySNNConfig
-    else:
-        train, test = delay_pattern_task(seed=seed + 1)
-        base = {"n_inputs": train.n_channels, "n_hidden": 64, "n_layers": 1,
-                "n_outputs": train.n_classes, "max_delay": 9, "dropout": 0.1}
-    model = DelaySNN(DelaySNNConfig.from_dict({**base, **cfg}))
-    print(f"training delay-snn on {args.data or 'the offline delay task'}: {len(train)} train / "
-          f"{len(test)} test, {epochs} epochs")
-    result = train_delay_snn(model, train, test, epochs=epochs, seed=seed, **train_cfg)
-    if not distributed.is_main():
-        return 0
-    path = save_checkpoint(Path(out) / "model.safetensors", model, name=model.name,
-                           config=model.config_dict(),
-                           info={"data": str(args.data or "delay_pattern_task"), "seed": seed,
-                                 **result.as_dict()})
-    print(f"test accuracy {result.test_accuracy[-1]:.4f} (integer delays); checkpoint: {path}")
+    family = FAMILIES[args.model]
+    cfg = read_config_file(args.config) if args.config else {}
+    family.run(TrainRequest(data=getattr(args, "data", None), config=cfg, epochs=args.epochs,
+                            seed=args.seed, out=Path(args.out or f"runs/{args.model}"), args=args))
     return 0
 
 
@@ -286,7 +195,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         f"the model {path.name} expects {want[0]}")
     values = simulate(graph, spikes_in, record=True)
     out_name = graph.outputs()[0]
-    spiking = [n for n in graph.nodes if graph.nodes[n].kind in ("LIF", "CubaLIF", "IF", "Threshold")]
+    spiking = [n for n in graph.nodes if graph.nodes[n].spiking and graph.nodes[n].role != "input"]
     last_spiking = spiking[-1] if spiking else out_name
     spikes = values[last_spiking].numpy()
     output = values[out_name].numpy()
@@ -300,7 +209,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_TARGETS = ("loihi", "spinnaker", "fpga", "nir")
+def _export_targets() -> list[str]:
+    from .hardware import TARGETS
+
+    return [*TARGETS, "nir"]
 
 
 def _backend(target: str):
@@ -312,19 +224,12 @@ def _backend(target: str):
         raise UserError(f"target {target}: {exc}") from None
 
 
-def _default_spikes(n_in: tuple[int, ...]) -> tuple[np.ndarray, str]:
-    """Random Bernoulli(0.1) spikes, T=100, B=8, seed 0: the default verification/calibration input."""
-    rng = np.random.default_rng(0)
-    return ((rng.random((100, 8, *n_in)) < 0.1).astype(np.float32),
-            "random Bernoulli(0.1) spikes, T=100, B=8, seed 0")
-
-
 def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, str]:
-    from .datasets import load_spikes
+    from .datasets import default_spikes, load_spikes
 
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
     if not path:
-        return _default_spikes(n_in)
+        return default_spikes(n_in)
     x = load_spikes(path)
     if x.shape[-1:] != n_in:
         raise UserError(f"{path}: spikes have {x.shape[-1]} channels, the model {model_name} "
@@ -360,7 +265,7 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
                         f"{path} expects {n_in[0]}")
     result = backend.run(path, x)
     squeeze = x.ndim == 2
-    spiking = [n for n in result.spikes if graph.nodes[n].kind in ("LIF", "CubaLIF", "IF")]
+    spiking = [n for n in result.spikes if graph.nodes[n].spiking]
     out_name = graph.outputs()[0]
     output = result.outputs[out_name]
     spikes = result.spikes[spiking[-1]] if spiking else output
@@ -418,9 +323,7 @@ def _nir_io():
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import shutil
-    import tempfile
-
+    from .atomic import atomic_dir
     from .checkpoint import load_checkpoint
     from .graph import from_module
 
@@ -439,14 +342,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if out.is_dir():
         target = nir_io.write_nir(nir_graph, out / "model.nir")  # temporary name, then rename
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_dir(out) as tmp:
             nir_io.write_nir(nir_graph, tmp / "model.nir")
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         target = out / "model.nir"
     print(f"exported {meta['model']} ({len(graph.nodes)} nodes, dt={graph.dt:g} s) to NIR: {target}")
     return 0
@@ -468,13 +365,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    import shutil
-    import tempfile
-
-    from .checkpoint import atomic_write, load_checkpoint
+    from .atomic import atomic_write
+    from .checkpoint import load_checkpoint
     from .graph import from_module
     from .graph.formats import get_format
     from .graph.mismatch import mismatch_report
+    from .hardware.base import check_target
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -501,16 +397,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             problems.extend(f"{t}: {p}" for p in found)
             print(f"target {t}: cannot run this model: " + "; ".join(found))
             continue
-        from .hardware.base import as_int_spikes, compare, load_artifact_graph, reference
-
-        tmp = Path(tempfile.mkdtemp(prefix=f"neuro-verify-{t}-"))
-        try:
-            art = backend.compile(graph, tmp / "artifact", calibration_inputs=x)
-            q = load_artifact_graph(art)
-            spikes = as_int_spikes(q, x)
-            comp = compare(t, q, backend.run(art, x), reference(q, spikes))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        comp = check_target(backend, graph, x).comparison
         comparisons.append(comp)
         print(comp.table())
     if args.out:
@@ -520,7 +407,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
     if not reports and not comparisons:
         raise UserError("no format or target could represent the model: " + "; ".join(problems))
-    bad = [c.target for c in comparisons if not c.identical]
+    bad = [c.target for c in comparisons if not c.ok]
     if bad:
         print(f"neuro: verify: spikes differ from the reference executor on {', '.join(bad)}",
               file=sys.stderr)
@@ -544,8 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking neural networks: train in PyTorch, export to neuromorphic targets.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    demo = sub.add_parser("demo", help="train a delay SNN offline, run it on every hardware target, "
-                                       "report energy")
+    demo = sub.add_parser("demo", help="train every model family offline, run it on every hardware "
+                                       "target, report energy")
     demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")
     demo.add_argument("--epochs", type=_positive_int, default=8,
                       help="training epochs (default: 8)")
@@ -553,24 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=_positive_int, default=16,
                       help="test samples run on every hardware target (default: 16)")
     demo.set_defaults(func=_cmd_demo)
-    tr = sub.add_parser("train", help="train a model: delay-snn (SHD or offline), lsm (N-MNIST, "
-                                      "N-TIDIGITS or offline)")
-    tr.add_argument("model", choices=["delay-snn", "spikegpt", "egru", "lsm"], help="model family")
-    tr.add_argument("--data", help="delay-snn: directory or file with the SHD .h5/.h5.gz files; "
-                                   "lsm: an N-MNIST folder or an N-TIDIGITS .hdf5 file")
-    tr.add_argument("--config", help="JSON: model config keys plus training keys (delay-snn: "
-                                     "batch_size/lr/lr_positions/integer_epochs/epochs/seed)")
-    tr.add_argument("--epochs", type=_positive_int,
-                    help="epochs (delay-snn: 150 with --data, else 15; lsm: readout epochs)")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", help="output directory (default: runs/MODEL)")
-    tr.add_argument("--readout", choices=["ridge", "mlp", "contrastive"],
-                    help="lsm: readout (default ridge)")
-    tr.add_argument("--task", choices=["digits", "audio"],
-                    help="lsm without --data: offline stand-in (default digits)")
-    tr.add_argument("--reservoir", choices=["gaussian", "maass"],
-                    help="lsm: reservoir builder (default gaussian)")
-    tr.set_defaults(func=_cmd_train)
+    from .models import FAMILIES
+
+    tr = sub.add_parser("train", help="train a model family: " + ", ".join(FAMILIES))
+    families = tr.add_subparsers(dest="model", metavar="MODEL", required=True,
+                                 parser_class=_Parser)
+    for family in FAMILIES.values():
+        fp = families.add_parser(family.name, help=family.summary, description=family.summary)
+        family.add_arguments(fp)
+        fp.add_argument("--config", help="JSON: model config keys plus training keys")
+        fp.add_argument("--epochs", type=_positive_int, help="training epochs (the family's default)")
+        fp.add_argument("--seed", type=int, default=0)
+        fp.add_argument("--out", help="output directory (default: runs/MODEL)")
+        fp.set_defaults(func=_cmd_train)
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -584,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
     export = sub.add_parser("export", help="export a checkpoint to a target (loihi, spinnaker, fpga, nir)")
     export.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
-    export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
+    export.add_argument("--target", required=True, choices=_export_targets(),
                         help="target: loihi, spinnaker, fpga or nir")
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
     export.add_argument("--format", metavar="NAME",
@@ -629,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, TypeError, OSError) as exc:
+    except (UserError, ValueError, OSError) as exc:
         if os.environ.get("NEURO_DEBUG") == "1":
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

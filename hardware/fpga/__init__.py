@@ -45,6 +45,9 @@ from . import intgraph, onnx_step, resources
 
 name = "fpga"
 formats: tuple[str, ...] = ("int8", "int16", "int8-m12", "int16-m12")
+#: runs the quantized graph, bit-exact with the integer reference executor
+runs = "quantized"
+agreement = 1.0
 
 VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to this many synapses
 

@@ -50,6 +50,9 @@ from .runner import LavaWorkerError, call_worker, default_timeout, lava_python, 
 
 name = "loihi"
 formats = ("loihi2",)
+#: runs the quantized graph, bit-exact with the integer reference executor
+runs = "quantized"
+agreement = 1.0
 MODES = ("fixed_pt", "floating_pt")
 LAVA_REQUIREMENT = "lava-nc==0.10.0"
 

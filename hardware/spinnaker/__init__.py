@@ -78,6 +78,9 @@ from .program import Program, build_program
 
 name = "spinnaker"
 formats: tuple[str, ...] = ("spinnaker",)
+#: runs the quantized graph, bit-exact with the integer reference executor
+runs = "quantized"
+agreement = 1.0
 _UNSET: Any = object()
 
 

@@ -6,8 +6,6 @@ unknown target, bad cost table or statistics) before anything is written.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,11 @@ from .estimate import estimate
 
 
 def default_input(n_in: tuple[int, ...]) -> tuple[np.ndarray, str]:
-    """Random Bernoulli(0.1) spikes, T=100, B=8, seed 0 (the default input of ``neuro verify``)."""
-    rng = np.random.default_rng(0)
-    return ((rng.random((100, 8, *n_in)) < 0.1).astype(np.float32),
-            "random Bernoulli(0.1) spikes, T=100, B=8, seed 0 (no --data given)")
+    """:func:`neuro.datasets.default_spikes` (the default input of ``neuro verify``)."""
+    from ..datasets import default_spikes
+
+    x, what = default_spikes(n_in)
+    return x, what + " (no --data given)"
 
 
 def load_data(graph: Any, data: str | Path | None, info: dict[str, Any] | None = None,
@@ -77,14 +76,12 @@ def _simulator_stats(backend_name: str, graph: Any, x: np.ndarray) -> tuple[dict
     problems = backend.supports(graph)
     if problems:
         return None, f"{backend_name} simulator cannot run this model ({problems[0]}); reference counts used"
-    tmp = Path(tempfile.mkdtemp(prefix=f"neuro-energy-{backend_name}-"))
+    from ..hardware.base import check_target
+
     try:
-        art = backend.compile(graph, tmp / "artifact", calibration_inputs=x)
-        stats = backend.run(art, x).stats
+        stats = check_target(backend, graph, x).result.stats
     except ValueError as exc:
         return None, f"{backend_name} simulator failed on this input ({str(exc).splitlines()[0]}); reference counts used"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     try:
         check_stats(backend_name, stats)
     except ValueError as exc:

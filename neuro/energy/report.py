@@ -29,9 +29,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +294,7 @@ def write(doc: dict[str, Any], page: str, out: str | Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``out``: a new directory is
     filled under a temporary name and renamed into place; in an existing one every file is
     written to a temporary name and renamed (nothing partial either way)."""
-    from ..checkpoint import atomic_write
+    from ..atomic import atomic_dir, atomic_write
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -308,16 +305,9 @@ def write(doc: dict[str, Any], page: str, out: str | Path) -> dict[str, Path]:
         for fname, text in texts.values():
             atomic_write(out / fname, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            tmp.chmod(0o755)  # mkdtemp makes it private
+        with atomic_dir(out) as tmp:
             for fname, text in texts.values():
                 (tmp / fname).write_text(text, encoding="utf-8")
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return {k: out / fname for k, (fname, _) in texts.items()}
 
 

@@ -1,15 +1,22 @@
-"""The backend-neutral graph IR: nodes, graphs, lowering from modules, the reference executor.
+"""The backend-neutral graph IR: nodes, graphs, lowering from modules, number formats, the
+reference executors, quantization and the mismatch report (DESIGN.md's core API).
 
 See ``nodes.py`` for the node vocabulary and the time convention, ``graph.py`` for the step
 semantics of edges and cycles, ``nir_io.py`` for NIR interchange (``pip install 'neuro[nir]'``).
 """
 from . import nodes
+from .formats import FORMATS, NumberFormat, get_format
 from .graph import Graph, GraphError, Schedule
+from .intsim import simulate_int
 from .lower import from_module
+from .mismatch import MismatchReport, mismatch_report
 from .module import GraphModel
 from .nir_io import from_nir, read_nir, to_nir, write_nir
 from .nodes import NODE_TYPES, Node, NodeError
+from .quantize import quantize
 from .simulate import simulate
 
-__all__ = ["Graph", "GraphError", "GraphModel", "NODE_TYPES", "Node", "NodeError", "Schedule", "from_module",
-           "nodes", "simulate", "from_nir", "read_nir", "to_nir", "write_nir"]
+__all__ = ["FORMATS", "Graph", "GraphError", "GraphModel", "MismatchReport", "NODE_TYPES", "Node",
+           "NodeError", "NumberFormat", "Schedule", "from_module", "from_nir", "get_format",
+           "mismatch_report", "nodes", "quantize", "read_nir", "simulate", "simulate_int", "to_nir",
+           "write_nir"]

@@ -16,15 +16,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_dir
 from .nodes import Input, Node, NodeError, Output, Shape, node_from_dict
 
 FORMAT_VERSION = 1
@@ -218,17 +216,9 @@ class Graph:
         self.validate()
         path = Path(path)
         struct, arrays = self._split()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             (tmp / "graph.json").write_text(json.dumps(struct, indent=1))
             np.savez(tmp / "arrays.npz", **arrays)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

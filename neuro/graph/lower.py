@@ -125,9 +125,15 @@ def from_module(model: nn.Module, *, input_shape: tuple[int, ...] | None = None,
 
     if isinstance(model, GraphModel):
         return model.graph
-    lowerable = getattr(model, "lowerable", None)
-    if callable(lowerable):  # a model whose deployable part is a sub-network (LSM + ANN head)
-        model = lowerable()
+    if callable(getattr(model, "export_view", None)):  # a model family's deployable view
+        from ..models.base import export_view
+
+        with export_view(model) as view:
+            return _lower(view, input_shape, name)
+    return _lower(model, input_shape, name)
+
+
+def _lower(model: nn.Module, input_shape: tuple[int, ...] | None, name: str) -> Graph:
     if input_shape is None:
         n = _input_size(model)
         if n is None:

@@ -687,7 +687,7 @@ def _check_names(nir: Any, graph: Any, where: str = "") -> None:
 
 def write_nir(graph: Graph | Any, path: str | Path) -> Path:
     """Write ``graph`` (a :class:`Graph`, or a ``nir.NIRGraph``) to the NIR file ``path``, atomically."""
-    from ..checkpoint import atomic_write
+    from ..atomic import atomic_write
 
     nir = require_nir()
     nir_graph = graph if isinstance(graph, nir.NIRGraph) else to_nir(graph)

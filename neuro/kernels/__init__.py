@@ -7,7 +7,7 @@ Two implementations of each autograd function, chosen per call:
   dtype (this is the GPU path) and is used when the extension cannot be built.
 
 Both have hand-written backward passes over time and must equal the neuron's step loop (tests in
-``tests/neuro/test_fused.py``).
+``tests/neuro/kernels/test_fused.py``).
 """
 from __future__ import annotations
 

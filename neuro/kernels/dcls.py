@@ -10,7 +10,7 @@ delay ``d = K - 1 - k`` steps) and ``R`` right-padding steps::
 which is ``F.conv1d`` over the input padded with ``K - 1`` zero steps on the left and ``R`` on the
 right (:func:`dcls_conv_dense`, the reference, ``T * B * I * K * O`` multiply-adds per pass).
 Output ``[T + R, B, O]``; all values float, no fixed-point format. Two faster paths compute the
-same values (up to float32 rounding; tests: ``tests/neuro/test_dcls_kernels.py``):
+same values (up to float32 rounding; tests: ``tests/neuro/kernels/test_dcls_kernels.py``):
 
 * ``"event"`` (C++ kernels in ``csrc/dcls_ops.cpp``) visits only the non-zero inputs
   ``c = x[s, b, i]`` (spikes, or event counts of SHD frames):

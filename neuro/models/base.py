@@ -160,6 +160,26 @@ class Family:
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     demo: Callable[..., Trained] | None = None
 
+    def run(self, request: TrainRequest) -> Path | None:
+        """Train as ``neuro train NAME`` does and write ``<out>/model.safetensors`` (atomically;
+        nothing on the non-main ranks of a distributed run, where it returns None)."""
+        trained = self.train(request)
+        if not trained.save:
+            return None
+        path = save_trained(Path(request.out) / "model.safetensors", trained)
+        request.log(f"{trained.summary}; checkpoint: {path}")
+        return path
+
+
+def save_trained(path: str | Path, trained: Trained) -> Path:
+    """Write a trained model's checkpoint: its family name, config and ``info``."""
+    from ..checkpoint import save_checkpoint
+
+    model = trained.model
+    return save_checkpoint(path, model, name=model.name,  # type: ignore[arg-type]
+                           config=model.config_dict(),  # type: ignore[operator]
+                           info=trained.info)
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
@@ -180,4 +200,4 @@ def split_keys(cfg: dict[str, Any], keys: set[str] | frozenset[str]) -> dict[str
 
 
 __all__ = ["Family", "FamilyModel", "ModelConfig", "TrainRequest", "Trained", "eval_mode",
-           "export_view", "read_config_file", "split_keys"]
+           "export_view", "read_config_file", "save_trained", "split_keys"]

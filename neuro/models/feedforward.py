@@ -6,7 +6,7 @@ output the readout membrane ``[T, B, layers[-1]]``; classify with the time-summe
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
@@ -14,10 +14,11 @@ from torch import Tensor
 from ..layers import Linear, Sequential
 from ..neurons import LI, LIF
 from ..surrogate import surrogate_from_description
+from .base import FamilyModel, ModelConfig
 
 
 @dataclass
-class SpikingMLPConfig:
+class SpikingMLPConfig(ModelConfig):
     """Hyperparameters of :class:`SpikingMLP` (JSON-serialisable; stored in checkpoints)."""
 
     layers: list[int] = field(default_factory=lambda: [700, 256, 256, 20])
@@ -35,19 +36,14 @@ class SpikingMLPConfig:
         if len(self.layers) < 2 or any(not isinstance(n, int) or n <= 0 for n in self.layers):
             raise ValueError(f"SpikingMLPConfig.layers must be >= 2 positive ints, got {self.layers}")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpikingMLPConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"SpikingMLPConfig: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
 
 
-class SpikingMLP(Sequential):
+class SpikingMLP(Sequential, FamilyModel):
     """Linear -> LIF for each hidden layer, then Linear -> LI readout."""
 
     name = "spiking-mlp"
+    config_class = SpikingMLPConfig
+    config: SpikingMLPConfig
 
     def __init__(self, config: SpikingMLPConfig | None = None) -> None:
         config = config or SpikingMLPConfig()
@@ -69,6 +65,3 @@ class SpikingMLP(Sequential):
         """Class scores ``[B, C]``: the readout membrane summed over time."""
         out, _ = self(x)
         return out.sum(0)
-
-    def config_dict(self) -> dict[str, Any]:
-        return asdict(self.config)

@@ -30,14 +30,14 @@ weights are fixed (buffers, no gradient) and drawn from ``seed``. Two builders:
   is ``refractory = 0``.
 
 ``spectral_radius`` (optional) rescales ``W_rec`` so its largest eigenvalue modulus equals it.
-``device`` (a :class:`neuro.device_model.DeviceModel` as a dict) programs the weights through the
+``device`` (a :class:`.device_model.DeviceModel` as a dict) programs the weights through the
 resistive-memory model (variability and stuck-at faults change the stored weights; read noise is
 applied only by :meth:`LSM.reservoir_spikes` with ``noisy=True``).
 
 **Readout.** A ``Linear(N, n_outputs)`` and an ``LI`` integrator with decay ``trace_beta``: the
 integrator's membrane at the last step is ``W f + b`` where ``f = sum_t trace_beta^(T-1-t) s[t]``
 (``trace_beta = 1``: spike counts). :meth:`LSM.set_readout` stores a readout fitted on ``f`` (for
-example by ridge regression, :mod:`neuro.readout`) with the per-step bias
+example by ridge regression, :mod:`.readout`) with the per-step bias
 ``b / sum_{k<T} trace_beta^k`` for ``T = n_steps``, so ``logits(x) = W f + b`` exactly for
 sequences of ``n_steps`` steps. The whole model lowers to the graph IR as
 ``input -> Linear(W_in) -> LIF``, ``LIF -> Linear(W_rec) -> LIF``, ``LIF -> Affine -> LI``.
@@ -50,18 +50,21 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..device_model import DeviceModel
-from ..layers import Linear, Recurrent, Sequential
-from ..neurons import LI, LIF
+from ...layers import Linear, Recurrent, Sequential
+from ...neurons import LI, LIF
+from ..base import FamilyModel, ModelConfig, eval_mode
+from .device_model import DeviceModel
 
 RESERVOIRS = ("gaussian", "maass")
 CONNECTION_TYPES = ("EE", "EI", "IE", "II")  # presynaptic type, then postsynaptic type
@@ -184,7 +187,7 @@ def gaussian_weights(rows: int, cols: int, scale: float, density: float, rng: np
 
 # ------------------------------------------------------------------------------ the model
 @dataclass
-class LSMConfig:
+class LSMConfig(ModelConfig):
     """Hyperparameters of :class:`LSM` (JSON-serialisable; stored in checkpoints).
 
     Units: ``beta``/``trace_beta`` are per-step decay factors, ``refractory`` and ``n_steps`` are
@@ -249,13 +252,6 @@ class LSMConfig:
                              f"{self.size} != prod(grid {self.grid}) = {math.prod(self.grid)}")
         DeviceModel.from_dict(self.device)  # validates
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LSMConfig:
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"LSMConfig: unknown keys {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**d)
-
     @property
     def device_model(self) -> DeviceModel:
         return DeviceModel.from_dict(self.device)
@@ -282,11 +278,11 @@ def build_weights(config: LSMConfig) -> tuple[Tensor, Tensor, Tensor]:
     return w_in, w_rec, exc
 
 
-class LSMClassifier(nn.Module):
+class LSMClassifier(nn.Module, FamilyModel):
     """A reservoir (:class:`LSM`, whose own linear readout is unused) and a trained projection
-    head (:class:`neuro.readout.ProjectionHead`) on its spike-count/trace features.
+    head (:class:`neuro.models.lsm.readout.ProjectionHead`) on its spike-count/trace features.
 
-    Only the reservoir lowers to the graph IR: :meth:`lowerable` is the reservoir alone (graph
+    Only the reservoir lowers to the graph IR: :meth:`export_view` is the reservoir alone (graph
     output: its spikes); the head is an ANN that runs on the host on the features of those spikes,
     whichever target produced them.
     """
@@ -294,7 +290,7 @@ class LSMClassifier(nn.Module):
     name = "lsm-projection"
 
     def __init__(self, lsm_config: LSMConfig, head_config: dict[str, Any]) -> None:
-        from ..readout import ProjectionHead
+        from .readout import ProjectionHead
 
         super().__init__()
         self.lsm = LSM(lsm_config)
@@ -313,7 +309,7 @@ class LSMClassifier(nn.Module):
         """Class scores ``[B, C]`` (not a time series: the head sees whole-sequence features)."""
         if state is not None:
             raise ValueError("LSMClassifier runs whole sequences from a zero state")
-        from ..readout import spike_features
+        from .readout import spike_features
 
         f = spike_features(self.lsm.reservoir_spikes(x), beta=self.lsm.config.trace_beta)
         return self.head.logits(f), None
@@ -321,15 +317,20 @@ class LSMClassifier(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         return self(x)[0]
 
-    def lowerable(self) -> Sequential:
+    def predict(self, x: Tensor) -> Tensor:
+        return self.logits(x).argmax(-1)
+
+    @contextlib.contextmanager
+    def export_view(self) -> Iterator[nn.Module]:
         """The part that lowers to the graph IR: the reservoir alone (shares its weights)."""
-        return Sequential(OrderedDict(reservoir=self.lsm.reservoir))
+        with eval_mode(self):
+            yield Sequential(OrderedDict(reservoir=self.lsm.reservoir))
 
     def config_dict(self) -> dict[str, Any]:
         return {"lsm": self.lsm.config_dict(), "head": self.head.config_dict()}
 
 
-class LSM(Sequential):
+class LSM(Sequential, FamilyModel):
     """Reservoir (``Recurrent`` of LIF) -> ``Linear`` readout -> ``LI`` integrator (module docstring).
 
     Children: ``reservoir``, ``readout``, ``integrator``. ``forward(x[T, B, n_inputs])`` returns the
@@ -337,6 +338,8 @@ class LSM(Sequential):
     """
 
     name = "lsm"
+    config_class = LSMConfig
+    config: LSMConfig
 
     def __init__(self, config: LSMConfig | None = None) -> None:
         config = config or LSMConfig()
@@ -419,8 +422,8 @@ class LSM(Sequential):
         out, _ = self(x)
         return out[-1]
 
-    def config_dict(self) -> dict[str, Any]:
-        return asdict(self.config)
+    def predict(self, x: Tensor) -> Tensor:
+        return self.logits(x).argmax(-1)
 
     # -- diagnostics -----------------------------------------------------------------------------
     @torch.no_grad()

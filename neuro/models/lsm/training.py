@@ -1,7 +1,7 @@
 """Training liquid state machines: only the readout learns (``neuro train lsm``).
 
 :func:`train_lsm` runs the fixed reservoir once over the data, builds features
-(:func:`neuro.readout.spike_features`: spike counts, or traces with ``trace_beta < 1``) and fits
+(:func:`.readout.spike_features`: spike counts, or traces with ``trace_beta < 1``) and fits
 one readout:
 
 * ``"ridge"``: closed-form ridge regression, ``alpha`` chosen on a held-out 20 % of the training
@@ -10,27 +10,31 @@ one readout:
 * ``"mlp"``: a trained ANN projection (Adam, cross-entropy; ``hidden=()`` is a trained linear
   layer, as in the reference's "ANN on the LSM features");
 * ``"contrastive"``: the same projection trained with the CLIP-style loss against learned class
-  embeddings (:func:`neuro.readout.clip_loss`).
+  embeddings (:func:`.readout.clip_loss`).
 
 The last two return an :class:`~neuro.models.lsm.LSMClassifier` (reservoir + head). The same
 ridge readout fitted on the raw input's features (no reservoir) is reported as the baseline.
 
-:func:`run_train_lsm` is the command-line entry: it picks the data (an N-MNIST folder, an
-N-TIDIGITS file, or the offline stand-ins), trains and writes the checkpoint.
+:func:`train` is the command-line entry (``neuro train lsm``): it picks the data (an N-MNIST
+folder, an N-TIDIGITS file, or the offline stand-ins) and trains; the family table writes the
+checkpoint (:meth:`neuro.models.base.Family.run`).
 """
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from .datasets import SpikeDataset
-from .models.lsm import LSM, LSMClassifier, LSMConfig
+from ...datasets import SpikeDataset
+from ..base import Trained, TrainRequest, split_keys
+from .model import LSM, LSMClassifier, LSMConfig
 from .readout import head_accuracy, select_alpha, spike_features, train_head
 
 READOUTS = ("ridge", "mlp", "contrastive")
@@ -146,9 +150,9 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
               polarity: str = "on") -> tuple[SpikeDataset, SpikeDataset, str]:
     """``(train, test, description)``: an N-MNIST folder (holding ``Train/`` and ``Test/``), an
     N-TIDIGITS HDF5 file, or (``data=None``) the offline stand-in ``task`` (``digits`` or ``audio``)."""
-    from .datasets.events import audio_event_task, digits_nmnist_task
-    from .datasets.nmnist import load_nmnist
-    from .datasets.ntidigits import load_ntidigits
+    from ...datasets.events import audio_event_task, digits_nmnist_task
+    from ...datasets.nmnist import load_nmnist
+    from ...datasets.ntidigits import load_ntidigits
 
     crop_t = tuple(crop) if crop is not None else None
     if data is not None:
@@ -171,34 +175,57 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
     raise ValueError(f"task must be 'digits' or 'audio', got {task!r}")
 
 
-def run_train_lsm(*, data: str | Path | None, config: dict[str, Any] | None, epochs: int | None,
-                  out: str | Path, seed: int = 0, log: Callable[[str], None] = print) -> Path:
-    """``neuro train lsm``: ``config`` holds :class:`LSMConfig` keys plus the training keys
-    ``TRAIN_KEYS``; returns the checkpoint path (``<out>/model.safetensors``)."""
-    from .checkpoint import save_checkpoint
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="an N-MNIST folder or an N-TIDIGITS .hdf5 file (default: "
+                                       "the offline stand-in of --task)")
+    parser.add_argument("--readout", choices=list(READOUTS), help="readout (default ridge)")
+    parser.add_argument("--task", choices=["digits", "audio"],
+                        help="offline stand-in without --data (default digits)")
+    parser.add_argument("--reservoir", choices=["gaussian", "maass"],
+                        help="reservoir builder (default gaussian)")
 
-    cfg = dict(config or {})
-    opts = {k: cfg.pop(k) for k in list(cfg) if k in TRAIN_KEYS}
-    seed = int(opts.pop("seed", seed))
+
+def train(req: TrainRequest) -> Trained:
+    """``neuro train lsm``: the config holds :class:`LSMConfig` keys plus :data:`TRAIN_KEYS`;
+    ``--readout/--task/--reservoir`` override the config."""
+    cfg = dict(req.config)
+    for key in ("readout", "task", "reservoir"):
+        if getattr(req.args, key, None):
+            cfg[key] = getattr(req.args, key)
+    opts = split_keys(cfg, TRAIN_KEYS)
+    seed = int(opts.pop("seed", req.seed))
     task = opts.pop("task", "digits")
     data_kw = {k: opts.pop(k) for k in ("max_samples", "n_steps", "dt_us", "dt", "crop", "polarity") if k in opts}
-    if epochs is not None:
-        opts["epochs"] = epochs
-    train, test, what = load_task(data, task, seed=seed, **data_kw)
-    lsm_cfg = LSMConfig.from_dict({"n_inputs": train.n_channels, "n_outputs": train.n_classes,
-                                   "n_steps": train.n_steps, "seed": seed, **cfg})
-    log(f"training lsm on {what}: {len(train)} train / {len(test)} test, T={train.n_steps} steps, "
-        f"{train.n_channels} channels, {train.n_classes} classes")
-    model, result = train_lsm(LSM(lsm_cfg), train, test, seed=seed, log=log, **opts)
-    info = {"data": what, "seed": seed, **result.as_dict()}
-    name = model.name  # "lsm" or "lsm-projection"
-    path = save_checkpoint(Path(out) / "model.safetensors", model, name=name,
-                           config=model.config_dict(), info=info)
+    if req.epochs is not None:
+        opts["epochs"] = req.epochs
+    train_set, test_set, what = load_task(req.data, task, seed=seed, **data_kw)
+    lsm_cfg = LSMConfig.from_dict({"n_inputs": train_set.n_channels, "n_outputs": train_set.n_classes,
+                                   "n_steps": train_set.n_steps, "seed": seed, **cfg})
+    req.log(f"training lsm on {what}: {len(train_set)} train / {len(test_set)} test, "
+            f"T={train_set.n_steps} steps, {train_set.n_channels} channels, "
+            f"{train_set.n_classes} classes")
+    model, result = train_lsm(LSM(lsm_cfg), train_set, test_set, seed=seed, log=req.log, **opts)
     raw = "n/a" if result.raw_test_accuracy is None else f"{result.raw_test_accuracy:.4f}"
-    log(f"test accuracy {result.test_accuracy:.4f} ({result.readout} readout; raw input without "
-        f"reservoir {raw}); checkpoint: {path}")
-    return path
+    return Trained(model, {"data": what, "seed": seed, **result.as_dict()},
+                   f"test accuracy {result.test_accuracy:.4f} ({result.readout} readout; raw input "
+                   f"without reservoir {raw})")
 
 
-__all__ = ["LSMResult", "READOUTS", "load_task", "raw_features", "reservoir_features", "run_train_lsm",
-           "train_lsm"]
+def demo(*, seed: int, epochs: int, samples: int, log: Callable[[str], None] = print) -> Trained:
+    """``neuro demo``'s LSM: a 200-neuron Gaussian reservoir and a ridge readout on the offline
+    temporal event task (written in the N-TIDIGITS format and read back)."""
+    log("liquid state machine: 200-neuron Gaussian reservoir + ridge readout on the offline "
+        "temporal event task (N-TIDIGITS format)")
+    train_set, test_set, what = load_task(None, "audio", seed=seed)
+    model = LSM(LSMConfig(n_inputs=train_set.n_channels, n_outputs=train_set.n_classes,
+                          n_steps=train_set.n_steps, seed=seed))
+    model, result = train_lsm(model, train_set, test_set, seed=seed, log=lambda s: None)
+    x = np.ascontiguousarray(test_set.spikes[:samples].transpose(1, 0, 2)).astype(np.float32)
+    return Trained(model, {"task": "audio_event_task", "seed": seed, **result.as_dict()},
+                   f"{what}: test accuracy {result.test_accuracy:.3f} with the reservoir, "
+                   f"{result.raw_test_accuracy:.3f} with the same readout on the raw input "
+                   f"(chance {1 / train_set.n_classes:.3f})", test_inputs=x)
+
+
+__all__ = ["LSMResult", "READOUTS", "TRAIN_KEYS", "add_arguments", "demo", "load_task", "raw_features",
+           "reservoir_features", "train", "train_lsm"]

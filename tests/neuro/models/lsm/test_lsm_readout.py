@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import Ridge
 
-from neuro.readout import (
+from neuro.models.lsm.readout import (
     ProjectionHead,
     clip_loss,
     fit_ridge,

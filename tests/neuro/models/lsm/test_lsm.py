@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neuro.checkpoint import load_checkpoint, save_checkpoint
-from neuro.device_model import DeviceModel
+from neuro.models.lsm.device_model import DeviceModel
 from neuro.graph import from_module, simulate
 from neuro.graph import nodes as N
 from neuro.graph.formats import FORMATS
@@ -26,7 +26,7 @@ from neuro.models.lsm import (
     scale_to_spectral_radius,
     spectral_radius,
 )
-from neuro.readout import fit_ridge, spike_features
+from neuro.models.lsm.readout import fit_ridge, spike_features
 
 
 def _spikes(T: int, B: int, n: int, rate: float, seed: int) -> torch.Tensor:

@@ -12,22 +12,24 @@ Defaults are the SHD configuration (2 x 256, dropout 0.4, tau 1.005 steps, K = 2
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..layers import BatchNormTime, DelayedLinear, Sequential, TimeDropout
-from ..neurons import LI, LIF
-from ..surrogate import ATan
+from ...layers import BatchNormTime, DelayedLinear, Sequential, TimeDropout
+from ...neurons import LI, LIF
+from ...surrogate import ATan
+from ..base import FamilyModel, ModelConfig, eval_mode
 
 DELAY_MODES = ("learned", "fixed", "none")
 
 
 @dataclass
-class DelaySNNConfig:
+class DelaySNNConfig(ModelConfig):
     n_inputs: int = 140
     n_hidden: int = 256
     n_layers: int = 2
@@ -53,16 +55,12 @@ class DelaySNNConfig:
         if self.n_layers < 1:
             raise ValueError("DelaySNNConfig.n_layers must be >= 1")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DelaySNNConfig:
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"DelaySNNConfig: unknown keys {unknown}")
-        return cls(**d)
 
 
-class DelaySNN(Sequential):
+class DelaySNN(Sequential, FamilyModel):
     name = "delay-snn"
+    config_class = DelaySNNConfig
+    config: DelaySNNConfig
 
     def __init__(self, config: DelaySNNConfig | None = None) -> None:
         c = config or DelaySNNConfig()
@@ -114,8 +112,24 @@ class DelaySNN(Sequential):
                 m.integer_delays(on)
         return self
 
-    def config_dict(self) -> dict[str, Any]:
-        return asdict(self.config)
+    def predict(self, x: Tensor) -> Tensor:
+        """Class labels ``[B]`` (summed softmax, integer delays as deployed)."""
+        with self.export_view() as m:
+            return predict(m(x)[0])
+
+    @contextlib.contextmanager
+    def export_view(self) -> Iterator[DelaySNN]:
+        """Eval mode with the rounded integer delays (what evaluation and export use); the
+        previous delay mode and training mode come back on exit."""
+        layers = self.delayed_layers()
+        was = [m.integer for m in layers]
+        with eval_mode(self):
+            self.integer_delays(True)
+            try:
+                yield self
+            finally:
+                for m, on in zip(layers, was):
+                    m.integer_delays(on)
 
 
 def summed_softmax_loss(out: Tensor, y: Tensor) -> Tensor:

@@ -4,7 +4,7 @@
 place) compute, in its forward pass, exactly the integer arithmetic that
 ``neuro.graph.quantize(..., fmt)`` + the reference executor will run after export, while
 gradients flow through straight-through estimators (STE). It composes with
-the existing training loops unchanged (``neuro.training.train_delay_snn``,
+the existing training loops unchanged (``neuro.models.delay_snn.train_delay_snn``,
 ``train_classifier``): QAT is a fine-tuning phase after float training.
 
 Per population (a synapse layer, an optional ``BatchNormTime``, a neuron) with scale ``S``
@@ -46,9 +46,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .graph.formats import NumberFormat, get_format
-from .layers import BatchNormTime, DelayedLinear
-from .neurons import LI, LIF, CubaLIF
+from ..graph.formats import NumberFormat, get_format
+from ..layers import BatchNormTime, DelayedLinear
+from ..neurons import LI, LIF, CubaLIF
 
 SYNAPSES = (nn.Linear, DelayedLinear)
 _SKIP = (nn.Dropout, nn.Identity)
@@ -97,7 +97,7 @@ class QATNeuron(nn.Module):
 
     def __init__(self, pop: _Population) -> None:
         super().__init__()
-        from .graph.quantize import _decay_code
+        from ..graph.quantize import _decay_code
 
         self.pop = pop
         self.inner = pop.neuron

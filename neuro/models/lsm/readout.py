@@ -30,7 +30,7 @@ nearest class prototype (mean unit embedding) of modality B.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,13 +204,41 @@ class TrainLog:
     seconds: float
 
 
+def _train_minibatches(opt: torch.optim.Optimizer, n: int, *, epochs: int, batch_size: int,
+                       generator: torch.Generator, loss_of: Callable[[Tensor], Tensor],
+                       before_epoch: Callable[[], None] | None = None) -> TrainLog:
+    """The readouts' one training loop: per epoch ``before_epoch()``, a fresh permutation of the
+    ``n`` samples, and one Adam step per mini-batch of ``loss_of(indices)``; logs the mean loss."""
+    import time
+
+    log = TrainLog([], 0.0)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        if before_epoch is not None:
+            before_epoch()
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            loss = loss_of(idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        log.loss.append(total / n)
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+def _check_training(epochs: int, batch_size: int, lr: float) -> None:
+    if epochs <= 0 or batch_size <= 0 or not lr > 0:
+        raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
+
+
 def train_head(head: ProjectionHead, features: Tensor, labels: Tensor, *, epochs: int = 100,
                lr: float = 1e-3, batch_size: int = 100, weight_decay: float = 0.0, seed: int = 0) -> TrainLog:
     """Train ``head`` (Adam, shuffled mini-batches) on ``features [n, D]``, ``labels [n]``."""
-    import time
-
-    if epochs <= 0 or batch_size <= 0 or not lr > 0:
-        raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
+    _check_training(epochs, batch_size, lr)
     features = torch.as_tensor(features, dtype=torch.float32)
     labels = torch.as_tensor(labels, dtype=torch.int64)
     if features.shape[0] != labels.shape[0] or features.shape[1] != head.dims[0]:
@@ -219,27 +247,18 @@ def train_head(head: ProjectionHead, features: Tensor, labels: Tensor, *, epochs
     head.set_normalisation(features)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
-    log = TrainLog([], 0.0)
-    start = time.perf_counter()
+
+    def loss_of(idx: Tensor) -> Tensor:
+        x, y = features[idx], labels[idx]
+        if head.loss_kind == "ce":
+            return F.cross_entropy(head(x), y)
+        e = F.normalize(head.class_embed, dim=-1)
+        return clip_loss(head(x), e[y], y, y, head.temperature)
+
     head.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(labels), generator=gen)
-        total = 0.0
-        for i in range(0, len(labels), batch_size):
-            idx = order[i:i + batch_size]
-            x, y = features[idx], labels[idx]
-            if head.loss_kind == "ce":
-                loss = F.cross_entropy(head(x), y)
-            else:
-                e = F.normalize(head.class_embed, dim=-1)
-                loss = clip_loss(head(x), e[y], y, y, head.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        log.loss.append(total / len(labels))
+    log = _train_minibatches(opt, len(labels), epochs=epochs, batch_size=batch_size,
+                             generator=gen, loss_of=loss_of)
     head.eval()
-    log.seconds = time.perf_counter() - start
     return log
 
 
@@ -255,8 +274,6 @@ def train_cross_modal(head_a: ProjectionHead, head_b: ProjectionHead, feat_a: Te
                       batch_size: int = 100, seed: int = 0) -> TrainLog:
     """CLIP-style training of two contrastive heads on pairs of samples of the same class: each
     sample of A is paired with a random sample of B of its class, drawn anew every epoch."""
-    import time
-
     for h in (head_a, head_b):
         if h.loss_kind != "contrastive":
             raise ValueError("train_cross_modal needs two contrastive ProjectionHeads")
@@ -271,29 +288,21 @@ def train_cross_modal(head_a: ProjectionHead, head_b: ProjectionHead, feat_a: Te
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in list(head_a.net.parameters()) + list(head_b.net.parameters())]
     opt = torch.optim.Adam(params, lr=lr)
-    temperature = head_a.temperature
-    log = TrainLog([], 0.0)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        partner = torch.empty(len(labels_a), dtype=torch.int64)
+    partner = torch.empty(len(labels_a), dtype=torch.int64)
+
+    def draw_partners() -> None:
         for c, idx in by_class.items():
             sel = labels_a == c
             partner[sel] = idx[torch.randint(len(idx), (int(sel.sum()),), generator=gen)]
-        order = torch.randperm(len(labels_a), generator=gen)
-        total = 0.0
-        for i in range(0, len(order), batch_size):
-            ia = order[i:i + batch_size]
-            ib = partner[ia]
-            y = labels_a[ia]
-            loss = clip_loss(head_a(feat_a[ia]), head_b(feat_b[ib]), y, y, temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(ia)
-        log.loss.append(total / len(labels_a))
+
+    def loss_of(ia: Tensor) -> Tensor:
+        y = labels_a[ia]
+        return clip_loss(head_a(feat_a[ia]), head_b(feat_b[partner[ia]]), y, y, head_a.temperature)
+
+    log = _train_minibatches(opt, len(labels_a), epochs=epochs, batch_size=batch_size,
+                             generator=gen, loss_of=loss_of, before_epoch=draw_partners)
     head_a.eval()
     head_b.eval()
-    log.seconds = time.perf_counter() - start
     return log
 
 

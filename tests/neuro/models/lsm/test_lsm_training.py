@@ -9,7 +9,9 @@ from neuro.checkpoint import load_checkpoint, save_checkpoint
 from neuro.datasets import SpikeDataset, spike_pattern_task
 from neuro.datasets.ntidigits import CLASSES, write_ntidigits
 from neuro.graph import from_module, simulate
-from neuro.lsm_training import run_train_lsm, train_lsm
+from neuro.models.base import TrainRequest
+from neuro.models.lsm import FAMILY
+from neuro.models.lsm.training import train_lsm
 from neuro.models.lsm import LSM, LSMClassifier, LSMConfig
 
 
@@ -54,7 +56,8 @@ def test_projection_readouts(readout, tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded.logits(x), model.logits(x))
     # the reservoir lowers; its graph output is the spike train the host-side head reads
-    g = from_module(loaded.lowerable())
+    with loaded.export_view() as view:
+        g = from_module(view)
     assert torch.equal(simulate(g, x)["output"], model.lsm.reservoir_spikes(x))
 
 
@@ -83,6 +86,11 @@ def _tiny_ntidigits(path, n=60, seed=0):
             keys.append(f"man-s{i:03d}-a-{CLASSES[c]}")
         splits[split] = (keys, times, chans)
     return write_ntidigits(path, splits)
+
+
+def run_train_lsm(*, data, config, epochs, out, log, seed=0):
+    """``neuro train lsm`` as the family table runs it: train, then write the checkpoint."""
+    return FAMILY.run(TrainRequest(data=data, config=config, epochs=epochs, seed=seed, out=out, log=log))
 
 
 def test_run_train_lsm_on_an_ntidigits_file(tmp_path):
