@@ -42,7 +42,7 @@ def _lava_wrap24(x: np.ndarray) -> np.ndarray:
     return np.where(x > m, x - 2 * m, np.where(x <= -m, x + 2 * m, x))
 
 
-def _lava_weights(w: np.ndarray) -> np.ndarray:
+def lava_weights(w: np.ndarray) -> np.ndarray:
     """Dense bit-accurate weight handling: clip to 8 bits by sign mode, drop the LSB if mixed."""
     w = w.astype(np.int64)
     if (w >= 0).all():
@@ -95,7 +95,7 @@ class _IntRunner:
             if not np.issubdtype(w.dtype, np.integer):
                 raise GraphError(f"node {name!r} ({node.kind}): field 'weight' is not integer; "
                                  "run neuro.graph.quantize first")
-            self.w = _lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
+            self.w = lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
             self.w_t = np.ascontiguousarray(self.w.T)
             self.wmax = int(np.abs(self.w).max(initial=0))
             self.w_t32 = self.w_t.astype(np.int32) if self.wmax < 2**31 else None
