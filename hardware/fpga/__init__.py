@@ -31,6 +31,7 @@ import numpy as np
 
 from neuro.graph import nodes as N
 from neuro.graph.formats import NumberFormat, get_format
+from neuro.graph.populations import neuron_problems
 from neuro.hardware.base import (
     ArtifactError,
     Result,
@@ -51,8 +52,8 @@ agreement = 1.0
 
 VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to this many synapses
 
-_FLOAT_OK = (N.Input, N.Output, N.Linear, N.Affine, N.DelayedAffine, N.Delay, N.Flatten, N.LIF,
-             N.LI, N.ChannelAffine)
+#: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
+FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine}
 
 
 def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = False) -> list[str]:
@@ -62,8 +63,6 @@ def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = Fal
     already quantized is checked field by field against the format's bit widths: a weight wider
     than ``weight_bits`` is a problem naming the layer and the bits needed unless
     ``saturate_weights`` (then ``compile`` clips it to the format's range)."""
-    from neuro.graph.quantize import _check_neuron
-
     problems: list[str] = []
     meta_fmt = graph.metadata.get("format")
     current = meta_fmt.get("name") if meta_fmt else None
@@ -81,16 +80,13 @@ def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = Fal
         else:
             f = g_fmt  # the graph's own format (it may be a configured fpga(...) variant)
     for n, node in graph.nodes.items():
-        allowed = _FLOAT_OK if not meta_fmt else intgraph.SUPPORTED
-        if not isinstance(node, allowed):
+        allowed = FLOAT_KINDS if not meta_fmt else intgraph.KINDS
+        if type(node) not in allowed:
             problems.append(f"node {n!r} ({node.kind}) has no integer form on target fpga "
                             f"(supported: {', '.join(sorted({c.kind for c in allowed}))})")
             continue
-        if isinstance(node, (N.LIF, N.LI)):
-            try:
-                _check_neuron(n, node, f)
-            except ValueError as exc:
-                problems.append(str(exc))
+        if node.role == "neuron":
+            problems.extend(neuron_problems(n, node, f))
             if meta_fmt and node.q is None:
                 problems.append(f"node {n!r} ({node.kind}): no integer parameters (field 'q')")
         if not meta_fmt:
@@ -98,7 +94,7 @@ def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = Fal
         for field, limit, what in (("weight", f.weight_bits, "weight_bits"),
                                    ("bias", f.state_bits, "state_bits")):
             v = getattr(node, field, None)
-            if v is None or not isinstance(node, intgraph.SYNAPSES) or (field == "bias" and isinstance(node, N.Linear)):
+            if v is None or node.role != "synapse":
                 continue
             v = np.asarray(v)
             if not np.issubdtype(v.dtype, np.integer):
@@ -110,7 +106,7 @@ def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = Fal
                 problems.append(f"node {n!r} ({node.kind}): field {field!r} needs {need} bits "
                                 f"(values {int(v.min())}..{int(v.max())}), format {fmt} has "
                                 f"{what}={limit} and saturation is not allowed")
-        if isinstance(node, N.LIF) and node.q is not None:
+        if node.spiking and node.role == "neuron" and node.q is not None:
             need = intgraph.signed_bits(np.asarray(node.q.get("vth", 0)))
             if need > f.state_bits:
                 problems.append(f"node {n!r} ({node.kind}): threshold needs {need} bits, format "
@@ -134,7 +130,7 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None, calibration_
         fm = intgraph.fmt_of(q)
         q = copy.deepcopy(q)
         for n, node in q.nodes.items():
-            if isinstance(node, intgraph.SYNAPSES):
+            if node.role == "synapse":
                 w = np.asarray(node.weight)
                 bad = int(((w > fm.weight_max) | (w < fm.weight_min)).sum())
                 if bad:

@@ -52,9 +52,9 @@ INTGRAPH_FORMAT = "neuro-fpga-intgraph"
 INTGRAPH_VERSION = 1
 INPUT_BITS = 1  # default width of graph inputs: spikes 0/1 (8 allows counts 0..255)
 
-SYNAPSES = (N.Linear, N.Affine, N.DelayedAffine)
-NEURONS = (N.LIF, N.LI)
-SUPPORTED = (N.Input, N.Output, N.Linear, N.Affine, N.DelayedAffine, N.Delay, N.Flatten, N.LIF, N.LI)
+#: node kinds with an FPGA integer form (exact classes: a subclass of one of them is refused)
+KINDS = frozenset({N.Input, N.Output, N.Linear, N.Affine, N.DelayedAffine, N.Delay, N.Flatten,
+                   N.LIF, N.CubaLIF, N.IF, N.LI})
 
 
 def int_dtype(bits: int, signed: bool = True) -> np.dtype:
@@ -106,10 +106,10 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
 
     for name in sched.order:
         node = q.nodes[name]
-        if not isinstance(node, SUPPORTED):
+        if type(node) not in KINDS:
             raise ValueError(f"node {name!r} ({node.kind}) has no integer form on target fpga")
         srcs = [{"node": s, "previous_step": (s, name) in sched.delayed} for s in q.predecessors(name)]
-        if isinstance(node, N.Input):
+        if node.role == "input":
             inputs.append({"name": name, "shape": list(shapes[name]), "size": size[name],
                            "bits": input_bits, "signed": False})
             value[name] = {"kind": "u8", "bits": input_bits}
@@ -119,14 +119,14 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
         summed = (in_kinds[0] if len(in_kinds) == 1 else {"kind": "int", "bits": vbits})
         layer: dict[str, Any] = {"name": name, "kind": node.kind, "sources": srcs,
                                  "size": size[name], "shape": list(shapes[name]), "state": []}
-        if isinstance(node, SYNAPSES):
+        if node.role == "synapse":
             w = np.asarray(node.weight, np.int64)
-            layer.update(op="delayed_dense" if isinstance(node, N.DelayedAffine) else "dense",
+            layer.update(op="delayed_dense" if type(node) is N.DelayedAffine else "dense",
                          n_in=int(w.shape[1]), n_out=int(w.shape[0]),
                          weight=put(f"{name}/weight", w, max(fmt.weight_bits, signed_bits(w))),
                          weight_bits=fmt.weight_bits, weight_exp=int(node.weight_exp),
                          input=summed)
-            if isinstance(node, N.DelayedAffine):
+            if type(node) is N.DelayedAffine:
                 d = np.asarray(node.delay, np.int64)
                 dmax = int(d.max(initial=0))
                 layer.update(delay=put(f"{name}/delay", d, max(1, dmax.bit_length()), False),
@@ -136,7 +136,7 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
                                            "bits": summed["bits"], "signed": summed["kind"] == "int",
                                            "meaning": "inputs of steps t-1 .. t-max_delay (row 0 = t-1)"})
             value[name] = {"kind": "int", "bits": vbits}
-        elif isinstance(node, N.Delay):
+        elif type(node) is N.Delay:
             d = _full(node.delay, size[name], name, "delay")
             dmax = int(d.max(initial=0))
             layer.update(op="delay", delay=put(f"{name}/delay", d, max(1, dmax.bit_length()), False),
@@ -146,25 +146,25 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
                                        "bits": summed["bits"], "signed": summed["kind"] == "int",
                                        "meaning": "inputs of steps t-1 .. t-max_delay (row 0 = t-1)"})
             value[name] = summed
-        elif isinstance(node, N.Flatten):
+        elif type(node) is N.Flatten:
             layer["op"] = "identity"
             value[name] = summed
-        elif isinstance(node, N.Output):
+        elif node.role == "output":
             layer["op"] = "output"
             value[name] = summed
         else:  # LIF / CubaLIF / IF / LI
             qp = node.q
             if qp is None:
                 raise ValueError(f"node {name!r} ({node.kind}) has no integer parameters: quantize first")
-            spiking = isinstance(node, N.LIF)
-            cuba = isinstance(node, N.CubaLIF)
+            spiking = node.spiking
+            cuba = type(node) is N.CubaLIF
             n = size[name]
             layer.update(op="lif" if spiking else "li", cuba=cuba, scale=float(qp["scale"]))
             layer["beta"] = _leak(fmt, qp, "beta", n, name, put)
             if cuba:
                 layer["alpha"] = _leak(fmt, qp, "alpha", n, name, put)
             biases = [np.asarray(q.nodes[s].bias, np.int64) for s in q.predecessors(name)
-                      if isinstance(q.nodes[s], (N.Affine, N.DelayedAffine))]
+                      if q.nodes[s].role == "synapse" and getattr(q.nodes[s], "bias", None) is not None]
             layer["bias"] = (put(f"{name}/bias", _full(sum(biases), n, name, "bias"), fmt.state_bits)
                              if biases and any(b.any() for b in biases) else None)
             if spiking:
@@ -210,7 +210,7 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
 
 def _neuron_value(node: N.Node, vbits: int) -> dict[str, Any]:
     """The value a neuron delivers (known before it is scheduled: recurrent edges)."""
-    return {"kind": "u8", "bits": 1} if isinstance(node, N.LIF) else {"kind": "int", "bits": vbits}
+    return {"kind": "u8", "bits": 1} if node.spiking else {"kind": "int", "bits": vbits}
 
 
 def _leak(fmt: NumberFormat, qp: dict[str, Any], which: str, n: int, name: str, put) -> dict[str, Any]:

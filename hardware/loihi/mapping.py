@@ -45,6 +45,15 @@ import numpy as np
 
 from neuro.graph import Graph
 from neuro.graph import nodes as N
+from neuro.graph.formats import LOIHI2
+from neuro.graph.intsim import lava_weights
+from neuro.graph.populations import (
+    Projection,
+    fold_channel_affines,
+    neuron_problems,
+    partition,
+)
+from neuro.graph.populations import neuron_bias as _summed_bias
 
 MAX_DELAY = 62               # DelayDense: lava-dl netx's limit (6-bit delay field, 63 kept free)
 SPARSE_DENSITY = 0.25        # below this share of non-zero weights a synapse maps to Sparse
@@ -56,11 +65,12 @@ FLOAT_LI_VTH = 1e30
 VTH_MAX = (1 << 17) - 1      # 17-bit unsigned threshold register (spiking neurons)
 BIAS_MANT = (-4096, 4095)    # 13-bit signed
 BIAS_EXP_MAX = 7             # 3-bit exponent
-SYNAPSES = (N.Affine, N.Linear, N.DelayedAffine)
-NEURONS = (N.LIF, N.LI)      # CubaLIF and IF are LIF subclasses
-PASS_THROUGH = (N.Flatten, N.Delay)
-SUPPORTED = (N.Input, N.Output, N.ChannelAffine, *SYNAPSES, *NEURONS, *PASS_THROUGH)
-SUPPORTED_KINDS = sorted({c.kind for c in SUPPORTED} | {"CubaLIF", "IF"})
+#: the node kinds Loihi runs (exact classes: a subclass of one of them is refused by its kind)
+KINDS = frozenset({N.Input, N.Output, N.ChannelAffine, N.Affine, N.Linear, N.DelayedAffine,
+                   N.LIF, N.CubaLIF, N.IF, N.LI, N.Flatten, N.Delay})
+SUPPORTED_KINDS = sorted(c.kind for c in KINDS)
+#: neuron fields that Lava's LIF holds in one register per process
+ONE_VALUE = ("threshold", "beta", "alpha")
 
 
 @dataclass
@@ -94,58 +104,24 @@ def _size(shape: tuple[int, ...]) -> int:
     return int(math.prod(shape))
 
 
-def _trace(g: Graph, consumer: str, shapes: dict, problems: list[str]
-           ) -> tuple[str | None, np.ndarray, tuple[str, str] | None]:
-    """Follow the input of ``consumer`` back through Flatten/Delay nodes to an Input or neuron
-    node; returns ``(origin, per-channel delay, edge leaving the origin)``."""
-    start = g.predecessors(consumer)[0]
-    extra = np.zeros(_size(shapes[start]), np.int64)
-    cur, nxt = start, consumer
-    while isinstance(g.nodes[cur], PASS_THROUGH):
-        node = g.nodes[cur]
-        if isinstance(node, N.Delay):
-            extra = extra + node.delay.reshape(-1).astype(np.int64)
+def _fan_in(g: Graph, path: tuple[str, ...], problems: list[str]) -> bool:
+    """Whether a pass-through node on ``path`` sums several inputs (no Lava form; listed once)."""
+    bad = False
+    for cur in path:
         preds = g.predecessors(cur)
         if len(preds) != 1:
-            problems.append(f"node {cur!r} ({node.kind}): has {len(preds)} inputs; on Loihi a "
-                            "Flatten/Delay node must pass on exactly one population")
-            return None, extra, None
-        cur, nxt = preds[0], cur
-    if not isinstance(g.nodes[cur], SUPPORTED):
-        return None, extra, None  # reported as an unsupported node
-    if not isinstance(g.nodes[cur], (N.Input, *NEURONS)):
-        problems.append(f"node {start!r}: its input {cur!r} ({g.nodes[cur].kind}) is neither an "
-                        "Input nor a neuron population")
-        return None, extra, None
-    return cur, extra, (cur, nxt)
-
-
-def _neuron_problems(name: str, node: N.Node) -> list[str]:
-    out = []
-    kind = f"node {name!r} ({node.kind})"
-    if isinstance(node, N.LIF):
-        if node.reset != "zero":
-            out.append(f"{kind}: reset {node.reset!r}: Lava's LIF resets v to 0 (reset 'zero' only)")
-        if node.reset_timing != "immediate":
-            out.append(f"{kind}: reset_timing {node.reset_timing!r}: Lava resets in the spiking step")
-        if int(node.refractory):
-            out.append(f"{kind}: refractory {int(node.refractory)} steps: Lava's LIF has no "
-                       "refractory period")
-        if np.unique(np.asarray(node.threshold)).size > 1:
-            out.append(f"{kind}: per-neuron thresholds: Lava's LIF has one vth per process")
-    if getattr(node, "decay_input", False):
-        out.append(f"{kind}: decay_input=True has no Lava form (fold 1 - beta into the weights)")
-    for f in ("beta", "alpha"):
-        if hasattr(node, f) and np.unique(np.asarray(getattr(node, f))).size > 1:
-            out.append(f"{kind}: per-neuron {f}: Lava's LIF has one {'dv' if f == 'beta' else 'du'} "
-                       "per process")
-    return out
+            msg = (f"node {cur!r} ({g.nodes[cur].kind}): has {len(preds)} inputs; on Loihi a "
+                   "Flatten/Delay node must pass on exactly one population")
+            if msg not in problems:
+                problems.append(msg)
+            bad = True
+    return bad
 
 
 def plan(g: Graph) -> Plan:
     """Structure, alignment lags and core count of ``g`` (float or quantized); problems listed."""
     problems: list[str] = []
-    unsupported = [n for n, node in g.nodes.items() if not isinstance(node, SUPPORTED)]
+    unsupported = [n for n, node in g.nodes.items() if type(node) not in KINDS]
     for n in unsupported:
         kind = g.nodes[n].kind
         problems.append(f"node {n!r} ({kind}): no Lava process implements {kind} (Loihi "
@@ -153,47 +129,44 @@ def plan(g: Graph) -> Plan:
     try:
         sched = g.schedule()
         shapes = g.infer_shapes()
+        view = partition(g)
     except ValueError as exc:
         return Plan({}, {}, [], {}, problems=[*problems, str(exc)])
-    inputs = {n: _size(shapes[n]) for n in g.inputs()}
-    neurons = {n: _size(shapes[n]) for n, node in g.nodes.items() if isinstance(node, NEURONS)}
-    for n, node in g.nodes.items():
-        if isinstance(node, NEURONS):
-            problems.extend(_neuron_problems(n, node))
-            for p in g.predecessors(n):
-                if p not in unsupported and not isinstance(g.nodes[p], (*SYNAPSES, N.ChannelAffine)):
-                    problems.append(f"node {n!r} ({node.kind}): input {p!r} ({g.nodes[p].kind}) is "
-                                    "not a synapse; a Lava LIF takes Dense/Sparse input")
+    skip = set(unsupported)
+    inputs = {n: _size(shapes[n]) for n in view.inputs}
+    neurons = {n: _size(shapes[n]) for n in view.neurons if n not in skip}
+    for n in neurons:
+        problems.extend(neuron_problems(n, g.nodes[n], LOIHI2, ONE_VALUE))
+    problems.extend(view.messages(skip))
     synapses: list[SynapsePlan] = []
-    for s, node in g.nodes.items():
-        if not isinstance(node, SYNAPSES):
-            continue
-        succ = g.successors(s)
-        while len(succ) == 1 and isinstance(g.nodes[succ[0]], N.ChannelAffine):
-            succ = g.successors(succ[0])
-        if len(succ) == 1 and succ[0] in unsupported:
-            continue
-        if len(succ) != 1 or not isinstance(g.nodes[succ[0]], NEURONS):
-            problems.append(f"node {s!r} ({node.kind}): feeds {succ}; on Loihi a synapse feeds "
-                            "exactly one neuron population")
+    by_synapse: dict[str, list[Projection]] = {}
+    for pr in view.projections:
+        by_synapse.setdefault(pr.synapse, []).append(pr)
+    target = {s: n for n, syns in view.neurons.items() for s in syns}
+    for s in g.nodes:
+        if s not in target or s in skip or target[s] in skip:
             continue
         preds = g.predecessors(s)
         if len(preds) != 1:
-            problems.append(f"node {s!r} ({node.kind}): sums {len(preds)} inputs; give each its "
-                            "own synapse for Loihi")
+            problems.append(f"node {s!r} ({g.nodes[s].kind}): sums {len(preds)} inputs; give each "
+                            "its own synapse for Loihi")
             continue
-        origin, extra, edge = _trace(g, s, shapes, problems)
-        if origin is None:
+        projs = by_synapse.get(s, [])  # none: its input is out of place (listed by the view)
+        fan_in = [_fan_in(g, pr.path, problems) for pr in projs]
+        if len(projs) != 1 or any(fan_in) or skip.intersection((projs[0].source, *projs[0].path)):
             continue
-        synapses.append(SynapsePlan(s, origin, succ[0], edge in sched.delayed, extra))
+        pr = projs[0]
+        synapses.append(SynapsePlan(s, pr.source, pr.target, pr.recurrent, pr.delay))
     outputs = {}
-    for o in g.outputs():
-        origin, extra, _ = _trace(g, o, shapes, problems)
-        if origin is not None and origin not in neurons:
+    for o, origin in view.outputs.items():
+        chain = view.output_chains[o]
+        if skip.intersection((origin, *chain.path)) or _fan_in(g, chain.path, problems):
+            continue
+        if origin not in neurons:
             problems.append(f"Output {o!r} shows {origin!r}: only neuron populations are recorded")
-        elif origin is not None and extra.any():
+        elif chain.delay.any():
             problems.append(f"Output {o!r}: a Delay node before an output has no Lava form")
-        elif origin is not None:
+        else:
             outputs[o] = origin
     p = Plan(inputs, neurons, synapses, outputs, problems=problems)
     _align(p, g, sched)
@@ -221,7 +194,7 @@ def _align(p: Plan, g: Graph, sched: Any) -> None:
     p.lags = {n: lag.get(n, 0) for n in p.neurons}
     for sp in p.synapses:
         node = g.nodes[sp.name]
-        base = int(node.delay.max(initial=0)) if isinstance(node, N.DelayedAffine) else 0
+        base = int(node.delay.max(initial=0)) if type(node) is N.DelayedAffine else 0
         total = base + int(sp.extra_delay.max(initial=0)) + sp.pad
         if total > MAX_DELAY:
             why = f" (incl. {sp.pad} steps to align it with the other inputs of {sp.dst!r})" if sp.pad else ""
@@ -286,7 +259,7 @@ def value_problems(q: Graph, p: Plan) -> list[str]:
                 out.append(f"node {n!r}: per-neuron {reg}: Lava's LIF has one {reg} per process")
             elif reg in qd and not 0 <= _scalar(qd[reg]) <= 4095:
                 out.append(f"node {n!r}: {reg}={_scalar(qd[reg])} does not fit 12 bits")
-        if isinstance(node, N.LIF) and "vth" in qd and not 0 <= _scalar(qd["vth"]) <= VTH_MAX:
+        if node.spiking and "vth" in qd and not 0 <= _scalar(qd["vth"]) <= VTH_MAX:
             out.append(f"node {n!r}: vth={_scalar(qd['vth'])} does not fit the 17-bit register")
         bias = neuron_bias(q, n)
         if bias is not None and split_bias(bias) is None:
@@ -297,17 +270,13 @@ def value_problems(q: Graph, p: Plan) -> list[str]:
 
 def neuron_bias(g: Graph, n: str) -> np.ndarray | None:
     """The summed bias of the synapses feeding ``n`` (v units), or None without biases."""
-    bs = [np.asarray(g.nodes[s].bias) for s in g.predecessors(n)
-          if isinstance(g.nodes[s], (N.Affine, N.DelayedAffine))]
-    return sum(bs[1:], bs[0]) if bs else None
+    return _summed_bias(g, n)
 
 
 def _float_graph(graph: Graph) -> Graph:
     """The float graph with its ChannelAffine nodes folded into the synapses (as quantize does)."""
-    from neuro.graph.quantize import _fold_channel_affines
-
     g = copy.deepcopy(graph)
-    _fold_channel_affines(g)
+    fold_channel_affines(g)
     return g
 
 
@@ -319,7 +288,7 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
     neurons = []
     for i, (n, size) in enumerate(p.neurons.items()):
         node, qd = q.nodes[n], q.nodes[n].q
-        spiking = isinstance(node, N.LIF)
+        spiking = node.spiking
         scale = float(qd["scale"])
         fixed = {"du": int(_scalar(qd["du"])), "dv": int(_scalar(qd["dv"])),
                  "vth": int(_scalar(qd["vth"])) if spiking else LI_VTH}
@@ -327,7 +296,7 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
         ib = np.zeros(size, np.int64) if ib is None else np.broadcast_to(ib, (size,))
         arrays[f"neuron/{n}/bias_mant"], arrays[f"neuron/{n}/bias_exp"] = split_bias(ib)
         src = fg.nodes[n] if fg is not None else node  # float fields (quantize keeps them)
-        alpha = float(_scalar(src.alpha)) if isinstance(src, N.CubaLIF) else 0.0
+        alpha = float(_scalar(src.alpha)) if type(src) is N.CubaLIF else 0.0
         flt = {"du": 1.0 - alpha, "dv": 1.0 - float(_scalar(src.beta)),
                "vth": float(_scalar(src.threshold)) if spiking else FLOAT_LI_VTH}
         fb = neuron_bias(fg, n) if fg is not None else ib / scale
@@ -341,7 +310,7 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
         node = q.nodes[sp.name]
         w = np.asarray(node.weight, np.int64)
         delay = np.zeros(w.shape, np.int64)
-        if isinstance(node, N.DelayedAffine):
+        if type(node) is N.DelayedAffine:
             delay += node.delay
         delay += sp.extra_delay[None, :] + sp.pad
         nnz = int(np.count_nonzero(w))
@@ -354,10 +323,8 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
         if fg is not None:
             arrays[f"float/syn/{sp.name}/weight"] = np.asarray(fg.nodes[sp.name].weight, np.float64)
         else:  # dequantized: the register value the Dense applies, in float membrane units
-            from neuro.graph.intsim import _lava_weights
-
             s = float(q.nodes[sp.dst].q["scale"])
-            arrays[f"float/syn/{sp.name}/weight"] = (_lava_weights(w) * 2.0 ** node.weight_exp
+            arrays[f"float/syn/{sp.name}/weight"] = (lava_weights(w) * 2.0 ** node.weight_exp
                                                      * 64.0 / s)
         synapses.append({"name": sp.name, "id": f"s{i}", "kind": kind, "node_kind": node.kind,
                          "src": sp.src, "src_is_input": sp.src in p.inputs, "dst": sp.dst,
@@ -371,6 +338,6 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
     return net, arrays
 
 
-__all__ = ["CHIP_CORES", "LI_VTH", "MAX_DELAY", "NEURONS_PER_CORE", "Plan", "SPARSE_DENSITY",
+__all__ = ["CHIP_CORES", "KINDS", "LI_VTH", "MAX_DELAY", "NEURONS_PER_CORE", "Plan", "SPARSE_DENSITY",
            "SYNAPSES_PER_CORE", "SynapsePlan", "lava_network", "neuron_bias", "plan",
            "split_bias", "value_problems"]

@@ -113,7 +113,7 @@ def write(path: str | Path, q: Any, p: Plan) -> Path:
                 h.create_dataset("inFeatures", data=w.shape[1])
                 h.create_dataset("outFeatures", data=w.shape[0])
                 h.create_dataset("weight", data=w)
-                if isinstance(syn, N.DelayedAffine) and syn.delay.any():
+                if type(syn) is N.DelayedAffine and syn.delay.any():
                     h.create_dataset("delay", data=np.asarray(syn.delay, np.int64))
                 b = neuron_bias(q, n)
                 if b is not None and np.any(b):
@@ -123,7 +123,7 @@ def write(path: str | Path, q: Any, p: Plan) -> Path:
                 _str(nr, "type", "CUBA")
                 nr.create_dataset("iDecay", data=int(_scalar(qd["du"])) + 1)
                 nr.create_dataset("vDecay", data=int(_scalar(qd["dv"])))
-                nr.create_dataset("vThMant", data=int(_scalar(qd["vth"])) if isinstance(node, N.LIF)
+                nr.create_dataset("vThMant", data=int(_scalar(qd["vth"])) if node.spiking
                                   else LI_VTH)
                 nr.create_dataset("refDelay", data=1)
                 nr.create_dataset("gradedSpike", data=False)

@@ -30,12 +30,17 @@ import numpy as np
 
 from neuro.graph import nodes as N
 from neuro.graph.formats import NumberFormat, get_format
+from neuro.graph.populations import neuron_bias, neuron_problems, partition
 from neuro.hardware.base import UnsupportedGraph
 
 TARGET = "spinnaker"
-NEURON_KINDS = ("LIF", "CubaLIF", "IF", "LI")
-SYNAPSE_NODES = (N.Linear, N.Affine, N.DelayedAffine)
-NEURON_NODES = (N.LIF, N.LI)  # CubaLIF and IF are LIF subclasses
+#: neuron population kinds the simulator implements (exact node classes; a subclass is refused)
+NEURON_KINDS: dict[str, type[N.Node]] = {c.kind: c for c in (N.LIF, N.CubaLIF, N.IF, N.LI)}
+#: node kinds of a quantized graph the simulator runs (exact classes)
+KINDS = frozenset({N.Input, N.Output, N.Delay, N.Flatten, N.Linear, N.Affine, N.DelayedAffine,
+                   *NEURON_KINDS.values()})
+#: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
+FLOAT_KINDS = KINDS | {N.ChannelAffine}
 
 
 def _i64(x: Any, n: int, what: str) -> np.ndarray:
@@ -90,7 +95,8 @@ class Population:
 
     @property
     def spiking(self) -> bool:
-        return self.kind != "LI"
+        """Spike sources and spiking neuron kinds send packets; LI records its membrane."""
+        return self.is_source or NEURON_KINDS[self.kind].spiking
 
     @property
     def is_source(self) -> bool:
@@ -203,14 +209,15 @@ class Network:
 # ------------------------------------------------------------------------------ from a graph
 def from_graph(graph: Any, *, integer: bool = True) -> Network:
     """The :class:`Network` of a quantized ``graph`` (``integer=False``: a float graph's topology
-    only, with placeholder weights and parameters, for resource checks).
+    only, with placeholder weights and parameters, for resource checks), built from the shared
+    population view (``neuro.graph.populations``).
 
     Raises :class:`UnsupportedGraph` listing every node the simulator cannot run.
     """
     problems: list[str] = []
     try:
-        sched = graph.schedule()
         shapes = graph.infer_shapes()
+        graph.schedule()
     except ValueError as exc:
         raise UnsupportedGraph(TARGET, [str(exc)]) from None
     fmt = None
@@ -221,64 +228,59 @@ def from_graph(graph: Any, *, integer: bool = True) -> Network:
         fmt = NumberFormat.from_dict(graph.metadata["format"])
         if fmt.name != TARGET:
             problems.append(f"number format {fmt.name!r}: the SpiNNaker simulator runs 'spinnaker' only")
-    allowed = (N.Input, N.Output, N.Delay, N.Flatten, *SYNAPSE_NODES, *NEURON_NODES)
-    if not integer:
-        allowed = (*allowed, N.ChannelAffine)  # folded into the synapse by quantize
+    allowed = KINDS if integer else FLOAT_KINDS
     for name, node in graph.nodes.items():
-        if not isinstance(node, allowed):
-            problems.append(f"node {name!r} ({node.kind}): the SpiNNaker simulator runs Input, "
-                            "Linear/Affine/DelayedAffine, Delay, Flatten, LIF/CubaLIF/IF/LI and "
-                            "Output nodes only")
-        elif isinstance(node, NEURON_NODES):
-            problems.extend(_neuron_problems(name, node))
+        if type(node) not in allowed:
+            problems.append(f"node {name!r} ({node.kind}): the SpiNNaker simulator runs "
+                            f"{', '.join(sorted(c.kind for c in allowed))} nodes only")
+        elif node.role == "neuron":
+            problems.extend(neuron_problems(name, node, get_format(TARGET)))
     if problems:
         raise UnsupportedGraph(TARGET, problems)
+    view = partition(graph)
+    problems.extend(view.messages())
 
     def size(name: str) -> int:
         return int(np.prod(shapes[name]))
 
-    pops: dict[str, Population] = {}
-    for name, node in graph.nodes.items():
-        if isinstance(node, N.Input):
-            pops[name] = Population(name, size(name), "source", shapes[name])
-    for name, node in graph.nodes.items():
-        if isinstance(node, NEURON_NODES):
-            pops[name] = _neuron_population(graph, name, node, shapes[name], integer, problems)
+    pops: dict[str, Population] = {n: Population(n, size(n), "source", shapes[n]) for n in view.inputs}
+    for name in view.neurons:
+        pops[name] = _neuron_population(graph, name, graph.nodes[name], shapes[name], integer, problems)
 
+    by_synapse: dict[str, list[Any]] = {}
+    for pr in view.projections:
+        by_synapse.setdefault(pr.synapse, []).append(pr)
     projections: list[Projection] = []
-    for name, node in graph.nodes.items():
-        if not isinstance(node, SYNAPSE_NODES):
-            continue
-        post = _synapse_target(graph, name, problems)
-        if post is None:
-            continue
-        chains = _source_chains(graph, sched, name, problems)
+    for name, chains in by_synapse.items():
+        node = graph.nodes[name]
         w = np.asarray(node.weight)
         if integer and not np.issubdtype(w.dtype, np.integer):
             problems.append(f"node {name!r} ({node.kind}): weights are not integer")
             continue
         o, i = np.nonzero(w)
-        syn_delay = node.delay[o, i] if isinstance(node, N.DelayedAffine) else np.zeros(o.size, np.int64)
-        for c, (src, src_delay) in enumerate(chains):
+        syn_delay = node.delay[o, i] if type(node) is N.DelayedAffine else np.zeros(o.size, np.int64)
+        for c, pr in enumerate(chains):
+            src = pr.source
             if not pops[src].spiking:
-                problems.append(f"node {src!r} (LI) is non-spiking and feeds synapse {name!r}: "
-                                "its membrane cannot be sent as spike packets")
+                problems.append(f"node {src!r} ({graph.nodes[src].kind}) is non-spiking and feeds "
+                                f"synapse {name!r}: its membrane cannot be sent as spike packets")
                 continue
             if size(src) != w.shape[1]:
                 problems.append(f"node {name!r}: {w.shape[1]} inputs, source {src!r} has {size(src)}")
                 continue
-            d = np.asarray(src_delay, np.int64)
-            d = d[i] if d.ndim else np.full(o.size, int(d))
+            d = (pr.delay + int(pr.recurrent))[i]  # a previous-step (recurrent) edge adds one step
             projections.append(Projection(
-                name=name if len(chains) == 1 else f"{name}#{c}", pre=src, post=post,
+                name=name if len(chains) == 1 else f"{name}#{c}", pre=src, post=pr.target,
                 pre_idx=i, post_idx=o,
                 weight=w[o, i].astype(np.int64) if integer else np.ones(o.size, np.int64),
                 delay=d + syn_delay, weight_exp=node.weight_exp if integer else 0))
 
     outputs: dict[str, str] = {}
-    for name in graph.outputs():
-        src = _output_source(graph, name, problems)
-        if src is not None:
+    for name, src in view.outputs.items():
+        if any(graph.nodes[n].stateful for n in view.output_chains[name].path):
+            problems.append(f"output {name!r}: must read one population through Flatten nodes only "
+                            f"(it reads {src!r} through a Delay node)")
+        else:
             outputs[name] = src
     if problems:
         raise UnsupportedGraph(TARGET, problems)
@@ -286,22 +288,6 @@ def from_graph(graph: Any, *, integer: bool = True) -> Network:
         return Network(pops, projections, fmt or get_format(TARGET), outputs)
     except ValueError as exc:
         raise UnsupportedGraph(TARGET, [str(exc)]) from None
-
-
-def _neuron_problems(name: str, node: N.Node) -> list[str]:
-    """What the integer neuron (the ``spinnaker`` format's) cannot do."""
-    out = []
-    if isinstance(node, N.LIF):
-        if node.reset not in ("zero", "subtract"):
-            out.append(f"node {name!r} ({node.kind}): reset {node.reset!r} (zero or subtract only)")
-        if node.reset_timing != "immediate":
-            out.append(f"node {name!r} ({node.kind}): reset_timing must be 'immediate'")
-        if int(node.refractory):
-            out.append(f"node {name!r} ({node.kind}): a refractory period has no integer form yet")
-    if getattr(node, "decay_input", False):
-        out.append(f"node {name!r} ({node.kind}): decay_input has no integer form yet (fold 1 - beta "
-                   "into the weights)")
-    return out
 
 
 def _neuron_population(graph: Any, name: str, node: N.Node, shape: tuple[int, ...],
@@ -319,62 +305,12 @@ def _neuron_population(graph: Any, name: str, node: N.Node, shape: tuple[int, ..
     def full(v: Any) -> np.ndarray:
         return np.broadcast_to(np.asarray(v, np.int64), shape).reshape(-1)
 
-    bias = np.zeros(n, np.int64)
-    for s in graph.predecessors(name):
-        syn = graph.nodes[s]
-        if isinstance(syn, (N.Affine, N.DelayedAffine)):
-            bias = bias + full(syn.bias)
+    b = neuron_bias(graph, name, np.int64)
+    bias = np.zeros(n, np.int64) if b is None else np.zeros(n, np.int64) + full(b)
     return Population(name, n, kind, shape, reset, bias=bias,
                       beta_m=full(q.get("beta_m", 0)),
-                      alpha_m=full(q.get("alpha_m", 0)) if isinstance(node, N.CubaLIF) else 0,
-                      vth=full(q.get("vth", 0)) if isinstance(node, N.LIF) else 0)
-
-
-def _synapse_target(graph: Any, name: str, problems: list[str]) -> str | None:
-    succ = graph.successors(name)
-    while len(succ) == 1 and isinstance(graph.nodes[succ[0]], N.ChannelAffine):
-        succ = graph.successors(succ[0])
-    if len(succ) != 1 or not isinstance(graph.nodes[succ[0]], NEURON_NODES):
-        problems.append(f"node {name!r} ({graph.nodes[name].kind}): a synapse must feed exactly one "
-                        f"neuron population, it feeds {succ}")
-        return None
-    return succ[0]
-
-
-def _source_chains(graph: Any, sched: Any, syn: str,
-                   problems: list[str]) -> list[tuple[str, Any]]:
-    """``(source population, per-source-atom delay)`` of every path into synapse ``syn``
-    through ``Delay``/``Flatten`` nodes; a previous-step (recurrent) edge adds one step."""
-    out: list[tuple[str, Any]] = []
-
-    def walk(name: str, child: str, acc: Any) -> None:
-        node = graph.nodes[name]
-        if isinstance(node, (N.Input, *NEURON_NODES)):
-            out.append((name, acc + (1 if (name, child) in sched.delayed else 0)))
-        elif isinstance(node, N.Delay):
-            for p in graph.predecessors(name):
-                walk(p, name, acc + node.delay.reshape(-1).astype(np.int64))
-        elif isinstance(node, N.Flatten):
-            for p in graph.predecessors(name):
-                walk(p, name, acc)
-        else:
-            problems.append(f"node {name!r} ({node.kind}) feeds synapse {syn!r}: a synapse's input "
-                            "must come from a population, through Delay/Flatten nodes only")
-
-    for p in graph.predecessors(syn):
-        walk(p, syn, 0)
-    return out
-
-
-def _output_source(graph: Any, name: str, problems: list[str]) -> str | None:
-    src = graph.predecessors(name)
-    while len(src) == 1 and isinstance(graph.nodes[src[0]], N.Flatten):
-        src = graph.predecessors(src[0])
-    if len(src) != 1 or not isinstance(graph.nodes[src[0]], (N.Input, *NEURON_NODES)):
-        problems.append(f"output {name!r}: must read one population (through Flatten nodes only); "
-                        f"its input is {src}")
-        return None
-    return src[0]
+                      alpha_m=full(q.get("alpha_m", 0)) if type(node) is N.CubaLIF else 0,
+                      vth=full(q.get("vth", 0)) if node.spiking else 0)
 
 
 __all__ = ["Network", "Population", "Projection", "from_graph"]

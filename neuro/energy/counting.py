@@ -46,10 +46,8 @@ from torch import Tensor
 from ..graph import Graph, simulate
 from ..graph import nodes as N
 
-SYNAPSE_KINDS = (N.Affine, N.Linear, N.DelayedAffine, N.Conv1d, N.Conv2d)
-SPIKING_KINDS = (N.LIF, N.Threshold, N.EGRU)  # CubaLIF and IF are LIF subclasses
-POPULATION_KINDS = (N.LIF, N.LI, N.EGRU, N.Threshold)
-PASS_THROUGH = (N.Delay, N.Flatten, N.ChannelAffine)
+# Which nodes are synapse layers, populations, spiking or pass-through is the nodes' declared
+# role (``neuro.graph.nodes``); how a layer is counted is dispatched on its exact kind below.
 
 
 @dataclass
@@ -88,6 +86,7 @@ class PopulationCounts:
     events: int = 0
     packets: int = 0
     entries: int = 0  # neurons x T x B
+    is_input: bool = False  # the graph's input (its events are not the network's spikes)
 
     @property
     def rate(self) -> float:
@@ -115,13 +114,13 @@ class Counts:
             return int(sum(getattr(p, key) for p in self.populations.values()))
         if key == "spikes":
             return int(sum(p.events for p in self.populations.values()
-                           if p.spiking and p.kind != "Input"))
+                           if p.spiking and not p.is_input))
         raise KeyError(key)
 
     @property
     def activation_sparsity(self) -> float:
         """``1 - nonzero / total`` over the outputs of the spiking populations (NeuroBench)."""
-        pops = [p for p in self.populations.values() if p.spiking and p.kind != "Input"]
+        pops = [p for p in self.populations.values() if p.spiking and not p.is_input]
         total = sum(p.entries for p in pops)
         return 1.0 - sum(p.events for p in pops) / total if total else 0.0
 
@@ -174,17 +173,17 @@ def _spike_slices(u: Tensor) -> Tensor:
     return ((flat == 0) | (flat == 1) | (flat == -1)).all(-1)
 
 
-def _feeds_synapses(graph: Graph, name: str) -> bool:
+def _feeds_synapses(graph: Graph, name: str, synapse_nodes: set[str]) -> bool:
+    """Whether the values of ``name`` reach a synapse layer (through pass-through nodes)."""
     seen, todo = set(), list(graph.successors(name))
     while todo:
         n = todo.pop()
         if n in seen:
             continue
         seen.add(n)
-        node = graph.nodes[n]
-        if isinstance(node, (*SYNAPSE_KINDS, N.EGRU)):
+        if n in synapse_nodes:
             return True
-        if isinstance(node, PASS_THROUGH):
+        if graph.nodes[n].role == "structural":
             todo.extend(graph.successors(n))
     return False
 
@@ -213,7 +212,7 @@ def _delayed_ops(nz_u: Tensor, nz_w: np.ndarray, delay: np.ndarray) -> Tensor:
 
 
 def _conv(node: N.Node, x: Tensor, w: Tensor) -> Tensor:
-    conv = F.conv1d if isinstance(node, N.Conv1d) else F.conv2d
+    conv = F.conv1d if type(node) is N.Conv1d else F.conv2d
     return conv(x, w, None, node.stride, node.padding, node.dilation, node.groups)
 
 
@@ -226,24 +225,25 @@ def _conv_ops(node: N.Node, nz_u: Tensor) -> Tensor:
 
 def _dense_ops(node: N.Node, key: str, steps: int, in_shape: tuple[int, ...]) -> int:
     """All-ones input and weights, per sample, over ``steps`` steps."""
-    if isinstance(node, N.DelayedAffine):
+    if type(node) is N.DelayedAffine:
         return int(np.clip(steps - node.delay, 0, None).sum())
-    if isinstance(node, (N.Conv1d, N.Conv2d)):
+    if type(node) in (N.Conv1d, N.Conv2d):
         w = torch.ones(node.weight.shape, dtype=torch.float64)
         per_step = _conv(node, torch.ones(1, *in_shape, dtype=torch.float64), w).sum()
         return int(round(float(per_step))) * steps
-    if isinstance(node, N.EGRU):
+    if type(node) is N.EGRU:
         return int(np.asarray(getattr(node, key)).size) * steps
     return int(node.weight.size) * steps
 
 
 def _synapse_layers(graph: Graph) -> list[tuple[str, str, str, np.ndarray]]:
-    """``(layer name, node name, weight field, weight [out, in] or conv kernel)``."""
+    """``(layer name, node name, weight field, weight [out, in] or conv kernel)``: every synapse
+    node, and the input and recurrent weights of an EGRU population."""
     out = []
     for name, node in graph.nodes.items():
-        if isinstance(node, SYNAPSE_KINDS):
+        if node.role == "synapse":
             out.append((name, name, "weight", np.asarray(node.weight)))
-        elif isinstance(node, N.EGRU):
+        elif type(node) is N.EGRU:
             out.append((f"{name}:input", name, "kernel", np.asarray(node.kernel).T))
             out.append((f"{name}:recurrent", name, "recurrent_kernel",
                         np.asarray(node.recurrent_kernel).T))
@@ -256,9 +256,9 @@ def _count_synapse(s: SynapseCounts, graph: Graph, delayed: set[tuple[str, str]]
     node = graph.nodes[name]
     u = _shift(values[name]) if key == "recurrent_kernel" else _input_of(graph, delayed, name, values)
     nz_u, spikes, nz_w = u != 0, _spike_slices(u), w != 0
-    if isinstance(node, N.DelayedAffine):
+    if type(node) is N.DelayedAffine:
         ops = _delayed_ops(nz_u, nz_w, np.asarray(node.delay))
-    elif isinstance(node, (N.Conv1d, N.Conv2d)):
+    elif type(node) in (N.Conv1d, N.Conv2d):
         ops = _conv_ops(node, nz_u)
     else:
         ops = _linear_ops(nz_u, torch.from_numpy(nz_w))
@@ -279,11 +279,11 @@ def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str,
         p.events += events
     if p.feeds_synapses:
         p.packets += events
-    if isinstance(node, N.Input):
+    if node.role == "input":
         return
     n = p.neurons * out.shape[0] * out.shape[1]
     p.updates += n
-    if isinstance(node, N.EGRU):
+    if type(node) is N.EGRU:
         p.active_updates += n
         return
     active = _input_of(graph, delayed, p.name, values) != 0
@@ -333,13 +333,14 @@ def count(graph: Graph, x: Any, *, batch_size: int = 64, progress: bool | None =
                                    int(w.size), int(np.count_nonzero(w)))
         syn[lname].dense_ops = _dense_ops(node, key, T, tuple(in_shape)) * B
         syn[lname].weight_reads_dense = int(w.size) * T * B
+    synapse_nodes = {nname for _, nname, _, _ in layers}
     pops = {}
     for name, node in graph.nodes.items():
-        if isinstance(node, (N.Input, *POPULATION_KINDS)):
+        if node.role in ("input", "neuron"):
             n = int(math.prod(shapes[name]))
-            pops[name] = PopulationCounts(name, node.kind, n,
-                                          isinstance(node, (N.Input, *SPIKING_KINDS)),
-                                          _feeds_synapses(graph, name), entries=n * T * B)
+            pops[name] = PopulationCounts(name, node.kind, n, node.spiking,
+                                          _feeds_synapses(graph, name, synapse_nodes), entries=n * T * B,
+                                          is_input=node.role == "input")
     raster: dict[str, np.ndarray] = {}
     binary_input = True
 

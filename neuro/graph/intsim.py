@@ -16,6 +16,12 @@ import numpy as np
 from . import nodes as N
 from .formats import NumberFormat
 from .graph import Graph, GraphError
+from .populations import neuron_bias
+
+#: dense synapse kinds: one integer matmul (exact classes; a subclass is refused)
+DENSE = (N.Affine, N.Linear)
+#: neuron kinds the integer neuron implements (exact classes; a subclass is refused)
+NEURONS = (N.LIF, N.CubaLIF, N.IF, N.LI)
 
 
 def _shr(x: np.ndarray, k: int | np.ndarray, rounding: str) -> np.ndarray:
@@ -36,7 +42,7 @@ def _lava_wrap24(x: np.ndarray) -> np.ndarray:
     return np.where(x > m, x - 2 * m, np.where(x <= -m, x + 2 * m, x))
 
 
-def _lava_weights(w: np.ndarray) -> np.ndarray:
+def lava_weights(w: np.ndarray) -> np.ndarray:
     """Dense bit-accurate weight handling: clip to 8 bits by sign mode, drop the LSB if mixed."""
     w = w.astype(np.int64)
     if (w >= 0).all():
@@ -84,16 +90,16 @@ class _IntRunner:
         self.trace: list[np.ndarray] | None = None  # membrane after reset, per step, when recording
         self.compiled = True  # whole-sequence neurons use the C++ kernel when it is available
         self.bias = bias  # summed integer bias of the incoming synapses (v units), or None
-        if isinstance(node, (N.Affine, N.Linear, N.DelayedAffine)):
+        if node.role == "synapse" and node.has_integer_form:
             w = node.weight
             if not np.issubdtype(w.dtype, np.integer):
                 raise GraphError(f"node {name!r} ({node.kind}): field 'weight' is not integer; "
                                  "run neuro.graph.quantize first")
-            self.w = _lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
+            self.w = lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
             self.w_t = np.ascontiguousarray(self.w.T)
             self.wmax = int(np.abs(self.w).max(initial=0))
             self.w_t32 = self.w_t.astype(np.int32) if self.wmax < 2**31 else None
-        if isinstance(node, (N.LIF, N.LI)) and node.q is None:
+        if type(node) in NEURONS and node.q is None:
             raise GraphError(f"node {name!r} ({node.kind}): no integer parameters (field 'q'); "
                              "run neuro.graph.quantize first")
 
@@ -106,22 +112,23 @@ class _IntRunner:
 
     def sequence(self, x: np.ndarray) -> np.ndarray:
         node = self.node
-        if isinstance(node, (N.Input, N.Output)):
+        kind = type(node)
+        if node.role in ("input", "output"):
             return x
-        if isinstance(node, (N.Affine, N.Linear)):
+        if kind in DENSE:
             return self._shift_exp(_matmul_exact(x, self.w, self.w_t, self.w_t32, self.wmax))
-        if isinstance(node, N.DelayedAffine):
+        if kind is N.DelayedAffine:
             out = np.zeros((*x.shape[:-1], self.w.shape[0]), np.int64)
             for d in np.unique(node.delay):
                 out += _matmul_exact(_shift(x, int(d)), self.w * (node.delay == d))
             return self._shift_exp(out)
-        if isinstance(node, N.Delay):
+        if kind is N.Delay:
             return np.stack([_shift(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
-        if isinstance(node, N.Flatten):
+        if kind is N.Flatten:
             n = x.ndim - 2
             s, e = node.start_dim % n + 2, node.end_dim % n + 2
             return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
-        if isinstance(node, (N.LIF, N.LI)):
+        if kind in NEURONS:
             if self.compiled and _ext_ok():
                 return self._compiled(x)
             state = self.init(x.shape[1:])
@@ -133,24 +140,24 @@ class _IntRunner:
 
     # -- stateful step ----------------------------------------------------------------------------
     def init(self, shape: tuple[int, ...]) -> Any:
-        if isinstance(self.node, (N.LIF, N.LI)):
+        if type(self.node) in NEURONS:
             z = np.zeros(shape, np.int64)
             return (z, z.copy())  # (current u / i, voltage v)
-        if isinstance(self.node, (N.Delay, N.DelayedAffine)):
+        if type(self.node) in (N.Delay, N.DelayedAffine):
             return []
         return None
 
     def step(self, a: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         node, fmt, q = self.node, self.fmt, getattr(self.node, "q", None)
-        if isinstance(node, (N.Delay, N.DelayedAffine)):
+        if type(node) in (N.Delay, N.DelayedAffine):
             hist = (state + [a])[-(int(node.delay.max()) + 1):]
             seq = np.stack([np.zeros_like(a)] * (int(node.delay.max()) + 1 - len(hist)) + hist)
             return self.sequence(seq)[-1], hist
-        if not isinstance(node, (N.LIF, N.LI)):
+        if type(node) not in NEURONS:
             return self.sequence(a[None])[0], state
         u, v = state
         bias = 0 if self.bias is None else self.bias
-        spiking = isinstance(node, N.LIF)
+        spiking = node.spiking
         if fmt.family == "loihi":
             du, dv = np.asarray(q["du"]), np.asarray(q["dv"])
             u = _shr(u * (4096 - (du + 1)), 12, "toward_zero") + (a << fmt.input_shift)
@@ -164,7 +171,7 @@ class _IntRunner:
             v = np.where(s, 0, v)
             return self._out(s.astype(np.int64), u, v)
         # fixed family
-        if isinstance(node, N.CubaLIF):
+        if type(node) is N.CubaLIF:
             u = self._decay(u, q, "alpha") + a
             u = self._overflow(u)
             x = u
@@ -189,8 +196,8 @@ class _IntRunner:
             return torch.from_numpy(np.ascontiguousarray(
                 np.broadcast_to(np.asarray(v, np.int64), shape)).reshape(M).copy())
 
-        spiking = isinstance(node, N.LIF)
-        cuba = isinstance(node, N.CubaLIF)
+        spiking = node.spiking
+        cuba = type(node) is N.CubaLIF
         if fmt.family == "loihi":
             p0, p1, family, mode = full(q["du"]), full(q["dv"]), 0, 0
         else:
@@ -243,8 +250,8 @@ def _compiled_recurrence(graph: Graph, group: list[str], sched: Any, values: dic
     None when ``group`` has another shape (it then runs the numpy step loop)."""
     import torch
 
-    neurons = [n for n in group if isinstance(graph.nodes[n], (N.LIF, N.LI))]
-    syns = [n for n in group if isinstance(graph.nodes[n], (N.Linear, N.Affine))]
+    neurons = [n for n in group if type(graph.nodes[n]) in NEURONS]
+    syns = [n for n in group if type(graph.nodes[n]) in DENSE]
     if len(group) != 2 or len(neurons) != 1 or len(syns) != 1:
         return None
     n, r = neurons[0], syns[0]
@@ -300,13 +307,11 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
     runners: dict[str, _IntRunner] = {}
     for name, node in graph.nodes.items():
         bias = None
-        if isinstance(node, (N.LIF, N.LI)):  # synapse biases are in v units, added to v
-            biases = [np.asarray(graph.nodes[s].bias, np.int64) for s in graph.predecessors(name)
-                      if isinstance(graph.nodes[s], (N.Affine, N.DelayedAffine))]
-            bias = sum(biases) if biases else None
+        if type(node) in NEURONS:  # synapse biases are in v units, added to v
+            bias = neuron_bias(graph, name, np.int64)
         runners[name] = _IntRunner(name, node, fmt, bias)
         runners[name].compiled = compiled
-        if record_membranes and isinstance(node, (N.LIF, N.LI)):
+        if record_membranes and type(node) in NEURONS:
             runners[name].trace = []
     for group in sched.groups:
         if not sched.cyclic(group):

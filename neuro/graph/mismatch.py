@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from . import nodes as N
 from .graph import Graph
 from .quantize import quantize
 from .simulate import simulate
@@ -59,7 +58,7 @@ def mismatch_report(graph: Graph, fmt: str, inputs: Any, *, quantized: Graph | N
     rows = []
     T = B = 0
     for name, node in graph.nodes.items():
-        if not isinstance(node, (N.LIF, N.LI)):
+        if node.role != "neuron" or not node.has_integer_form:
             continue
         a, b = rf[name].float(), ri[name].float()
         T = a.shape[0]
@@ -70,7 +69,7 @@ def mismatch_report(graph: Graph, fmt: str, inputs: Any, *, quantized: Graph | N
         rmse = float("nan")
         if va is not None and vb is not None:
             rmse = float(torch.sqrt(((va.float() - vb.double().float() / scale) ** 2).mean()))
-        if isinstance(node, N.LIF):
+        if node.spiking:
             diff = (a != b).flatten(1).any(1)
             first = int(diff.nonzero()[0]) if bool(diff.any()) else None
             rows.append(LayerMismatch(name, node.kind, int(a.sum()), int(b.sum()),

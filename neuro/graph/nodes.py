@@ -11,6 +11,30 @@ seconds is ``round(d / dt)`` steps.
 Stateful nodes (neurons, delays) carry state from one step to the next. In a cycle of the graph,
 edges leaving a neuron node deliver the value of the previous step, so a recurrent loop through a
 synapse takes one step and a loop through a delay of ``d`` steps takes ``1 + d``.
+
+Roles. Every node class declares what it is, as class attributes, so that lowering, the executors,
+quantize and every backend ask the node instead of keeping their own tuples of classes:
+
+``role``
+    ``"input"`` (graph input), ``"output"`` (graph output), ``"synapse"`` (weights that mix
+    channels: Affine, Linear, DelayedAffine, Conv1d, Conv2d), ``"neuron"`` (a population: LIF,
+    CubaLIF, IF, LI, EGRU, Threshold) or ``"structural"`` (reshapes, delays or rescales values
+    per channel: Flatten, Delay, ChannelAffine). ``ROLES`` lists them.
+``spiking``
+    its values are events: 0/1 spikes (LIF, CubaLIF, IF, Threshold, an Input of spikes), graded
+    events (EGRU). A non-spiking neuron (LI) gives its membrane.
+``stateful``, ``breaks_cycles``
+    carries state between steps; delivers the previous step's value inside a cycle (below).
+``has_integer_form``
+    ``neuro.graph.quantize`` and the integer executor implement it.
+``folds_into_synapse``
+    a per-channel rescaling that quantize (and the backends) fold into the synapse before it
+    (ChannelAffine); it has no integer form of its own.
+
+Roles say *what* a node is. *How* a node computes is each executor's table keyed by the exact
+class (``type(node)``), never by ``isinstance`` of a base class: a new class subclassing ``LIF``
+inherits the roles but no behaviour, so every executor and backend refuses it by its ``kind``
+until it is taught that kind (instead of running it silently as a plain LIF).
 """
 from __future__ import annotations
 
@@ -23,6 +47,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 Shape = tuple[int, ...]
+
+#: the values of ``Node.role``
+ROLES = ("input", "output", "synapse", "neuron", "structural")
 
 RESETS = ("subtract", "zero")
 TIMINGS = ("immediate", "deferred")
@@ -52,6 +79,14 @@ class Node(abc.ABC):
     #: inside a cycle, edges leaving this node deliver the previous step's value (neurons only:
     #: a delay line adds exactly its own delay, so a loop through it takes 1 + delay steps)
     breaks_cycles: ClassVar[bool] = False
+    #: what the node is in a network: one of ``ROLES`` (module docstring)
+    role: ClassVar[str] = "structural"
+    #: its values are events (spikes), not real values or membranes
+    spiking: ClassVar[bool] = False
+    #: quantize and the integer executor implement it
+    has_integer_form: ClassVar[bool] = False
+    #: a per-channel rescaling folded into the synapse before it (quantize, backends)
+    folds_into_synapse: ClassVar[bool] = False
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +159,9 @@ class Input(Node):
 
     shape: Shape = ()
     kind: ClassVar[str] = "Input"
+    role: ClassVar[str] = "input"
+    spiking: ClassVar[bool] = True
+    has_integer_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)
@@ -144,6 +182,8 @@ class Output(Node):
 
     shape: Shape | None = None
     kind: ClassVar[str] = "Output"
+    role: ClassVar[str] = "output"
+    has_integer_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.shape is not None:
@@ -166,6 +206,8 @@ class Affine(Node):
     bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
     weight_exp: int = 0
     kind: ClassVar[str] = "Affine"
+    role: ClassVar[str] = "synapse"
+    has_integer_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.weight, self.bias = _num(self.weight), _num(self.bias)
@@ -190,6 +232,8 @@ class Linear(Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
     weight_exp: int = 0
     kind: ClassVar[str] = "Linear"
+    role: ClassVar[str] = "synapse"
+    has_integer_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.weight = _num(self.weight)
@@ -214,6 +258,8 @@ class DelayedAffine(Node):
     bias: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
     weight_exp: int = 0
     kind: ClassVar[str] = "DelayedAffine"
+    role: ClassVar[str] = "synapse"
+    has_integer_form: ClassVar[bool] = True
     stateful: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -243,6 +289,7 @@ class Delay(Node):
 
     delay: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     kind: ClassVar[str] = "Delay"
+    has_integer_form: ClassVar[bool] = True
     stateful: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -268,6 +315,7 @@ class Conv1d(Node):
     dilation: int = 1
     groups: int = 1
     kind: ClassVar[str] = "Conv1d"
+    role: ClassVar[str] = "synapse"
 
     def __post_init__(self) -> None:
         self.weight = _f32(self.weight)
@@ -301,6 +349,7 @@ class Conv2d(Node):
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     kind: ClassVar[str] = "Conv2d"
+    role: ClassVar[str] = "synapse"
 
     def __post_init__(self) -> None:
         self.weight = _f32(self.weight)
@@ -332,6 +381,7 @@ class Flatten(Node):
     start_dim: int = 0
     end_dim: int = -1
     kind: ClassVar[str] = "Flatten"
+    has_integer_form: ClassVar[bool] = True
 
     def output_shape(self, name, in_shape):
         if in_shape is None:
@@ -354,6 +404,7 @@ class ChannelAffine(Node):
     scale: np.ndarray = field(default_factory=lambda: np.ones(1, np.float32))
     shift: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
     kind: ClassVar[str] = "ChannelAffine"
+    folds_into_synapse: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.scale, self.shift = _f32(self.scale), _f32(self.shift)
@@ -374,6 +425,8 @@ class Threshold(Node):
 
     threshold: np.ndarray = field(default_factory=lambda: np.ones((), np.float32))
     kind: ClassVar[str] = "Threshold"
+    role: ClassVar[str] = "neuron"
+    spiking: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.threshold = _f32(self.threshold)
@@ -405,6 +458,9 @@ class LIF(Node):
     refractory: int = 0
     q: dict[str, Any] | None = None
     kind: ClassVar[str] = "LIF"
+    role: ClassVar[str] = "neuron"
+    spiking: ClassVar[bool] = True
+    has_integer_form: ClassVar[bool] = True
     stateful: ClassVar[bool] = True
     breaks_cycles: ClassVar[bool] = True
 
@@ -481,6 +537,8 @@ class LI(Node):
     decay_input: bool = False
     q: dict[str, Any] | None = None
     kind: ClassVar[str] = "LI"
+    role: ClassVar[str] = "neuron"
+    has_integer_form: ClassVar[bool] = True
     stateful: ClassVar[bool] = True
     breaks_cycles: ClassVar[bool] = True
 
@@ -507,6 +565,8 @@ class EGRU(Node):
     recurrent_bias: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     threshold: np.ndarray = field(default_factory=lambda: np.full(1, 0.3, np.float32))
     kind: ClassVar[str] = "EGRU"
+    role: ClassVar[str] = "neuron"
+    spiking: ClassVar[bool] = True
     stateful: ClassVar[bool] = True
     breaks_cycles: ClassVar[bool] = True
 

@@ -1,6 +1,7 @@
 """``quantize(graph, fmt)``: a float graph -> an integer graph in a target's number format.
 
-Per neuron population (a neuron node and the synapse nodes feeding it) one scale ``S`` maps float
+Per neuron population (a neuron node and the synapse nodes feeding it, see
+``neuro.graph.populations``) one scale ``S`` maps float
 membrane units to integer state units; it is the largest scale at which
 
 * every incoming weight fits the format's weight range,
@@ -33,68 +34,22 @@ import numpy as np
 from . import nodes as N
 from .formats import NumberFormat, get_format
 from .graph import Graph, GraphError
+from .populations import fold_channel_affines, neuron_problems, partition
 
-SYNAPSES = (N.Affine, N.Linear, N.DelayedAffine)
-NEURONS = (N.LIF, N.LI)  # CubaLIF and IF are LIF subclasses
-
-
-def _fold_channel_affines(g: Graph) -> None:
-    """Fold every ``ChannelAffine`` into the synapse before it (in place): ``W' = W * scale``,
-    ``b' = b * scale + shift`` (a Linear becomes an Affine)."""
-    for name in [n for n, node in g.nodes.items() if isinstance(node, N.ChannelAffine)]:
-        node = g.nodes[name]
-        preds = g.predecessors(name)
-        syn = g.nodes[preds[0]] if len(preds) == 1 else None
-        if not isinstance(syn, SYNAPSES) or g.successors(preds[0]) != [name]:
-            raise GraphError(f"node {name!r} (ChannelAffine): only a scale directly after a synapse "
-                             "has an integer form (it is folded into that synapse)")
-        s, b = node.scale.astype(np.float64), node.shift.astype(np.float64)
-        w = syn.weight.astype(np.float64) * s[:, None]
-        bias = getattr(syn, "bias", np.zeros(len(s)))
-        new_bias = (np.asarray(bias, np.float64) * s + b).astype(np.float32)
-        src = preds[0]
-        if isinstance(syn, N.Linear):
-            g.nodes[src] = N.Affine(weight=w.astype(np.float32), bias=new_bias)
-        else:
-            syn.weight, syn.bias = w.astype(np.float32), new_bias
-        g.edges = [(src, d) if s_ == name else (s_, d) for s_, d in g.edges if d != name]
-        del g.nodes[name]
+#: neuron kinds quantize has an integer encoding for (exact classes: a subclass is refused)
+NEURON_KINDS = (N.LIF, N.CubaLIF, N.IF, N.LI)
 
 
-def _populations(g: Graph) -> dict[str, list[str]]:
-    """neuron node -> the synapse nodes feeding it (each synapse feeds exactly one neuron)."""
-    pops: dict[str, list[str]] = {}
+def _integer_populations(g: Graph) -> dict[str, list[str]]:
+    """neuron node -> the synapse nodes feeding it; ``GraphError`` for anything without an
+    integer form or out of the population shape (``neuro.graph.populations``)."""
     for name, node in g.nodes.items():
-        if isinstance(node, SYNAPSES):
-            dst = g.successors(name)
-            if len(dst) != 1 or not isinstance(g.nodes[dst[0]], NEURONS):
-                raise GraphError(f"node {name!r} ({node.kind}): a quantized synapse must feed exactly "
-                                 f"one neuron node, it feeds {dst}")
-            pops.setdefault(dst[0], []).append(name)
-        elif isinstance(node, NEURONS):
-            pops.setdefault(name, [])
-            for src in g.predecessors(name):
-                if not isinstance(g.nodes[src], SYNAPSES):
-                    raise GraphError(f"node {name!r} ({node.kind}): input {src!r} ({g.nodes[src].kind}) "
-                                     "is not a synapse; quantized neurons take synapse inputs")
-        elif not isinstance(node, (N.Input, N.Output, N.Delay, N.Flatten)):
+        if not node.has_integer_form or (node.role == "neuron" and type(node) not in NEURON_KINDS):
             raise GraphError(f"node {name!r} ({node.kind}) has no integer form yet")
-    return pops
-
-
-def _check_neuron(name: str, node: N.Node, fmt: NumberFormat) -> None:
-    if isinstance(node, N.LIF):
-        if node.reset not in fmt.resets:
-            raise GraphError(f"node {name!r} ({node.kind}): field 'reset' {node.reset!r} is not "
-                             f"available in format {fmt.name} (supports {list(fmt.resets)})")
-        if node.reset_timing != "immediate":
-            raise GraphError(f"node {name!r} ({node.kind}): field 'reset_timing' must be 'immediate' "
-                             f"for format {fmt.name}")
-        if node.refractory:
-            raise GraphError(f"node {name!r} ({node.kind}): field 'refractory' has no integer form yet")
-    if getattr(node, "decay_input", False):
-        raise GraphError(f"node {name!r} ({node.kind}): field 'decay_input' has no integer form yet "
-                         "(fold 1 - beta into the weights)")
+    view = partition(g)
+    if view.problems:
+        raise GraphError(view.problems[0][1])
+    return view.neurons
 
 
 def _decay_code(fmt: NumberFormat, beta: np.ndarray, name: str, fieldname: str) -> dict[str, Any]:
@@ -133,12 +88,12 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     g = copy.deepcopy(graph)
     if fmt.max_delay:
         for name, node in g.nodes.items():
-            if isinstance(node, (N.DelayedAffine, N.Delay)) and node.delay.size and int(node.delay.max()) > fmt.max_delay:
+            if getattr(node, "delay", None) is not None and node.delay.size and int(node.delay.max()) > fmt.max_delay:
                 raise GraphError(f"node {name!r} ({node.kind}): field 'delay' needs {int(node.delay.max())} "
                                  f"steps, format {fmt.name} allows {fmt.max_delay} (train with "
                                  f"delay_limit={fmt.max_delay})")
-    _fold_channel_affines(g)
-    pops = _populations(g)
+    fold_channel_affines(g)
+    pops = _integer_populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None:
         rec = simulate(graph, calibration_inputs, record=True, record_membranes=True)
@@ -149,14 +104,16 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     scales: dict[str, float] = {}
     for n, syns in pops.items():
         node = g.nodes[n]
-        _check_neuron(n, node, fmt)
+        problems = neuron_problems(n, node, fmt)
+        if problems:
+            raise GraphError(problems[0])
         ws = [np.abs(g.nodes[s].weight).max() if g.nodes[s].weight.size else 0.0 for s in syns]
         wmax = float(max(ws, default=0.0)) or 1.0
-        theta = float(np.max(node.threshold)) if isinstance(node, N.LIF) else 0.0
+        theta = float(np.max(node.threshold)) if node.spiking else 0.0
         rowsum = sum(float(np.abs(g.nodes[s].weight).sum(1).max()) + float(np.abs(getattr(g.nodes[s], "bias", 0)).max())
                      for s in syns) if syns else 1.0
         vb = bound.get(n, max(theta, rowsum)) or 1.0
-        if isinstance(node, N.CubaLIF) and any(np.any(getattr(g.nodes[s], "bias", 0) != 0) for s in syns):
+        if type(node) is N.CubaLIF and any(np.any(getattr(g.nodes[s], "bias", 0) != 0) for s in syns):
             raise GraphError(f"node {n!r} (CubaLIF): a synapse bias has no exact integer form "
                              "(it would bypass the current)")
         if fmt.family == "loihi":
@@ -176,10 +133,10 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                 syn.weight = np.clip(wi, -256 if mixed else (-255 if (signs <= 0).all() else 0),
                                      254 if mixed else 255).astype(np.int32)
                 syn.weight_exp = 0
-                if isinstance(syn, (N.Affine, N.DelayedAffine)):
+                if getattr(syn, "bias", None) is not None:
                     syn.bias = _bias_mant_exp(syn.bias.astype(np.float64) * S).astype(np.int32)
             q: dict[str, Any] = {"scale": S}
-            if isinstance(node, N.LIF):
+            if node.spiking:
                 q["vth"] = int(np.round(np.max(node.threshold) * s_w))
                 if not np.all(node.threshold == node.threshold.ravel()[0]):
                     raise GraphError(f"node {n!r}: field 'threshold' must be one value per population "
@@ -189,7 +146,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                                      f"the format has {fmt.threshold_bits}")
             beta = np.asarray(node.beta, np.float64)
             q["dv"] = np.clip(np.round(4096 * (1 - beta)), 0, 4095).astype(np.int64).tolist()
-            if isinstance(node, N.CubaLIF):
+            if type(node) is N.CubaLIF:
                 alpha = np.asarray(node.alpha, np.float64)
                 q["du"] = np.clip(np.round(4096 * (1 - alpha)) - 1, 0, 4095).astype(np.int64).tolist()
             else:
@@ -217,18 +174,18 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                     raise GraphError(f"node {s!r}: field 'weight' needs more than {fmt.weight_bits} bits")
                 syn.weight = np.clip(wi, fmt.weight_min, fmt.weight_max).astype(np.int32)
                 syn.weight_exp = wexp
-                if isinstance(syn, (N.Affine, N.DelayedAffine)):
+                if getattr(syn, "bias", None) is not None:
                     b = np.round(syn.bias.astype(np.float64) * S).astype(np.int64)
                     syn.bias = np.clip(b, -fmt.state_max, fmt.state_max).astype(np.int64)
             q = {"scale": S}
-            if isinstance(node, N.LIF):
+            if node.spiking:
                 vth = np.round(np.asarray(node.threshold, np.float64) * S).astype(np.int64)
                 if vth.max() > fmt.threshold_max:
                     raise GraphError(f"node {n!r}: field 'threshold' needs {int(vth.max()).bit_length() + 1} "
                                      f"bits, the format has {fmt.state_bits}")
                 q["vth"] = vth.tolist()
             q.update(_decay_code(fmt, node.beta, n, "beta"))
-            if isinstance(node, N.CubaLIF):
+            if type(node) is N.CubaLIF:
                 q.update(_decay_code(fmt, node.alpha, n, "alpha"))
         node.q = q
         scales[n] = S

@@ -10,6 +10,7 @@ same kernels as ``neuro.layers``, so a lowered model gives exactly the spikes of
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,33 +24,58 @@ from . import nodes as N
 from .graph import Graph, GraphError
 
 
+def _t(a: Any) -> Tensor:
+    return torch.from_numpy(np.array(a, dtype=np.float32))
+
+
+def _lif_kw(node: N.LIF) -> dict[str, Any]:
+    return dict(beta=_t(node.beta), threshold=_t(node.threshold), decay_input=node.decay_input,
+                reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory))
+
+
+def _li(node: N.LI) -> nn_.Neuron:
+    shape = node.shape or (node.beta.shape or None)
+    return nn_.LI(shape, beta=_t(node.beta), decay_input=node.decay_input)
+
+
+def _egru(node: N.EGRU) -> nn_.Neuron:
+    h = node.recurrent_kernel.shape[0]
+    cell = nn_.EGRU(node.kernel.shape[0], h)
+    with torch.no_grad():
+        for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
+            getattr(cell, f).copy_(_t(getattr(node, f)))
+    return cell
+
+
+def _lif(node: N.LIF) -> nn_.Neuron:
+    return nn_.LIF(node._param_shape(), **_lif_kw(node))
+
+
+def _cuba(node: N.CubaLIF) -> nn_.Neuron:
+    a = _t(node.alpha)
+    shape = node._param_shape() or (tuple(a.shape) or None)
+    return nn_.CubaLIF(shape, alpha=a, **_lif_kw(node))
+
+
+def _if(node: N.IF) -> nn_.Neuron:
+    kw = _lif_kw(node)
+    kw.pop("beta")
+    kw.pop("decay_input")
+    return nn_.IF(node._param_shape(), **kw)
+
+
+#: neuron node kind (exact class) -> the neuro neuron with its float semantics
+NEURON_BUILDERS: dict[type[N.Node], Callable[[Any], nn_.Neuron]] = {
+    N.LIF: _lif, N.CubaLIF: _cuba, N.IF: _if, N.LI: _li, N.EGRU: _egru}
+
+
 def build_neuron(node: N.Node) -> nn_.Neuron:
     """A neuro neuron with the node's parameters (the float semantics of the node)."""
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
-    if isinstance(node, N.LI):
-        shape = node.shape or (node.beta.shape or None)
-        return nn_.LI(shape, beta=t(node.beta), decay_input=node.decay_input)
-    if isinstance(node, N.EGRU):
-        h = node.recurrent_kernel.shape[0]
-        cell = nn_.EGRU(node.kernel.shape[0], h)
-        with torch.no_grad():
-            for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
-                getattr(cell, f).copy_(t(getattr(node, f)))
-        return cell
-    if isinstance(node, N.LIF):
-        kw = dict(beta=t(node.beta), threshold=t(node.threshold), decay_input=node.decay_input,
-                  reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory))
-        shape = node._param_shape()
-        if isinstance(node, N.CubaLIF):
-            a = t(node.alpha)
-            shape = shape or (tuple(a.shape) or None)
-            return nn_.CubaLIF(shape, alpha=a, **kw)
-        if isinstance(node, N.IF):
-            kw.pop("beta")
-            kw.pop("decay_input")
-            return nn_.IF(shape, **kw)
-        return nn_.LIF(shape, **kw)
-    raise GraphError(f"{node.kind} is not a neuron node")
+    build = NEURON_BUILDERS.get(type(node))
+    if build is None:
+        raise GraphError(f"{node.kind} is not a neuron node with float semantics "
+                         f"(known: {sorted(c.kind for c in NEURON_BUILDERS)})")
+    return build(node)
 
 
 class _Runner:
@@ -57,37 +83,38 @@ class _Runner:
 
     def __init__(self, name: str, node: N.Node) -> None:
         self.name, self.node = name, node
-        self.neuron = build_neuron(node) if isinstance(node, (N.LIF, N.LI, N.EGRU)) else None
+        self.neuron = build_neuron(node) if type(node) in NEURON_BUILDERS else None
         self.params = {k: torch.from_numpy(np.array(v)) for k, v in node.to_dict().items()
                        if isinstance(v, np.ndarray)}
 
     # whole sequence: x [T, B, ...]
     def sequence(self, x: Tensor) -> Tensor:
         node, p = self.node, self.params
+        kind = type(node)
         if self.neuron is not None:
             return self.neuron(x)[0]
-        if isinstance(node, (N.Affine, N.Linear)):
+        if kind in (N.Affine, N.Linear):
             return kernels.spike_linear(x, p["weight"], p.get("bias"), cpp=kernels.use_cpp(x))
-        if isinstance(node, N.DelayedAffine):  # same function as DelayedLinear's integer mode
+        if kind is N.DelayedAffine:  # same function as DelayedLinear's integer mode
             bias = p["bias"] if bool((p["bias"] != 0).any()) else None
             return kernels.delayed_affine(x, p["weight"], p["delay"], bias)
-        if isinstance(node, N.Delay):
+        if kind is N.Delay:
             return torch.stack([kernels.shift_time(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
-        if isinstance(node, (N.Conv1d, N.Conv2d)):
+        if kind in (N.Conv1d, N.Conv2d):
             T, B = x.shape[:2]
-            conv = F.conv1d if isinstance(node, N.Conv1d) else F.conv2d
+            conv = F.conv1d if kind is N.Conv1d else F.conv2d
             y = conv(x.reshape(T * B, *x.shape[2:]), p["weight"], p.get("bias"), node.stride,
                      node.padding, node.dilation, node.groups)
             return y.reshape(T, B, *y.shape[1:])
-        if isinstance(node, N.Flatten):
+        if kind is N.Flatten:
             n = x.dim() - 2
             s, e = node.start_dim % n + 2, node.end_dim % n + 2
             return x.flatten(s, e)
-        if isinstance(node, N.ChannelAffine):
+        if kind is N.ChannelAffine:
             return x * p["scale"] + p["shift"]
-        if isinstance(node, N.Threshold):
+        if kind is N.Threshold:
             return (x - p["threshold"] >= 0).to(x.dtype)
-        if isinstance(node, (N.Input, N.Output)):
+        if kind in (N.Input, N.Output):
             return x
         raise GraphError(f"node {self.name!r}: no float semantics for {node.kind}")
 
@@ -95,10 +122,10 @@ class _Runner:
     def init(self, batch: tuple[int, ...], shape: tuple[int, ...], dtype) -> Any:
         if self.neuron is not None:
             b = batch if self.neuron.shape else batch + tuple(shape)
-            if isinstance(self.node, N.EGRU):
+            if type(self.node) is N.EGRU:
                 b = batch
             return self.neuron.init_state(b, dtype=dtype)
-        if isinstance(self.node, (N.Delay, N.DelayedAffine)):
+        if type(self.node) in (N.Delay, N.DelayedAffine):
             return []  # history of inputs
         return None
 
@@ -106,11 +133,11 @@ class _Runner:
         node, p = self.node, self.params
         if self.neuron is not None:
             return self.neuron.step(x, state)
-        if isinstance(node, N.Linear):
+        if type(node) is N.Linear:
             return x @ p["weight"].t(), state
-        if isinstance(node, N.Affine):
+        if type(node) is N.Affine:
             return x @ p["weight"].t() + p["bias"], state
-        if isinstance(node, (N.Delay, N.DelayedAffine)):
+        if type(node) in (N.Delay, N.DelayedAffine):
             hist = state + [x]
             keep = int(node.delay.max()) + 1
             hist = hist[-keep:]
@@ -183,7 +210,7 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False,
                 continue
             x = graph.input_sum(name, values)
             r = runners[name]
-            if record_membranes and r.neuron is not None and not isinstance(r.node, N.EGRU):
+            if record_membranes and r.neuron is not None and type(r.node) is not N.EGRU:
                 values[name], trace = r.neuron(x, record=True)
                 membranes[f"{name}.v"] = trace.v
             else:

@@ -182,6 +182,23 @@ def test_nodes_without_integer_form():
                                            "['int8', 'int16', 'int8-m12', 'int16-m12']"]
 
 
+class MyLIF(N.LIF):
+    """A new neuron kind: LIF's fields and roles, dynamics no backend has been taught."""
+
+    kind = "MyLIF"
+
+
+def test_a_subclass_of_a_known_neuron_is_refused_by_its_kind(tmp_path):
+    g = Graph({"in": N.Input(shape=(4,)), "lin": N.Linear(weight=np.ones((3, 4), np.float32)),
+               "n": MyLIF(beta=0.9, reset="zero"), "out": N.Output()},
+              [("in", "lin"), ("lin", "n"), ("n", "out")]).validate()
+    problems = backend.supports(g)
+    assert any(p.startswith("node 'n' (MyLIF) has no integer form on target fpga") for p in problems)
+    with pytest.raises(UnsupportedGraph, match="MyLIF"):
+        backend.compile(g, tmp_path / "art")
+    assert not (tmp_path / "art").exists()
+
+
 def test_inputs_wider_than_declared(networks, tmp_path):
     g, x = networks["feedforward"](T=30)
     art = backend.compile(g, tmp_path / "a", calibration_inputs=x)

@@ -41,8 +41,8 @@ def test_supports_lists_every_problem():
                (rng.normal(size=(3, 3)), N.LIF(beta=np.array([0.5, 0.6, 0.7], np.float32),
                                                  reset="zero")))
     problems = loihi.supports(g)
-    assert any("'n0'" in p and "reset 'subtract'" in p for p in problems)
-    assert any("'n0'" in p and "refractory 2 steps" in p for p in problems)
+    assert any("'n0'" in p and "field 'reset' 'subtract'" in p for p in problems)
+    assert any("'n0'" in p and "field 'refractory' (2 steps)" in p for p in problems)
     assert any("'n1'" in p and "per-neuron beta" in p for p in problems)
     assert loihi.supports(g, "int8")[0].startswith("number format 'int8'")
     # EGRU has no Lava process; the rest of the graph is still checked
@@ -52,9 +52,23 @@ def test_supports_lists_every_problem():
                [("in", "e"), ("e", "w"), ("w", "n"), ("n", "out")]).validate()
     p2 = loihi.supports(g2)
     assert any("'e' (EGRU): no Lava process implements EGRU" in p for p in p2)
-    assert any("'n'" in p and "reset 'subtract'" in p for p in p2)
+    assert any("'n'" in p and "field 'reset' 'subtract'" in p for p in p2)
     with pytest.raises(UnsupportedGraph, match="EGRU"):
         loihi.compile(g2, "/nonexistent/never-written")
+
+
+class MyLIF(N.LIF):
+    """A new neuron kind: LIF's fields and roles, dynamics no backend has been taught."""
+
+    kind = "MyLIF"
+
+
+def test_supports_refuses_a_subclass_of_a_known_neuron_by_its_kind():
+    g = _chain((np.ones((3, 4)), MyLIF(reset="zero")))
+    problems = loihi.supports(g)
+    assert any("node 'n0' (MyLIF): no Lava process implements MyLIF" in p for p in problems)
+    with pytest.raises(UnsupportedGraph, match="MyLIF"):
+        loihi.compile(g, "/nonexistent/never-written")
 
 
 def test_supports_delays_beyond_62_and_alignment_pads():

@@ -95,4 +95,21 @@ def test_neuron_features_without_an_integer_form():
                "lif": N.LIF(shape=(3,), beta=0.5, threshold=1.0, reset="zero", refractory=2),
                "output": N.Output()},
               [("input", "w"), ("w", "lif"), ("lif", "output")]).validate()
-    assert spinnaker.supports(g) == ["node 'lif' (LIF): a refractory period has no integer form yet"]
+    assert spinnaker.supports(g) == ["node 'lif' (LIF): field 'refractory' (2 steps) has no integer form yet"]
+
+
+class MyLIF(N.LIF):
+    """A new neuron kind: LIF's fields and roles, dynamics no backend has been taught."""
+
+    kind = "MyLIF"
+
+
+def test_a_subclass_of_a_known_neuron_is_refused_by_its_kind(tmp_path):
+    g = Graph({"input": N.Input(shape=(4,)), "w": N.Linear(weight=np.ones((3, 4), np.float32)),
+               "lif": MyLIF(shape=(3,), beta=0.5, threshold=1.0, reset="zero"), "output": N.Output()},
+              [("input", "w"), ("w", "lif"), ("lif", "output")]).validate()
+    problems = spinnaker.supports(g)
+    assert len(problems) == 1 and problems[0].startswith("node 'lif' (MyLIF): the SpiNNaker simulator runs")
+    with pytest.raises(UnsupportedGraph, match=r"node 'lif' \(MyLIF\)"):
+        spinnaker.compile(g, tmp_path / "art")
+    assert not (tmp_path / "art").exists()

@@ -1,0 +1,233 @@
+"""The population view of a graph: neuron populations, the synapses feeding them, projections.
+
+Every integer target (quantize, Loihi, SpiNNaker) sees a network the same way, so the partition
+lives here once:
+
+* a **population** is a neuron node (``role == "neuron"``) together with the synapse nodes
+  (``role == "synapse"``) that feed it; a synapse feeds exactly one population (per-channel
+  rescalings after it, ``folds_into_synapse``, are skipped: quantize folds them into it);
+* a **projection** is one synapse seen from its source: the ``Input`` or population whose values
+  reach the synapse through pass-through nodes (``role == "structural"``: ``Delay``, ``Flatten``),
+  the per-channel delay those ``Delay`` nodes add, and whether the edge leaving the source is
+  delivered one step later (a recurrent edge inside a cycle, ``Graph.schedule().delayed``). A
+  synapse summing several paths has one projection per path;
+* an **output** reads one population or ``Input`` through pass-through nodes.
+
+Whatever does not fit this shape is listed in ``Populations.problems`` as ``(node, message)``:
+``node`` is the node out of place, so a backend that already refuses that node's kind can drop
+the follow-up message. The view is structural only; which kinds and options a target runs is
+the target's own ``supports()``.
+
+Also here, shared by quantize and the backends: :func:`fold_channel_affines` (fold every
+ChannelAffine into its synapse), :func:`neuron_problems` (what a number format or a target's
+registers cannot express of a neuron node) and :func:`neuron_bias` (the summed bias of a
+population's synapses, added to its membrane).
+
+Latency alignment is not shared: Loihi pads entering synapses with DelayDense steps per
+strongly connected group, the SpiNNaker simulator shifts each population's start tick and lets
+synaptic delays absorb the difference (see their modules); the two solve different problems.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import nodes as N
+from .formats import NumberFormat
+from .graph import Graph, GraphError
+
+#: synapse kinds whose weights are ``[out, in]`` matrices a per-channel scale can fold into
+_FOLDABLE = (N.Affine, N.Linear, N.DelayedAffine)
+
+
+@dataclass
+class Chain:
+    """A path into a consumer node from ``origin``, through the pass-through nodes ``path``
+    (nearest the consumer first). ``delay`` [consumer's input channels]: steps added by the
+    ``Delay`` nodes on the way; ``delayed_edge``: the edge leaving ``origin`` delivers the
+    previous step's value (a recurrent edge)."""
+
+    origin: str
+    path: tuple[str, ...]
+    delay: np.ndarray
+    delayed_edge: bool
+
+
+@dataclass
+class Projection:
+    """Synapse node ``synapse`` from population (or Input) ``source`` to population ``target``;
+    ``delay`` per source channel (steps of ``Delay`` nodes on the way), ``recurrent``: the
+    reference executor delivers the source's previous step, ``path``: the pass-through nodes."""
+
+    synapse: str
+    source: str
+    target: str
+    delay: np.ndarray
+    recurrent: bool
+    path: tuple[str, ...] = ()
+
+
+@dataclass
+class Populations:
+    """The partition of a graph (module docstring)."""
+
+    inputs: list[str]
+    neurons: dict[str, list[str]]                     # neuron node -> synapse nodes feeding it
+    projections: list[Projection]
+    outputs: dict[str, str]                           # Output node -> population or Input it reads
+    output_chains: dict[str, Chain] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def messages(self, skip: Sequence[str] = ()) -> list[str]:
+        """Problem messages, without those about the nodes in ``skip`` (already refused)."""
+        drop = set(skip)
+        return [m for n, m in self.problems if n not in drop]
+
+
+def _is_source(node: N.Node) -> bool:
+    return node.role in ("input", "neuron")
+
+
+def _is_pass_through(node: N.Node) -> bool:
+    return node.role == "structural" and not node.folds_into_synapse
+
+
+def chains(graph: Graph, consumer: str, delayed: set[tuple[str, str]],
+           shapes: dict[str, tuple[int, ...]]) -> list[Chain]:
+    """Every path into ``consumer``, walked back through pass-through nodes to the first node
+    that is not one (an Input, a population, or something out of place)."""
+    out: list[Chain] = []
+
+    def walk(name: str, child: str, path: tuple[str, ...], acc: np.ndarray) -> None:
+        node = graph.nodes[name]
+        if not _is_pass_through(node):
+            out.append(Chain(name, path, acc, (name, child) in delayed))
+            return
+        if node.stateful:  # a Delay node: its per-channel delay
+            acc = acc + np.asarray(node.delay).reshape(-1).astype(np.int64)
+        for p in graph.predecessors(name):
+            walk(p, name, (*path, name), acc)
+
+    for p in graph.predecessors(consumer):
+        walk(p, consumer, (), np.zeros(int(np.prod(shapes[p])), np.int64))
+    return out
+
+
+def synapse_target(graph: Graph, synapse: str) -> list[str]:
+    """The nodes a synapse's values reach, past per-channel rescalings folded into it."""
+    succ = graph.successors(synapse)
+    while len(succ) == 1 and graph.nodes[succ[0]].folds_into_synapse:
+        succ = graph.successors(succ[0])
+    return succ
+
+
+def partition(graph: Graph) -> Populations:
+    """The population view of ``graph`` (float or quantized; module docstring)."""
+    sched = graph.schedule()
+    shapes = graph.infer_shapes()
+    nodes = graph.nodes
+    problems: list[tuple[str, str]] = []
+    inputs = [n for n, node in nodes.items() if node.role == "input"]
+    neurons: dict[str, list[str]] = {n: [] for n, node in nodes.items() if node.role == "neuron"}
+    for n in neurons:
+        for p in graph.predecessors(n):
+            pn = nodes[p]
+            if pn.role != "synapse" and not pn.folds_into_synapse:
+                problems.append((p, f"node {n!r} ({nodes[n].kind}): input {p!r} ({pn.kind}) is not "
+                                    "a synapse; a neuron population takes synapse inputs"))
+    projections: list[Projection] = []
+    for s, node in nodes.items():
+        if node.role != "synapse":
+            continue
+        succ = synapse_target(graph, s)
+        if len(succ) != 1 or nodes[succ[0]].role != "neuron":
+            problems.append((succ[0] if len(succ) == 1 else s,
+                             f"node {s!r} ({node.kind}): a synapse must feed exactly one neuron "
+                             f"population, it feeds {succ}"))
+            continue
+        target = succ[0]
+        neurons[target].append(s)
+        for c in chains(graph, s, sched.delayed, shapes):
+            if not _is_source(nodes[c.origin]):
+                problems.append((c.origin, f"node {c.origin!r} ({nodes[c.origin].kind}) feeds synapse "
+                                           f"{s!r}: a synapse's input must come from an Input or a "
+                                           "neuron population, through Delay/Flatten nodes only"))
+                continue
+            projections.append(Projection(s, c.origin, target, c.delay, c.delayed_edge, c.path))
+    outputs: dict[str, str] = {}
+    output_chains: dict[str, Chain] = {}
+    for o in graph.outputs():
+        cs = chains(graph, o, sched.delayed, shapes)
+        if len(cs) != 1 or not _is_source(nodes[cs[0].origin]):
+            subject = cs[0].origin if len(cs) == 1 else o
+            problems.append((subject, f"output {o!r}: must read one population or Input (through "
+                                      f"Delay/Flatten nodes only); it reads {[c.origin for c in cs]}"))
+            continue
+        outputs[o], output_chains[o] = cs[0].origin, cs[0]
+    return Populations(inputs, neurons, projections, outputs, output_chains, problems)
+
+
+# ------------------------------------------------------------------------------ shared helpers
+def fold_channel_affines(g: Graph) -> None:
+    """Fold every ``ChannelAffine`` into the synapse before it (in place): ``W' = W * scale``,
+    ``b' = b * scale + shift`` (a Linear becomes an Affine)."""
+    for name in [n for n, node in g.nodes.items() if node.folds_into_synapse]:
+        node = g.nodes[name]
+        if type(node) is not N.ChannelAffine:
+            raise GraphError(f"node {name!r} ({node.kind}): no rule folds {node.kind} into a synapse")
+        preds = g.predecessors(name)
+        syn = g.nodes[preds[0]] if len(preds) == 1 else None
+        if type(syn) not in _FOLDABLE or g.successors(preds[0]) != [name]:
+            raise GraphError(f"node {name!r} (ChannelAffine): only a scale directly after a synapse "
+                             "has an integer form (it is folded into that synapse)")
+        s, b = node.scale.astype(np.float64), node.shift.astype(np.float64)
+        w = syn.weight.astype(np.float64) * s[:, None]
+        bias = getattr(syn, "bias", np.zeros(len(s)))
+        new_bias = (np.asarray(bias, np.float64) * s + b).astype(np.float32)
+        src = preds[0]
+        if type(syn) is N.Linear:
+            g.nodes[src] = N.Affine(weight=w.astype(np.float32), bias=new_bias)
+        else:
+            syn.weight, syn.bias = w.astype(np.float32), new_bias
+        g.edges = [(src, d) if s_ == name else (s_, d) for s_, d in g.edges if d != name]
+        del g.nodes[name]
+
+
+def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
+                    one_value: Sequence[str] = ()) -> list[str]:
+    """What number format ``fmt`` cannot express of neuron node ``name`` (reset mode, reset
+    timing, refractory period, input decay), plus the fields in ``one_value`` that the target
+    holds in one register per population but that vary across the population. ``[]``: fine."""
+    kind = f"node {name!r} ({node.kind})"
+    out = []
+    reset = getattr(node, "reset", None)
+    if reset is not None and reset not in fmt.resets:
+        out.append(f"{kind}: field 'reset' {reset!r} is not available in format {fmt.name} "
+                   f"(supports {list(fmt.resets)})")
+    if getattr(node, "reset_timing", "immediate") != "immediate":
+        out.append(f"{kind}: field 'reset_timing' must be 'immediate' for format {fmt.name}")
+    refractory = int(getattr(node, "refractory", 0))
+    if refractory:
+        out.append(f"{kind}: field 'refractory' ({refractory} steps) has no integer form yet")
+    if getattr(node, "decay_input", False):
+        out.append(f"{kind}: field 'decay_input' has no integer form yet "
+                   "(fold 1 - beta into the weights)")
+    for f in one_value:
+        if hasattr(node, f) and np.unique(np.asarray(getattr(node, f))).size > 1:
+            out.append(f"{kind}: per-neuron {f}: the target has one {f} register per population")
+    return out
+
+
+def neuron_bias(g: Graph, n: str, dtype: Any = None) -> np.ndarray | None:
+    """The summed bias of the synapses feeding ``n`` (membrane units in a quantized graph), each
+    converted to ``dtype`` first when given; None when no synapse has a bias."""
+    bs = [np.asarray(g.nodes[s].bias, dtype) for s in g.predecessors(n)
+          if g.nodes[s].role == "synapse" and getattr(g.nodes[s], "bias", None) is not None]
+    return sum(bs[1:], bs[0]) if bs else None
+
+
+__all__ = ["Chain", "Populations", "Projection", "chains", "fold_channel_affines", "neuron_bias",
+           "neuron_problems", "partition", "synapse_target"]
