@@ -309,7 +309,7 @@ def compare(target: str, graph: Any, result: Result, ref: dict[str, np.ndarray],
                 raise ValueError(f"target {target}: node {name!r} has shape {got.shape}, the "
                                  f"reference {want.shape}")
             node = node_of(name)
-            spiking = bool(node is not None and getattr(node, "spiking", False))
+            spiking = bool(node is not None and node.spiking)
             T, B = want.shape[:2]
             same = got == want
             diff = (~same).reshape(T, -1).any(1)

@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors: one line, SystemExit(2)
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, OSError) as exc:

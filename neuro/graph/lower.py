@@ -11,7 +11,6 @@ not change the forward semantics.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,49 +23,12 @@ from . import nodes as N
 from .graph import Graph, GraphError
 
 
-def _lif_kw(desc: dict[str, Any], shape: tuple[int, ...] | None) -> dict[str, Any]:
-    return dict(shape=shape, beta=np.asarray(desc.get("beta", 1.0), np.float32),
-                threshold=np.asarray(desc["threshold"], np.float32),
-                decay_input=bool(desc.get("decay_input", False)), reset=desc["reset"],
-                reset_timing=desc["reset_timing"], refractory=int(desc["refractory"]))
-
-
-def _lif(desc: dict[str, Any], shape: tuple[int, ...] | None) -> N.Node:
-    return N.LIF(**_lif_kw(desc, shape))
-
-
-def _if(desc: dict[str, Any], shape: tuple[int, ...] | None) -> N.Node:
-    return N.IF(**_lif_kw(desc, shape))
-
-
-def _cuba(desc: dict[str, Any], shape: tuple[int, ...] | None) -> N.Node:
-    return N.CubaLIF(alpha=np.asarray(desc["alpha"], np.float32), **_lif_kw(desc, shape))
-
-
-def _li(desc: dict[str, Any], shape: tuple[int, ...] | None) -> N.Node:
-    return N.LI(shape=shape, beta=np.asarray(desc["beta"], np.float32),
-                decay_input=bool(desc["decay_input"]))
-
-
-def _egru(desc: dict[str, Any], shape: tuple[int, ...] | None) -> N.Node:
-    return N.EGRU(kernel=desc["kernel"], recurrent_kernel=desc["recurrent_kernel"],
-                  bias=desc["bias"], recurrent_bias=desc["recurrent_bias"],
-                  threshold=desc["threshold"])
-
-
-#: neuron node class -> its node from a neuron's ``describe()`` (the class is looked up by the
-#: description's ``kind`` in ``nodes.NODE_TYPES``)
-NEURON_FROM_DESCRIPTION: dict[type[N.Node], Callable[[dict[str, Any], tuple[int, ...] | None], N.Node]] = {
-    N.LIF: _lif, N.IF: _if, N.CubaLIF: _cuba, N.LI: _li, N.EGRU: _egru}
-
-
 def neuron_node(desc: dict[str, Any]) -> N.Node:
-    """Graph node for a neuron's ``describe()`` output."""
+    """Graph node for a neuron's ``describe()`` output (the node class of its ``kind``)."""
     cls = N.NODE_TYPES.get(desc["kind"])
-    build = NEURON_FROM_DESCRIPTION.get(cls) if cls is not None and cls.role == "neuron" else None
-    if build is None:
+    if cls is None or cls.role != "neuron":
         raise GraphError(f"no graph node for neuron kind {desc['kind']!r}")
-    return build(desc, tuple(desc["shape"]) if desc.get("shape") else None)
+    return cls.from_description(desc, tuple(desc["shape"]) if desc.get("shape") else None)
 
 
 class _Builder:

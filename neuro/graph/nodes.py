@@ -65,6 +65,26 @@ def _num(x: Any) -> np.ndarray:
     return a if np.issubdtype(a.dtype, np.integer) else a.astype(np.float32)
 
 
+def _t(x: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(np.array(x, dtype=np.float32))
+
+
+def _lif_fields(desc: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
+    """The LIF-family node fields of a neuron description."""
+    return dict(shape=shape, beta=np.asarray(desc.get("beta", 1.0), np.float32),
+                threshold=np.asarray(desc["threshold"], np.float32),
+                decay_input=bool(desc.get("decay_input", False)), reset=desc["reset"],
+                reset_timing=desc["reset_timing"], refractory=int(desc["refractory"]))
+
+
+def _lif_module_kw(node: Any) -> dict[str, Any]:
+    """The LIF-family neuron module arguments of a node."""
+    return dict(beta=_t(node.beta), threshold=_t(node.threshold), decay_input=node.decay_input,
+                reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory))
+
+
 class NodeError(ValueError):
     """A node's field is invalid; the message names the node and the field."""
 
@@ -131,6 +151,17 @@ class Node(abc.ABC):
     def output_shape(self, name: str, in_shape: Shape | None) -> Shape:
         """Check the fields, infer the output shape from the (summed) input shape; errors name
         the node ``name`` and the field."""
+
+    # -- neurons: both directions between the node and the neuro neuron it describes ----------
+    @classmethod
+    def from_description(cls, desc: dict[str, Any], shape: Shape | None) -> Node:
+        """The node for a neuron's ``describe()`` (neuron nodes only; lowering calls it)."""
+        raise NodeError(f"{cls.kind} is not a neuron node: no node from a neuron description")
+
+    def neuron(self) -> Any:
+        """The ``neuro.neurons`` module with this node's parameters: the node's float
+        semantics (neuron nodes only; the float reference executor runs it)."""
+        raise NodeError(f"{self.kind} is not a neuron node: it has no neuron module")
 
     @classmethod
     @abc.abstractmethod
@@ -489,6 +520,15 @@ class LIF(Node):
         return _same_shape(name, self, in_shape, self._param_shape())
 
     @classmethod
+    def from_description(cls, desc, shape):
+        return cls(**_lif_fields(desc, shape))
+
+    def neuron(self):
+        from ..neurons import LIF as LIFModule
+
+        return LIFModule(self._param_shape(), **_lif_module_kw(self))
+
+    @classmethod
     def example(cls):
         return cls(shape=(3,), beta=_f32([0.5, 0.9, 0.99]), threshold=_f32(1.0), reset="zero")
 
@@ -509,6 +549,17 @@ class CubaLIF(LIF):
         _need(name, self.kind, "alpha", bool(((self.alpha >= 0) & (self.alpha <= 1)).all()), "must lie in [0, 1]")
 
     @classmethod
+    def from_description(cls, desc, shape):
+        return cls(alpha=np.asarray(desc["alpha"], np.float32), **_lif_fields(desc, shape))
+
+    def neuron(self):
+        from ..neurons import CubaLIF as CubaLIFModule
+
+        a = _t(self.alpha)
+        return CubaLIFModule(self._param_shape() or (tuple(a.shape) or None), alpha=a,
+                             **_lif_module_kw(self))
+
+    @classmethod
     def example(cls):
         return cls(shape=(3,), alpha=_f32([0.5, 0.6, 0.7]), beta=_f32(0.9))
 
@@ -522,6 +573,14 @@ class IF(LIF):
     def _check_params(self, name):
         super()._check_params(name)
         _need(name, self.kind, "beta", bool((self.beta == 1).all()), "must be 1 (no leak)")
+
+    def neuron(self):
+        from ..neurons import IF as IFModule
+
+        kw = _lif_module_kw(self)
+        kw.pop("beta")
+        kw.pop("decay_input")
+        return IFModule(self._param_shape(), **kw)
 
     @classmethod
     def example(cls):
@@ -549,6 +608,17 @@ class LI(Node):
     def output_shape(self, name, in_shape):
         _need(name, self.kind, "beta", bool(((self.beta >= 0) & (self.beta <= 1)).all()), "must lie in [0, 1]")
         return _same_shape(name, self, in_shape, self.shape or (self.beta.shape or None))
+
+    @classmethod
+    def from_description(cls, desc, shape):
+        return cls(shape=shape, beta=np.asarray(desc["beta"], np.float32),
+                   decay_input=bool(desc["decay_input"]))
+
+    def neuron(self):
+        from ..neurons import LI as LIModule
+
+        return LIModule(self.shape or (self.beta.shape or None), beta=_t(self.beta),
+                        decay_input=self.decay_input)
 
     @classmethod
     def example(cls):
@@ -585,6 +655,23 @@ class EGRU(Node):
         _need(name, self.kind, "threshold", self.threshold.shape == (h,), f"must be [{h}]")
         _same_shape(name, self, in_shape, (self.kernel.shape[0],))
         return (h,)
+
+    @classmethod
+    def from_description(cls, desc, shape):
+        return cls(kernel=desc["kernel"], recurrent_kernel=desc["recurrent_kernel"],
+                   bias=desc["bias"], recurrent_bias=desc["recurrent_bias"],
+                   threshold=desc["threshold"])
+
+    def neuron(self):
+        import torch
+
+        from ..neurons import EGRU as EGRUModule
+
+        cell = EGRUModule(self.kernel.shape[0], self.recurrent_kernel.shape[0])
+        with torch.no_grad():
+            for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
+                getattr(cell, f).copy_(_t(getattr(self, f)))
+        return cell
 
     @classmethod
     def example(cls):

@@ -10,7 +10,6 @@ same kernels as ``neuro.layers``, so a lowered model gives exactly the spikes of
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,66 +23,23 @@ from . import nodes as N
 from .graph import Graph, GraphError
 
 
-def _t(a: Any) -> Tensor:
-    return torch.from_numpy(np.array(a, dtype=np.float32))
-
-
-def _lif_kw(node: N.LIF) -> dict[str, Any]:
-    return dict(beta=_t(node.beta), threshold=_t(node.threshold), decay_input=node.decay_input,
-                reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory))
-
-
-def _li(node: N.LI) -> nn_.Neuron:
-    shape = node.shape or (node.beta.shape or None)
-    return nn_.LI(shape, beta=_t(node.beta), decay_input=node.decay_input)
-
-
-def _egru(node: N.EGRU) -> nn_.Neuron:
-    h = node.recurrent_kernel.shape[0]
-    cell = nn_.EGRU(node.kernel.shape[0], h)
-    with torch.no_grad():
-        for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
-            getattr(cell, f).copy_(_t(getattr(node, f)))
-    return cell
-
-
-def _lif(node: N.LIF) -> nn_.Neuron:
-    return nn_.LIF(node._param_shape(), **_lif_kw(node))
-
-
-def _cuba(node: N.CubaLIF) -> nn_.Neuron:
-    a = _t(node.alpha)
-    shape = node._param_shape() or (tuple(a.shape) or None)
-    return nn_.CubaLIF(shape, alpha=a, **_lif_kw(node))
-
-
-def _if(node: N.IF) -> nn_.Neuron:
-    kw = _lif_kw(node)
-    kw.pop("beta")
-    kw.pop("decay_input")
-    return nn_.IF(node._param_shape(), **kw)
-
-
-#: neuron node kind (exact class) -> the neuro neuron with its float semantics
-NEURON_BUILDERS: dict[type[N.Node], Callable[[Any], nn_.Neuron]] = {
-    N.LIF: _lif, N.CubaLIF: _cuba, N.IF: _if, N.LI: _li, N.EGRU: _egru}
+def has_neuron_module(node: N.Node) -> bool:
+    """Whether the node's float semantics is a neuro neuron module (``node.neuron()``)."""
+    return type(node).neuron is not N.Node.neuron
 
 
 def build_neuron(node: N.Node) -> nn_.Neuron:
     """A neuro neuron with the node's parameters (the float semantics of the node)."""
-    build = NEURON_BUILDERS.get(type(node))
-    if build is None:
-        raise GraphError(f"{node.kind} is not a neuron node with float semantics "
-                         f"(known: {sorted(c.kind for c in NEURON_BUILDERS)})")
-    return build(node)
-
+    if not has_neuron_module(node):
+        raise GraphError(f"{node.kind} is not a neuron node with float semantics")
+    return node.neuron()
 
 class _Runner:
     """Evaluates one node, over a whole sequence or one step at a time."""
 
     def __init__(self, name: str, node: N.Node) -> None:
         self.name, self.node = name, node
-        self.neuron = build_neuron(node) if type(node) in NEURON_BUILDERS else None
+        self.neuron = build_neuron(node) if has_neuron_module(node) else None
         self.params = {k: torch.from_numpy(np.array(v)) for k, v in node.to_dict().items()
                        if isinstance(v, np.ndarray)}
 
