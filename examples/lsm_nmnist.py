@@ -43,9 +43,14 @@ from neuro.checkpoint import atomic_write
 from neuro.datasets import SpikeDataset
 from neuro.graph import from_module, simulate
 from neuro.graph.quantize import quantize
-from neuro.models.lsm.training import raw_features, reservoir_features, train_lsm
 from neuro.models.lsm import LSM, LSMConfig
-from neuro.models.lsm.readout import ProjectionHead, select_alpha, train_cross_modal, zero_shot_accuracy
+from neuro.models.lsm.readout import (
+    ProjectionHead,
+    select_alpha,
+    train_cross_modal,
+    zero_shot_accuracy,
+)
+from neuro.models.lsm.training import raw_features, reservoir_features, train_lsm
 
 DEVICE_LEVELS = {
     "variability 0.1": {"variability": 0.1},

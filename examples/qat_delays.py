@@ -49,8 +49,8 @@ from neuro.graph import from_module
 from neuro.hardware import get_backend
 from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph, reference
 from neuro.models import DelaySNN, DelaySNNConfig
-from neuro.training.qat import freeze_integer_delays, prepare_qat
 from neuro.models.delay_snn import evaluate_delay_snn, train_delay_snn
+from neuro.training.qat import freeze_integer_delays, prepare_qat
 
 COLUMNS = ("float", "ptq", "float_finetuned", "ptq_finetuned", "qat_from_float", "qat")
 

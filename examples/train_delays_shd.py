@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from neuro.training import distributed
 from neuro.checkpoint import save_checkpoint
 from neuro.datasets import load_shd
 from neuro.models import DelaySNN, DelaySNNConfig
 from neuro.models.delay_snn import train_delay_snn
+from neuro.training import distributed
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from neuro.training import distributed
     from neuro.datasets import delay_pattern_task
     from neuro.models import DelaySNN, DelaySNNConfig
     from neuro.models.delay_snn import train_delay_snn
+    from neuro.training import distributed
 
     assert distributed.init_from_env() and distributed.world_size() == world
     train, test = delay_pattern_task(256, 64, seed=3)

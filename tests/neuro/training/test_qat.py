@@ -16,9 +16,9 @@ from neuro.graph.intsim import simulate_int
 from neuro.graph.quantize import quantize
 from neuro.layers import Linear, Recurrent, Sequential
 from neuro.models import DelaySNN, DelaySNNConfig
+from neuro.models.delay_snn import train_delay_snn
 from neuro.neurons import LI, LIF, CubaLIF
 from neuro.training.qat import QATNeuron, prepare_qat
-from neuro.models.delay_snn import train_delay_snn
 
 
 def _model(seed=0, hidden=16, layers=2):

@@ -8,8 +8,7 @@ from neuro.datasets import delay_pattern_task
 from neuro.graph import from_module, simulate
 from neuro.graph.quantize import quantize
 from neuro.models import DelaySNN, DelaySNNConfig
-from neuro.models.delay_snn import summed_softmax_loss
-from neuro.models.delay_snn import train_delay_snn
+from neuro.models.delay_snn import summed_softmax_loss, train_delay_snn
 
 
 def test_shd_configuration_matches_reference_size_and_shapes():

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from neuro.checkpoint import load_checkpoint, save_checkpoint
-from neuro.models.lsm.device_model import DeviceModel
 from neuro.graph import from_module, simulate
 from neuro.graph import nodes as N
 from neuro.graph.formats import FORMATS
@@ -26,6 +25,7 @@ from neuro.models.lsm import (
     scale_to_spectral_radius,
     spectral_radius,
 )
+from neuro.models.lsm.device_model import DeviceModel
 from neuro.models.lsm.readout import fit_ridge, spike_features
 
 

@@ -10,9 +10,8 @@ from neuro.datasets import SpikeDataset, spike_pattern_task
 from neuro.datasets.ntidigits import CLASSES, write_ntidigits
 from neuro.graph import from_module, simulate
 from neuro.models.base import TrainRequest
-from neuro.models.lsm import FAMILY
+from neuro.models.lsm import FAMILY, LSM, LSMClassifier, LSMConfig
 from neuro.models.lsm.training import train_lsm
-from neuro.models.lsm import LSM, LSMClassifier, LSMConfig
 
 
 @pytest.fixture(autouse=True)
