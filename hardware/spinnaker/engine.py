@@ -52,15 +52,21 @@ _EXT_NAME = "neuro_spinnaker"
 
 def cpp_available() -> bool:
     """Whether the C++ engine is built and loaded (builds it on the first call)."""
-    from neuro.kernels import _ext
+    from neuro.kernels.extension import load_extension
 
-    return _ext.load_extension(_EXT_NAME, _SOURCE, "run")
+    return load_extension(_EXT_NAME, _SOURCE, "run")
 
 
 def cpp_error() -> str | None:
-    from neuro.kernels import _ext
+    """Why the C++ engine is not available (None when it is, or was never tried)."""
+    from neuro.kernels.extension import extension_error
 
-    return _ext.error(_EXT_NAME)
+    return extension_error(_EXT_NAME)
+
+
+#: ``python -m neuro.kernels.build`` protocol: build now, and why not
+build = cpp_available
+build_error = cpp_error
 
 
 @dataclass

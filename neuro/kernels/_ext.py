@@ -1,102 +1,34 @@
-"""Build-on-first-use loader for the C++ kernels (``csrc/neuro_ops.cpp`` and any other
-extension registered through :func:`load_extension`, such as the SpiNNaker simulator's).
-
-The extension is compiled with ``torch.utils.cpp_extension`` (needs a C++ compiler and ninja, which
-is a dependency of neuro) into a cache directory keyed by the source hash, the torch version and the
-CPU, so a second process loads it in milliseconds. When it cannot be built, neuro warns once and
-uses the device-generic torch implementation of the same forward/backward, which gives the same
-results (``neuro.kernels.backend()`` says which one is active).
-
-Environment:
-    NEURO_EXT_DIR       cache directory (default ``~/.cache/neuro/ext``)
-    NEURO_DISABLE_EXT   set to 1 to never build or load the extension
+"""The core C++ kernels (``csrc/neuro_ops.cpp``: fused LIF, event-driven linear, integer neuron),
+built on first use through :mod:`neuro.kernels.extension`. When they cannot be built, neuro warns
+once and uses the device-generic torch implementation of the same forward/backward, which gives
+the same results (``neuro.kernels.backend()`` says which one is active).
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import platform
-import sys
-import warnings
 from pathlib import Path
 
-import torch
+from .extension import extension_error, load_extension
 
 _SOURCE = Path(__file__).with_name("csrc") / "neuro_ops.cpp"
-_states: dict[str, dict[str, object]] = {}
-
-
-def _cache_dir(name: str, source: Path) -> Path:
-    root = os.environ.get("NEURO_EXT_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "neuro", "ext"
-    )
-    key = hashlib.sha256()
-    key.update(source.read_bytes())
-    key.update(torch.__version__.encode())
-    key.update(platform.machine().encode())
-    try:  # -march=native: a different CPU must not reuse the binary
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            key.update(next((ln for ln in f if ln.startswith("flags")), "").encode())
-    except OSError:
-        pass
-    path = Path(root) / f"{name}_{key.hexdigest()[:16]}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _put_ninja_on_path() -> None:
-    try:
-        import ninja  # the PyPI package ships the binary
-
-        bin_dir = getattr(ninja, "BIN_DIR", None)
-    except ImportError:
-        bin_dir = None
-    dirs = [d for d in (bin_dir, os.path.dirname(sys.executable)) if d]
-    os.environ["PATH"] = os.pathsep.join(dirs + [os.environ.get("PATH", "")])
-
-
-def load_extension(name: str, source: Path, probe: str) -> bool:
-    """Build (if needed) and load the C++ file ``source`` registering ``TORCH_LIBRARY(name, m)``;
-    return whether ``torch.ops.<name>.<probe>`` exists. Tried once per process."""
-    state = _states.setdefault(name, {"tried": False, "ok": False, "error": None})
-    if state["tried"]:
-        return bool(state["ok"])
-    state["tried"] = True
-    if os.environ.get("NEURO_DISABLE_EXT") == "1":
-        state["error"] = "disabled by NEURO_DISABLE_EXT=1"
-        return False
-    try:
-        from torch.utils import cpp_extension
-
-        _put_ninja_on_path()
-        flags = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
-        if platform.machine() in ("x86_64", "AMD64"):
-            flags.append("-march=native")
-        cpp_extension.load(
-            name=name,
-            sources=[str(source)],
-            extra_cflags=flags,
-            build_directory=str(_cache_dir(name, source)),
-            is_python_module=False,
-            verbose=False,
-        )
-        state["ok"] = hasattr(torch.ops, name) and hasattr(getattr(torch.ops, name), probe)
-    except Exception as exc:  # no compiler, no ninja, read-only cache, ...
-        state["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        warnings.warn(
-            f"neuro: the C++ kernels {name!r} could not be built "
-            f"({state['error']}); using the slower implementation",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return bool(state["ok"])
+EXTENSION = "neuro_ops"
 
 
 def load() -> bool:
     """Build (if needed) and load the core kernels; return whether ``torch.ops.neuro_ops`` exists."""
-    return load_extension("neuro_ops", _SOURCE, "lif_forward")
+    return load_extension(EXTENSION, _SOURCE, "lif_forward")
 
 
-def error(name: str = "neuro_ops") -> str | None:
+def error(name: str = EXTENSION) -> str | None:
     """Why an extension is not available (None when it is, or was never tried)."""
-    return _states.get(name, {}).get("error")  # type: ignore[return-value]
+    return extension_error(name)
+
+
+#: ``python -m neuro.kernels.build`` protocol: build now, and why not
+build = load
+
+
+def build_error() -> str | None:
+    return extension_error(EXTENSION)
+
+
+__all__ = ["build", "build_error", "error", "load", "load_extension"]

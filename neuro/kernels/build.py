@@ -1,26 +1,38 @@
-"""``python -m neuro.kernels.build``: build the C++ kernels now (the set-up runs this once).
+"""``python -m neuro.kernels.build``: build every C++ extension now (the set-up runs this once).
 
-Builds the core kernels (``neuro_ops``), the DCLS training kernels (``neuro_dcls``) and the
-SpiNNaker simulator's engine, so that no first training step or first run pays the compile time.
+Each extension belongs to the part that uses it and is built through the shared loader
+(:mod:`neuro.kernels.extension`); this command only walks the list below, importing each module
+by name and calling its ``build()`` (and ``build_error()`` when that fails), so that no first
+training step or first run pays the compile time. ``neuro.kernels`` itself imports no hardware
+backend.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 
-from . import _ext, dcls
+#: extension label -> the module that owns it (exposes ``build() -> bool``, ``build_error()``)
+EXTENSIONS: dict[str, str] = {
+    "neuro_ops": "neuro.kernels._ext",                 # fused LIF, event linear, integer neuron
+    "neuro_dcls": "neuro.kernels.dcls",                # DCLS training kernels
+    "spinnaker": "neuro.hardware.spinnaker.engine",    # the SpiNNaker simulator's engine
+}
 
 
 def main() -> int:
-    from neuro.hardware.spinnaker import engine
-
-    built = {"neuro_ops": _ext.load(), "neuro_dcls": dcls.load(),
-             "spinnaker": engine.cpp_available()}
+    built: dict[str, bool] = {}
+    errors: dict[str, str | None] = {}
+    for label, module in EXTENSIONS.items():
+        mod = importlib.import_module(module)
+        built[label] = bool(mod.build())
+        if not built[label]:
+            errors[label] = mod.build_error()
     if all(built.values()):
         print("neuro: C++ kernels ready (" + ", ".join(built) + ")")
         return 0
-    missing = ", ".join(k for k, ok in built.items() if not ok)
-    print(f"neuro: C++ kernels unavailable: {missing} ({_ext.error() or _ext.error('neuro_dcls')}); "
-          "the torch/numpy implementations will be used", file=sys.stderr)
+    missing = ", ".join(f"{k} ({why})" for k, why in errors.items())
+    print(f"neuro: C++ kernels unavailable: {missing}; the torch/numpy implementations will be used",
+          file=sys.stderr)
     return 0
 
 

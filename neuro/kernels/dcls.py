@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _ext
 from .dcls_spectral import SPECTRAL_MIN_TAPS, dcls_spectral, spectral_input_grad, spectral_length
+from .extension import extension_error, load_extension
 
 _SOURCE = Path(__file__).with_name("csrc") / "dcls_ops.cpp"
 
@@ -58,7 +58,15 @@ EVENT_COST = 3.0
 
 def load() -> bool:
     """Build (if needed) and load ``csrc/dcls_ops.cpp``; whether ``torch.ops.neuro_dcls`` exists."""
-    return _ext.load_extension("neuro_dcls", _SOURCE, "dcls_forward")
+    return load_extension("neuro_dcls", _SOURCE, "dcls_forward")
+
+
+#: ``python -m neuro.kernels.build`` protocol: build now, and why not
+build = load
+
+
+def build_error() -> str | None:
+    return extension_error("neuro_dcls")
 
 
 def available() -> bool:
@@ -198,7 +206,7 @@ def dcls_conv(x: Tensor, kernel: Tensor, bias: Tensor | None = None, right_paddi
     cpu32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
     if path == "event":
         if not (cpu32 and available()):
-            why = ("the C++ kernels are unavailable: " + str(_ext.error("neuro_dcls")) if cpu32
+            why = ("the C++ kernels are unavailable: " + str(extension_error("neuro_dcls")) if cpu32
                    else "x, kernel and bias must be CPU float32")
             raise ValueError(f"dcls_conv: the event-driven path cannot run ({why})")
         events = torch.ops.neuro_dcls.dcls_events(x.detach().contiguous(), 1.0)
