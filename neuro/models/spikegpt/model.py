@@ -61,6 +61,13 @@ from .config import SpikeGPTConfig
 from .wkv import WKVState, init_state as wkv_init_state, wkv
 
 
+def spikegpt_lif(tau: float = 2.0, threshold: float = 1.0) -> LIF:
+    """SpikeGPT's LIF unit: neuro's :class:`~neuro.neurons.LIF` with ``decay_input=True``,
+    ``beta = 1 - 1/tau`` (tau in tokens), hard reset to 0, reset not detached, ATan (alpha 2)."""
+    return LIF(beta=1.0 - 1.0 / tau, threshold=threshold, decay_input=True, reset="zero",
+               detach_reset=False, surrogate=ATan(2.0))
+
+
 class BlockState(NamedTuple):
     """One block's state between chunks; every field ``[B, C]``."""
 
@@ -150,9 +157,8 @@ class Block(nn.Module):
         self.lif1: LIF | None = None
         self.lif2: LIF | None = None
         if config.spiking:
-            kw: dict[str, Any] = dict(beta=1.0 - 1.0 / config.tau, threshold=config.threshold,
-                                      decay_input=True, reset="zero", surrogate=ATan(2.0))
-            self.lif1, self.lif2 = LIF(**kw), LIF(**kw)
+            self.lif1 = spikegpt_lif(config.tau, config.threshold)
+            self.lif2 = spikegpt_lif(config.tau, config.threshold)
         self.drop = nn.Dropout(config.dropout)
 
     @staticmethod
@@ -428,4 +434,4 @@ def rwkv_init(model: SpikeGPT) -> None:
 
 
 __all__ = ["Block", "BlockState", "ChannelMix", "SpikeGPT", "SpikeGPTState", "TimeMix",
-           "l2wrap", "rwkv_init", "sample"]
+           "l2wrap", "rwkv_init", "sample", "spikegpt_lif"]
