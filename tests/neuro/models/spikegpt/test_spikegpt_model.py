@@ -13,6 +13,14 @@ from neuro.models.spikegpt.reference import load_reference
 FIX = Path(__file__).resolve().parents[3] / "fixtures" / "spikegpt"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Token-by-token runs are thousands of tiny ops: one thread avoids OpenMP wake-up costs
+    (10x faster on the shared 2-core machine). Runs after the root conftest's set_num_threads."""
+    torch.set_num_threads(1)
+    yield
+
+
 def _spiking_model(seed=0) -> SpikeGPT:
     """The golden weights (V=77, 2 x 32), whose LIF units fire 20-36 % of the time."""
     return load_reference(FIX / "weights.safetensors").eval()
@@ -46,10 +54,10 @@ def _stream(model, idx):
     return torch.stack(logits), torch.stack(spikes), state
 
 
-@pytest.mark.parametrize("make", [_spiking_model, _random_model])
-def test_streaming_equals_parallel_over_512_tokens(make):
+@pytest.mark.parametrize("make, T", [(_spiking_model, 512), (_random_model, 512)])
+def test_streaming_equals_parallel_over_512_tokens(make, T):
     model = make()
-    T, B = 520, 2
+    B = 2
     idx = torch.randint(0, model.config.vocab_size, (T, B), generator=torch.Generator().manual_seed(3))
     probe = {}
     with torch.no_grad():
@@ -164,9 +172,9 @@ def test_rwkv_init_and_presets():
     b0, b2 = model.blocks[0], model.blocks[2]
     td = b0.att.time_decay.detach()
     assert float(td[0]) == -5.0 and abs(float(td[-1]) - 3.0) < 1e-6
-    assert float(b0.att.output.weight.abs().sum()) == 0.0
-    assert float(b0.ffn.value.weight.abs().sum()) == 0.0
-    assert float(model.emb.weight.abs().max()) < 1e-2
+    assert float(b0.att.output.weight.detach().abs().sum()) == 0.0
+    assert float(b0.ffn.value.weight.detach().abs().sum()) == 0.0
+    assert float(model.emb.weight.detach().abs().max()) < 1e-2
     assert float(b2.att.time_mix_v.min()) > float(b0.att.time_mix_v.min())
     for name, n in (("tiny", 0.92e6), ("46M", 41.2e6), ("216M", 215.4e6)):
         cfg = SpikeGPTConfig.preset(name)
