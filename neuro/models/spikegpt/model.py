@@ -58,7 +58,8 @@ from neuro.neurons.lif import LIFState
 from neuro.surrogate import ATan
 
 from .config import SpikeGPTConfig
-from .wkv import WKVState, init_state as wkv_init_state, wkv
+from .wkv import WKVState, wkv
+from .wkv import init_state as wkv_init_state
 
 
 def spikegpt_lif(tau: float = 2.0, threshold: float = 1.0) -> LIF:

@@ -14,7 +14,6 @@ from neuro.models.spikegpt.model import SpikeGPT
 from neuro.models.spikegpt.training import evaluate_bpc, fit, lr_at, resolve_config
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)  # tiny matrices: threads only add wake-up latency
