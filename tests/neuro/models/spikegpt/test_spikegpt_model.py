@@ -1,0 +1,216 @@
+"""SpikeGPT model: two modes with one set of weights, generation, config, input checks."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from neuro.models.spikegpt import FAMILY
+from neuro.models.spikegpt.config import SpikeGPTConfig
+from neuro.models.spikegpt.model import SpikeGPT
+from neuro.models.spikegpt.reference import load_reference
+
+FIX = Path(__file__).resolve().parents[3] / "fixtures" / "spikegpt"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Token-by-token runs are thousands of tiny ops: one thread avoids OpenMP wake-up costs
+    (10x faster on the shared 2-core machine). Runs after the root conftest's set_num_threads."""
+    torch.set_num_threads(1)
+    yield
+
+
+def _spiking_model(seed=0) -> SpikeGPT:
+    """The golden weights (V=77, 2 x 32), whose LIF units fire 20-36 % of the time."""
+    return load_reference(FIX / "weights.safetensors").eval()
+
+
+def _random_model(seed=1, **kw) -> SpikeGPT:
+    """A 3-block model with random (non-RWKV-init) weights scaled so the LIFs fire."""
+    torch.manual_seed(seed)
+    cfg = SpikeGPTConfig(vocab_size=50, n_layer=3, n_embd=24, ctx_len=64, **kw)
+    model = SpikeGPT(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".weight") and p.dim() == 2:
+                p.normal_(0, 1 / p.shape[1] ** 0.5)
+        for block in model.blocks:
+            block.att.key.weight.mul_(3)
+            block.att.output.weight.mul_(20)
+            block.ffn.value.weight.mul_(40)
+        model.emb.weight.normal_()
+    return model
+
+
+def _stream(model, idx):
+    state, logits, spikes = None, [], []
+    for t in range(idx.shape[0]):
+        probe = {}
+        with torch.no_grad():
+            out, state = model(idx[t : t + 1], state, probe=probe)
+        logits.append(out[0])
+        spikes.append(torch.cat([v for k, v in probe.items() if k.endswith("_spikes")], -1)[0])
+    return torch.stack(logits), torch.stack(spikes), state
+
+
+@pytest.mark.parametrize("make, T", [(_spiking_model, 512), (_random_model, 512)])
+def test_streaming_equals_parallel_over_512_tokens(make, T):
+    model = make()
+    B = 2
+    idx = torch.randint(0, model.config.vocab_size, (T, B), generator=torch.Generator().manual_seed(3))
+    probe = {}
+    with torch.no_grad():
+        par, pstate = model(idx, probe=probe)
+    pspikes = torch.cat([v for k, v in probe.items() if k.endswith("_spikes")], -1)
+    slog, sspikes, sstate = _stream(model, idx)
+    rate = float(pspikes[..., model.config.n_embd:].mean())  # LIF spikes (not the embedding)
+    assert 0.05 < rate < 0.6, rate  # the comparison means something
+    assert torch.equal(sspikes, pspikes)
+    assert float((slog - par).abs().max()) < 1e-4
+    for a, b in zip(pstate.blocks, sstate.blocks):
+        torch.testing.assert_close(a.att_v, b.att_v, rtol=0, atol=1e-5)
+        torch.testing.assert_close(a.wkv.a, b.wkv.a, rtol=1e-4, atol=1e-5)
+
+
+def test_step_api_equals_forward():
+    model = _spiking_model()
+    idx = torch.randint(0, 77, (12, 3))
+    with torch.no_grad():
+        par, _ = model(idx)
+        state, outs = None, []
+        for t in range(12):
+            out, state = model.step(idx[t], state)
+            outs.append(out)
+    assert float((torch.stack(outs) - par).abs().max()) < 1e-4
+
+
+def test_state_carries_membranes_and_shift():
+    """A chunk continued from a state differs from the same chunk started fresh."""
+    model = _spiking_model()
+    idx = torch.randint(0, 77, (32, 2))
+    with torch.no_grad():
+        _, state = model(idx[:16])
+        cont, _ = model(idx[16:], state)
+        fresh, _ = model(idx[16:])
+        whole, _ = model(idx)
+    assert float((cont - whole[16:]).abs().max()) < 1e-5
+    assert float((fresh - whole[16:]).abs().max()) > 1e-2
+
+
+def test_batch_rows_are_independent():
+    model = _spiking_model()
+    idx = torch.randint(0, 77, (40, 4))
+    perm = torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx[:, perm])
+    torch.testing.assert_close(a[:, perm], b)
+
+
+def test_generate_is_deterministic_for_a_seed():
+    model = _random_model()
+    a = model.generate([1, 2, 3], 40, temperature=1.0, top_p=0.9, seed=5)
+    b = model.generate([1, 2, 3], 40, temperature=1.0, top_p=0.9, seed=5)
+    c = model.generate([1, 2, 3], 40, temperature=1.0, top_p=0.9, seed=6)
+    assert a == b and a != c
+    assert len(a) == 40 and all(0 <= t < 50 for t in a)
+    greedy = model.generate([1, 2, 3], 10, temperature=0.0)
+    # greedy generation equals the argmax of a parallel pass over prompt + generated tokens
+    seq = torch.tensor([1, 2, 3] + greedy)[:, None]
+    with torch.no_grad():
+        logits, _ = model(seq)
+    assert logits[2:-1, 0].argmax(-1).tolist() == greedy
+
+
+def test_top_p_restricts_to_the_nucleus():
+    from neuro.models.spikegpt.model import sample
+
+    logits = torch.tensor([5.0, 4.0, 0.0, -1.0])
+    g = torch.Generator().manual_seed(0)
+    drawn = {sample(logits, 1.0, 0.5, g) for _ in range(50)}
+    assert drawn == {0}  # token 0 alone has p > 0.5
+    drawn = {sample(logits, 1.0, 0.99, g) for _ in range(300)}
+    assert drawn == {0, 1}
+
+
+def test_non_spiking_baseline_has_no_lif():
+    model = _random_model(spiking=False)
+    assert model.blocks[0].lif1 is None
+    probe = {}
+    with torch.no_grad():
+        model(torch.randint(0, 50, (8, 1)), probe=probe)
+    assert not torch.equal(probe["L0.att_spikes"], probe["L0.att_spikes"].round())
+
+
+def test_binary_embedding_switch():
+    on = _random_model()
+    off = _random_model(binary_embedding=False)
+    off.load_state_dict(on.state_dict())
+    idx = torch.randint(0, 50, (6, 2))
+    p_on, p_off = {}, {}
+    with torch.no_grad():
+        on(idx, probe=p_on)
+        off(idx, probe=p_off)
+    assert set(p_on["emb_spikes"].unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(p_off["emb_spikes"], on.emb.weight[idx])
+
+
+def test_embedding_gradient_uses_atan_surrogate():
+    model = _random_model()
+    idx = torch.tensor([[7]])
+    model.emb.weight.grad = None
+    probe = {}
+    model(idx, probe=probe)
+    probe["emb_spikes"].sum().backward()
+    e = model.emb.weight[7].detach()
+    torch.testing.assert_close(model.emb.weight.grad[7], 1 / (1 + (torch.pi * e) ** 2))
+
+
+def test_rwkv_init_and_presets():
+    model = SpikeGPT(SpikeGPTConfig(vocab_size=40, n_layer=3, n_embd=16))
+    b0, b2 = model.blocks[0], model.blocks[2]
+    td = b0.att.time_decay.detach()
+    assert float(td[0]) == -5.0 and abs(float(td[-1]) - 3.0) < 1e-6
+    assert float(b0.att.output.weight.detach().abs().sum()) == 0.0
+    assert float(b0.ffn.value.weight.detach().abs().sum()) == 0.0
+    assert float(model.emb.weight.detach().abs().max()) < 1e-2
+    assert float(b2.att.time_mix_v.min()) > float(b0.att.time_mix_v.min())
+    for name, n in (("tiny", 0.92e6), ("46M", 41.2e6), ("216M", 215.4e6)):
+        cfg = SpikeGPTConfig.preset(name)
+        assert abs(cfg.n_params() - n) / n < 0.01, name
+    cfg = SpikeGPTConfig.preset("tiny")
+    model = SpikeGPT(cfg)
+    assert sum(p.numel() for p in model.parameters()) == cfg.n_params()
+
+
+def test_config_json_round_trip_and_from_config():
+    cfg = SpikeGPTConfig(vocab_size=30, n_layer=1, n_embd=8, vocab={"kind": "byte"})
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert SpikeGPTConfig.from_dict(d) == cfg
+    model = SpikeGPT.from_config(d)
+    assert isinstance(model, SpikeGPT) and model.config == cfg
+    assert SpikeGPT in FAMILY.models and FAMILY.name == "spikegpt"
+    with pytest.raises(ValueError, match="n_layers"):
+        SpikeGPTConfig.from_dict({"n_layers": 2})
+    with pytest.raises(ValueError, match="n_embd"):
+        SpikeGPTConfig(n_embd=0)
+    with pytest.raises(ValueError, match="preset"):
+        SpikeGPTConfig.preset("huge")
+
+
+def test_bad_inputs_raise():
+    model = _random_model()
+    with pytest.raises(ValueError, match="token ids"):
+        model(torch.tensor([[50]]))
+    with pytest.raises(ValueError, match=r"\[T, B\]"):
+        model(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="int64"):
+        model(torch.zeros(2, 2))
+    _, state = model(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch"):
+        model(torch.zeros(2, 2, dtype=torch.long), state)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate([1], 3, top_p=0)
+    with pytest.raises(ValueError, match="prompt"):
+        model.generate([], 3)

