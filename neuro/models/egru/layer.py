@@ -104,6 +104,13 @@ class EGRULayer(EGRU):
             return y, EGRUState(c, y, o)
         return y, EGRUState(c[-1], y[-1], o[-1])
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # masks of a pruned checkpoint: create the buffers a fresh (dense) layer lacks
+        for name in ("kernel_mask", "recurrent_mask"):
+            if prefix + name in state_dict and getattr(self, name) is None:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _describe_params(self):
         d = super()._describe_params()
         d["kernel"] = to_plain(self.effective_kernel())
