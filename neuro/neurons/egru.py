@@ -50,8 +50,7 @@ class EGRU(Neuron):
         self.recurrent_bias = nn.Parameter(torch.zeros(3 * hidden_size))
         nn.init.xavier_normal_(self.kernel)
         nn.init.orthogonal_(self.recurrent_kernel)
-        dist = torch.distributions.Beta(3 * thr_mean / (1 - thr_mean), 3.0)
-        thr = dist.sample((hidden_size,))
+        thr = beta_thresholds(hidden_size, thr_mean)
         self._param("threshold", thr, learn_threshold)
         self.thr_mean = thr_mean
 
@@ -108,6 +107,14 @@ class EGRU(Neuron):
         }
 
 
+def beta_thresholds(n: int, thr_mean: float) -> Tensor:
+    """``n`` thresholds from ``Beta(alpha = 3 m / (1 - m), beta = 3)``, whose mean is ``m``
+    (EvNN's init); ``ValueError`` unless ``0 < m < 1``."""
+    if not 0 < thr_mean < 1:
+        raise ValueError(f"EGRU thr_mean must lie in (0, 1), got {thr_mean}")
+    return torch.distributions.Beta(3 * thr_mean / (1 - thr_mean), 3.0).sample((int(n),))
+
+
 def output_trace(y: Tensor, decay: float = 0.9) -> Tensor:
     """EvNN's output trace ``tr[t] = decay * tr[t-1] + (1 - decay) * y[t]`` over ``[T, ...]``."""
     tr = torch.zeros_like(y[0])
@@ -118,4 +125,4 @@ def output_trace(y: Tensor, decay: float = 0.9) -> Tensor:
     return torch.stack(out)
 
 
-__all__ = ["EGRU", "EGRUState", "output_trace"]
+__all__ = ["EGRU", "EGRUState", "beta_thresholds", "output_trace"]

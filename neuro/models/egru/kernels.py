@@ -1,0 +1,173 @@
+"""The EGRU layer's time loop: an event-driven fused C++ kernel and the pure-torch step loop.
+
+Both compute, for ``ax = x W + b_x`` (``[T, B, 3H]``, gate order ``[z | r | g]``), recurrent
+weights ``R`` (``[H, 3H]``), recurrent bias ``b_R`` (``[3H]``), thresholds ``theta`` (``[H]``) and a
+zoneout keep factor ``k`` (a ``[T, B, H]`` 0/1 mask in training, ``1 - p`` in evaluation, 1 without
+zoneout)::
+
+    hb   = y[t-1] R + b_R
+    z    = sigmoid(ax_z + hb_z),  r = sigmoid(ax_r + hb_r),  g = tanh(ax_g + r * hb_g)
+    u    = k (z c[t-1] + (1 - z) g) + (1 - k) c[t-1]        pre-reset state
+    o[t] = H(u - theta)   (H(0) = 0; backward: damp * max(0, 1 - supp |u - theta|))
+    y[t] = o[t] u,   c[t] = u - o[t] theta
+
+returning ``y, c, o`` (``[T, B, H]``, ``c`` after the reset).
+
+The fused kernel (``csrc/egru.cpp``, ``torch.ops.neuro_egru``) exploits activity sparsity:
+
+* forward: the recurrent product reads only the rows ``R[i]`` of units with ``y[t-1, b, i] != 0``
+  (``nnz(y) * 3H`` multiply-adds instead of ``T B H 3H``);
+* backward: the pseudo-derivative is evaluated only where ``|u - theta| < 1/supp``; ``dR``
+  accumulates over the event rows only; ``dL/dy[t-1] = dhb R^T`` is computed only for units that
+  use it (an event at ``t-1`` or inside the support);
+* ``csr=True`` visits the rows through a CSR index of the non-zeros of ``R`` (pruned or
+  DropConnect-dropped weights are never read, and get no gradient).
+
+:class:`SparsityStats` reports per call: forward sparsity (fraction of ``y`` rows not read) and
+backward sparsity (fraction of units outside the pseudo-derivative's support, and the fraction of
+``dL/dy`` entries skipped). The torch loop gives the same values (tests in float64).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...kernels import _ext
+from ...surrogate import EGRUPseudoDerivative
+
+_SOURCE = Path(__file__).with_name("csrc") / "egru.cpp"
+BACKENDS = ("auto", "fused", "torch")
+
+
+def load() -> bool:
+    """Build (if needed) and load ``csrc/egru.cpp``; whether ``torch.ops.neuro_egru`` exists."""
+    return _ext.load_extension("neuro_egru", _SOURCE, "egru_forward")
+
+
+def available() -> bool:
+    """Whether the fused kernels can run (extension built, not disabled by NEURO_DISABLE_EXT)."""
+    return os.environ.get("NEURO_DISABLE_EXT") != "1" and load()
+
+
+@dataclass
+class SparsityStats:
+    """Activity and gradient sparsity of one layer's last forward (and backward) pass.
+
+    ``forward``: fraction of ``y`` entries that are zero (rows of ``R`` not read).
+    ``backward``: fraction of ``(t, b, h)`` with ``|u - theta| >= 1/supp`` (pseudo-derivative 0).
+    ``backward_dy_skipped``: fraction of ``dL/dy`` entries the fused backward did not compute
+    (None until a fused backward ran)."""
+
+    forward: float = float("nan")
+    backward: float = float("nan")
+    backward_dy_skipped: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"forward": self.forward, "backward": self.backward,
+                "backward_dy_skipped": self.backward_dy_skipped}
+
+
+def _keep_tensor(keep: Tensor | float, like: Tensor) -> tuple[Tensor, float]:
+    if isinstance(keep, Tensor):
+        return keep.to(like.dtype).contiguous(), 1.0
+    return like.new_empty(0), float(keep)
+
+
+class _EGRUFused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, y0: Tensor,
+                keep: Tensor | float, damp: float, supp: float, csr: bool,
+                stats: SparsityStats | None) -> tuple[Tensor, Tensor, Tensor]:
+        kt, ks = _keep_tensor(keep, ax)
+        args = [t.detach().contiguous() for t in (ax, R, br, theta, c0, y0)]
+        y, c, o, cache, _ = torch.ops.neuro_egru.egru_forward(*args, kt, ks, csr)
+        ctx.save_for_backward(args[1], args[3], args[4], args[5], kt, y, c, o, cache)
+        ctx.params = (ks, damp, supp, csr, stats)
+        return y, c, o
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, gy: Tensor | None, gc: Tensor | None, go: Tensor | None):
+        R, theta, c0, y0, kt, y, c, o, cache = ctx.saved_tensors
+        ks, damp, supp, csr, stats = ctx.params
+        gy, gc, go = (torch.zeros_like(y) if g is None else g.contiguous() for g in (gy, gc, go))
+        need_y0 = bool(ctx.needs_input_grad[5])
+        dax, dhb, dR, dth, dc0, dy0, st = torch.ops.neuro_egru.egru_backward(
+            R, theta, c0, y0, kt, ks, y, c, o, cache, gy, gc, go, damp, supp, csr, need_y0)
+        if stats is not None:
+            T, B, H = y.shape
+            stats.backward = float(st[0]) / max(T * B * H, 1)
+            full = (T - 1) * B * H + (B * H if need_y0 else 0)
+            stats.backward_dy_skipped = 1.0 - float(st[1]) / full if full else 0.0
+        dbr = dhb.sum((0, 1))
+        return (dax, dR, dbr, dth.sum(0), dc0, dy0 if need_y0 else None,
+                None, None, None, None, None)
+
+
+def egru_loop(ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, y0: Tensor,
+              keep: Tensor | float, damp: float, supp: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The step loop in torch ops (autograd; any device): the reference of the fused kernel."""
+    spike = EGRUPseudoDerivative(damp, supp)
+    c, y = c0, y0
+    ys, cs, os_ = [], [], []
+    for t in range(ax.shape[0]):
+        hb = y @ R + br
+        az, ar, an = ax[t].chunk(3, -1)
+        bz, brr, bn = hb.chunk(3, -1)
+        z = torch.sigmoid(az + bz)
+        r = torch.sigmoid(ar + brr)
+        g = torch.tanh(an + r * bn)
+        u = z * c + (1 - z) * g
+        k = keep[t] if isinstance(keep, Tensor) else keep
+        if not (isinstance(k, float) and k == 1.0):
+            u = (u - c) * k + c
+        o = spike(u - theta, strict=True)
+        y = o * u
+        c = u - o * theta
+        ys.append(y)
+        cs.append(c)
+        os_.append(o)
+    return torch.stack(ys), torch.stack(cs), torch.stack(os_)
+
+
+def egru_sequence(ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, y0: Tensor,
+                  keep: Tensor | float = 1.0, *, dampening: float = 0.7, support: float = 1.0,
+                  backend: str = "auto", csr: bool = False,
+                  stats: SparsityStats | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Run one EGRU layer over time (module docstring): ``(y, c, o)``, each ``[T, B, H]``.
+
+    ``backend``: ``"fused"`` (C++; CPU float32/float64), ``"torch"`` (the step loop), ``"auto"``
+    (fused where it can run). ``csr``: the fused kernel visits only the non-zeros of ``R``.
+    ``stats`` (optional) receives the forward/backward sparsity."""
+    if backend not in BACKENDS:
+        raise ValueError(f"EGRU backend must be one of {BACKENDS}, got {backend!r}")
+    if ax.dim() != 3 or R.dim() != 2 or R.shape[1] != 3 * R.shape[0] or ax.shape[-1] != R.shape[1]:
+        raise ValueError(f"EGRU: ax must be [T, B, 3H] and R [H, 3H], got {tuple(ax.shape)} and "
+                         f"{tuple(R.shape)}")
+    fusable = (ax.device.type == "cpu" and ax.dtype in (torch.float32, torch.float64)
+               and available())
+    if backend == "fused" and not fusable:
+        raise ValueError("EGRU backend 'fused' needs CPU float32/float64 tensors and the C++ "
+                         f"extension ({_ext.error('neuro_egru') or 'not built'})")
+    use_fused = backend == "fused" or (backend == "auto" and fusable)
+    if use_fused:
+        y, c, o = _EGRUFused.apply(ax, R, br, theta, c0, y0, keep, float(dampening),
+                                   float(support), bool(csr), stats)
+    else:
+        y, c, o = egru_loop(ax, R, br, theta, c0, y0, keep, float(dampening), float(support))
+    if stats is not None:
+        with torch.no_grad():
+            stats.forward = float((y == 0).float().mean())
+            u = c + o * theta
+            stats.backward = float(((u - theta).abs() * support >= 1).float().mean())
+        if not use_fused:
+            stats.backward_dy_skipped = None
+    return y, c, o
+
+
+__all__ = ["BACKENDS", "SparsityStats", "available", "egru_loop", "egru_sequence", "load"]

@@ -1,0 +1,239 @@
+"""Training recipe of the EGRU language model (``neuro train egru --task lm``).
+
+:func:`fit` is the paper's PTB recipe scaled down (``reference/models.md`` 3.3): AdamW with
+``lr = 1.2e-3``, ``betas = (0, 0.999)``, weight decay 0.1 (thresholds: learning rate x
+``threshold_lr_scale``, 0 = frozen as in the paper, no decay), gradient-norm clipping 0.1,
+cosine decay of the learning rate from ``cosine_from`` (an epoch) to the end; truncated BPTT over
+time-first ``[bptt, batch]`` segments with the EGRU state carried (detached) between segments;
+loss = cross-entropy + the activity regulariser. A tqdm bar shows the running perplexity and the
+activity sparsity (fraction of units without an event). After each epoch the held-out perplexity
+``exp(mean NLL per word)`` is measured in evaluation mode.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import random
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..base import TrainRequest, Trained, split_keys
+from .config import EGRULMConfig
+from .model import EGRULanguageModel
+
+TRAIN_KEYS = frozenset({"batch_size", "bptt", "lr", "weight_decay", "clip", "threshold_lr_scale",
+                        "cosine_from", "eval_batch_size", "max_vocab", "prune"})
+#: Model size ``neuro train egru`` uses on the offline corpus (the paper's sizes with --data).
+OFFLINE_MODEL = {"emb_dim": 64, "hidden_sizes": [128, 128, 64], "thr_mean": 0.05,
+                 "dropout_emb": 0.1, "dropout_words": 0.0, "dropout_forward": 0.1,
+                 "dropout_output": 0.1, "dropconnect": 0.2}
+
+
+@torch.no_grad()
+def evaluate(model: EGRULanguageModel, data: Tensor, *, batch_size: int = 10,
+             bptt: int = 70) -> dict[str, Any]:
+    """Held-out perplexity and activity of ``model`` on word ids ``data [N]`` (evaluation mode):
+    ``{"ppl", "loss" (nats/word), "activity_sparsity", "layers": [per-layer sparsity]}``."""
+    from neuro.datasets.wordlm import batchify, bptt_batches
+
+    was = model.training
+    model.eval()
+    stream = batchify(data, min(batch_size, max(1, data.numel() // 2)))
+    nll = 0.0
+    n = 0
+    events = units = 0.0
+    layer_fwd = [0.0] * len(model.layers)
+    layer_bwd = [0.0] * len(model.layers)
+    segs = 0
+    state = None
+    for x, y in bptt_batches(stream, bptt):
+        logits, state = model(x, state)
+        nll += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
+        n += y.numel()
+        aux = model.last_aux
+        events += sum(float(o.sum()) for o in aux.o)
+        units += sum(o.numel() for o in aux.o)
+        for i, s in enumerate(aux.sparsity):
+            layer_fwd[i] += s["forward"]
+            layer_bwd[i] += s["backward"]
+        segs += 1
+    model.train(was)
+    loss = nll / max(n, 1)
+    return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
+            "activity_sparsity": 1.0 - events / max(units, 1),
+            "layers": [{"forward": f / max(segs, 1), "backward": b / max(segs, 1)}
+                       for f, b in zip(layer_fwd, layer_bwd)]}
+
+
+def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *, epochs: int = 1,
+        batch_size: int = 20, bptt: int = 35, lr: float = 1.2e-3, weight_decay: float = 0.1,
+        clip: float = 0.1, threshold_lr_scale: float = 0.0, cosine_from: int | None = None,
+        eval_batch_size: int = 10, max_batches: int | None = None, progress: bool = True,
+        log=print, seed: int = 0) -> dict[str, Any]:
+    """Train ``model`` on word ids ``train [N]`` (module docstring); returns
+    ``{"history": [per-epoch dict], "valid": last evaluation or None}``."""
+    from tqdm import tqdm
+
+    from neuro.datasets.wordlm import batchify, bptt_batches
+
+    if not isinstance(model, EGRULanguageModel):
+        raise ValueError(f"fit: expects an EGRULanguageModel, got {type(model).__name__}")
+    if epochs < 1 or batch_size < 1 or bptt < 1:
+        raise ValueError(f"fit: epochs, batch_size and bptt must be >= 1, got {epochs}, "
+                         f"{batch_size}, {bptt}")
+    torch.manual_seed(seed)
+    random.seed(seed)
+    thr = [p for n, p in model.named_parameters() if n.endswith("threshold")]
+    rest = [p for n, p in model.named_parameters() if not n.endswith("threshold")]
+    groups = [{"params": rest}]
+    if thr and threshold_lr_scale > 0:
+        groups.append({"params": thr, "lr": lr * threshold_lr_scale, "weight_decay": 0.0})
+    for p in thr:
+        p.requires_grad_(threshold_lr_scale > 0)
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.0, 0.999), weight_decay=weight_decay)
+    start = epochs if cosine_from is None else max(0, min(cosine_from, epochs))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: 1.0 if e < start else 0.5 * (1 + math.cos(math.pi * (e - start)
+                                                                  / max(epochs - start, 1))))
+    stream = batchify(train, batch_size)
+    n_batches = math.ceil((stream.shape[0] - 1) / bptt)
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    history = []
+    result = None
+    for epoch in range(epochs):
+        model.train()
+        state = None
+        tot_nll, tot_n, ev, un = 0.0, 0, 0.0, 0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                   leave=False)
+        for b, (x, y) in enumerate(bptt_batches(stream, bptt)):
+            if b >= n_batches:
+                break
+            if state is not None:
+                state = [type(s)(*(t.detach() for t in s)) for s in state]
+            logits, state = model(x, state)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            total = loss + model.last_aux.reg
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            tot_nll += float(loss.detach()) * y.numel()
+            tot_n += y.numel()
+            ev += sum(float(o.detach().sum()) for o in model.last_aux.o)
+            un += sum(o.numel() for o in model.last_aux.o)
+            bar.update(1)
+            bar.set_postfix(ppl=f"{math.exp(min(tot_nll / tot_n, 50)):.1f}",
+                            sparsity=f"{1 - ev / max(un, 1):.3f}")
+        bar.close()
+        sched.step()
+        entry = {"epoch": epoch + 1, "train_ppl": math.exp(min(tot_nll / max(tot_n, 1), 50)),
+                 "activity_sparsity": 1 - ev / max(un, 1),
+                 "layers": [layer.last_stats.as_dict() for layer in model.layers]}
+        if valid is not None:
+            result = evaluate(model, valid, batch_size=eval_batch_size, bptt=bptt)
+            entry["valid_ppl"] = result["ppl"]
+            entry["valid_activity_sparsity"] = result["activity_sparsity"]
+        history.append(entry)
+        log(f"epoch {epoch + 1}/{epochs}: train ppl {entry['train_ppl']:.2f}"
+            + (f", valid ppl {entry['valid_ppl']:.2f}" if valid is not None else "")
+            + f", activity sparsity {entry['activity_sparsity']:.3f}")
+    return {"history": history, "valid": result}
+
+
+_SUBJ = ["the king", "the queen", "a knight", "my lord", "the fool", "thy brother", "her maid"]
+_VERB = ["loves", "fears", "serves", "betrays", "follows", "praises", "scorns"]
+_OBJ = ["the crown", "his sword", "the realm", "our honour", "the night", "thy heart"]
+_TAIL = [".", "!", ", and yet he weeps .", ", for so it is written .", "?"]
+
+
+def offline_text(lines: int = 3000, seed: int = 0) -> str:
+    """A small synthetic English-like corpus (subject-verb-object sentences with structure the
+    model can learn), the default when no ``--data`` is given. The integrator may replace it by
+    the word-level Shakespeare corpus of ``neuro.datasets.text``."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(lines):
+        i = rng.randrange(len(_SUBJ))
+        verb = _VERB[(i + rng.randrange(2)) % len(_VERB)]  # the verb depends on the subject
+        out.append(f"{_SUBJ[i]} {verb} {rng.choice(_OBJ)} {rng.choice(_TAIL)}")
+    return "\n".join(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options ``neuro train egru`` adds."""
+    parser.add_argument("--task", choices=["lm", "gesture"], default="lm",
+                        help="EGRU task: word-level language model or DVS gesture")
+    parser.add_argument("--bptt", type=int, default=None, help="EGRU LM: truncated-BPTT length")
+    parser.add_argument("--batch-size", type=int, default=None, help="EGRU: batch size")
+    parser.add_argument("--max-batches", type=int, default=None,
+                        help="EGRU: at most this many batches per epoch (quick runs)")
+
+
+def _corpus(data: str | None, max_vocab: int):
+    from pathlib import Path
+
+    from neuro.datasets.wordlm import FILES, corpus_from_text, load_word_corpus
+
+    if data is None:
+        return corpus_from_text(offline_text(), max_vocab=max_vocab)
+    path = Path(data)
+    if path.is_dir():
+        if any((path / names[0]).is_file() for names in FILES.values()):
+            return load_word_corpus(path)
+        raise ValueError(f"{path}: no ptb.train.txt or wiki.train.tokens in this directory")
+    if path.is_file():
+        return corpus_from_text(path, max_vocab=max_vocab)
+    raise ValueError(f"{path}: no such file or directory")
+
+
+def train(request: TrainRequest) -> Trained:
+    """``neuro train egru --task lm``: PTB/WikiText-2 directory, a text file, or the offline
+    corpus; returns the trained model, its held-out perplexity and sparsity."""
+    args = request.args
+    task = getattr(args, "task", "lm")
+    if task != "lm":
+        raise ValueError("neuro train egru --task gesture: the DVS gesture reader and recipe are "
+                         "not implemented yet (use --task lm)")
+    cfg = dict(request.config)
+    opts = split_keys(cfg, TRAIN_KEYS)
+    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)))
+    model_cfg = ({} if request.data is not None else dict(OFFLINE_MODEL))
+    model_cfg.update(cfg)
+    model_cfg["vocab_size"] = len(corpus.vocab)
+    torch.manual_seed(request.seed)
+    model = EGRULanguageModel(EGRULMConfig.from_dict(model_cfg))
+    prune_to = opts.pop("prune", None)
+    for key, name in (("batch_size", "batch_size"), ("bptt", "bptt")):
+        if getattr(args, name, None) is not None:
+            opts[key] = getattr(args, name)
+    opts.setdefault("batch_size", 64 if request.data is not None else 16)
+    opts.setdefault("bptt", 70 if request.data is not None else 35)
+    epochs = request.epochs or 1
+    result = fit(model, corpus.train, corpus.valid, epochs=epochs, log=request.log,
+                 max_batches=getattr(args, "max_batches", None), seed=request.seed, **opts)
+    info: dict[str, Any] = {"task": "lm", "corpus": corpus.name, "vocab": corpus.vocab.itos,
+                            "history": result["history"], "seed": request.seed}
+    if prune_to:
+        from .pruning import prune_and_fine_tune, weight_sparsity
+
+        prune_and_fine_tune(model, float(prune_to), 3, lambda m, k: fit(
+            m, corpus.train, None, epochs=1, log=request.log, seed=request.seed + k + 1,
+            max_batches=getattr(args, "max_batches", None), **opts))
+        info["weight_sparsity"] = weight_sparsity(model)
+    test = evaluate(model, corpus.test, bptt=opts["bptt"])
+    info["test"] = test
+    summary = (f"EGRU LM on {corpus.name}: test perplexity {test['ppl']:.2f}, activity sparsity "
+               f"{test['activity_sparsity']:.3f}" + (f", weight sparsity "
+                                                     f"{info['weight_sparsity']:.3f}"
+                                                     if "weight_sparsity" in info else ""))
+    return Trained(model=model, info=info, summary=summary)
+
+
+__all__ = ["OFFLINE_MODEL", "TRAIN_KEYS", "add_arguments", "evaluate", "fit", "offline_text",
+           "train"]

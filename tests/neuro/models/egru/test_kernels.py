@@ -1,0 +1,105 @@
+"""The fused event-driven C++ kernel equals the torch step loop in forward and gradient
+(float64), with zoneout masks, evaluation zoneout, DropConnect-like zeros and the CSR path, and
+reports its forward/backward sparsity."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neuro.models.egru import EGRULayer
+from neuro.models.egru.kernels import SparsityStats, available, egru_sequence
+
+pytestmark = pytest.mark.skipif(not available(), reason="neuro_egru C++ extension not built")
+DT = torch.float64
+
+
+def _case(seed: int, keep_mode: str, T=9, B=3, H=6):
+    g = torch.Generator().manual_seed(seed)
+    ax = torch.randn(T, B, 3 * H, dtype=DT, generator=g) * 2
+    R = torch.randn(H, 3 * H, dtype=DT, generator=g) * 0.7
+    R[R.abs() < 0.3] = 0  # some exact zeros (pruned / dropped)
+    br = torch.randn(3 * H, dtype=DT, generator=g) * 0.1
+    th = torch.rand(H, dtype=DT, generator=g) * 0.5
+    c0 = torch.randn(B, H, dtype=DT, generator=g) * 0.3
+    y0 = torch.randn(B, H, dtype=DT, generator=g) * (torch.rand(B, H, generator=g) < 0.5)
+    keep = {"none": 1.0, "eval": 0.8,
+            "mask": (torch.rand(T, B, H, generator=g) < 0.7).to(DT)}[keep_mode]
+    cot = [torch.randn(T, B, H, dtype=DT, generator=g) for _ in range(3)]
+    return [ax, R, br, th, c0, y0], keep, cot
+
+
+def _run(inputs, keep, cot, backend, csr, support=1.3):
+    ins = [t.clone().requires_grad_(True) for t in inputs]
+    st = SparsityStats()
+    y, c, o = egru_sequence(*ins, keep, dampening=0.7, support=support, backend=backend, csr=csr,
+                            stats=st)
+    loss = (cot[0] * y).sum() + (cot[1] * c).sum() + (cot[2] * o).sum()
+    loss.backward()
+    return [y, c, o] + [t.grad for t in ins], st
+
+
+@pytest.mark.parametrize("keep_mode", ["none", "mask", "eval"])
+@pytest.mark.parametrize("csr", [False, True])
+def test_fused_equals_loop_forward_and_gradient(keep_mode, csr):
+    inputs, keep, cot = _case(7, keep_mode)
+    ref, st_ref = _run(inputs, keep, cot, "torch", False)
+    got, st = _run(inputs, keep, cot, "fused", csr)
+    names = ["y", "c", "o", "dax", "dR", "dbr", "dtheta", "dc0", "dy0"]
+    if csr:  # CSR: only the stored (non-zero) weights have a gradient
+        ref[4] = ref[4] * (inputs[1] != 0)
+    for name, a, b in zip(names, got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+    assert st.forward == pytest.approx(st_ref.forward)
+    assert st.backward == pytest.approx(st_ref.backward)
+    assert 0 < st.forward < 1 and 0 < st.backward < 1
+    assert 0 < st.backward_dy_skipped < 1
+
+
+def test_event_rows_only_are_read():
+    """Rows of R of units that are silent at every step are never read in the forward: filling
+    them with NaN changes nothing (the dense loop would give NaN); dR has no entry in them."""
+    inputs, keep, cot = _case(3, "none")
+    ax, R, br, th, c0, _ = inputs
+    y0 = torch.zeros_like(c0)
+    th = th.clone()
+    th[:2] = 1.0  # |u| < 1 always (convex mix of tanh and |c0| < 1): units 0 and 1 never fire
+    y, _, o = egru_sequence(ax, R, br, th, c0, y0, keep, backend="fused")
+    silent = (o.sum((0, 1)) == 0).nonzero().flatten()
+    assert silent.tolist()[:2] == [0, 1] and (o.sum() > 0)
+    R2 = R.clone()
+    R2[silent] = float("nan")
+    y2, _, _ = egru_sequence(ax, R2, br, th, c0, y0, keep, backend="fused")
+    torch.testing.assert_close(y2, y, rtol=0, atol=0)
+    assert torch.isnan(egru_sequence(ax, R2, br, th, c0, y0, keep, backend="torch")[0]).any()
+    R = R.clone().requires_grad_(True)
+    y3, _, _ = egru_sequence(ax, R, br, th, c0, y0, keep, backend="fused")
+    (y3 * cot[0]).sum().backward()
+    assert (R.grad[silent] == 0).all() and (R.grad != 0).any()
+
+
+def test_layer_backends_agree_and_report_per_layer_sparsity():
+    torch.manual_seed(0)
+    layer = EGRULayer(4, 12, thr_mean=0.3, zoneout=0.2, dropconnect=0.3).double().train()
+    x = torch.randn(10, 3, 4, dtype=DT) * 2
+    outs = {}
+    for backend in ("torch", "fused"):
+        layer.backend = backend
+        layer.zero_grad()
+        torch.manual_seed(5)  # same DropConnect and zoneout masks
+        y, _ = layer(x)
+        y.pow(2).sum().backward()
+        outs[backend] = (y.detach(), layer.recurrent_kernel.grad.clone(), layer.last_stats)
+    torch.testing.assert_close(outs["fused"][0], outs["torch"][0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(outs["fused"][1], outs["torch"][1], rtol=0, atol=1e-12)
+    st = outs["fused"][2]
+    assert 0 < st.forward < 1 and 0 <= st.backward <= 1 and st.backward_dy_skipped is not None
+
+
+def test_bad_arguments_raise_value_error():
+    inputs, keep, _ = _case(1, "none")
+    with pytest.raises(ValueError, match="backend"):
+        egru_sequence(*inputs, backend="cuda-magic")
+    with pytest.raises(ValueError, match=r"\[T, B, 3H\]"):
+        egru_sequence(inputs[0][..., :-1], *inputs[1:])
+    with pytest.raises(ValueError, match="fused"):
+        egru_sequence(*[t.half() for t in inputs], backend="fused")

@@ -1,0 +1,59 @@
+"""Smoke test of the LM recipe and of ``FAMILY.train`` (offline corpus, tiny model, < 20 s)."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from neuro.datasets.wordlm import corpus_from_text
+from neuro.models.base import TrainRequest
+from neuro.models.egru import FAMILY, EGRULanguageModel, EGRULMConfig, evaluate, fit
+from neuro.models.egru.training import offline_text
+
+
+def test_fit_lowers_heldout_perplexity_and_reports_sparsity():
+    corpus = corpus_from_text(offline_text(400), max_vocab=100)
+    torch.manual_seed(0)
+    model = EGRULanguageModel(EGRULMConfig(vocab_size=len(corpus.vocab), emb_dim=24,
+                                           hidden_sizes=[32, 24], thr_mean=0.05,
+                                           dropout_emb=0.0, dropout_words=0.0,
+                                           dropout_forward=0.0, dropout_output=0.0,
+                                           dropconnect=0.0))
+    before = evaluate(model, corpus.valid, bptt=20)["ppl"]
+    logs = []
+    out = fit(model, corpus.train, corpus.valid, epochs=2, batch_size=8, bptt=20, lr=1e-2,
+              clip=1.0, progress=False, log=logs.append)
+    after = out["valid"]["ppl"]
+    assert after < 0.5 * before, (before, after)
+    assert len(logs) == 2 and "valid ppl" in logs[-1] and "activity sparsity" in logs[-1]
+    h = out["history"][-1]
+    assert 0 <= h["activity_sparsity"] <= 1 and len(h["layers"]) == 2
+    assert all(0 <= layer["forward"] <= 1 for layer in out["valid"]["layers"])
+    # thresholds frozen by default (paper: threshold lr x 0)
+    thr = model.layers[0].threshold.detach().clone()
+    fit(model, corpus.train, None, epochs=1, batch_size=8, bptt=20, max_batches=2,
+        progress=False, log=lambda s: None)
+    assert torch.equal(model.layers[0].threshold, thr)
+    with pytest.raises(ValueError, match="bptt"):
+        fit(model, corpus.train, epochs=1, bptt=0)
+
+
+def test_family_train_offline(tmp_path):
+    parser = argparse.ArgumentParser()
+    FAMILY.add_arguments(parser)
+    args = parser.parse_args(["--task", "lm", "--max-batches", "3", "--bptt", "10"])
+    cfg = {"emb_dim": 16, "hidden_sizes": [16, 16], "batch_size": 4}
+    req = TrainRequest(data=None, config=cfg, epochs=1, seed=0, out=tmp_path, args=args,
+                       log=lambda s: None)
+    res = FAMILY.train(req)
+    assert isinstance(res.model, EGRULanguageModel) and "test perplexity" in res.summary
+    assert res.info["test"]["ppl"] > 1 and res.info["vocab"][0]
+    rebuilt = EGRULanguageModel.from_config(res.model.config_dict())
+    rebuilt.load_state_dict(res.model.state_dict())
+    with pytest.raises(ValueError, match="gesture"):
+        FAMILY.train(TrainRequest(data=None, config={}, epochs=1, seed=0, out=tmp_path,
+                                  args=parser.parse_args(["--task", "gesture"])))
+    with pytest.raises(ValueError, match="no such file"):
+        FAMILY.train(TrainRequest(data=str(tmp_path / "nope"), config={}, epochs=1, seed=0,
+                                  out=tmp_path, args=args))
