@@ -16,6 +16,8 @@ EXTENSIONS: dict[str, str] = {
     "neuro_ops": "neuro.kernels._ext",                 # fused LIF, event linear, integer neuron
     "neuro_dcls": "neuro.kernels.dcls",                # DCLS training kernels
     "spinnaker": "neuro.hardware.spinnaker.engine",    # the SpiNNaker simulator's engine
+    "neuro_wkv": "neuro.models.spikegpt.wkv",          # SpikeGPT's WKV recurrence
+    "neuro_egru": "neuro.models.egru.kernels",         # EGRU's event-driven cell
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from . import delay_snn, lsm
+from . import delay_snn, egru, lsm, spikegpt
 from .base import Family, FamilyModel, ModelConfig, Trained, TrainRequest, export_view
 from .delay_snn import DelaySNN, DelaySNNConfig
 from .feedforward import SpikingMLP, SpikingMLPConfig
@@ -20,6 +20,8 @@ from .lsm import LSM, LSMClassifier, LSMConfig
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     delay_snn.FAMILY,
     lsm.FAMILY,
+    spikegpt.FAMILY,
+    egru.FAMILY,
 )}
 
 

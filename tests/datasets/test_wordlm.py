@@ -4,8 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuro.datasets.wordlm import (EOS, UNK, batchify, bptt_batches, corpus_from_text,
-                                   load_ptb, load_wikitext2, load_word_corpus)
+from neuro.datasets.wordlm import (
+    EOS,
+    UNK,
+    batchify,
+    bptt_batches,
+    corpus_from_text,
+    load_ptb,
+    load_wikitext2,
+    load_word_corpus,
+)
 
 
 def _write(root, names, texts):

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...kernels import _ext
+from ...kernels.extension import extension_error, load_extension
 from ...surrogate import EGRUPseudoDerivative
 
 _SOURCE = Path(__file__).with_name("csrc") / "egru.cpp"
@@ -46,7 +46,15 @@ BACKENDS = ("auto", "fused", "torch")
 
 def load() -> bool:
     """Build (if needed) and load ``csrc/egru.cpp``; whether ``torch.ops.neuro_egru`` exists."""
-    return _ext.load_extension("neuro_egru", _SOURCE, "egru_forward")
+    return load_extension("neuro_egru", _SOURCE, "egru_forward")
+
+
+#: ``python -m neuro.kernels.build`` protocol: build now, and why not
+build = load
+
+
+def build_error() -> str | None:
+    return extension_error("neuro_egru")
 
 
 def available() -> bool:
@@ -153,7 +161,7 @@ def egru_sequence(ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, 
                and available())
     if backend == "fused" and not fusable:
         raise ValueError("EGRU backend 'fused' needs CPU float32/float64 tensors and the C++ "
-                         f"extension ({_ext.error('neuro_egru') or 'not built'})")
+                         f"extension ({extension_error('neuro_egru') or 'not built'})")
     use_fused = backend == "fused" or (backend == "auto" and fusable)
     if use_fused:
         y, c, o = _EGRUFused.apply(ax, R, br, theta, c0, y0, keep, float(dampening),

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..base import TrainRequest, Trained, split_keys
+from ..base import Trained, TrainRequest, split_keys
 from .config import EGRULMConfig
 from .model import EGRULanguageModel
 

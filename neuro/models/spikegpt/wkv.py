@@ -34,7 +34,7 @@ Backward (hand-written in the C++ kernel; ``D_t`` the denominator, ``beta_t = e^
 (truncated back-propagation through time at the cut).
 
 Two implementations, same results: the C++ kernel ``csrc/wkv.cpp`` (CPU, float32/float64, built
-on first use with :func:`neuro.kernels._ext.load_extension`; arithmetic in float64) and a
+on first use with :func:`neuro.kernels.extension.load_extension`; arithmetic in float64) and a
 pure-torch recurrence (any device; also float64 arithmetic; autograd for the backward).
 :func:`wkv_closed_form` is the ``O(T^2)`` oracle the tests compare both with.
 """
@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from neuro.kernels import _ext
+from neuro.kernels.extension import extension_error, load_extension
 
 _SOURCE = Path(__file__).with_name("csrc") / "wkv.cpp"
 FRESH = -1e38  #: ``p`` of a fresh state (log-scale of the empty sums)
@@ -69,7 +69,15 @@ def init_state(batch: int, channels: int, device: torch.device | str | None = No
 
 def load() -> bool:
     """Build (if needed) and load ``csrc/wkv.cpp``; whether ``torch.ops.neuro_wkv`` exists."""
-    return _ext.load_extension("neuro_wkv", _SOURCE, "wkv_forward")
+    return load_extension("neuro_wkv", _SOURCE, "wkv_forward")
+
+
+#: ``python -m neuro.kernels.build`` protocol: build now, and why not
+build = load
+
+
+def build_error() -> str | None:
+    return extension_error("neuro_wkv")
 
 
 def backend(x: Tensor) -> str:

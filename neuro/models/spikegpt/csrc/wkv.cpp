@@ -19,7 +19,7 @@
 // Layout: k, v, y, gy time-first [T, B, C] contiguous; w, u [C]; the state a, b, p [B, C] float64
 // (so a stream of single steps equals one pass over the sequence bit for bit).  Arithmetic in
 // double for float32 inputs as well (the recurrence is not where the time goes).  Registered as
-// torch.ops.neuro_wkv.*; built on first use by neuro/kernels/_ext.py.
+// torch.ops.neuro_wkv.*; built on first use by neuro/kernels/extension.py.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

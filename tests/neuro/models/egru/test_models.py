@@ -5,8 +5,12 @@ import pytest
 import torch
 
 from neuro.models.egru.config import EGRUGestureConfig, EGRULMConfig
-from neuro.models.egru.model import (EGRUGestureNet, EGRULanguageModel, embedding_dropout,
-                                     variational_dropout)
+from neuro.models.egru.model import (
+    EGRUGestureNet,
+    EGRULanguageModel,
+    embedding_dropout,
+    variational_dropout,
+)
 
 
 def _lm(**kw):
