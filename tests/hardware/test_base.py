@@ -92,3 +92,46 @@ def test_input_checks():
 def test_unknown_target():
     with pytest.raises(ValueError, match="unknown hardware target 'tpu'"):
         get_backend("tpu")
+
+
+class _FloatTarget:
+    """A float target for the protocol test: it stores the float graph and "runs" it on the
+    float reference executor, then flips ``flips`` spikes of its first population (a simulator
+    whose float arithmetic differs from neuro's in a few threshold crossings)."""
+
+    name, formats, runs, agreement = "fake-float", ("float32",), "float", 0.99
+
+    def __init__(self, flips: int) -> None:
+        self.flips = flips
+
+    def supports(self, graph, fmt=None):
+        return []
+
+    def compile(self, graph, out, *, fmt=None, calibration_inputs=None):
+        return write_artifact(out, target=self.name, graph=graph, write_files=lambda d: {})
+
+    def run(self, artifact, spikes):
+        from neuro.graph import simulate
+
+        g = load_artifact_graph(artifact)
+        x = np.asarray(spikes, np.float32)
+        values = {k: v.numpy() for k, v in simulate(g, x[:, None] if x.ndim == 2 else x, record=True).items()}
+        pops = [n for n, node in g.nodes.items() if node.role == "neuron" and node.spiking]
+        spikes_out = {n: values[n].copy() for n in pops}
+        flat = spikes_out[pops[0]].reshape(-1)
+        flat[:self.flips] = 1 - flat[:self.flips]
+        return Result(spikes_out, {n: values[n] for n in g.outputs()})
+
+
+@pytest.mark.parametrize("flips,ok", [(0, True), (3, True), (2000, False)])
+def test_float_target_is_compared_with_the_float_reference_at_its_stated_agreement(
+        networks, tmp_path, flips, ok):
+    from neuro.hardware.base import check_target
+
+    g, x = networks["feedforward"](T=50)
+    check = check_target(_FloatTarget(flips), g, x, tmp_path / "art")
+    comp = check.comparison
+    assert "format" not in check.graph.metadata  # the float graph is what the artifact implements
+    assert read_manifest(tmp_path / "art")["number_format"] == "float32"
+    assert comp.threshold == 0.99 and comp.identical == (flips == 0) and comp.ok == ok
+    assert comp.verdict == ("IDENTICAL" if flips == 0 else "AGREES (>= 0.99)" if ok else "MISMATCH")
