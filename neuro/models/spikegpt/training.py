@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from neuro import distributed
-
 from neuro.datasets.text import (
     TextCorpus,
     batches,
