@@ -12,7 +12,7 @@ LAVA_STAMP := $(LAVA_VENV)/.lava-installed
 NEURO_LAVA_PYTHON ?= $(CURDIR)/$(LAVA_PY)
 export NEURO_LAVA_PYTHON
 
-.PHONY: demo test bench lint install clean lava
+.PHONY: demo test bench lint typecheck install clean lava
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,14 @@ bench: $(STAMP) $(LAVA_STAMP)
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) neuro-demo .pytest_cache
+
+# mypy sees the installed layout (hardware/ and datasets/ are neuro.hardware and neuro.datasets):
+# a tree of links under build/typecheck, then mypy on the neuro package.
+TYPECHECK := build/typecheck/neuro
+typecheck: $(STAMP)
+	$(PIP) install --quiet 'mypy==2.4.1'
+	rm -rf build/typecheck && mkdir -p $(TYPECHECK)
+	for f in neuro/*; do ln -s $(CURDIR)/$$f $(TYPECHECK)/; done
+	ln -s $(CURDIR)/hardware $(TYPECHECK)/hardware
+	ln -s $(CURDIR)/datasets $(TYPECHECK)/datasets
+	cd build/typecheck && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p neuro

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuro import distributed
+from neuro.training import distributed
 from neuro.datasets.text import (
     TextCorpus,
     batches,
