@@ -12,6 +12,11 @@ Mapping (one Lava process per node; numbers are the ``loihi2`` format's integers
     Flatten                     nothing (every Lava port here is flat, C order)
     ChannelAffine               folded into the synapse before it (by quantize)
 
+The structure (which synapse feeds which population from which source, through which Delay and
+Flatten nodes) is the shared population view (``neuro.graph.populations.partition``); Loihi adds
+its own limits: one input per synapse, no fan-in on pass-through nodes, the node kinds in
+``KINDS`` (exact classes), and the neuron registers it holds once per process.
+
 Synapse weights keep the graph's integers (Lava clips and truncates them exactly as the
 reference executor does: 8 bits, the LSB dropped for mixed signs), ``weight_exp`` goes to the
 process's ``weight_exp``. Affine biases (v units, ``mant << exp`` with a 13-bit mantissa) are

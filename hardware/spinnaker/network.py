@@ -4,7 +4,8 @@ A :class:`Network` is what the mapper places: spike-source populations (the grap
 nodes, like PyNN's ``SpikeSourceArray``), neuron populations (``LIF``, ``CubaLIF``, ``IF``, ``LI``
 nodes) and projections (every ``Linear``/``Affine``/``DelayedAffine`` node, per source chain) held
 as sparse lists of synapses ``(pre, post, weight, delay)``. :func:`from_graph` builds it from a
-quantized graph; large networks (the W3 benchmark's 10,000-neuron reservoir, whose dense weight
+quantized graph through the shared population view (``neuro.graph.populations``: one projection
+per synapse and source path); large networks (the W3 benchmark's 10,000-neuron reservoir, whose dense weight
 matrix would take 400 MB) are built directly from sparse arrays with the same classes.
 
 Latency alignment. In the reference executor synapses have no latency: a feed-forward population
