@@ -33,11 +33,12 @@ JSON-able). They are compared with the integer reference executor by :func:`comp
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -358,12 +359,11 @@ class TargetCheck:
     comparison: Comparison
 
 
-def check_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path | None = None, *,
-                 fmt: str | None = None) -> TargetCheck:
-    """The export -> run -> compare workflow: ``supports`` (raising :class:`UnsupportedGraph` with
-    every problem), ``compile`` into ``out`` (a temporary directory, removed afterwards, when
-    None), ``run`` on ``spikes`` (``[T, N]`` or ``[T, B, N]``), and compare with the reference
-    executor the target promises to match (integer for quantized targets, float for float ones)."""
+@contextlib.contextmanager
+def compiled(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path | None = None, *,
+             fmt: str | None = None) -> Iterator[Path]:
+    """``supports`` (raising :class:`UnsupportedGraph` with every problem), then ``compile`` into
+    ``out``, or into a temporary directory that is removed when the block ends (``out=None``)."""
     problems = backend.supports(graph, fmt)
     if problems:
         raise UnsupportedGraph(backend.name, problems)
@@ -372,22 +372,37 @@ def check_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path |
         tmp = Path(tempfile.mkdtemp(prefix=f"neuro-{backend.name}-"))
         out = tmp / "artifact"
     try:
-        art = backend.compile(graph, out, fmt=fmt, calibration_inputs=spikes)
-        implemented = load_artifact_graph(art)
-        result = backend.run(art, spikes)
-        inputs = as_int_spikes(implemented, spikes)
-        if runs_float(backend):
-            comp = compare(backend.name, implemented, result, float_reference(implemented, inputs),
-                           threshold=float(backend.agreement))
-        else:
-            comp = compare(backend.name, implemented, result, reference(implemented, inputs))
+        yield Path(backend.compile(graph, out, fmt=fmt, calibration_inputs=spikes))
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return TargetCheck(backend.name, None if tmp is not None else Path(art), implemented, result, comp)
+
+
+def run_on_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path | None = None, *,
+                  fmt: str | None = None) -> Result:
+    """Export and run without comparing (``neuro energy`` wants the target's statistics)."""
+    with compiled(backend, graph, spikes, out, fmt=fmt) as art:
+        return backend.run(art, spikes)
+
+
+def check_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path | None = None, *,
+                 fmt: str | None = None) -> TargetCheck:
+    """The export -> run -> compare workflow (``neuro demo``, ``neuro verify``): :func:`compiled`,
+    ``run`` on ``spikes`` (``[T, N]`` or ``[T, B, N]``), and compare with the reference executor
+    the target promises to match (integer for quantized targets, float for float ones)."""
+    with compiled(backend, graph, spikes, out, fmt=fmt) as art:
+        implemented = load_artifact_graph(art)
+        result = backend.run(art, spikes)
+    inputs = as_int_spikes(implemented, spikes)
+    if runs_float(backend):
+        comp = compare(backend.name, implemented, result, float_reference(implemented, inputs),
+                       threshold=float(backend.agreement))
+    else:
+        comp = compare(backend.name, implemented, result, reference(implemented, inputs))
+    return TargetCheck(backend.name, Path(art) if out is not None else None, implemented, result, comp)
 
 
 __all__ = ["ARTIFACT_VERSION", "ArtifactError", "Backend", "Comparison", "Result", "TargetCheck",
-           "UnsupportedGraph", "as_int_spikes", "check_target", "compare", "float_reference",
-           "load_artifact_graph", "prepare_graph", "read_manifest", "reference", "runs_float",
+           "UnsupportedGraph", "as_int_spikes", "check_target", "compare", "compiled", "float_reference",
+           "load_artifact_graph", "prepare_graph", "read_manifest", "reference", "run_on_target", "runs_float",
            "tool_versions", "write_artifact"]

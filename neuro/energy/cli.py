@@ -76,10 +76,10 @@ def _simulator_stats(backend_name: str, graph: Any, x: np.ndarray) -> tuple[dict
     problems = backend.supports(graph)
     if problems:
         return None, f"{backend_name} simulator cannot run this model ({problems[0]}); reference counts used"
-    from ..hardware.base import check_target
+    from ..hardware.base import run_on_target
 
     try:
-        stats = check_target(backend, graph, x).result.stats
+        stats = run_on_target(backend, graph, x).stats
     except ValueError as exc:
         return None, f"{backend_name} simulator failed on this input ({str(exc).splitlines()[0]}); reference counts used"
     try:

@@ -24,14 +24,16 @@ from .graph import Graph, GraphError
 
 
 def has_neuron_module(node: N.Node) -> bool:
-    """Whether the node's float semantics is a neuro neuron module (``node.neuron()``)."""
-    return type(node).neuron is not N.Node.neuron
+    """Whether the node's exact class defines its float semantics as a neuro neuron module
+    (``node.neuron()``). A subclass that does not define its own is refused rather than run
+    silently with its parent's update."""
+    return "neuron" in vars(type(node))
 
 
 def build_neuron(node: N.Node) -> nn_.Neuron:
     """A neuro neuron with the node's parameters (the float semantics of the node)."""
     if not has_neuron_module(node):
-        raise GraphError(f"{node.kind} is not a neuron node with float semantics")
+        raise GraphError(f"{node.kind} has no float semantics: its node class defines no neuron()")
     return node.neuron()
 
 class _Runner:
