@@ -188,7 +188,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train(request: TrainRequest) -> Trained:
     """``neuro train spikegpt``: build the model from the config (preset + model keys), train it
-    on ``request.data`` (or the offline corpus), and report held-out BPC."""
+    on ``request.data`` (or the offline corpus), and report held-out BPC.
+
+    Training keys in the config (or the options of :func:`add_arguments`, which win): ``preset``,
+    ``steps``, ``batch_size``, ``lr``, ``lr_final``, ``warmup``, ``weight_decay``, ``grad_clip``,
+    ``eval_tokens``, ``log_every``, ``tokenizer``. A language model has no epochs: the generic
+    ``--epochs N`` means ``N x 100`` steps. Under ``torchrun`` every rank trains (DDP) and only
+    rank 0's result is saved."""
     cfg = dict(request.config)
     opts = {**DEFAULTS, **split_keys(cfg, TRAIN_KEYS)}
     args = request.args
