@@ -96,8 +96,9 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     Each step is one batch of ``batch_size`` random windows ``[ctx_len, B]`` (default the
     config's ``ctx_len``). Returns metrics: ``train_loss`` (mean of the last ``log_every``
     steps, nats), ``train_bpc``, ``valid_bpc`` (on the first ``eval_tokens`` of ``valid``),
-    ``tokens`` seen, ``tokens_per_s``, ``seconds``. A progress line (tokens/s, loss, bpc) goes to
-    stderr every ``log_every`` steps when ``progress``.
+    ``tokens`` seen, ``tokens_per_s``, ``seconds``. With ``progress``: a tqdm bar (on a terminal)
+    showing tokens/s, loss and bpc, and a line with the same numbers every ``log_every`` steps
+    to ``log`` (default stderr).
     """
     ctx_len = ctx_len or model.config.ctx_len
     if steps <= 0:
@@ -116,6 +117,10 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     t0 = time.perf_counter()
     tokens = 0
     windows = batches(train, ctx_len, batch_size, seed=seed + distributed.rank(), steps=steps)
+    from tqdm import tqdm
+
+    bar = tqdm(total=steps, desc="spikegpt", unit="step", leave=False,
+               disable=None if progress else True)
     for step, (x, y) in enumerate(windows):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, lr_final, warmup)
@@ -131,12 +136,14 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
         opt.step()
         tokens += x.size * distributed.world_size()
         recent = (recent + [float(loss.detach())])[-log_every:]
+        mean, dt = sum(recent) / len(recent), time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix_str(f"{tokens / dt:,.0f} tok/s  loss {mean:.3f}  bpc {mean / LN2:.3f}")
         if progress and ((step + 1) % log_every == 0 or step + 1 == steps):
-            dt = time.perf_counter() - t0
-            mean = sum(recent) / len(recent)
             line = (f"step {step + 1}/{steps}  {tokens / dt:,.0f} tok/s  loss {mean:.3f}  "
                     f"bpc {mean / LN2:.3f}")
             (log or (lambda s: print(s, file=sys.stderr, flush=True)))(line)
+    bar.close()
     seconds = time.perf_counter() - t0
     train_loss = sum(recent) / len(recent)
     out: dict[str, Any] = dict(train_loss=train_loss, train_bpc=train_loss / LN2, tokens=tokens,
