@@ -353,7 +353,7 @@ class SpikeGPT(nn.Module, FamilyModel):
         if ids.dim() != 1 or ids.numel() == 0:
             raise ValueError("generate: the prompt must be a non-empty 1-D sequence of token ids")
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        with_eval = self.training
+        was_training = self.training
         self.eval()
         try:
             logits, state = self(ids[:, None])
@@ -364,7 +364,7 @@ class SpikeGPT(nn.Module, FamilyModel):
                 last, state = self.step(torch.tensor([tok], device=ids.device), state)
                 last = last[0]
         finally:
-            self.train(with_eval)
+            self.train(was_training)
 
     def generate(self, prompt: Sequence[int] | Tensor, n_tokens: int, temperature: float = 1.0,
                  top_p: float = 1.0, seed: int = 0) -> list[int]:

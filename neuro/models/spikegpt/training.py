@@ -289,5 +289,28 @@ def generate_text(model: SpikeGPT, prompt: str, n_tokens: int = 200, *,
     return text
 
 
-__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "evaluate_bpc", "fit", "generate_text",
-           "load_corpus", "load_model", "lr_at", "resolve_config", "train"]
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``neuro generate CKPT --prompt TEXT [--tokens N] [--temperature T]
+    [--top-p P] [--seed S]`` (for the CLI to add to its ``generate`` sub-command)."""
+    parser.add_argument("checkpoint", help="a spikegpt checkpoint (.safetensors)")
+    parser.add_argument("--prompt", required=True, help="text to continue")
+    parser.add_argument("--tokens", type=int, default=200, help="tokens to generate")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_generate(args: argparse.Namespace, write: Callable[[str], Any] | None = None) -> str:
+    """``neuro generate``: load the checkpoint and stream the continuation to ``write``
+    (default stdout, flushed per piece); ``ValueError`` for a bad checkpoint or option."""
+    if write is None:
+        def write(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    model, _ = load_model(args.checkpoint)
+    return generate_text(model, args.prompt, args.tokens, temperature=args.temperature,
+                         top_p=args.top_p, seed=args.seed, write=write)
+
+
+__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "add_generate_arguments", "evaluate_bpc", "fit", "generate_text",
+           "load_corpus", "load_model", "lr_at", "resolve_config", "run_generate", "train"]
