@@ -84,6 +84,13 @@ class SpikeGPTState(NamedTuple):
 
     blocks: tuple[BlockState, ...]
 
+    def detach(self) -> SpikeGPTState:
+        """The same values cut from the autograd graph (between chunks of truncated
+        back-propagation through time; the WKV sums never carry a gradient)."""
+        return SpikeGPTState(tuple(
+            BlockState(b.att_shift.detach(), b.wkv, b.att_v.detach(), b.ffn_shift.detach(),
+                       b.ffn_v.detach()) for b in self.blocks))
+
 
 def _shift(a: Tensor, prev: Tensor) -> Tensor:
     """``shift(a)_t = a_{t-1}``, ``prev`` at ``t = 0``; ``a [T, B, C]``, ``prev [B, C]``."""
