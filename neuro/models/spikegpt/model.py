@@ -84,6 +84,13 @@ class SpikeGPTState(NamedTuple):
 
     blocks: tuple[BlockState, ...]
 
+    def detach(self) -> SpikeGPTState:
+        """The same values cut from the autograd graph (between chunks of truncated
+        back-propagation through time; the WKV sums never carry a gradient)."""
+        return SpikeGPTState(tuple(
+            BlockState(b.att_shift.detach(), b.wkv, b.att_v.detach(), b.ffn_shift.detach(),
+                       b.ffn_v.detach()) for b in self.blocks))
+
 
 def _shift(a: Tensor, prev: Tensor) -> Tensor:
     """``shift(a)_t = a_{t-1}``, ``prev`` at ``t = 0``; ``a [T, B, C]``, ``prev [B, C]``."""
@@ -353,7 +360,7 @@ class SpikeGPT(nn.Module, FamilyModel):
         if ids.dim() != 1 or ids.numel() == 0:
             raise ValueError("generate: the prompt must be a non-empty 1-D sequence of token ids")
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        with_eval = self.training
+        was_training = self.training
         self.eval()
         try:
             logits, state = self(ids[:, None])
@@ -364,7 +371,7 @@ class SpikeGPT(nn.Module, FamilyModel):
                 last, state = self.step(torch.tensor([tok], device=ids.device), state)
                 last = last[0]
         finally:
-            self.train(with_eval)
+            self.train(was_training)
 
     def generate(self, prompt: Sequence[int] | Tensor, n_tokens: int, temperature: float = 1.0,
                  top_p: float = 1.0, seed: int = 0) -> list[int]:

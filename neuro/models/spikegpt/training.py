@@ -96,8 +96,9 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     Each step is one batch of ``batch_size`` random windows ``[ctx_len, B]`` (default the
     config's ``ctx_len``). Returns metrics: ``train_loss`` (mean of the last ``log_every``
     steps, nats), ``train_bpc``, ``valid_bpc`` (on the first ``eval_tokens`` of ``valid``),
-    ``tokens`` seen, ``tokens_per_s``, ``seconds``. A progress line (tokens/s, loss, bpc) goes to
-    stderr every ``log_every`` steps when ``progress``.
+    ``tokens`` seen, ``tokens_per_s``, ``seconds``. With ``progress``: a tqdm bar (on a terminal)
+    showing tokens/s, loss and bpc, and a line with the same numbers every ``log_every`` steps
+    to ``log`` (default stderr).
     """
     ctx_len = ctx_len or model.config.ctx_len
     if steps <= 0:
@@ -116,6 +117,10 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     t0 = time.perf_counter()
     tokens = 0
     windows = batches(train, ctx_len, batch_size, seed=seed + distributed.rank(), steps=steps)
+    from tqdm import tqdm
+
+    bar = tqdm(total=steps, desc="spikegpt", unit="step", leave=False,
+               disable=None if progress else True)
     for step, (x, y) in enumerate(windows):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, lr_final, warmup)
@@ -131,12 +136,14 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
         opt.step()
         tokens += x.size * distributed.world_size()
         recent = (recent + [float(loss.detach())])[-log_every:]
+        mean, dt = sum(recent) / len(recent), time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix_str(f"{tokens / dt:,.0f} tok/s  loss {mean:.3f}  bpc {mean / LN2:.3f}")
         if progress and ((step + 1) % log_every == 0 or step + 1 == steps):
-            dt = time.perf_counter() - t0
-            mean = sum(recent) / len(recent)
             line = (f"step {step + 1}/{steps}  {tokens / dt:,.0f} tok/s  loss {mean:.3f}  "
                     f"bpc {mean / LN2:.3f}")
             (log or (lambda s: print(s, file=sys.stderr, flush=True)))(line)
+    bar.close()
     seconds = time.perf_counter() - t0
     train_loss = sum(recent) / len(recent)
     out: dict[str, Any] = dict(train_loss=train_loss, train_bpc=train_loss / LN2, tokens=tokens,
@@ -188,7 +195,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train(request: TrainRequest) -> Trained:
     """``neuro train spikegpt``: build the model from the config (preset + model keys), train it
-    on ``request.data`` (or the offline corpus), and report held-out BPC."""
+    on ``request.data`` (or the offline corpus), and report held-out BPC.
+
+    Training keys in the config (or the options of :func:`add_arguments`, which win): ``preset``,
+    ``steps``, ``batch_size``, ``lr``, ``lr_final``, ``warmup``, ``weight_decay``, ``grad_clip``,
+    ``eval_tokens``, ``log_every``, ``tokenizer``. A language model has no epochs: the generic
+    ``--epochs N`` means ``N x 100`` steps. Under ``torchrun`` every rank trains (DDP) and only
+    rank 0's result is saved."""
     cfg = dict(request.config)
     opts = {**DEFAULTS, **split_keys(cfg, TRAIN_KEYS)}
     args = request.args
@@ -276,5 +289,28 @@ def generate_text(model: SpikeGPT, prompt: str, n_tokens: int = 200, *,
     return text
 
 
-__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "evaluate_bpc", "fit", "generate_text",
-           "load_corpus", "load_model", "lr_at", "resolve_config", "train"]
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``neuro generate CKPT --prompt TEXT [--tokens N] [--temperature T]
+    [--top-p P] [--seed S]`` (for the CLI to add to its ``generate`` sub-command)."""
+    parser.add_argument("checkpoint", help="a spikegpt checkpoint (.safetensors)")
+    parser.add_argument("--prompt", required=True, help="text to continue")
+    parser.add_argument("--tokens", type=int, default=200, help="tokens to generate")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_generate(args: argparse.Namespace, write: Callable[[str], Any] | None = None) -> str:
+    """``neuro generate``: load the checkpoint and stream the continuation to ``write``
+    (default stdout, flushed per piece); ``ValueError`` for a bad checkpoint or option."""
+    if write is None:
+        def write(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    model, _ = load_model(args.checkpoint)
+    return generate_text(model, args.prompt, args.tokens, temperature=args.temperature,
+                         top_p=args.top_p, seed=args.seed, write=write)
+
+
+__all__ = ["DEFAULTS", "TRAIN_KEYS", "add_arguments", "add_generate_arguments", "evaluate_bpc", "fit", "generate_text",
+           "load_corpus", "load_model", "lr_at", "resolve_config", "run_generate", "train"]

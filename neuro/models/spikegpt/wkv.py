@@ -140,6 +140,9 @@ def wkv(time_decay: Tensor, time_first: Tensor, k: Tensor, v: Tensor,
     if k.dim() != 3 or v.shape != k.shape:
         raise ValueError(f"wkv: k and v must be [T, B, C] of one shape, got {tuple(k.shape)} "
                          f"and {tuple(v.shape)}")
+    if not k.is_floating_point() or v.dtype != k.dtype:
+        raise ValueError(f"wkv: k and v must be floating point of one dtype, got {k.dtype} and "
+                         f"{v.dtype}")
     C = k.shape[2]
     if time_decay.shape != (C,) or time_first.shape != (C,):
         raise ValueError(f"wkv: time_decay and time_first must be [{C}], got "

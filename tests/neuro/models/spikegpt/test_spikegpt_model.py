@@ -98,6 +98,18 @@ def test_state_carries_membranes_and_shift():
     assert float((fresh - whole[16:]).abs().max()) > 1e-2
 
 
+def test_state_detach():
+    model = _spiking_model()
+    _, state = model(torch.randint(0, 77, (4, 2)))
+    assert state.blocks[0].att_shift.requires_grad
+    cut = state.detach()
+    assert not any(t.requires_grad for b in cut.blocks for t in (b.att_shift, b.att_v, b.ffn_v))
+    with torch.no_grad():
+        a, _ = model(torch.tensor([[3, 4]]), state)
+        b, _ = model(torch.tensor([[3, 4]]), cut)
+    assert torch.equal(a, b)
+
+
 def test_batch_rows_are_independent():
     model = _spiking_model()
     idx = torch.randint(0, 77, (40, 4))

@@ -127,3 +127,22 @@ def test_generate_text_streams_and_is_deterministic(tmp_path):
                          write=pieces.append)
     assert "".join(pieces) == text and len(pieces) > 1
     assert text == generate_text(trained.model, "to be", 30, temperature=1.0, top_p=0.95, seed=3)
+
+
+def test_generate_command_from_a_checkpoint(tmp_path):
+    from neuro.checkpoint import save_checkpoint
+    from neuro.models.spikegpt.training import add_generate_arguments, generate_text, run_generate
+
+    _, _, trained = _tiny_trained(tmp_path)
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", trained.model, name="spikegpt",
+                           config=trained.model.config_dict())
+    parser = argparse.ArgumentParser()
+    add_generate_arguments(parser)
+    args = parser.parse_args([str(ckpt), "--prompt", "to be", "--tokens", "12", "--seed", "4"])
+    pieces = []
+    text = run_generate(args, write=pieces.append)
+    assert "".join(pieces) == text
+    assert text == generate_text(trained.model, "to be", 12, top_p=0.9, seed=4)
+    bad = parser.parse_args([str(tmp_path / "none.safetensors"), "--prompt", "x"])
+    with pytest.raises(ValueError):
+        run_generate(bad, write=pieces.append)

@@ -129,5 +129,7 @@ def test_bad_shapes_raise():
         W.wkv(td, tf, k, v[:, :1])
     with pytest.raises(ValueError, match="time_decay"):
         W.wkv(td[:2], tf, k, v)
+    with pytest.raises(ValueError, match="dtype"):
+        W.wkv(td, tf, k, v.double())
     with pytest.raises(ValueError, match="state"):
         W.wkv(td, tf, k, v, W.init_state(5, 3))
