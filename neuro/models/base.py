@@ -109,6 +109,19 @@ def export_view(model: nn.Module) -> Iterator[nn.Module]:
             yield m
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
+    import json
+
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: the config must be a JSON object")
+    return cfg
+
+
 @dataclass
 class TrainRequest:
     """What ``neuro train NAME`` hands a family: the data path (None: the family's offline task),
@@ -142,14 +155,27 @@ class Trained:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A top-level command a family adds to ``neuro`` (e.g. ``neuro generate`` for a language
+    model): its name, one line of help, its arguments and what it runs (returns the exit status)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Any]
+
+
+@dataclass(frozen=True)
 class Family:
     """One model family's table entry (``neuro.models.FAMILIES``).
 
     ``models``: the classes a checkpoint of this family rebuilds (each has ``name`` and
     ``from_config``). ``fit(model, train, test, **options)``: the Python training recipe.
     ``train(request) -> Trained``: ``neuro train NAME``. ``add_arguments(parser)``: the options
-    ``neuro train NAME`` adds. ``demo(out, seed, epochs, samples) -> Trained``: the family's part of
+    ``neuro train NAME`` adds. ``demo(seed=, epochs=, samples=) -> Trained``: the family's part of
     ``neuro demo`` (None: not in the demo); its ``test_inputs`` run on every target.
+    ``read_config(value)``: what ``--config VALUE`` means (default: a JSON file; a family may
+    accept preset names too). ``commands``: top-level commands it adds (:class:`Command`).
     """
 
     name: str
@@ -159,6 +185,8 @@ class Family:
     train: Callable[[TrainRequest], Trained]
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     demo: Callable[..., Trained] | None = None
+    read_config: Callable[[str], dict[str, Any]] = read_config_file
+    commands: tuple[Command, ...] = ()
 
     def run(self, request: TrainRequest) -> Path | None:
         """Train as ``neuro train NAME`` does and write ``<out>/model.safetensors`` (atomically;
@@ -181,23 +209,10 @@ def save_trained(path: str | Path, trained: Trained) -> Path:
                            info=trained.info)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
-    import json
-
-    try:
-        cfg = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable JSON config ({exc})") from None
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: the config must be a JSON object")
-    return cfg
-
-
 def split_keys(cfg: dict[str, Any], keys: set[str] | frozenset[str]) -> dict[str, Any]:
     """Remove and return the entries of ``cfg`` whose key is in ``keys`` (training options)."""
     return {k: cfg.pop(k) for k in list(cfg) if k in keys}
 
 
-__all__ = ["Family", "FamilyModel", "ModelConfig", "TrainRequest", "Trained", "eval_mode",
+__all__ = ["Command", "Family", "FamilyModel", "ModelConfig", "TrainRequest", "Trained", "eval_mode",
            "export_view", "read_config_file", "save_trained", "split_keys"]

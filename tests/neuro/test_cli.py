@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from neuro.cli import main
+from neuro.cli import build_parser, main
 
 
 def _run(*args, cwd=None):
@@ -183,3 +183,24 @@ def test_train_lsm_offline_writes_a_checkpoint_that_exports(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # an option of another family
         main(["train", "delay-snn", "--readout", "ridge", "--out", str(tmp_path / "x")])
     assert e.value.code == 2 and "unrecognized arguments: --readout" in capsys.readouterr().err
+
+
+def test_family_commands_and_config_readers_come_from_the_table(tmp_path, capsys):
+    """``neuro generate`` is SpikeGPT's command, registered through its table entry; its
+    ``--config`` takes preset names (the family's reader) as well as JSON files."""
+    from neuro.models import FAMILIES
+    from neuro.models.base import Trained, save_trained
+    from neuro.models.spikegpt import SpikeGPT, SpikeGPTConfig
+
+    assert FAMILIES["spikegpt"].read_config("tiny") == {"preset": "tiny"}
+    args = build_parser().parse_args(["generate", "m.safetensors", "--prompt", "ab"])
+    assert args.func is FAMILIES["spikegpt"].commands[0].run
+    from neuro.datasets.text import ByteTokenizer
+
+    model = SpikeGPT(SpikeGPTConfig.from_dict({**SpikeGPTConfig().to_dict(), "n_layer": 1, "n_embd": 16,
+                                               "vocab_size": 256, "vocab": ByteTokenizer().to_dict()}))
+    ckpt = save_trained(tmp_path / "m.safetensors", Trained(model, {}, ""))
+    assert main(["generate", str(ckpt), "--prompt", "ab", "--tokens", "5", "--seed", "3"]) == 0
+    first = capsys.readouterr().out
+    assert main(["generate", str(ckpt), "--prompt", "ab", "--tokens", "5", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == first  # deterministic for a seed

@@ -4,12 +4,19 @@
 with ``csrc/wkv.cpp`` (the WKV kernel), ``reference.py`` (the authors' state dicts),
 ``training.py`` (the recipe). Text data: :mod:`neuro.datasets.text`.
 """
-from neuro.models.base import Family
+from neuro.models.base import Command, Family
 
 from .config import PRESETS, SpikeGPTConfig
 from .model import SpikeGPT, SpikeGPTState
 from .reference import load_reference
-from .training import add_arguments, fit, train
+from .training import (
+    add_arguments,
+    add_generate_arguments,
+    fit,
+    resolve_config,
+    run_generate,
+    train,
+)
 
 FAMILY = Family(
     name="spikegpt",
@@ -18,6 +25,9 @@ FAMILY = Family(
     fit=fit,
     train=train,
     add_arguments=add_arguments,
+    read_config=resolve_config,
+    commands=(Command("generate", "stream text from a SpikeGPT checkpoint", add_generate_arguments,
+                      lambda args: run_generate(args) and 0),),
 )
 
 __all__ = ["FAMILY", "PRESETS", "SpikeGPT", "SpikeGPTConfig", "SpikeGPTState", "load_reference"]

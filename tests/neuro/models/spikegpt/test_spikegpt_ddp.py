@@ -21,9 +21,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from neuro.training import distributed
     from neuro.models.spikegpt import SpikeGPT, SpikeGPTConfig
     from neuro.models.spikegpt.training import fit
+    from neuro.training import distributed
 
     assert distributed.init_from_env() and distributed.world_size() == world
     torch.manual_seed(0)
