@@ -52,7 +52,9 @@ def _integer_populations(g: Graph) -> dict[str, list[str]]:
     return view.neurons
 
 
-def _decay_code(fmt: NumberFormat, beta: np.ndarray, name: str, fieldname: str) -> dict[str, Any]:
+def decay_code(fmt: NumberFormat, beta: np.ndarray, name: str, fieldname: str) -> dict[str, Any]:
+    """The format's integer code of per-step decays ``beta`` (``{field}_m`` mantissas or
+    ``{field}_shift`` shifts), as quantize stores it and QAT reproduces it."""
     beta = np.asarray(beta, np.float64)
     if fmt.decay == "mantissa":
         m = np.round(beta * (1 << fmt.decay_bits)).astype(np.int64)
@@ -184,9 +186,9 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                     raise GraphError(f"node {n!r}: field 'threshold' needs {int(vth.max()).bit_length() + 1} "
                                      f"bits, the format has {fmt.state_bits}")
                 q["vth"] = vth.tolist()
-            q.update(_decay_code(fmt, node.beta, n, "beta"))
+            q.update(decay_code(fmt, node.beta, n, "beta"))
             if type(node) is N.CubaLIF:
-                q.update(_decay_code(fmt, node.alpha, n, "alpha"))
+                q.update(decay_code(fmt, node.alpha, n, "alpha"))
         node.q = q
         scales[n] = S
     g.metadata = {**g.metadata, "format": fmt.to_dict(), "scales": scales}

@@ -97,13 +97,13 @@ class QATNeuron(nn.Module):
 
     def __init__(self, pop: _Population) -> None:
         super().__init__()
-        from ..graph.quantize import _decay_code
+        from ..graph.quantize import decay_code
 
         self.pop = pop
         self.inner = pop.neuron
         fmt, n = pop.fmt, pop.neuron
         beta = n._beta().detach().cpu().numpy()
-        code = _decay_code(fmt, beta, pop.name, "beta")
+        code = decay_code(fmt, beta, pop.name, "beta")
         key = "beta_m" if fmt.decay == "mantissa" else "beta_shift"
         self.register_buffer("leak", torch.as_tensor(np.asarray(code[key]), dtype=torch.float64))
         self.spiking = isinstance(n, LIF)
