@@ -35,6 +35,7 @@ def _cache_dir(name: str, source: Path) -> Path:
     )
     key = hashlib.sha256()
     key.update(source.read_bytes())
+    key.update(str(source.resolve()).encode())  # ninja rebuilds when the same build dir sees another path
     key.update(torch.__version__.encode())
     key.update(platform.machine().encode())
     try:  # -march=native: a different CPU must not reuse the binary
