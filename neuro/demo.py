@@ -1,0 +1,78 @@
+"""``neuro demo``: every model family trained offline, run on every hardware target, compared
+with the reference executor, and priced by the energy report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+
+def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) -> bool:
+    """Every family with a demo: train it offline, run it on every target, compare the spikes
+    with the reference executor, write the energy report (``<out>/<family>/``). True when every
+    target kept its promise."""
+    from . import __version__, kernels
+    from .energy.cli import run as energy_run
+    from .energy.cli import summary as energy_summary
+    from .models import FAMILIES
+    from .models.base import save_trained
+
+    print(f"neuro {__version__} demo (kernels: {kernels.backend()})")
+    ok = True
+    for family in FAMILIES.values():
+        if family.demo is None:
+            continue
+        fam_out = out / family.name
+        print(f"\n== {family.name} ==")
+        trained = family.demo(seed=seed, epochs=epochs, samples=samples)
+        print(trained.summary)
+        path = save_trained(fam_out / "model.safetensors", trained)
+        print(f"checkpoint: {path}")
+        if trained.test_inputs is not None:
+            ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
+        print("\n".join(energy_summary(energy_run(path, None, fam_out / "energy")["json"])))
+    return ok
+
+
+def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:
+    """Run ``model`` on every hardware target and compare with the reference executor; True when
+    every target that can run it keeps its promise (bit-exact, or its stated agreement)."""
+    import time
+
+    from .graph import from_module
+    from .hardware import TARGETS, get_backend
+    from .hardware.base import check_target
+
+    graph = from_module(model)
+    print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
+          "with the reference executor")
+    ok = True
+    for target in TARGETS:
+        try:
+            backend = get_backend(target)
+        except (ValueError, ImportError) as exc:
+            print(f"  {target:10s} not run: {exc}")
+            continue
+        problems = backend.supports(graph)
+        if problems:
+            print(f"  {target:10s} cannot run the model: " + "; ".join(problems))
+            continue
+        t0 = time.perf_counter()
+        try:
+            check = check_target(backend, graph, x, out / target)
+        except OSError as exc:  # the target's simulator is not installed (Lava) or failed
+            print(f"  {target:10s} not run: {str(exc).splitlines()[0]}")
+            ok = False
+            continue
+        comp = check.comparison
+        fmt = check.graph.metadata.get("format", {}).get("name", "float32")
+        print(f"  {target:10s} {fmt:9s} {comp.verdict} spikes to the reference "
+              f"({comp.spike_count()} spikes, {time.perf_counter() - t0:.1f} s) -> {check.artifact}")
+        if not comp.ok:
+            ok = False
+            print(comp.table())
+    return ok
+
+
+__all__ = ["run_demo", "run_on_every_target"]
