@@ -734,6 +734,34 @@ def _graph_from_dict(nir: Any, d: dict[str, Any], where: str, prefix: str = "") 
                         type_check=False)
 
 
+def _check_version(nir: Any, path: Path, version: str) -> None:
+    """Refuse a version newer than the installed ``nir`` (older ones: ``nir.read`` converts them)."""
+    def parts(v: str) -> tuple[int, ...]:
+        out = []
+        for p in v.split(".")[:2]:
+            digits = "".join(c for c in p if c.isdigit())
+            out.append(int(digits) if digits else 0)
+        return tuple(out)
+
+    try:
+        newer = parts(version) > parts(str(nir.version))
+    except ValueError:
+        newer = True
+    if newer:
+        raise ValueError(f"{path}: field 'version' is {version!r}, newer than the installed nir "
+                         f"{nir.version}, which reads NIR files up to {nir.version}")
+
+
+def _nir_read_check(nir: Any, path: Path) -> None:
+    """Refuse what ``nir.read`` itself refuses (edges to missing nodes, mismatched types), in one
+    line naming the edge or node."""
+    try:
+        nir.read(str(path))
+    except Exception as exc:  # noqa: BLE001 - nir raises bare assertions and ValueErrors
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"{path}: nir.read refuses this file: {msg}") from None
+
+
 def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = None,
              reset_timing: str | None = None) -> Graph:
     """Read a NIR file (``nir.write`` format) into a validated :class:`Graph` (see :func:`from_nir`).
@@ -761,14 +789,13 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
         version = version.decode("utf8", "replace")
     if not isinstance(version, str):
         raise ValueError(f"{path}: not a NIR file (field 'version' missing)")
-    major = str(nir.version).split(".")[0]
-    if version.split(".")[0] != major:
-        raise ValueError(f"{path}: field 'version' is {version!r}: this neuro reads NIR {major}.x "
-                         f"files (nir {nir.version})")
+    _check_version(nir, path, version)
     if data.get("type") != "NIRGraph":
         raise ValueError(f"{path}: field 'type' of the root node is {data.get('type')!r}, "
                          "expected 'NIRGraph'")
-    return from_nir(_graph_from_dict(nir, data, str(path)), dt, reset=reset, reset_timing=reset_timing)
+    nir_graph = _graph_from_dict(nir, data, str(path))  # names the node and field of a bad node
+    _nir_read_check(nir, path)
+    return from_nir(nir_graph, dt, reset=reset, reset_timing=reset_timing)
 
 
 __all__ = ["EXPRESSIBLE", "SNNTORCH_DT", "from_nir", "read_nir", "require_nir", "to_nir", "write_nir"]
