@@ -22,12 +22,15 @@ Input, Output    Input, Output (per-step shape, batch excluded)
 Affine, Linear   Affine (``weight [out, in]``, ``bias``), Linear
 Conv1d, Conv2d   Conv1d, Conv2d (``input_shape`` = spatial input size; no bias is written as zeros)
 Flatten          Flatten (dims exclude batch; written non-negative)
+SumPool2d        SumPool2d, AvgPool2d (``kernel_size``, ``stride``, ``padding``; zero padding)
+AvgPool2d
 Threshold        Threshold
-LIF              LIF: ``tau``, ``r`` as above, ``v_leak = 0``, ``v_threshold``, ``v_reset = 0``
+LIF              LIF: ``tau``, ``r`` as above, ``v_leak``, ``v_threshold``, ``v_reset`` (node fields,
+                 default 0)
 CubaLIF          CubaLIF: ``tau_syn = dt / (1 - alpha)``, ``w_in = tau_syn / dt``; ``tau_mem``, ``r``
                  as LIF
 IF               IF: ``r = 1`` (unit gain per step, as snnTorch's importer, Norse and Sinabs read
-                 IF), ``v_threshold``, ``v_reset = 0``
+                 IF), ``v_threshold``, ``v_reset``
 LI               LI: ``tau``, ``r`` as LIF, ``v_leak = 0``
 Delay            Delay: ``delay = steps * dt`` seconds (read back as ``round(delay / dt)``)
 DelayedAffine    one branch per distinct delay value ``d``: ``Linear(W * [D == d]) -> Delay(d dt)``,
@@ -42,9 +45,11 @@ DelayedAffine branch keeps its Delay node, also for ``d = 0``, so the branches m
 
 Import of a NIR neuron without neuro metadata: NIR neurons fire on ``v > v_threshold`` (neuro:
 ``>=``; only exact ties differ) and reset to ``v_reset`` at once (neuro ``reset="zero"``,
-``reset_timing="immediate"``; ``v_reset`` and ``v_leak`` must be 0). An input gain other than 1 is
+``reset_timing="immediate"``; ``v_leak`` and ``v_reset`` become the node's fields, an offset in
+the update, see ``neuro.neurons.lif``; an LI's ``v_leak`` must be 0). An input gain other than 1 is
 read as ``decay_input=True`` when it equals ``1 - beta``, else folded into the threshold
-(``threshold / gain``, exact for ``v_leak = v_reset = 0``, as snnTorch's importer does). snnTorch's
+(``threshold / gain``, and ``v_leak / gain``, ``v_reset / gain``: ``v' = v / gain`` gives the same
+spikes, as snnTorch's importer does). snnTorch's
 exporter writes neither ``reset_mechanism`` nor ``reset_delay``: pass ``reset="subtract",
 reset_timing="deferred"`` to :func:`from_nir` for a snnTorch model with its default subtractive,
 delayed reset.
@@ -74,7 +79,8 @@ SNNTORCH_DT = 1e-4
 NEURO_FORMAT = 1
 #: neuro node kinds NIR can express
 EXPRESSIBLE = frozenset({"Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "Flatten",
-                         "Threshold", "LIF", "CubaLIF", "IF", "LI", "Delay", "DelayedAffine"})
+                         "Threshold", "LIF", "CubaLIF", "IF", "LI", "Delay", "DelayedAffine",
+                         "SumPool2d", "AvgPool2d"})
 _KEY = "neuro"
 _RTOL, _ATOL = 1e-5, 1e-7
 
@@ -205,6 +211,13 @@ def _export_node(nir: Any, name: str, node: N.Node, in_shape: tuple[int, ...] | 
         return nir.Conv2d(input_shape=tuple(int(s) for s in in_shape[1:]), weight=np.array(node.weight),
                           stride=tuple(node.stride), padding=tuple(node.padding),
                           dilation=tuple(node.dilation), groups=int(node.groups), bias=bias)
+    if isinstance(node, (N.SumPool2d, N.AvgPool2d)):
+        cls = nir.SumPool2d if isinstance(node, N.SumPool2d) else nir.AvgPool2d
+        out = cls(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+                  padding=np.array(node.padding))
+        out.input_type = {"input": np.array(in_shape)}  # NIR leaves pooling types to inference
+        out.output_type = {"output": np.array(out_shape)}
+        return out
     if isinstance(node, N.Flatten):
         n = len(in_shape)
         return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=node.start_dim % n,
@@ -219,12 +232,12 @@ def _export_node(nir: Any, name: str, node: N.Node, in_shape: tuple[int, ...] | 
         return nir.LI(tau=tau, r=r, v_leak=np.zeros(out_shape))
     if isinstance(node, N.IF):
         return nir.IF(r=np.ones(out_shape), v_threshold=_bcast(node.threshold, out_shape),
-                      v_reset=np.zeros(out_shape, np.float32))
+                      v_reset=_bcast(node.v_reset, out_shape))
     if isinstance(node, N.LIF):  # LIF, CubaLIF
         tau = _tau(node.beta, out_shape, dt)
         r = np.ones(out_shape) if node.decay_input else np.where(np.isinf(tau), np.inf, tau / dt)
-        common = dict(r=r, v_leak=np.zeros(out_shape), v_threshold=_bcast(node.threshold, out_shape),
-                      v_reset=np.zeros(out_shape, np.float32))
+        common = dict(r=r, v_leak=_bcast(node.v_leak, out_shape, np.float64),
+                      v_threshold=_bcast(node.threshold, out_shape), v_reset=_bcast(node.v_reset, out_shape))
         if isinstance(node, N.CubaLIF):
             tau_syn = _tau(node.alpha, out_shape, dt)
             w_in = np.where(np.isinf(tau_syn), np.inf, tau_syn / dt)
@@ -402,6 +415,9 @@ def _import_node(nir: Any, name: str, n: Any, dt: float, reset: str | None,
                    groups=_int(n.groups))
     if isinstance(n, nir.Flatten):
         return N.Flatten(start_dim=_int(n.start_dim), end_dim=_int(n.end_dim))
+    if isinstance(n, (nir.SumPool2d, nir.AvgPool2d)):
+        cls = N.SumPool2d if isinstance(n, nir.SumPool2d) else N.AvgPool2d
+        return cls(kernel_size=_pair(n.kernel_size), stride=_pair(n.stride), padding=_pair(n.padding))
     if isinstance(n, nir.Threshold):
         return N.Threshold(threshold=np.asarray(n.threshold, np.float32))
     if isinstance(n, nir.Delay):
@@ -418,18 +434,20 @@ def _import_node(nir: Any, name: str, n: Any, dt: float, reset: str | None,
 
 
 _IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "Flatten", "Threshold",
-               "Delay", "LIF", "CubaLIF", "IF", "LI")
+               "Delay", "LIF", "CubaLIF", "IF", "LI", "SumPool2d", "AvgPool2d")
 
 
 def _import_neuron(nir: Any, name: str, n: Any, dt: float, reset: str | None,
                    timing: str | None) -> N.Node:
     kind = type(n).__name__
+    if isinstance(n, nir.LI) and not _is(_f64(n.v_leak), 0.0):
+        raise _err(name, kind, "v_leak", "must be 0: neuro's LI has no resting offset")
+    spiking = not isinstance(n, nir.LI)
+    offsets = {}
     for field in ("v_leak", "v_reset"):
         v = getattr(n, field, None)
-        if v is not None and not _is(_f64(v), 0.0):
-            raise _err(name, kind, field, "must be 0: neuro neurons have no resting offset and "
-                       "reset to 0 (or subtract the threshold)")
-    spiking = not isinstance(n, nir.LI)
+        if spiking and v is not None and not _is(_f64(v), 0.0):
+            offsets[field] = _f64(v)
     thr = _f64(n.v_threshold) if spiking else None
     if isinstance(n, nir.IF):
         gain, beta, tau_field = _f64(n.r), np.float32(1.0), None
@@ -455,13 +473,17 @@ def _import_neuron(nir: Any, name: str, n: Any, dt: float, reset: str | None,
             raise _err(name, kind, field, f"gives an input gain of {np.ravel(gain)[:4].tolist()} per "
                        f"step at dt={dt:g} s, which neuro's {'LI' if not spiking else kind} cannot "
                        "express (needs 1, or 1 - beta for decay_input)")
-        thr = thr / gain  # v' = v / gain: the same spikes (v_leak = v_reset = 0)
-    arrays = [a for a in (beta, thr, alpha) if a is not None and np.ndim(a)]
+        thr = thr / gain  # v' = v / gain: the same spikes, offsets scaled alike
+        offsets = {k: v / gain for k, v in offsets.items()}
+    if "v_reset" in offsets and not bool((thr - offsets["v_reset"] > 0).all()):
+        raise _err(name, kind, "v_reset", "must lie below v_threshold")
+    arrays = [a for a in (beta, thr, alpha, *offsets.values()) if a is not None and np.ndim(a)]
     shape = tuple(np.broadcast_shapes(*[np.shape(a) for a in arrays])) if arrays else None
     if isinstance(n, nir.LI):
         return N.LI(shape=shape, beta=beta, decay_input=decay_input)
     common = dict(shape=shape, threshold=np.asarray(thr, np.float32), reset=reset or "zero",
-                  reset_timing=timing or "immediate")
+                  reset_timing=timing or "immediate",
+                  **{k: np.asarray(v, np.float32) for k, v in offsets.items()})
     if isinstance(n, nir.IF):
         return N.IF(beta=beta, **common)
     if isinstance(n, nir.CubaLIF):

@@ -19,7 +19,7 @@ quantize and every backend ask the node instead of keeping their own tuples of c
     ``"input"`` (graph input), ``"output"`` (graph output), ``"synapse"`` (weights that mix
     channels: Affine, Linear, DelayedAffine, Conv1d, Conv2d), ``"neuron"`` (a population: LIF,
     CubaLIF, IF, LI, EGRU, Threshold) or ``"structural"`` (reshapes, delays or rescales values
-    per channel: Flatten, Delay, ChannelAffine). ``ROLES`` lists them.
+    per channel: Flatten, Delay, ChannelAffine, SumPool2d, AvgPool2d). ``ROLES`` lists them.
 ``spiking``
     its values are events: 0/1 spikes (LIF, CubaLIF, IF, Threshold, an Input of spikes), graded
     events (EGRU). A non-spiking neuron (LI) gives its membrane.
@@ -76,13 +76,16 @@ def _lif_fields(desc: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
     return dict(shape=shape, beta=np.asarray(desc.get("beta", 1.0), np.float32),
                 threshold=np.asarray(desc["threshold"], np.float32),
                 decay_input=bool(desc.get("decay_input", False)), reset=desc["reset"],
-                reset_timing=desc["reset_timing"], refractory=int(desc["refractory"]))
+                reset_timing=desc["reset_timing"], refractory=int(desc["refractory"]),
+                v_leak=np.asarray(desc.get("v_leak", 0.0), np.float32),
+                v_reset=np.asarray(desc.get("v_reset", 0.0), np.float32))
 
 
 def _lif_module_kw(node: Any) -> dict[str, Any]:
     """The LIF-family neuron module arguments of a node."""
     return dict(beta=_t(node.beta), threshold=_t(node.threshold), decay_input=node.decay_input,
-                reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory))
+                reset=node.reset, reset_timing=node.reset_timing, refractory=int(node.refractory),
+                v_leak=_t(node.v_leak), v_reset=_t(node.v_reset))
 
 
 class NodeError(ValueError):
@@ -406,6 +409,50 @@ class Conv2d(Node):
 
 
 @dataclass(eq=False)
+class SumPool2d(Node):
+    """Sum over ``kernel_size`` windows of each channel of ``[C, H, W]`` (NIR ``SumPool2d``):
+    ``y[c, i, j] = sum_{a, b} x[c, i s0 + a - p0, j s1 + b - p1]`` (zero padding), per step.
+    It does synaptic work (additions, counted by ``neuro.energy``) but has no weights and keeps
+    channels apart, so its role is structural; no integer form yet."""
+
+    kernel_size: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: tuple[int, int] = (0, 0)
+    kind: ClassVar[str] = "SumPool2d"
+
+    def __post_init__(self) -> None:
+        self.kernel_size, self.stride, self.padding = (
+            tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x)))
+            for x in (self.kernel_size, self.stride, self.padding))
+
+    def output_shape(self, name, in_shape):
+        for f in ("kernel_size", "stride"):
+            _need(name, self.kind, f, len(getattr(self, f)) == 2 and min(getattr(self, f)) > 0,
+                  f"must be two positive ints, got {getattr(self, f)}")
+        _need(name, self.kind, "padding", len(self.padding) == 2 and min(self.padding) >= 0
+              and all(2 * p <= k for p, k in zip(self.padding, self.kernel_size)),
+              f"must be two ints in [0, kernel_size / 2], got {self.padding}")
+        if in_shape is None or len(in_shape) != 3:
+            raise NodeError(f"node {name!r} ({self.kind}): input must be [C, H, W], got {in_shape}")
+        out = [(in_shape[1 + i] + 2 * self.padding[i] - self.kernel_size[i]) // self.stride[i] + 1
+               for i in range(2)]
+        _need(name, self.kind, "kernel_size", min(out) > 0, f"gives an empty output for input {in_shape}")
+        return (in_shape[0], *out)
+
+    @classmethod
+    def example(cls):
+        return cls(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+
+
+@dataclass(eq=False)
+class AvgPool2d(SumPool2d):
+    """Mean over ``kernel_size`` windows (NIR ``AvgPool2d``): the :class:`SumPool2d` sum divided
+    by ``kh * kw`` (zero padding counted, as PyTorch's ``count_include_pad=True``)."""
+
+    kind: ClassVar[str] = "AvgPool2d"
+
+
+@dataclass(eq=False)
 class Flatten(Node):
     """Flatten feature dimensions ``start_dim..end_dim`` (batch excluded, 0-based)."""
 
@@ -475,6 +522,10 @@ class Threshold(Node):
 class LIF(Node):
     """Discrete LIF (equations in ``neuro.neurons.lif``): per-step ``beta``, ``threshold``.
 
+    ``v_leak``/``v_reset`` (default 0): NIR's leak and reset potentials, an offset in the update
+    (``h = beta v + x + (1 - beta) v_leak``; reset to ``v_reset``, or subtract
+    ``threshold - v_reset``). They have no integer form: ``quantize`` refuses a non-zero one.
+
     Arrays are scalars (broadcast) or of the population shape ``shape``. In a quantized graph
     ``q`` holds the integer registers of the graph's number format (``neuro.graph.quantize``);
     the float fields are kept as the reference.
@@ -488,6 +539,8 @@ class LIF(Node):
     reset_timing: str = "immediate"
     refractory: int = 0
     q: dict[str, Any] | None = None
+    v_leak: np.ndarray = field(default_factory=lambda: _f32(0.0))
+    v_reset: np.ndarray = field(default_factory=lambda: _f32(0.0))
     kind: ClassVar[str] = "LIF"
     role: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
@@ -498,6 +551,7 @@ class LIF(Node):
     def __post_init__(self) -> None:
         self.shape = None if self.shape is None else tuple(int(s) for s in self.shape)
         self.beta, self.threshold = _f32(self.beta), _f32(self.threshold)
+        self.v_leak, self.v_reset = _f32(self.v_leak), _f32(self.v_reset)
 
     def _check_params(self, name: str) -> None:
         _need(name, self.kind, "beta", bool(((self.beta >= 0) & (self.beta <= 1)).all()), "must lie in [0, 1]")
@@ -506,14 +560,16 @@ class LIF(Node):
         _need(name, self.kind, "reset_timing", self.reset_timing in TIMINGS,
               f"must be one of {TIMINGS}, got {self.reset_timing!r}")
         _need(name, self.kind, "refractory", int(self.refractory) >= 0, "must be >= 0 steps")
+        _need(name, self.kind, "v_reset", bool((self.threshold - self.v_reset > 0).all()),
+              "must lie below the threshold")
 
     def _param_shape(self) -> Shape | None:
-        shapes = {a.shape for a in (self.beta, self.threshold) if a.ndim}
+        shapes = {a.shape for a in (self.beta, self.threshold, self.v_leak, self.v_reset) if a.ndim}
         return self.shape or (shapes.pop() if len(shapes) == 1 else None)
 
     def output_shape(self, name, in_shape):
         self._check_params(name)
-        for f in ("beta", "threshold"):
+        for f in ("beta", "threshold", "v_leak", "v_reset"):
             a = getattr(self, f)
             _need(name, self.kind, f, a.ndim == 0 or self._param_shape() == a.shape,
                   f"shape {a.shape} does not match the population shape {self._param_shape()}")
@@ -683,7 +739,8 @@ class EGRU(Node):
 #: node type name -> class (a static table of the IR's vocabulary)
 NODE_TYPES: dict[str, type[Node]] = {
     c.kind: c for c in (Input, Output, Affine, Linear, DelayedAffine, Delay, Conv1d, Conv2d,
-                        Flatten, ChannelAffine, Threshold, LIF, CubaLIF, IF, LI, EGRU)
+                        Flatten, ChannelAffine, Threshold, LIF, CubaLIF, IF, LI, EGRU, SumPool2d,
+                        AvgPool2d)
 }
 
 

@@ -64,6 +64,12 @@ class _Runner:
             y = conv(x.reshape(T * B, *x.shape[2:]), p["weight"], p.get("bias"), node.stride,
                      node.padding, node.dilation, node.groups)
             return y.reshape(T, B, *y.shape[1:])
+        if kind in (N.SumPool2d, N.AvgPool2d):  # divisor 1: the plain window sum
+            T, B = x.shape[:2]
+            y = F.avg_pool2d(x.reshape(T * B, *x.shape[2:]), node.kernel_size, node.stride,
+                             node.padding, count_include_pad=True,
+                             divisor_override=1 if kind is N.SumPool2d else None)
+            return y.reshape(T, B, *y.shape[1:])
         if kind is N.Flatten:
             n = x.dim() - 2
             s, e = node.start_dim % n + 2, node.end_dim % n + 2

@@ -56,7 +56,8 @@ class CubaLIF(LIF):
         return s, CubaLIFState(lif.v, i, lif.refractory)
 
     def _multi_step(self, x: Tensor, state: CubaLIFState, record: bool):
-        if not (self.fused and self.reset_timing == "immediate" and self.refractory == 0):
+        if not (self.fused and self.reset_timing == "immediate" and self.refractory == 0
+                and self.v_leak is None and self.v_reset is None):
             return Neuron._multi_step(self, x, state, record)  # the step loop
         inf = torch.tensor(math.inf, dtype=x.dtype, device=x.device)
         cpp = kernels.use_cpp(x)

@@ -15,6 +15,14 @@ state is the value *before* reset, and the reset of a spike at ``t-1`` is applie
 after the decay: ``h[t] = beta * v[t-1] + x[t] - s[t-1] * threshold`` (subtract) or
 ``h[t] = beta * (1 - s[t-1]) * v[t-1] + x[t]`` (zero), ``v[t] = h[t]``.
 
+``v_leak`` and ``v_reset`` (default 0; NIR's leak and reset potentials, in the unit of ``v``) add
+an offset to the update: the charge gains ``(1 - beta) * v_leak`` (so ``v`` relaxes to
+``v_leak``), ``"zero"`` resets to ``v[t] = v_reset`` and ``"subtract"`` subtracts
+``threshold - v_reset`` (a neuron exactly at threshold lands on ``v_reset``); deferred timing
+applies the same reset one step later. With both 0 (the default) the update is the one above,
+float operation for float operation; with either non-zero the step loop runs (no fused kernel).
+The membrane starts at 0.
+
 ``refractory=R`` (steps, immediate timing only): after a spike the neuron ignores its input and
 keeps its (reset) membrane for ``R`` steps, emitting no spike (Brian2's ``unless refractory``).
 
@@ -106,6 +114,8 @@ class LIF(Neuron):
         surrogate: Surrogate | None = None,
         dt: float = 1e-3,
         fused: bool = True,
+        v_leak: float | Tensor = 0.0,
+        v_reset: float | Tensor = 0.0,
     ) -> None:
         super().__init__(shape, surrogate=surrogate, dt=dt)
         if reset not in RESETS:
@@ -124,6 +134,13 @@ class LIF(Neuron):
             raise ValueError(f"LIF threshold must be > 0, got {to_plain(th)}")
         self._param("beta", b, learn_beta)
         self._param("threshold", th, learn_threshold)
+        vl = torch.as_tensor(v_leak, dtype=torch.float32)
+        vr = torch.as_tensor(v_reset, dtype=torch.float32)
+        if not bool((th - vr > 0).all()):
+            raise ValueError(f"LIF v_reset must lie below the threshold, got {to_plain(vr)}")
+        #: the offsets, or None where they are 0 (the plain update runs then)
+        self.v_leak = vl if bool((vl != 0).any()) else None
+        self.v_reset = vr if bool((vr != 0).any()) else None
         self.decay_input = bool(decay_input)
         self.reset = reset
         self.reset_timing = reset_timing
@@ -147,8 +164,21 @@ class LIF(Neuron):
 
     def _charge(self, v: Tensor, x: Tensor, beta: Tensor) -> Tensor:
         if self.decay_input:
-            return v + (x - v) * (1 - beta)
-        return beta * v + x
+            h = v + (x - v) * (1 - beta)
+        else:
+            h = beta * v + x
+        if self.v_leak is not None:
+            h = h + (1 - beta) * self.v_leak.to(h)
+        return h
+
+    def _reset_zero(self, h: Tensor, s: Tensor) -> Tensor:
+        if self.v_reset is None:
+            return h * (1 - s)
+        return h * (1 - s) + s * self.v_reset.to(h)
+
+    def _reset_step(self, thr: Tensor) -> Tensor:
+        """What a subtractive reset subtracts: ``threshold - v_reset``."""
+        return thr if self.v_reset is None else thr - self.v_reset.to(thr)
 
     def step(self, x: Tensor, state: LIFState) -> tuple[Tensor, LIFState]:
         beta, thr = self._beta(), self.threshold
@@ -156,9 +186,9 @@ class LIF(Neuron):
         if self.reset_timing == "deferred":
             prev = (v - thr >= 0).to(v.dtype)
             if self.reset == "zero":
-                h = self._charge((1 - prev) * v, x, beta)
+                h = self._charge(self._reset_zero(v, prev), x, beta)
             else:
-                h = self._charge(v, x, beta) - prev * thr
+                h = self._charge(v, x, beta) - prev * self._reset_step(thr)
             return self.surrogate(h - thr), LIFState(h, None)
         h = self._charge(v, x, beta)
         if self.refractory:
@@ -168,7 +198,7 @@ class LIF(Neuron):
         else:
             s = self.surrogate(h - thr)
         sr = s.detach() if self.detach_reset else s
-        v_new = h - sr * thr if self.reset == "subtract" else h * (1 - sr)
+        v_new = h - sr * self._reset_step(thr) if self.reset == "subtract" else self._reset_zero(h, sr)
         ref = None
         if self.refractory:
             ref = torch.where(
@@ -179,7 +209,8 @@ class LIF(Neuron):
         return s, LIFState(v_new, ref)
 
     def _multi_step(self, x: Tensor, state: LIFState, record: bool) -> tuple[Tensor, LIFState]:
-        if not (self.fused and self.reset_timing == "immediate" and self.refractory == 0):
+        if not (self.fused and self.reset_timing == "immediate" and self.refractory == 0
+                and self.v_leak is None and self.v_reset is None):
             return super()._multi_step(x, state, record)
         thr = self.threshold
         spikes, h, v_last = kernels.lif_multistep(
@@ -201,6 +232,8 @@ class LIF(Neuron):
             "reset_timing": self.reset_timing,
             "detach_reset": self.detach_reset,
             "refractory": self.refractory,
+            **({"v_leak": to_plain(self.v_leak)} if self.v_leak is not None else {}),
+            **({"v_reset": to_plain(self.v_reset)} if self.v_reset is not None else {}),
             "learn_beta": isinstance(self.beta, torch.nn.Parameter),
             "learn_threshold": isinstance(self.threshold, torch.nn.Parameter),
         }

@@ -5,7 +5,8 @@ from neuro.graph import Graph, nodes
 
 def wrap(node: nodes.Node) -> Graph:
     """A valid graph ``input -> node -> output`` around ``node`` (input shape probed)."""
-    shapes = {nodes.Conv1d: (1, 5), nodes.Conv2d: (1, 4, 4), nodes.Flatten: (2, 3)}
+    shapes = {nodes.Conv1d: (1, 5), nodes.Conv2d: (1, 4, 4), nodes.Flatten: (2, 3),
+              nodes.SumPool2d: (1, 4, 4), nodes.AvgPool2d: (1, 4, 4)}
     in_shape = shapes.get(type(node))
     if in_shape is None:
         for probe in [(n,) for n in range(1, 8)]:

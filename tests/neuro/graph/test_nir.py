@@ -155,14 +155,13 @@ def test_import_of_foreign_nir_graphs():
 
 
 @pytest.mark.parametrize("node,match", [
-    (nir.LIF(tau=np.full(2, 1e-3), r=np.full(2, 10.0), v_leak=np.full(2, 0.3), v_threshold=np.ones(2)),
-     r"node 'x' \(NIR LIF\): field 'v_leak'"),
+    (nir.LI(tau=np.full(2, 1e-3), r=np.full(2, 10.0), v_leak=np.full(2, 0.3)),
+     r"node 'x' \(NIR LI\): field 'v_leak'"),
     (nir.LIF(tau=np.full(2, 1e-5), r=np.full(2, 0.1), v_leak=np.zeros(2), v_threshold=np.ones(2)),
      r"node 'x' \(NIR LIF\): field 'tau'.*shorter than one step"),
     (nir.Delay(delay=np.full(2, 1.5e-4)), r"node 'x' \(NIR Delay\): field 'delay'"),
     (nir.Scale(scale=np.ones(2)), r"node 'x': NIR node type 'Scale' has no neuro equivalent"),
-    (nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]), padding=np.array([0, 0])),
-     r"node 'x': NIR node type 'AvgPool2d' has no neuro equivalent"),
+    (nir.I(r=np.ones(2)), r"node 'x': NIR node type 'I' has no neuro equivalent"),
 ])
 def test_import_errors_name_node_and_field(node, match):
     graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "x": node,
