@@ -212,7 +212,7 @@ def _export_node(nir: Any, name: str, node: N.Node, in_shape: tuple[int, ...] | 
                           stride=tuple(node.stride), padding=tuple(node.padding),
                           dilation=tuple(node.dilation), groups=int(node.groups), bias=bias)
     if isinstance(node, (N.SumPool2d, N.AvgPool2d)):
-        cls = nir.SumPool2d if isinstance(node, N.SumPool2d) else nir.AvgPool2d
+        cls = nir.SumPool2d if type(node) is N.SumPool2d else nir.AvgPool2d
         out = cls(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
                   padding=np.array(node.padding))
         out.input_type = {"input": np.array(in_shape)}  # NIR leaves pooling types to inference

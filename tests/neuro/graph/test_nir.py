@@ -367,8 +367,14 @@ def test_read_rejects_bad_files(tmp_path):
                                   padding=np.array([0, 0])),
                "output": nir.Output(np.array([1, 2, 2]))},
         edges=[("input", "p"), ("p", "output")], type_check=False))
-    with pytest.raises(ValueError, match=r"node 'p': NIR node type 'SumPool2d' has no neuro"):
-        read_nir(pool)
+    assert type(read_nir(pool).nodes["p"]).__name__ == "SumPool2d"
+    scale = tmp_path / "scale.nir"
+    nir.write(scale, nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([2])), "p": nir.Scale(scale=np.ones(2, np.float32)),
+               "output": nir.Output(np.array([2]))},
+        edges=[("input", "p"), ("p", "output")], type_check=False))
+    with pytest.raises(ValueError, match=r"node 'p': NIR node type 'Scale' has no neuro"):
+        read_nir(scale)
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -1,0 +1,249 @@
+"""The NIR paper's reference networks (Pedersen et al., Nat. Commun. 2024; NIR repository
+``paper/``, BSD 3-Clause, copied with its LICENSE into ``tests/fixtures/nir_paper``) import and
+reproduce the outputs their authors recorded."""
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import neuro.graph.nodes as N
+from neuro.graph import Graph, simulate
+from neuro.graph.nir_io import read_nir, to_nir, from_nir
+
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nir_paper"
+NIR_DIR = FIX / "nir"
+
+#: file -> what neuro does with it (nir 1.0.8's own nir.read refuses the last three)
+IMPORTS = ["braille_noDelay_bias_zero.nir", "braille_noDelay_noBias_subtract.nir", "cnn_sinabs.nir",
+           "lif_norse.nir", "two_lif_neurons.nir"]
+REFUSED = {
+    "braille_noDelay_bias_zero_subgraph.nir": r"Edge \('input', 'lif'\) references destination node 'lif'",
+    "braille_noDelay_noBias_subtract_subgraph.nir": r"Edge \('input', 'lif'\) references destination node 'lif'",
+    "lif_rockpool.nir": r"type mismatch: 1_LIFNeuronTorch.output",
+}
+
+
+def test_fixture_licence_is_beside_the_files():
+    assert "BSD" in (FIX / "LICENSE").read_text() or "Redistribution" in (FIX / "LICENSE").read_text()
+
+
+@pytest.mark.parametrize("name", IMPORTS)
+def test_paper_file_imports(name):
+    g = read_nir(NIR_DIR / name)
+    g.validate()
+
+
+@pytest.mark.parametrize("name,match", sorted(REFUSED.items()))
+def test_paper_file_that_nir_read_refuses_is_refused_in_one_line(name, match):
+    with pytest.raises(ValueError, match=match) as err:
+        read_nir(NIR_DIR / name)
+    assert "\n" not in str(err.value) and "nir.read refuses" in str(err.value)
+
+
+# --------------------------------------------------------------------------- Braille RNN
+def braille_sample() -> np.ndarray:
+    """Test sample 0 ``[T=256, 12]`` from the figure's one embedded image (1 bit per pixel,
+    FlateDecode with PNG row filters; image row ``r`` is channel ``11 - r``)."""
+    d = (FIX / "rnn" / "rnn_braille_input.pdf").read_bytes()
+    m = re.search(rb"/Subtype /Image /Width (\d+) /Height (\d+).*?stream\r?\n", d, re.S)
+    w, h = int(m.group(1)), int(m.group(2))
+    raw = zlib.decompressobj().decompress(d[m.end():])
+    stride = (w + 7) // 8
+    rows, prev = [], bytearray(stride)
+    for r in range(h):
+        f = raw[r * (stride + 1)]
+        line = bytearray(raw[r * (stride + 1) + 1:(r + 1) * (stride + 1)])
+        for i in range(stride):
+            a, b, c = (line[i - 1] if i else 0), prev[i], (prev[i - 1] if i else 0)
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(np.unpackbits(np.frombuffer(bytes(line), np.uint8))[:w])
+        prev = line
+    img = np.array(rows)
+    assert img.shape == (12, 256)
+    return img[::-1].T.astype(np.float32).copy()
+
+
+def _hidden(name: str, **kw) -> np.ndarray:
+    g = read_nir(NIR_DIR / name, **kw)
+    return simulate(g, torch.from_numpy(braille_sample()), record=True)["lif1.lif"].numpy()
+
+
+def _ref(fw: str, tag: str) -> np.ndarray:
+    return np.load(FIX / "rnn" / f"{fw}_activity_noDelay_{tag}.npy")
+
+
+def test_braille_sample_has_the_recorded_spike_count():
+    assert braille_sample().sum() == 539
+
+
+def test_braille_zero_reset_equals_snntorch():
+    hid = _hidden("braille_noDelay_bias_zero.nir", reset="zero")
+    ref = _ref("snntorch", "bias_zero")
+    assert ref.shape == hid.shape == (256, 38) and ref.sum() == 119
+    np.testing.assert_array_equal(hid, ref)
+
+
+def test_braille_subtract_file_with_nir_semantics_equals_norse():
+    # Norse runs the file as NIR says (reset to v_reset at once): neuro's default reading
+    hid = _hidden("braille_noDelay_noBias_subtract.nir")
+    ref = _ref("norse", "noBias_subtract")
+    assert ref.shape == hid.shape == (256, 40) and ref.sum() == 103
+    np.testing.assert_array_equal(hid, ref)
+
+
+def test_braille_measured_differences_are_pinned():
+    """Measured, not specified: the zero-reset file against Norse, and the subtract file read with
+    ``reset="subtract"`` against snnTorch (which trained it with its own reset timing). The
+    counts are pinned so that a change is seen; see the report in CHANGELOG."""
+    zero_norse = _hidden("braille_noDelay_bias_zero.nir") != _ref("norse", "bias_zero")
+    assert int(zero_norse.sum()) == 23
+    sub = _ref("snntorch", "noBias_subtract")
+    imm = _hidden("braille_noDelay_noBias_subtract.nir", reset="subtract")
+    dfr = _hidden("braille_noDelay_noBias_subtract.nir", reset="subtract", reset_timing="deferred")
+    assert (int((imm != sub).sum()), int((dfr != sub).sum())) == (46, 72)
+    assert (int(imm.sum()), int(dfr.sum()), int(sub.sum())) == (120, 118, 118)
+
+
+# ------------------------------------------------------------------------------- LIF
+@pytest.mark.parametrize("trace", ["norse", "exact"])
+def test_lif_neuron_equals_recorded_spikes(trace):
+    a = np.loadtxt(FIX / "lif" / f"lif_{trace}.csv", delimiter=",")
+    g = read_nir(NIR_DIR / "lif_norse.nir")  # NIR 0.1.1
+    out = simulate(g, torch.from_numpy(a[:, :1].astype(np.float32)), record=True, record_membranes=True)
+    np.testing.assert_array_equal(out["1"].numpy()[:, 0], a[:, 2])
+    assert a[:, 2].sum() == 4
+    if trace == "norse":  # the same Euler update: membranes equal to float32 rounding
+        np.testing.assert_allclose(out["1.v"].numpy()[:, 0], a[:, 1], atol=1e-6)
+
+
+def test_two_lif_neurons_leak_potential_drives_spikes():
+    g = read_nir(NIR_DIR / "two_lif_neurons.nir")
+    lif1 = g.nodes["lif1"]
+    assert type(lif1) is N.LIF and float(lif1.v_leak.max()) > 0
+    out = simulate(g, torch.zeros(2000, 1), record=True)
+    # no input: lif1 relaxes towards v_leak = 1.2 > threshold 1 and fires on its own
+    assert out["lif1"].sum() > 0
+
+
+# ------------------------------------------------------------------------------- v_leak / v_reset
+def _euler_lif(x, beta, gain, v_leak, v_reset, thr):
+    """NIR's LIF by forward Euler: v += (1 - beta) (v_leak - v) + gain x; fire v > thr; v = v_reset."""
+    v, out = np.zeros(x.shape[1]), []
+    for xt in x:
+        v = v + (1 - beta) * (v_leak - v) + gain * xt
+        s = v > thr
+        v = np.where(s, v_reset, v)
+        out.append(s.astype(np.float32))
+    return np.array(out)
+
+
+def test_lif_v_leak_v_reset_follow_euler_and_round_trip():
+    import nir
+
+    rng = np.random.default_rng(0)
+    n, tau, dt = 5, 2e-3, 1e-4
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(np.array([n])),
+        "lif": nir.LIF(tau=np.full(n, tau), r=np.full(n, tau / dt), v_leak=np.linspace(-0.5, 0.8, n),
+                       v_threshold=np.ones(n), v_reset=np.full(n, -0.25)),
+        "output": nir.Output(np.array([n]))}, edges=[("input", "lif"), ("lif", "output")])
+    g = from_nir(graph)
+    x = (rng.random((300, n)) * 0.3).astype(np.float32)
+    got = simulate(g, torch.from_numpy(x))["output"].numpy()
+    want = _euler_lif(x.astype(np.float64), 1 - dt / tau, 1.0, np.linspace(-0.5, 0.8, n), -0.25, 1.0)
+    assert got.sum() > 10
+    np.testing.assert_array_equal(got, want)
+    back = from_nir(to_nir(g))
+    np.testing.assert_array_equal(back.nodes["lif"].v_leak, g.nodes["lif"].v_leak)
+    np.testing.assert_array_equal(back.nodes["lif"].v_reset, g.nodes["lif"].v_reset)
+
+
+def test_quantize_refuses_v_leak_naming_the_field():
+    from neuro.graph.quantize import quantize
+
+    g = Graph({"in": N.Input(shape=(2,)), "w": N.Linear(weight=np.eye(2, dtype=np.float32)),
+               "lif": N.LIF(shape=(2,), beta=0.9, v_leak=0.5, reset="zero"), "out": N.Output()},
+              [("in", "w"), ("w", "lif"), ("lif", "out")])
+    fmt = "loihi2"
+    with pytest.raises(ValueError, match=r"node 'lif' \(LIF\): field 'v_leak'"):
+        quantize(g, fmt)
+
+
+# ------------------------------------------------------------------------------- CNN
+def _ref_cnn(nodes: dict, x: np.ndarray) -> np.ndarray:
+    """NIR's rules in numpy: forward Euler IF (v += r I; fire v > v_threshold; reset to 0), sum
+    pooling, Conv2d cross-correlation with zero padding, Flatten, Affine; a chain."""
+    import nir
+
+    from numpy.lib.stride_tricks import sliding_window_view as win
+
+    def conv(u, w, b, stride, pad):
+        u = np.pad(u, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+        p = win(u, w.shape[2:], axis=(1, 2))[:, ::stride[0], ::stride[1]]  # [C, H', W', kh, kw]
+        return np.einsum("chwij,ocij->ohw", p, w) + b[:, None, None]
+
+    order = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"]
+    state = {k: 0.0 for k in order}
+    outs = []
+    for xt in x.astype(np.float64):
+        u = xt
+        for k in order:
+            n = nodes[k]
+            if isinstance(n, nir.Conv2d):
+                u = conv(u, np.asarray(n.weight, np.float64), np.asarray(n.bias, np.float64),
+                         np.asarray(n.stride).reshape(-1), np.asarray(n.padding).reshape(-1))
+            elif isinstance(n, nir.SumPool2d):
+                ks = tuple(np.asarray(n.kernel_size).reshape(-1))
+                u = win(u, ks, axis=(1, 2))[:, ::ks[0], ::ks[1]].sum((-1, -2))
+            elif isinstance(n, nir.Flatten):
+                u = u.reshape(-1)
+            elif isinstance(n, nir.Affine):
+                u = np.asarray(n.weight, np.float64) @ u + np.asarray(n.bias, np.float64)
+            elif isinstance(n, nir.IF):
+                v = state[k] + np.asarray(n.r, np.float64) * u
+                s = v > np.asarray(n.v_threshold, np.float64)
+                state[k] = np.where(s, 0.0, v)
+                u = s.astype(np.float64)
+        outs.append(u)
+    return np.array(outs)
+
+
+def test_sinabs_cnn_matches_a_reference_of_nir_rules():
+    import nir
+
+    g = read_nir(NIR_DIR / "cnn_sinabs.nir")
+    assert {type(n) for n in g.nodes.values()} >= {N.SumPool2d, N.Conv2d, N.IF, N.Flatten, N.Affine}
+    rng = np.random.default_rng(1)
+    x = (rng.random((40, 2, 34, 34)) < 0.15).astype(np.float32)  # N-MNIST-like event frames
+    rec = simulate(g, torch.from_numpy(x), record=True)
+    ref_nodes = nir.read(str(NIR_DIR / "cnn_sinabs.nir")).nodes
+    want = _ref_cnn(ref_nodes, x)
+    got = rec["12"].numpy()
+    assert rec["1"].sum() > 0 and rec["10"].sum() > 0 and want.sum() > 0
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sum_and_avg_pool_float_semantics():
+    x = torch.arange(2 * 1 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 1, 4, 4)
+    for cls, scale in ((N.SumPool2d, 4.0), (N.AvgPool2d, 1.0)):
+        g = Graph({"in": N.Input(shape=(1, 4, 4)), "p": cls(kernel_size=2, stride=2), "out": N.Output()},
+                  [("in", "p"), ("p", "out")]).validate()
+        y = simulate(g, x)["out"]
+        want = x.reshape(2, 1, 1, 2, 2, 2, 2).permute(0, 1, 2, 3, 5, 4, 6).reshape(2, 1, 1, 2, 2, 4).mean(-1) * scale
+        torch.testing.assert_close(y, want, rtol=0, atol=0)
+        back = from_nir(to_nir(g))
+        assert type(back.nodes["p"]) is cls and back.nodes["p"].kernel_size == (2, 2)
