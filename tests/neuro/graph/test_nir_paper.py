@@ -13,7 +13,7 @@ import torch
 
 import neuro.graph.nodes as N
 from neuro.graph import Graph, simulate
-from neuro.graph.nir_io import read_nir, to_nir, from_nir
+from neuro.graph.nir_io import from_nir, read_nir, to_nir
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nir_paper"
 NIR_DIR = FIX / "nir"
@@ -188,7 +188,6 @@ def _ref_cnn(nodes: dict, x: np.ndarray) -> np.ndarray:
     """NIR's rules in numpy: forward Euler IF (v += r I; fire v > v_threshold; reset to 0), sum
     pooling, Conv2d cross-correlation with zero padding, Flatten, Affine; a chain."""
     import nir
-
     from numpy.lib.stride_tricks import sliding_window_view as win
 
     def conv(u, w, b, stride, pad):
