@@ -199,7 +199,7 @@ def fold_channel_affines(g: Graph) -> None:
 def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
                     one_value: Sequence[str] = ()) -> list[str]:
     """What number format ``fmt`` cannot express of neuron node ``name`` (reset mode, reset
-    timing, refractory period, input decay), plus the fields in ``one_value`` that the target
+    timing, refractory period, input decay, leak and reset potentials), plus the fields in ``one_value`` that the target
     holds in one register per population but that vary across the population. ``[]``: fine."""
     kind = f"node {name!r} ({node.kind})"
     out = []
@@ -215,6 +215,9 @@ def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
     if getattr(node, "decay_input", False):
         out.append(f"{kind}: field 'decay_input' has no integer form yet "
                    "(fold 1 - beta into the weights)")
+    for f in ("v_leak", "v_reset"):  # NIR's leak and reset potentials
+        if np.any(np.asarray(getattr(node, f, 0)) != 0):
+            out.append(f"{kind}: field {f!r} (non-zero) has no integer form yet")
     for f in one_value:
         if hasattr(node, f) and np.unique(np.asarray(getattr(node, f))).size > 1:
             out.append(f"{kind}: per-neuron {f}: the target has one {f} register per population")

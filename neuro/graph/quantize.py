@@ -109,10 +109,6 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         problems = neuron_problems(n, node, fmt)
         if problems:
             raise GraphError(problems[0])
-        for f in ("v_leak", "v_reset"):
-            if np.any(np.asarray(getattr(node, f, 0.0)) != 0):
-                raise GraphError(f"node {n!r} ({node.kind}): field {f!r} (non-zero) has no integer "
-                                 f"form in format {fmt.name}")
         ws = [np.abs(g.nodes[s].weight).max() if g.nodes[s].weight.size else 0.0 for s in syns]
         wmax = float(max(ws, default=0.0)) or 1.0
         theta = float(np.max(node.threshold)) if node.spiking else 0.0
