@@ -109,7 +109,7 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
     def write_files(tmp: Path) -> dict[str, str]:
         (tmp / "lava").mkdir()
         (tmp / "lava" / "network.json").write_text(json.dumps(net, indent=1))
-        np.savez(tmp / "lava" / "arrays.npz", **arrays)
+        np.savez(tmp / "lava" / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         files = {"lava/network.json": "Lava process graph (processes, registers, alignment lags)",
                  "lava/arrays.npz": "Lava weights, delays, biases (integer) and float parameters"}
         if netx_reason is None:

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -159,12 +159,13 @@ def run_mapping(mapping: Mapping, inputs: dict[str, np.ndarray], *, engine: str 
     spikes, at = {}, 0
     for p in mapping.populations:
         if not p.is_source:
+            assert p.shape is not None  # Population.__post_init__ sets it
             spikes[p.name] = values[:, :, at:at + p.size].reshape(T, B, *p.shape)
             at += p.size
     outputs = {}
     for o, pop in mapping.outputs.items():
         val = spikes[pop] if pop in spikes else np.asarray(inputs[pop], np.int64)
-        shape = (output_shapes or {}).get(o, mapping.population(pop).shape)
+        shape = cast(tuple[int, ...], (output_shapes or {}).get(o, mapping.population(pop).shape))
         outputs[o] = val.reshape(T, B, *shape)
     return Result(spikes, outputs, make_stats(mapping, sim))
 

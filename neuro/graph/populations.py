@@ -29,7 +29,7 @@ synaptic delays absorb the difference (see their modules); the two solve differe
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -81,7 +81,7 @@ class Populations:
     output_chains: dict[str, Chain] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
-    def messages(self, skip: Sequence[str] = ()) -> list[str]:
+    def messages(self, skip: Collection[str] = ()) -> list[str]:
         """Problem messages, without those about the nodes in ``skip`` (already refused)."""
         drop = set(skip)
         return [m for n, m in self.problems if n not in drop]
