@@ -154,7 +154,7 @@ class Family:
 
     name: str
     summary: str
-    models: tuple[type, ...]
+    models: tuple[type[FamilyModel], ...]
     fit: Callable[..., Any]
     train: Callable[[TrainRequest], Trained]
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None

@@ -61,6 +61,7 @@ class DelaySNN(Sequential, FamilyModel):
     name = "delay-snn"
     config_class = DelaySNNConfig
     config: DelaySNNConfig
+    config: DelaySNNConfig
 
     def __init__(self, config: DelaySNNConfig | None = None) -> None:
         c = config or DelaySNNConfig()

@@ -88,6 +88,7 @@ class EGRULanguageModel(nn.Module, FamilyModel):
 
     name = "egru-lm"
     config_class = EGRULMConfig
+    config: EGRULMConfig
 
     def __init__(self, config: EGRULMConfig | None = None) -> None:
         super().__init__()
@@ -135,6 +136,7 @@ class EGRUGestureNet(nn.Module, FamilyModel):
 
     name = "egru-gesture"
     config_class = EGRUGestureConfig
+    config: EGRUGestureConfig
 
     def __init__(self, config: EGRUGestureConfig | None = None) -> None:
         super().__init__()

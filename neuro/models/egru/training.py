@@ -88,7 +88,7 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
     random.seed(seed)
     thr = [p for n, p in model.named_parameters() if n.endswith("threshold")]
     rest = [p for n, p in model.named_parameters() if not n.endswith("threshold")]
-    groups = [{"params": rest}]
+    groups: list[dict[str, Any]] = [{"params": rest}]
     if thr and threshold_lr_scale > 0:
         groups.append({"params": thr, "lr": lr * threshold_lr_scale, "weight_decay": 0.0})
     for p in thr:

@@ -340,6 +340,7 @@ class LSM(Sequential, FamilyModel):
     name = "lsm"
     config_class = LSMConfig
     config: LSMConfig
+    config: LSMConfig
 
     def __init__(self, config: LSMConfig | None = None) -> None:
         config = config or LSMConfig()

@@ -158,11 +158,11 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
     if data is not None:
         p = Path(data).expanduser()
         if p.is_dir():
-            kw = dict(n_steps=n_steps or 50, dt_us=dt_us or 6000, crop=crop_t, polarity=polarity,
+            kw: dict[str, Any] = dict(n_steps=n_steps or 50, dt_us=dt_us or 6000, crop=crop_t, polarity=polarity,
                       max_samples=max_samples)
             return load_nmnist(p, "train", **kw), load_nmnist(p, "test", **kw), f"N-MNIST {p}"
         if p.is_file():
-            kw2 = dict(n_steps=n_steps or 129, dt=dt or 0.01)
+            kw2: dict[str, Any] = dict(n_steps=n_steps or 129, dt=dt or 0.01)
             return load_ntidigits(p, "train", **kw2), load_ntidigits(p, "test", **kw2), f"N-TIDIGITS {p}"
         raise ValueError(f"{p}: no such file or directory (an N-MNIST folder or an N-TIDIGITS .hdf5 file)")
     if task == "digits":

@@ -230,6 +230,7 @@ class SpikeGPT(nn.Module, FamilyModel):
 
     name = "spikegpt"
     config_class = SpikeGPTConfig
+    config: SpikeGPTConfig
 
     def __init__(self, config: SpikeGPTConfig) -> None:
         super().__init__()

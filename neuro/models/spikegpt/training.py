@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuro.training import distributed
 from neuro.datasets.text import (
     TextCorpus,
     batches,
@@ -40,6 +39,7 @@ from neuro.datasets.text import (
     sequential_windows,
 )
 from neuro.models.base import Trained, TrainRequest, read_config_file, split_keys
+from neuro.training import distributed
 
 from .config import PRESETS, SpikeGPTConfig
 from .model import SpikeGPT, l2wrap
