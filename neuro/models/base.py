@@ -32,7 +32,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 from torch import Tensor, nn
@@ -66,7 +66,7 @@ class FamilyModel:
     config: ModelConfig
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> nn.Module:
+    def from_config(cls, cfg: dict[str, Any]) -> Self:
         """The model of checkpoint config ``cfg`` (weights still to be loaded)."""
         return cls(cls.config_class.from_dict(cfg))  # type: ignore[call-arg]
 
@@ -154,7 +154,7 @@ class Family:
 
     name: str
     summary: str
-    models: tuple[type[FamilyModel], ...]
+    models: tuple[Any, ...]  # the family's model classes (nn.Module subclasses mixing in FamilyModel)
     fit: Callable[..., Any]
     train: Callable[[TrainRequest], Trained]
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None

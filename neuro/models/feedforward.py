@@ -44,7 +44,6 @@ class SpikingMLP(Sequential, FamilyModel):
     name = "spiking-mlp"
     config_class = SpikingMLPConfig
     config: SpikingMLPConfig
-    config: SpikingMLPConfig
 
     def __init__(self, config: SpikingMLPConfig | None = None) -> None:
         config = config or SpikingMLPConfig()

@@ -61,7 +61,6 @@ class DelaySNN(Sequential, FamilyModel):
     name = "delay-snn"
     config_class = DelaySNNConfig
     config: DelaySNNConfig
-    config: DelaySNNConfig
 
     def __init__(self, config: DelaySNNConfig | None = None) -> None:
         c = config or DelaySNNConfig()
