@@ -32,10 +32,13 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11 (the package supports 3.10)
 
 C = TypeVar("C", bound="ModelConfig")
 
