@@ -37,7 +37,6 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
 
 
 def _import_lava():
@@ -102,7 +101,7 @@ class _Net:
             self.sources[inp["name"]] = lava["RingBuffer"](
                 data=np.ascontiguousarray(x.reshape(total, -1).T))
         self.neurons = {}
-        self.biases: dict[int, list[Any]] = {}  # lag -> [(LIF, bias_mant)] switched on at that step of every sample
+        self.biases: dict[int, list] = {}  # lag -> [(LIF, bias_mant)] switched on at that step of every sample
         for n in net["neurons"]:
             p = n["fixed"] if fixed else n["float"]
             kw = dict(shape=(n["size"],), du=p["du"], dv=p["dv"], vth=p["vth"], name=n["id"])
@@ -115,7 +114,7 @@ class _Net:
             self.neurons[n["name"]] = lif
             if n["lag"] and mant.any():
                 self.biases.setdefault(int(n["lag"]), []).append((lif, mant))
-        self.synapses: list[tuple[Any, tuple[int, ...]]] = []
+        self.synapses: list[tuple] = []  # (Lava process, a_buff shape); no typing import here (standalone worker)
         buff: tuple[int, ...]
         for s in net["synapses"]:
             w = arrays[f"{key}syn/{s['name']}/weight"]
