@@ -104,7 +104,7 @@ def _saccade_events(images: np.ndarray, seed: int, sensor: tuple[int, int], scal
         raise ValueError("saccade_events: contrast, scale, saccade_ms and step_ms must be positive "
                          "(step_ms dividing saccade_ms), amplitude and noise_hz non-negative")
     rng = np.random.default_rng(seed)
-    S = images.shape[0]
+    S: int = images.shape[0]
     W, H = sensor
     up = _upsample(images.astype(np.float64), scale)
     h, w = up.shape[1:]
@@ -216,7 +216,7 @@ def digits_nmnist_task(root: str | Path | None = None, *, max_samples: int | Non
     elif json.loads(done.read_text()) != expected:
         raise ValueError(f"{root}: holds a digits stand-in written with other parameters "
                          f"({done.read_text()}); use another folder")
-    frames = dict(n_steps=n_steps, dt_us=dt_us, crop=crop, polarity=polarity, binary=binary, cache=False)
+    frames: dict[str, Any] = dict(n_steps=n_steps, dt_us=dt_us, crop=crop, polarity=polarity, binary=binary, cache=False)
     return load_nmnist(root, "train", **frames), load_nmnist(root, "test", **frames)
 
 
@@ -281,7 +281,7 @@ def write_audio_ntidigits(path: str | Path, *, n_train: int = 1100, n_test: int 
     if not 2 <= n_classes <= len(CLASSES):
         raise ValueError(f"n_classes must lie in 2..{len(CLASSES)}, got {n_classes}")
     rng = np.random.default_rng(seed)
-    splits = {}
+    splits: dict[str, Any] = {}  # split -> (keys, times, channels)
     for split, n, s in (("train", n_train, seed + 1), ("test", n_test, seed + 2)):
         labels = np.arange(n) % n_classes
         rng.shuffle(labels)

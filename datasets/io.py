@@ -45,7 +45,7 @@ def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Pa
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, spikes=np.asarray(spikes), **extra)
+            np.savez_compressed(f, spikes=np.asarray(spikes), **extra)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
 
     return atomic_write(path, write)
 

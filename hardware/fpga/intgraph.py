@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 import numpy as np
 
@@ -53,7 +53,7 @@ INTGRAPH_VERSION = 1
 INPUT_BITS = 1  # default width of graph inputs: spikes 0/1 (8 allows counts 0..255)
 
 #: node kinds with an FPGA integer form (exact classes: a subclass of one of them is refused)
-KINDS = frozenset({N.Input, N.Output, N.Linear, N.Affine, N.DelayedAffine, N.Delay, N.Flatten,
+KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.Linear, N.Affine, N.DelayedAffine, N.Delay, N.Flatten,
                    N.LIF, N.CubaLIF, N.IF, N.LI})
 
 
@@ -105,10 +105,10 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
         return key
 
     for name in sched.order:
-        node = q.nodes[name]
+        node: Any = q.nodes[name]  # fields read by its exact class
         if type(node) not in KINDS:
             raise ValueError(f"node {name!r} ({node.kind}) has no integer form on target fpga")
-        srcs = [{"node": s, "previous_step": (s, name) in sched.delayed} for s in q.predecessors(name)]
+        srcs: list[dict[str, Any]] = [{"node": s, "previous_step": (s, name) in sched.delayed} for s in q.predecessors(name)]
         if node.role == "input":
             inputs.append({"name": name, "shape": list(shapes[name]), "size": size[name],
                            "bits": input_bits, "signed": False})
@@ -163,7 +163,7 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
             layer["beta"] = _leak(fmt, qp, "beta", n, name, put)
             if cuba:
                 layer["alpha"] = _leak(fmt, qp, "alpha", n, name, put)
-            biases = [np.asarray(q.nodes[s].bias, np.int64) for s in q.predecessors(name)
+            biases = [np.asarray(cast(Any, q.nodes[s]).bias, np.int64) for s in q.predecessors(name)
                       if q.nodes[s].role == "synapse" and getattr(q.nodes[s], "bias", None) is not None]
             layer["bias"] = (put(f"{name}/bias", _full(sum(biases), n, name, "bias"), fmt.state_bits)
                              if biases and any(b.any() for b in biases) else None)
@@ -228,7 +228,7 @@ def save(desc: dict[str, Any], arrays: dict[str, np.ndarray], out_dir: Path) -> 
     """Write ``graph.json`` and ``weights.npz`` into ``out_dir`` (a fresh temporary directory
     of the artifact writer); returns the manifest's file listing."""
     (out_dir / "graph.json").write_text(json.dumps(desc, indent=1))
-    np.savez(out_dir / "weights.npz", **arrays)
+    np.savez(out_dir / "weights.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
     return {"graph.json": "integer graph: layers in per-step update order, bit widths, arithmetic",
             "weights.npz": "integer weights, delays, thresholds, leaks, biases (keys in graph.json)"}
 
@@ -265,5 +265,11 @@ def source_bounds(desc: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+@overload
+def array(arrays: dict[str, np.ndarray], key: str) -> np.ndarray: ...
+@overload
+def array(arrays: dict[str, np.ndarray], key: None) -> None: ...
+@overload
+def array(arrays: dict[str, np.ndarray], key: str | None) -> np.ndarray | None: ...
 def array(arrays: dict[str, np.ndarray], key: str | None) -> np.ndarray | None:
     return None if key is None else np.asarray(arrays[key], np.int64)

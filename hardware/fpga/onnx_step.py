@@ -146,6 +146,8 @@ def build_step_model(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any
     st_T = {8: TP.INT8, 16: TP.INT16, 32: TP.INT32, 64: TP.INT64}[st_np.itemsize * 8]
     graph_in, graph_out = [], []
     val: dict[str, tuple[str, str]] = {}  # node -> (tensor, "u8" | "int")
+    x: Any  # a (tensor, kind) pair in the synapse branches, a tensor name in the neuron branches
+    s: Any  # a source pair, then a spike tensor name
 
     def tensor_type(kind: str) -> int:
         return TP.UINT8 if kind == "u8" else b.T

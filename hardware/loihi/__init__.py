@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,8 +48,11 @@ from neuro.hardware.base import (
 from . import mapping, netx
 from .runner import LavaWorkerError, call_worker, default_timeout, lava_python, probe
 
+if TYPE_CHECKING:
+    from neuro.graph import Graph
+
 name = "loihi"
-formats = ("loihi2",)
+formats: tuple[str, ...] = ("loihi2",)
 #: runs the quantized graph, bit-exact with the integer reference executor
 runs = "quantized"
 agreement = 1.0
@@ -64,7 +67,7 @@ class LoihiResult(Result):
     membranes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def supports(graph: Any, fmt: str | None = None) -> list[str]:
+def supports(graph: Graph, fmt: str | None = None) -> list[str]:
     """Every reason ``graph`` (float or ``loihi2``-quantized) cannot run on one Loihi 2 chip."""
     problems: list[str] = []
     current = graph.metadata.get("format", {}).get("name")
@@ -94,7 +97,7 @@ def supports(graph: Any, fmt: str | None = None) -> list[str]:
     return mapping.value_problems(q, mapping.plan(q))
 
 
-def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
+def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
             calibration_inputs: Any = None) -> Path:
     """Quantize (when float), map to Lava processes and write the artifact directory ``out``."""
     q = prepare_graph(name, formats, graph, fmt, calibration_inputs, supports)
@@ -109,7 +112,7 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
     def write_files(tmp: Path) -> dict[str, str]:
         (tmp / "lava").mkdir()
         (tmp / "lava" / "network.json").write_text(json.dumps(net, indent=1))
-        np.savez(tmp / "lava" / "arrays.npz", **arrays)
+        np.savez(tmp / "lava" / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         files = {"lava/network.json": "Lava process graph (processes, registers, alignment lags)",
                  "lava/arrays.npz": "Lava weights, delays, biases (integer) and float parameters"}
         if netx_reason is None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -71,7 +71,7 @@ VTH_MAX = (1 << 17) - 1      # 17-bit unsigned threshold register (spiking neuro
 BIAS_MANT = (-4096, 4095)    # 13-bit signed
 BIAS_EXP_MAX = 7             # 3-bit exponent
 #: the node kinds Loihi runs (exact classes: a subclass of one of them is refused by its kind)
-KINDS = frozenset({N.Input, N.Output, N.ChannelAffine, N.Affine, N.Linear, N.DelayedAffine,
+KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.ChannelAffine, N.Affine, N.Linear, N.DelayedAffine,
                    N.LIF, N.CubaLIF, N.IF, N.LI, N.Flatten, N.Delay})
 SUPPORTED_KINDS = sorted(c.kind for c in KINDS)
 #: neuron fields that Lava's LIF holds in one register per process
@@ -210,12 +210,12 @@ def _align(p: Plan, g: Graph, sched: Any) -> None:
 def _capacity(p: Plan, g: Graph) -> None:
     syn_in: dict[str, int] = {n: 0 for n in p.neurons}
     for sp in p.synapses:
-        syn_in[sp.dst] += int(np.count_nonzero(g.nodes[sp.name].weight))
+        syn_in[sp.dst] += int(np.count_nonzero(cast(Any, g.nodes[sp.name]).weight))
     p.cores = {n: max(1, math.ceil(size / NEURONS_PER_CORE), math.ceil(syn_in[n] / SYNAPSES_PER_CORE))
                for n, size in p.neurons.items()}
     total = sum(p.cores.values())
     if total > CHIP_CORES:
-        big = sorted(p.cores, key=p.cores.get, reverse=True)[:3]
+        big = sorted(p.cores, key=p.cores.__getitem__, reverse=True)[:3]
         p.problems.append(
             f"the network needs {total} neuro-cores, one Loihi 2 chip has {CHIP_CORES} (assuming "
             f"{NEURONS_PER_CORE} neurons and {SYNAPSES_PER_CORE} synapses per core); largest: "
@@ -244,6 +244,7 @@ def _scalar(v: Any) -> int | float:
 
 def value_problems(q: Graph, p: Plan) -> list[str]:
     """Registers of a ``loihi2``-quantized graph that Lava cannot hold."""
+    node: Any  # synapses, then neurons: fields read by name
     out = []
     for sp in p.synapses:
         node = q.nodes[sp.name]
@@ -289,17 +290,22 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
     """``(network.json, arrays)`` for the worker: fixed-point registers from the quantized ``q``,
     floating-point parameters from ``float_graph`` (or ``q`` dequantized when None)."""
     fg = _float_graph(float_graph) if float_graph is not None else None
+    node: Any  # neurons, then synapses: fields read by name
+    src: Any
     arrays: dict[str, np.ndarray] = {}
     neurons = []
     for i, (n, size) in enumerate(p.neurons.items()):
-        node, qd = q.nodes[n], q.nodes[n].q
+        node, qd = q.nodes[n], cast(Any, q.nodes[n]).q
         spiking = node.spiking
         scale = float(qd["scale"])
         fixed = {"du": int(_scalar(qd["du"])), "dv": int(_scalar(qd["dv"])),
                  "vth": int(_scalar(qd["vth"])) if spiking else LI_VTH}
         ib = neuron_bias(q, n)
         ib = np.zeros(size, np.int64) if ib is None else np.broadcast_to(ib, (size,))
-        arrays[f"neuron/{n}/bias_mant"], arrays[f"neuron/{n}/bias_exp"] = split_bias(ib)
+        parts = split_bias(ib)
+        if parts is None:  # value_problems reports it; unpacking None raised this TypeError
+            raise TypeError(f"node {n!r}: the summed bias has no bias_mant << bias_exp form")
+        arrays[f"neuron/{n}/bias_mant"], arrays[f"neuron/{n}/bias_exp"] = parts
         src = fg.nodes[n] if fg is not None else node  # float fields (quantize keeps them)
         alpha = float(_scalar(src.alpha)) if type(src) is N.CubaLIF else 0.0
         flt = {"du": 1.0 - alpha, "dv": 1.0 - float(_scalar(src.beta)),
@@ -326,9 +332,9 @@ def lava_network(q: Graph, p: Plan, float_graph: Graph | None) -> tuple[dict, di
             kind = "sparse" if w.size and nnz / w.size < SPARSE_DENSITY else "dense"
         arrays[f"syn/{sp.name}/weight"] = w
         if fg is not None:
-            arrays[f"float/syn/{sp.name}/weight"] = np.asarray(fg.nodes[sp.name].weight, np.float64)
+            arrays[f"float/syn/{sp.name}/weight"] = np.asarray(cast(Any, fg.nodes[sp.name]).weight, np.float64)
         else:  # dequantized: the register value the Dense applies, in float membrane units
-            s = float(q.nodes[sp.dst].q["scale"])
+            s = float(cast(Any, q.nodes[sp.dst]).q["scale"])
             arrays[f"float/syn/{sp.name}/weight"] = (lava_weights(w) * 2.0 ** node.weight_exp
                                                      * 64.0 / s)
         synapses.append({"name": sp.name, "id": f"s{i}", "kind": kind, "node_kind": node.kind,

@@ -101,7 +101,7 @@ class _Net:
             self.sources[inp["name"]] = lava["RingBuffer"](
                 data=np.ascontiguousarray(x.reshape(total, -1).T))
         self.neurons = {}
-        self.biases = {}  # lag -> [(LIF, bias_mant)] switched on at that step of every sample
+        self.biases: dict[int, list] = {}  # lag -> [(LIF, bias_mant)] switched on at that step of every sample
         for n in net["neurons"]:
             p = n["fixed"] if fixed else n["float"]
             kw = dict(shape=(n["size"],), du=p["du"], dv=p["dv"], vth=p["vth"], name=n["id"])
@@ -114,7 +114,8 @@ class _Net:
             self.neurons[n["name"]] = lif
             if n["lag"] and mant.any():
                 self.biases.setdefault(int(n["lag"]), []).append((lif, mant))
-        self.synapses = []
+        self.synapses: list[tuple] = []  # (Lava process, a_buff shape); no typing import here (standalone worker)
+        buff: tuple[int, ...]
         for s in net["synapses"]:
             w = arrays[f"{key}syn/{s['name']}/weight"]
             w = w.astype(np.int32) if fixed else w.astype(float)
@@ -267,7 +268,7 @@ def run(artifact: str, in_path: str, out_path: str) -> None:
     out["stats"] = np.array(json.dumps(stats))
     tmp = f"{out_path}.tmp{os.getpid()}.npz"
     try:
-        np.savez(tmp, **out)
+        np.savez(tmp, **out)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):

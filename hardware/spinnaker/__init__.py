@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -76,6 +76,9 @@ from .mapper import Mapping, map_network
 from .network import Network, Population, Projection, from_graph
 from .program import Program, build_program
 
+if TYPE_CHECKING:
+    from neuro.graph import Graph
+
 name = "spinnaker"
 formats: tuple[str, ...] = ("spinnaker",)
 #: runs the quantized graph, bit-exact with the integer reference executor
@@ -84,7 +87,7 @@ agreement = 1.0
 _UNSET: Any = object()
 
 
-def supports(graph: Any, fmt: str | None = None, *, machine: Machine | None = None) -> list[str]:
+def supports(graph: Graph, fmt: str | None = None, *, machine: Machine | None = None) -> list[str]:
     """Every reason ``graph`` cannot run on ``machine`` (default :class:`Machine`); [] if it can."""
     problems = []
     if fmt is not None and fmt not in formats:
@@ -100,7 +103,7 @@ def supports(graph: Any, fmt: str | None = None, *, machine: Machine | None = No
     return problems
 
 
-def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
+def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
             calibration_inputs: Any = None, machine: Machine | None = None) -> Path:
     """Quantize (if float), map and write the artifact directory ``out`` (atomically; nothing is
     written when the graph does not fit: :class:`UnsupportedGraph` names the population and the
@@ -159,12 +162,13 @@ def run_mapping(mapping: Mapping, inputs: dict[str, np.ndarray], *, engine: str 
     spikes, at = {}, 0
     for p in mapping.populations:
         if not p.is_source:
+            assert p.shape is not None  # Population.__post_init__ sets it
             spikes[p.name] = values[:, :, at:at + p.size].reshape(T, B, *p.shape)
             at += p.size
     outputs = {}
     for o, pop in mapping.outputs.items():
         val = spikes[pop] if pop in spikes else np.asarray(inputs[pop], np.int64)
-        shape = (output_shapes or {}).get(o, mapping.population(pop).shape)
+        shape = cast(tuple[int, ...], (output_shapes or {}).get(o, mapping.population(pop).shape))
         outputs[o] = val.reshape(T, B, *shape)
     return Result(spikes, outputs, make_stats(mapping, sim))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def write_mapping(d: Path, m: Mapping, digests: dict[str, str] | None = None) ->
     placement = {
         "machine": machine.to_dict(),
         "number_format": m.fmt.name,
-        "populations": [{"name": p.name, "kind": p.kind, "size": p.size, "shape": list(p.shape),
+        "populations": [{"name": p.name, "kind": p.kind, "size": p.size, "shape": list(cast(tuple[int, ...], p.shape)),
                          "reset": p.reset, "offset": m.offsets[p.name], "shift": m.shifts[p.name]}
                         for p in m.populations],
         "outputs": m.outputs,
@@ -67,7 +67,7 @@ def write_mapping(d: Path, m: Mapping, digests: dict[str, str] | None = None) ->
         "row_bytes": [int(b) for b in m.row_bytes],
     }
     (d / "placement.json").write_text(json.dumps(placement, indent=1))
-    np.savez(d / "neurons.npz", **{f: (np.concatenate([getattr(p, f) for p in neurons])
+    np.savez(d / "neurons.npz", **{f: (np.concatenate([getattr(p, f) for p in neurons])  # type: ignore[arg-type]
                                        if neurons else np.zeros(0, np.int64)) for f in _NEURON_FIELDS})
     chips = sorted(m.tables)
     rows = [m.tables[c] for c in chips]
@@ -199,6 +199,7 @@ def summary(m: Mapping, max_table_lines: int = 2000) -> str:
              f"latency: the run lasts T + {m.latency} ticks (1 ms each); population offsets below",
              "", "populations:"]
     for p in m.populations:
+        assert p.shape is not None  # Population.__post_init__ sets it
         lines.append(f"  {p.name:20s} {p.kind:8s} {p.size:7d} atoms  shape {list(p.shape)}  "
                      f"offset {m.offsets[p.name]} ticks  ring-buffer shift {m.shifts[p.name]}"
                      + (f"  reset {p.reset}" if not p.is_source else ""))

@@ -25,7 +25,7 @@ with the reference step for step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,7 +38,7 @@ TARGET = "spinnaker"
 #: neuron population kinds the simulator implements (exact node classes; a subclass is refused)
 NEURON_KINDS: dict[str, type[N.Node]] = {c.kind: c for c in (N.LIF, N.CubaLIF, N.IF, N.LI)}
 #: node kinds of a quantized graph the simulator runs (exact classes)
-KINDS = frozenset({N.Input, N.Output, N.Delay, N.Flatten, N.Linear, N.Affine, N.DelayedAffine,
+KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.Delay, N.Flatten, N.Linear, N.Affine, N.DelayedAffine,
                    *NEURON_KINDS.values()})
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
 FLOAT_KINDS = KINDS | {N.ChannelAffine}
@@ -298,7 +298,7 @@ def _neuron_population(graph: Any, name: str, node: N.Node, shape: tuple[int, ..
     reset = getattr(node, "reset", "zero")
     if not integer:
         return Population(name, n, kind, shape, reset if reset in ("zero", "subtract") else "zero")
-    q = node.q
+    q = cast(Any, node).q
     if q is None:
         problems.append(f"node {name!r} ({kind}): no integer parameters (run quantize first)")
         return Population(name, n, kind, shape)

@@ -12,6 +12,7 @@ pre-resolved ``sim_*`` form of the same synapses).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -161,6 +162,7 @@ def build_program(m: Mapping) -> Program:
     cpc = machine.cores_per_chip
     tree_ptr, tree_link, tree_parent = [0], [], []
     dest_ptr, dest_node, dest_kind, dest_target, dest_vertex = [0], [], [], [], []
+    target: Any  # one destination's target in the loop below, later the per-word target array
     for v in vs:
         if v.id in dest_cores:
             links, cores = walk(m.tables, machine, v.core // cpc, v.key)

@@ -150,7 +150,8 @@ def resolve(net: Network, vertices: list[Vertex], machine: Machine, offsets: dic
                         "machine_delay": [int(m.min()), int(m.max())] if p.size else None})
     cat = [np.concatenate([pt[k] for pt in parts]) if parts else np.zeros(0, np.int64)
            for k in range(6)]
-    return SynapseList(*[c.astype(np.int64) for c in cat], summary=summary)
+    sv, atom, tv, local, weight, delay = [c.astype(np.int64) for c in cat]
+    return SynapseList(sv, atom, tv, local, weight, delay, summary=summary)
 
 
 def add_delay_extensions(syn: SynapseList, vertices: list[Vertex]) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -211,19 +211,19 @@ def _delayed_ops(nz_u: Tensor, nz_w: np.ndarray, delay: np.ndarray) -> Tensor:
     return (u * reach[:, None, :]).sum(-1)
 
 
-def _conv(node: N.Node, x: Tensor, w: Tensor) -> Tensor:
+def _conv(node: Any, x: Tensor, w: Tensor) -> Tensor:  # a Conv1d or Conv2d node
     conv = F.conv1d if type(node) is N.Conv1d else F.conv2d
     return conv(x, w, None, node.stride, node.padding, node.dilation, node.groups)
 
 
-def _conv_ops(node: N.Node, nz_u: Tensor) -> Tensor:
+def _conv_ops(node: Any, nz_u: Tensor) -> Tensor:  # a Conv1d or Conv2d node
     T, B = nz_u.shape[:2]
     w = torch.from_numpy((np.asarray(node.weight) != 0).astype(np.float64))
     y = _conv(node, _as_f64(nz_u).reshape(T * B, *nz_u.shape[2:]), w)
     return y.reshape(T, B, -1).sum(-1)
 
 
-def _dense_ops(node: N.Node, key: str, steps: int, in_shape: tuple[int, ...]) -> int:
+def _dense_ops(node: Any, key: str, steps: int, in_shape: tuple[int, ...]) -> int:  # a synapse or EGRU node
     """All-ones input and weights, per sample, over ``steps`` steps."""
     if type(node) is N.DelayedAffine:
         return int(np.clip(steps - node.delay, 0, None).sum())
@@ -242,7 +242,7 @@ def _synapse_layers(graph: Graph) -> list[tuple[str, str, str, np.ndarray]]:
     out = []
     for name, node in graph.nodes.items():
         if node.role == "synapse":
-            out.append((name, name, "weight", np.asarray(node.weight)))
+            out.append((name, name, "weight", np.asarray(cast(Any, node).weight)))
         elif type(node) is N.EGRU:
             out.append((f"{name}:input", name, "kernel", np.asarray(node.kernel).T))
             out.append((f"{name}:recurrent", name, "recurrent_kernel",

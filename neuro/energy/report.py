@@ -303,7 +303,9 @@ def write(doc: dict[str, Any], page: str, out: str | Path) -> dict[str, Path]:
              "md": ("report.md", markdown(doc)), "html": ("report.html", page)}
     if out.is_dir():
         for fname, text in texts.values():
-            atomic_write(out / fname, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
+            def write_text(tmp: str, text: str = text) -> int:
+                return Path(tmp).write_text(text, encoding="utf-8")
+            atomic_write(out / fname, write_text)
     else:
         with atomic_dir(out) as tmp:
             for fname, text in texts.values():

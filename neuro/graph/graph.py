@@ -218,7 +218,7 @@ class Graph:
         struct, arrays = self._split()
         with atomic_dir(path) as tmp:
             (tmp / "graph.json").write_text(json.dumps(struct, indent=1))
-            np.savez(tmp / "arrays.npz", **arrays)
+            np.savez(tmp / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         return path
 
     @classmethod

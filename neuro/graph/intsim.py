@@ -9,7 +9,7 @@ Values: spikes are 0/1, non-spiking readouts (LI) give their integer membrane.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -85,7 +85,10 @@ def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None,
 
 
 class _IntRunner:
-    def __init__(self, name: str, node: N.Node, fmt: NumberFormat, bias: np.ndarray | None) -> None:
+    #: the node's fields are read by its exact class (``type(node)``), which mypy does not narrow
+    node: Any
+
+    def __init__(self, name: str, node: Any, fmt: NumberFormat, bias: np.ndarray | None) -> None:
         self.name, self.node, self.fmt = name, node, fmt
         self.trace: list[np.ndarray] | None = None  # membrane after reset, per step, when recording
         self.compiled = True  # whole-sequence neurons use the C++ kernel when it is available
@@ -148,6 +151,7 @@ class _IntRunner:
         return None
 
     def step(self, a: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        q: Any  # set on every neuron (checked in __init__); unused otherwise
         node, fmt, q = self.node, self.fmt, getattr(self.node, "q", None)
         if type(node) in (N.Delay, N.DelayedAffine):
             hist = (state + [a])[-(int(node.delay.max()) + 1):]
@@ -268,7 +272,7 @@ def _compiled_recurrence(graph: Graph, group: list[str], sched: Any, values: dic
     w_t = torch.from_numpy(np.ascontiguousarray(runners[r].w.T, dtype=np.int64))
     out, vtr = torch.ops.neuro_ops.int_recurrent_lif_forward(
         torch.from_numpy(np.ascontiguousarray(a_ext, dtype=np.int64)), w_t,
-        graph.nodes[r].weight_exp, *tensors, *flags)
+        cast(Any, graph.nodes[r]).weight_exp, *tensors, *flags)
     out_np = out.numpy()
     if runner.trace is not None:
         runner.trace.extend(vtr.numpy())

@@ -8,7 +8,7 @@ from training long before it shows up as lost accuracy.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -63,7 +63,7 @@ def mismatch_report(graph: Graph, fmt: str, inputs: Any, *, quantized: Graph | N
         a, b = rf[name].float(), ri[name].float()
         T = a.shape[0]
         B = a.shape[1] if a.dim() > 2 else 1
-        scale = float(q.nodes[name].q["scale"])
+        scale = float(cast(Any, q.nodes[name]).q["scale"])
         va = rf.get(f"{name}.v")
         vb = ri.get(f"{name}.v")
         rmse = float("nan")

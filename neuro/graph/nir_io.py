@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -202,6 +202,7 @@ def _export_node(nir: Any, name: str, node: N.Node, in_shape: tuple[int, ...] | 
     if isinstance(node, N.Linear):
         return nir.Linear(weight=np.array(node.weight))
     if isinstance(node, (N.Conv1d, N.Conv2d)):
+        assert in_shape is not None  # a convolution always has an input (validated graph)
         bias = (np.zeros(node.weight.shape[0], node.weight.dtype) if node.bias is None
                 else np.array(node.bias))
         if isinstance(node, N.Conv1d):
@@ -219,6 +220,7 @@ def _export_node(nir: Any, name: str, node: N.Node, in_shape: tuple[int, ...] | 
         out.output_type = {"output": np.array(out_shape)}
         return out
     if isinstance(node, N.Flatten):
+        assert in_shape is not None  # a Flatten always has an input (validated graph)
         n = len(in_shape)
         return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=node.start_dim % n,
                            end_dim=node.end_dim % n)
@@ -343,6 +345,7 @@ def _export_delayed_affine(nir: Any, name: str, node: N.DelayedAffine, dt: float
             rebuilt = _rebuild_delayed_affine([(d2, np.where(delay == d2, w, zero).astype(w.dtype),
                                                 bias if (d2 == 0 and has_bias) else None)
                                                for d2 in values])
+            assert rebuilt is not None  # the branches split one matrix: they never overlap
             extra = _overrides(rebuilt, node)
             if extra:
                 info["fields"] = extra
@@ -410,7 +413,7 @@ def _import_node(nir: Any, name: str, n: Any, dt: float, reset: str | None,
             else:
                 raise _err(name, kind, "padding", f"{padding!r} is not supported with stride {stride}")
         padding = _int(padding) if one else _pair(padding)
-        cls = N.Conv1d if one else N.Conv2d
+        cls: Any = N.Conv1d if one else N.Conv2d
         return cls(weight=weight, bias=bias, stride=stride, padding=padding, dilation=dilation,
                    groups=_int(n.groups))
     if isinstance(n, nir.Flatten):
@@ -449,6 +452,7 @@ def _import_neuron(nir: Any, name: str, n: Any, dt: float, reset: str | None,
         if spiking and v is not None and not _is(_f64(v), 0.0):
             offsets[field] = _f64(v)
     thr = _f64(n.v_threshold) if spiking else None
+    beta: Any  # np.float32 (IF) or an array; the node converts it
     if isinstance(n, nir.IF):
         gain, beta, tau_field = _f64(n.r), np.float32(1.0), None
     else:
@@ -461,7 +465,7 @@ def _import_neuron(nir: Any, name: str, n: Any, dt: float, reset: str | None,
         gain = np.ones_like(gain)
     elif tau_field is not None and _is(gain, 1.0 - beta.astype(np.float64)):
         decay_input, gain = True, np.ones_like(gain)
-    alpha = None
+    alpha: Any = None
     if isinstance(n, nir.CubaLIF):
         alpha = _decay(name, kind, "tau_syn", n.tau_syn, dt)
         g_syn = _gain(n.w_in, n.tau_syn, dt)
@@ -481,9 +485,10 @@ def _import_neuron(nir: Any, name: str, n: Any, dt: float, reset: str | None,
     shape = tuple(np.broadcast_shapes(*[np.shape(a) for a in arrays])) if arrays else None
     if isinstance(n, nir.LI):
         return N.LI(shape=shape, beta=beta, decay_input=decay_input)
-    common = dict(shape=shape, threshold=np.asarray(thr, np.float32), reset=reset or "zero",
-                  reset_timing=timing or "immediate",
-                  **{k: np.asarray(v, np.float32) for k, v in offsets.items()})
+    common: dict[str, Any] = dict(
+        shape=shape, threshold=np.asarray(thr, np.float32), reset=reset or "zero",
+        reset_timing=timing or "immediate",
+        **{k: np.asarray(v, np.float32) for k, v in offsets.items()})
     if isinstance(n, nir.IF):
         return N.IF(beta=beta, **common)
     if isinstance(n, nir.CubaLIF):
@@ -577,7 +582,7 @@ def _group_delayed_affines(nir: Any, nodes: dict[str, Any], edges: list[tuple[st
         if info and info.get("kind") == "DelayedAffine" and "group" in info:
             g = groups.setdefault(str(info["group"]), {})
             g.setdefault(int(info.get("steps", -1)), {})[str(info.get("role"))] = name
-    out = {}
+    out: dict[str, tuple[N.Node, list[str], list[tuple[str, str]]]] = {}
     for gname, branches in groups.items():
         if gname in nodes:
             continue
@@ -618,7 +623,7 @@ def _group_delayed_affines(nir: Any, nodes: dict[str, Any], edges: list[tuple[st
             continue
         first = _info(nodes[parts[0][3]]) or {}
         if first.get("fields"):
-            node = _apply(node, first["fields"], mask=node.weight != 0)
+            node = cast(N.DelayedAffine, _apply(node, first["fields"], mask=node.weight != 0))
         members = [m for *_, w, d in parts for m in (w, d)]
         out[gname] = (node, members, [(w, d) for *_, w, d in parts])
     return out
@@ -669,6 +674,7 @@ def from_nir(nir_graph: Any, dt: float | None = None, *, reset: str | None = Non
         info = _info(n)
         carried = info is not None and info.get("kind") is not None and "fields" in info
         if carried:
+            assert info is not None  # carried implies info
             std = _import_node(nir, name, n, dt, None, None)
             node = _apply(std, info["fields"]) if info["kind"] == std.kind else std
         else:

@@ -42,7 +42,7 @@ import abc
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -389,7 +389,7 @@ class Conv2d(Node):
         self.weight = _f32(self.weight)
         self.bias = None if self.bias is None else _f32(self.bias)
         self.stride, self.padding, self.dilation = (
-            tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x)))
+            cast(tuple[int, int], tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x))))
             for x in (self.stride, self.padding, self.dilation))
 
     def output_shape(self, name, in_shape):

@@ -29,9 +29,9 @@ synaptic delays absorb the difference (see their modules); the two solve differe
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class Populations:
     output_chains: dict[str, Chain] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
-    def messages(self, skip: Sequence[str] = ()) -> list[str]:
+    def messages(self, skip: Collection[str] = ()) -> list[str]:
         """Problem messages, without those about the nodes in ``skip`` (already refused)."""
         drop = set(skip)
         return [m for n, m in self.problems if n not in drop]
@@ -107,7 +107,7 @@ def chains(graph: Graph, consumer: str, delayed: set[tuple[str, str]],
             out.append(Chain(name, path, acc, (name, child) in delayed))
             return
         if node.stateful:  # a Delay node: its per-channel delay
-            acc = acc + np.asarray(node.delay).reshape(-1).astype(np.int64)
+            acc = acc + np.asarray(cast(Any, node).delay).reshape(-1).astype(np.int64)
         for p in graph.predecessors(name):
             walk(p, name, (*path, name), acc)
 
@@ -179,7 +179,7 @@ def fold_channel_affines(g: Graph) -> None:
         if type(node) is not N.ChannelAffine:
             raise GraphError(f"node {name!r} ({node.kind}): no rule folds {node.kind} into a synapse")
         preds = g.predecessors(name)
-        syn = g.nodes[preds[0]] if len(preds) == 1 else None
+        syn: Any = g.nodes[preds[0]] if len(preds) == 1 else None
         if type(syn) not in _FOLDABLE or g.successors(preds[0]) != [name]:
             raise GraphError(f"node {name!r} (ChannelAffine): only a scale directly after a synapse "
                              "has an integer form (it is folded into that synapse)")
@@ -227,7 +227,7 @@ def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
 def neuron_bias(g: Graph, n: str, dtype: Any = None) -> np.ndarray | None:
     """The summed bias of the synapses feeding ``n`` (membrane units in a quantized graph), each
     converted to ``dtype`` first when given; None when no synapse has a bias."""
-    bs = [np.asarray(g.nodes[s].bias, dtype) for s in g.predecessors(n)
+    bs = [np.asarray(cast(Any, g.nodes[s]).bias, dtype) for s in g.predecessors(n)
           if g.nodes[s].role == "synapse" and getattr(g.nodes[s], "bias", None) is not None]
     return sum(bs[1:], bs[0]) if bs else None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -82,6 +82,8 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     """Return an integer copy of ``graph`` in format ``fmt`` (see the module docstring)."""
     from .simulate import simulate
 
+    node: Any  # neurons and synapses of every class: fields read by name
+    syn: Any
     fmt = get_format(fmt)
     graph.validate()
     if "format" in graph.metadata:
@@ -109,17 +111,18 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         problems = neuron_problems(n, node, fmt)
         if problems:
             raise GraphError(problems[0])
-        ws = [np.abs(g.nodes[s].weight).max() if g.nodes[s].weight.size else 0.0 for s in syns]
+        ws = [np.abs(cast(Any, g.nodes[s]).weight).max() if cast(Any, g.nodes[s]).weight.size else 0.0
+              for s in syns]
         wmax = float(max(ws, default=0.0)) or 1.0
         theta = float(np.max(node.threshold)) if node.spiking else 0.0
-        rowsum = sum(float(np.abs(g.nodes[s].weight).sum(1).max()) + float(np.abs(getattr(g.nodes[s], "bias", 0)).max())
+        rowsum = sum(float(np.abs(cast(Any, g.nodes[s]).weight).sum(1).max()) + float(np.abs(getattr(g.nodes[s], "bias", 0)).max())
                      for s in syns) if syns else 1.0
         vb = bound.get(n, max(theta, rowsum)) or 1.0
         if type(node) is N.CubaLIF and any(np.any(getattr(g.nodes[s], "bias", 0) != 0) for s in syns):
             raise GraphError(f"node {n!r} (CubaLIF): a synapse bias has no exact integer form "
                              "(it would bypass the current)")
         if fmt.family == "loihi":
-            signs = np.concatenate([np.sign(g.nodes[s].weight).ravel() for s in syns]) if syns else np.zeros(1)
+            signs = np.concatenate([np.sign(cast(Any, g.nodes[s]).weight).ravel() for s in syns]) if syns else np.zeros(1)
             mixed = bool((signs > 0).any() and (signs < 0).any())
             wlim = 254 if mixed else 255
             s_w = min(wlim / wmax, (fmt.threshold_max / theta) if theta else math.inf,

@@ -47,6 +47,7 @@ class _Runner:
 
     # whole sequence: x [T, B, ...]
     def sequence(self, x: Tensor) -> Tensor:
+        node: Any  # dispatched on its exact class (``kind``), which mypy does not narrow
         node, p = self.node, self.params
         kind = type(node)
         if self.neuron is not None:
@@ -94,6 +95,7 @@ class _Runner:
         return None
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        node: Any  # dispatched on its exact class, which mypy does not narrow
         node, p = self.node, self.params
         if self.neuron is not None:
             return self.neuron.step(x, state)
@@ -134,6 +136,7 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False,
             raise ValueError(f"the graph has inputs {in_names}: pass a dict name -> array")
         inputs = {in_names[0]: inputs}
     values: dict[str, Tensor] = {}
+    x: Tensor | None  # None while a cycle's inputs are summed
     squeeze = None
     for name in in_names:
         if name not in inputs:
@@ -165,7 +168,7 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False,
         return {n: torch.from_numpy(v[:, 0] if squeeze else v) for n, v in res.items()}
     T, B = next(iter(values.values())).shape[:2]
     runners = {n: _Runner(n, graph.nodes[n]) for n in graph.nodes}
-    membranes: dict[str, Tensor] = {}
+    membranes: dict[str, Any] = {}  # a list of steps inside a cycle, then their stack
 
     for group in sched.groups:
         if not sched.cyclic(group):
@@ -196,6 +199,7 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False,
                     else:
                         v = values[s][t]
                     x = v if x is None else x + v
+                assert x is not None  # a node in a cycle has a predecessor
                 cur[n], states[n] = runners[n].step(x, states[n])
             for n in group:
                 outs[n].append(cur[n])

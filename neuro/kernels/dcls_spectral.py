@@ -129,6 +129,7 @@ def _input_grad(chunks: tuple[tuple[Tensor, Tensor], ...], gy: Tensor, taps: Ten
     for d, e in chunks:
         gx = _inverse_add(e, _complex_bmm(_spectrum(d, gy), _spectrum(d, taps),
                                           False, True, False, True), steps, gx)
+    assert gx is not None  # _dft_chunks gives at least one chunk (n // 2 + 1 >= 1 frequencies)
     return gx.view(steps, gy.shape[1], taps.shape[1])
 
 
@@ -150,6 +151,7 @@ class DclsSpectral(torch.autograd.Function):
         for d, e in chunks:
             y = _inverse_add(e, _complex_bmm(_spectrum(d, x), _spectrum(d, taps),
                                              False, False, False, False), Tout, y)
+        assert y is not None  # at least one chunk
         y = y.view(Tout, B, n_out)
         if bias is not None:
             y = y + bias.detach()
@@ -174,6 +176,7 @@ class DclsSpectral(torch.autograd.Function):
             for d, e in ctx.chunks:
                 w = _inverse_add(e, _complex_bmm(_spectrum(d, x), _spectrum(d, gy),
                                                  True, False, True, False), ctx.taps, w)
+            assert w is not None  # at least one chunk
             gk = w.view(ctx.taps, x.shape[2], gy.shape[2]).permute(2, 1, 0).flip(-1)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gy.sum((0, 1))

@@ -30,16 +30,15 @@ def _surrogate_code(surrogate: Surrogate | None) -> tuple[int, float, float]:
     """(kind, p0, p1) understood by the C++ backward; kind 0 means "values given in a tensor"."""
     if surrogate is None:
         return 5, 0.0, 0.0
-    t = type(surrogate)
-    if t is ATan:
+    if type(surrogate) is ATan:
         return 1, surrogate.alpha / 2, math.pi / 2 * surrogate.alpha
-    if t is FastSigmoid:
+    if type(surrogate) is FastSigmoid:
         return 2, surrogate.slope, 0.0
-    if t is Sigmoid:
+    if type(surrogate) is Sigmoid:
         return 3, surrogate.alpha, 0.0
-    if t is Triangle:
+    if type(surrogate) is Triangle:
         return 4, surrogate.height, 1.0 / surrogate.width
-    if t is EGRUPseudoDerivative:
+    if type(surrogate) is EGRUPseudoDerivative:
         return 4, surrogate.dampening, surrogate.support
     return 0, 0.0, 0.0
 

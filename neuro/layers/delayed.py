@@ -46,6 +46,8 @@ from ..kernels.dcls import dcls_conv
 class DelayedLinear(nn.Module):
     """Per-synapse weight + learnable delay (see the module docstring)."""
 
+    sigma: Tensor  # buffer registered in __init__
+
     def __init__(self, in_features: int, out_features: int, max_delay: int, *, bias: bool = False,
                  delay_limit: int | None = None, sigma: float | None = None,
                  right_padding: int | None = None) -> None:
@@ -68,7 +70,7 @@ class DelayedLinear(nn.Module):
 
     # -- parameters -------------------------------------------------------------------------
     @property
-    def half(self) -> int:
+    def half(self) -> int:  # type: ignore[override]  # shadows torch's Module.half() (public name kept)
         return self.max_delay // 2
 
     def reset_parameters(self) -> None:

@@ -12,6 +12,8 @@ class BatchNormTime(nn.BatchNorm1d):
     def scale_shift(self) -> tuple[Tensor, Tensor]:
         """Inference form ``y = x * scale + shift`` from the running statistics (the graph IR's
         ``ChannelAffine`` node computes exactly this)."""
+        if self.running_var is None or self.running_mean is None:  # None + float raised TypeError
+            raise TypeError("BatchNormTime.scale_shift needs running statistics (track_running_stats=True)")
         scale = torch.rsqrt(self.running_var + self.eps)
         if self.weight is not None:
             scale = self.weight * scale

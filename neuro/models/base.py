@@ -32,10 +32,13 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11 (the package supports 3.10)
 
 C = TypeVar("C", bound="ModelConfig")
 
@@ -66,7 +69,7 @@ class FamilyModel:
     config: ModelConfig
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> nn.Module:
+    def from_config(cls, cfg: dict[str, Any]) -> Self:
         """The model of checkpoint config ``cfg`` (weights still to be loaded)."""
         return cls(cls.config_class.from_dict(cfg))  # type: ignore[call-arg]
 
@@ -180,7 +183,7 @@ class Family:
 
     name: str
     summary: str
-    models: tuple[type, ...]
+    models: tuple[Any, ...]  # the family's model classes (nn.Module subclasses mixing in FamilyModel)
     fit: Callable[..., Any]
     train: Callable[[TrainRequest], Trained]
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None

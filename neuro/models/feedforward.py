@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..layers import Linear, Sequential
 from ..neurons import LI, LIF
@@ -48,7 +48,7 @@ class SpikingMLP(Sequential, FamilyModel):
     def __init__(self, config: SpikingMLPConfig | None = None) -> None:
         config = config or SpikingMLPConfig()
         sur = surrogate_from_description(config.surrogate)
-        mods = []
+        mods: list[nn.Module] = []
         sizes = config.layers
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             mods.append(Linear(n_in, n_out, bias=config.bias))

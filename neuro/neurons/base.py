@@ -57,7 +57,7 @@ class Neuron(nn.Module, abc.ABC):
 
     kind: ClassVar[str] = "Neuron"
     #: NamedTuple type of this neuron's state; set by subclasses.
-    State: ClassVar[type] = NamedTuple
+    State: ClassVar[Any] = NamedTuple  # the subclass's NamedTuple state class
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -33,7 +33,8 @@ class CubaLIF(LIF):
     """Current-based LIF. Takes every :class:`LIF` argument plus ``alpha`` (synaptic decay)."""
 
     kind = "CubaLIF"
-    State = CubaLIFState
+    State: ClassVar[Any] = CubaLIFState
+    alpha: Tensor  # buffer or parameter registered by _param
 
     def __init__(self, shape: int | Sequence[int] | None = None, *, alpha: float | Tensor = 0.8,
                  learn_alpha: bool = False, **kwargs: Any) -> None:
@@ -46,16 +47,17 @@ class CubaLIF(LIF):
     def _alpha(self) -> Tensor:
         return self.alpha.clamp(0, 1) if isinstance(self.alpha, torch.nn.Parameter) else self.alpha
 
-    def init_state(self, batch_shape, *, device=None, dtype=torch.float32) -> CubaLIFState:
+    # a CubaLIFState where LIF has an LIFState: typed Any so the override stays compatible
+    def init_state(self, batch_shape, *, device=None, dtype=torch.float32) -> Any:
         lif = super().init_state(batch_shape, device=device, dtype=dtype)
         return CubaLIFState(lif.v, torch.zeros_like(lif.v), lif.refractory)
 
-    def step(self, x: Tensor, state: CubaLIFState) -> tuple[Tensor, CubaLIFState]:
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:  # CubaLIFState in and out
         i = self._alpha() * state.i + x
         s, lif = super().step(i, LIFState(state.v, state.refractory))
         return s, CubaLIFState(lif.v, i, lif.refractory)
 
-    def _multi_step(self, x: Tensor, state: CubaLIFState, record: bool):
+    def _multi_step(self, x: Tensor, state: Any, record: bool):  # a CubaLIFState
         if not (self.fused and self.reset_timing == "immediate" and self.refractory == 0
                 and self.v_leak is None and self.v_reset is None):
             return Neuron._multi_step(self, x, state, record)  # the step loop

@@ -36,6 +36,7 @@ class EGRU(Neuron):
 
     kind = "EGRU"
     State = EGRUState
+    threshold: Tensor  # buffer or parameter registered by _param
 
     def __init__(self, input_size: int, hidden_size: int, *, thr_mean: float = 0.3,
                  dampening: float = 0.7, support: float = 1.0, learn_threshold: bool = True,

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor
@@ -97,6 +97,8 @@ class LIF(Neuron):
 
     kind = "LIF"
     State = LIFState
+    beta: Tensor  # buffers or parameters registered by _param
+    threshold: Tensor
 
     def __init__(
         self,
@@ -192,7 +194,7 @@ class LIF(Neuron):
             return self.surrogate(h - thr), LIFState(h, None)
         h = self._charge(v, x, beta)
         if self.refractory:
-            active = state.refractory == 0
+            active = cast(Tensor, state.refractory) == 0
             h = torch.where(active, h, v)
             s = self.surrogate(h - thr) * active.to(h.dtype)
         else:
@@ -203,8 +205,8 @@ class LIF(Neuron):
         if self.refractory:
             ref = torch.where(
                 s.detach() > 0,
-                torch.full_like(state.refractory, self.refractory),
-                (state.refractory - 1).clamp(min=0),
+                torch.full_like(cast(Tensor, state.refractory), self.refractory),
+                (cast(Tensor, state.refractory) - 1).clamp(min=0),
             )
         return s, LIFState(v_new, ref)
 
@@ -277,6 +279,7 @@ class LI(Neuron):
 
     kind = "LI"
     State = LIState
+    beta: Tensor  # buffer or parameter registered by _param
 
     def __init__(self, shape: int | Sequence[int] | None = None, *, beta: float | Tensor = 0.9,
                  decay_input: bool = False, learn_beta: bool = False, dt: float = 1e-3,

@@ -57,8 +57,8 @@ _SKIP = (nn.Dropout, nn.Identity)
 @dataclass
 class _Population:
     name: str            # the neuron's module path (= its graph node name)
-    synapse: nn.Module
-    neuron: nn.Module
+    synapse: Any         # a module with weight (and bias); read by attribute
+    neuron: Any          # an LIF / CubaLIF / LI module; read by attribute
     fmt: NumberFormat
 
     def raw_weight(self) -> Tensor:
@@ -94,6 +94,8 @@ class QATNeuron(nn.Module):
 
     ``forward(x[T, B, N]) -> (out[T, B, N], None)``: spikes (LIF) or ``v / S`` (LI); whole
     sequences from a zero state."""
+
+    leak: Tensor  # buffer registered in __init__
 
     def __init__(self, pop: _Population) -> None:
         super().__init__()
@@ -216,7 +218,7 @@ def _set_child(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, last, module)
 
 
-def _fold_bn(syn: nn.Module, bn: BatchNormTime) -> None:
+def _fold_bn(syn: Any, bn: BatchNormTime) -> None:  # syn: a module with weight and bias
     scale, shift = (t.detach() for t in bn.scale_shift())
     with torch.no_grad():
         syn.weight.mul_(scale[:, None].to(syn.weight.dtype))
@@ -226,7 +228,7 @@ def _fold_bn(syn: nn.Module, bn: BatchNormTime) -> None:
             syn.bias.mul_(scale).add_(shift)
 
 
-def _force_integer_delays(module: nn.Module, args: Any) -> None:
+def _force_integer_delays(module: DelayedLinear, args: Any) -> None:
     module.integer = True
 
 

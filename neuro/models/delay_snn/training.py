@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TRAIN_KEYS = frozenset({"batch_size", "lr", "lr_positions", "weight_decay", "integer_epochs",
                         "epochs", "seed"})
 #: the offline delay task's network (one hidden layer of 64, K = 9)
-OFFLINE = {"n_hidden": 64, "n_layers": 1, "max_delay": 9, "dropout": 0.1}
+OFFLINE: dict[str, Any] = {"n_hidden": 64, "n_layers": 1, "max_delay": 9, "dropout": 0.1}
 
 
 def evaluate_delay_snn(model: nn.Module, data: SpikeDataset, batch_size: int = 256) -> float:

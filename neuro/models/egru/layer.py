@@ -39,6 +39,9 @@ class EGRULayer(EGRU):
     ``record=True`` the state holds ``c, y, o`` for every step. ``last_stats`` holds the forward
     and backward sparsity of the last call (:class:`~.kernels.SparsityStats`)."""
 
+    kernel_mask: Tensor | None  # buffers registered in __init__ (None: no pruning)
+    recurrent_mask: Tensor | None
+
     def __init__(self, input_size: int, hidden_size: int, *, thr_mean: float = 0.3,
                  dampening: float = 0.7, support: float = 1.0, zoneout: float = 0.0,
                  dropconnect: float = 0.0, learn_threshold: bool = True,

@@ -10,7 +10,7 @@ layer, per-layer forward/backward sparsity, and the regulariser's value ``reg``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,7 @@ def _run_layers(layers: nn.ModuleList, x: Tensor, state: list[EGRUState] | None,
     aux = Aux()
     new_state = []
     reg: Tensor | float = 0.0
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(cast("list[EGRULayer]", layers)):
         y, st = layer(x, None if state is None else state[i], record=True)
         new_state.append(EGRUState(st.c[-1], st.y[-1], st.o[-1]))
         aux.c.append(st.c)
@@ -88,6 +88,7 @@ class EGRULanguageModel(nn.Module, FamilyModel):
 
     name = "egru-lm"
     config_class = EGRULMConfig
+    config: EGRULMConfig
 
     def __init__(self, config: EGRULMConfig | None = None) -> None:
         super().__init__()
@@ -135,6 +136,7 @@ class EGRUGestureNet(nn.Module, FamilyModel):
 
     name = "egru-gesture"
     config_class = EGRUGestureConfig
+    config: EGRUGestureConfig
 
     def __init__(self, config: EGRUGestureConfig | None = None) -> None:
         super().__init__()

@@ -14,6 +14,7 @@ kernel visits ``R`` through a CSR index of its non-zeros, so pruned weights are 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -72,8 +73,11 @@ def schedule(final: float, rounds: int) -> list[float]:
     return [final * (1 - (1 - k / rounds) ** 3) for k in range(1, rounds + 1)]
 
 
-def prune_and_fine_tune(model: nn.Module, final: float, rounds: int,
-                        fine_tune: Callable[[nn.Module, int], object],
+M = TypeVar("M", bound=nn.Module)
+
+
+def prune_and_fine_tune(model: M, final: float, rounds: int,
+                        fine_tune: Callable[[M, int], object],
                         weights: Iterable[str] = WEIGHTS) -> list[dict[str, float]]:
     """Gradual pruning: for each round ``k``, :func:`prune` to ``schedule(final, rounds)[k]`` then
     ``fine_tune(model, k)`` (e.g. an epoch of :func:`~.training.fit`). Returns each round's

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..base import Trained, TrainRequest, split_keys
 from .config import EGRULMConfig
+from .layer import EGRULayer
 from .model import EGRULanguageModel
 
 TRAIN_KEYS = frozenset({"batch_size", "bptt", "lr", "weight_decay", "clip", "threshold_lr_scale",
@@ -88,7 +89,7 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
     random.seed(seed)
     thr = [p for n, p in model.named_parameters() if n.endswith("threshold")]
     rest = [p for n, p in model.named_parameters() if not n.endswith("threshold")]
-    groups = [{"params": rest}]
+    groups: list[dict[str, Any]] = [{"params": rest}]
     if thr and threshold_lr_scale > 0:
         groups.append({"params": thr, "lr": lr * threshold_lr_scale, "weight_decay": 0.0})
     for p in thr:
@@ -134,7 +135,7 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
         sched.step()
         entry = {"epoch": epoch + 1, "train_ppl": math.exp(min(tot_nll / max(tot_n, 1), 50)),
                  "activity_sparsity": 1 - ev / max(un, 1),
-                 "layers": [layer.last_stats.as_dict() for layer in model.layers]}
+                 "layers": [layer.last_stats.as_dict() for layer in cast("list[EGRULayer]", model.layers)]}
         if valid is not None:
             result = evaluate(model, valid, batch_size=eval_batch_size, bptt=bptt)
             entry["valid_ppl"] = result["ppl"]

@@ -340,6 +340,11 @@ class LSM(Sequential, FamilyModel):
     name = "lsm"
     config_class = LSMConfig
     config: LSMConfig
+    # submodules and buffer registered in __init__
+    reservoir: Recurrent
+    readout: Linear
+    integrator: LI
+    excitatory: Tensor
 
     def __init__(self, config: LSMConfig | None = None) -> None:
         config = config or LSMConfig()

@@ -138,6 +138,9 @@ class ProjectionHead(nn.Module):
     ``[n_classes, dims[-1]]``) and predicts the nearest class in cosine.
     """
 
+    mean: Tensor  # buffers registered in __init__
+    std: Tensor
+
     def __init__(self, dims: Sequence[int], *, loss: str = "ce", n_classes: int | None = None,
                  temperature: float = 0.1) -> None:
         super().__init__()

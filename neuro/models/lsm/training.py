@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -75,8 +75,8 @@ def reservoir_features(model: LSM, data: SpikeDataset, *, batch_size: int = 256,
         count += s.shape[0] * s.shape[1]
     n = model.config.size
     stats = {"mean_rate": total / (count * n),
-             "silent_fraction": float((silent_sum == 0).float().mean()),
-             "saturated_fraction": float((silent_sum / count > 0.5).float().mean())}
+             "silent_fraction": float((cast(torch.Tensor, silent_sum) == 0).float().mean()),
+             "saturated_fraction": float((cast(torch.Tensor, silent_sum) / count > 0.5).float().mean())}
     return torch.cat(feats), stats
 
 
@@ -154,15 +154,15 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
     from ...datasets.nmnist import load_nmnist
     from ...datasets.ntidigits import load_ntidigits
 
-    crop_t = tuple(crop) if crop is not None else None
+    crop_t = cast("tuple[int, int] | None", tuple(crop) if crop is not None else None)
     if data is not None:
         p = Path(data).expanduser()
         if p.is_dir():
-            kw = dict(n_steps=n_steps or 50, dt_us=dt_us or 6000, crop=crop_t, polarity=polarity,
+            kw: dict[str, Any] = dict(n_steps=n_steps or 50, dt_us=dt_us or 6000, crop=crop_t, polarity=polarity,
                       max_samples=max_samples)
             return load_nmnist(p, "train", **kw), load_nmnist(p, "test", **kw), f"N-MNIST {p}"
         if p.is_file():
-            kw2 = dict(n_steps=n_steps or 129, dt=dt or 0.01)
+            kw2: dict[str, Any] = dict(n_steps=n_steps or 129, dt=dt or 0.01)
             return load_ntidigits(p, "train", **kw2), load_ntidigits(p, "test", **kw2), f"N-TIDIGITS {p}"
         raise ValueError(f"{p}: no such file or directory (an N-MNIST folder or an N-TIDIGITS .hdf5 file)")
     if task == "digits":
@@ -217,6 +217,7 @@ def demo(*, seed: int, epochs: int, samples: int, log: Callable[[str], None] = p
     log("liquid state machine: 200-neuron Gaussian reservoir + ridge readout on the offline "
         "temporal event task (N-TIDIGITS format)")
     train_set, test_set, what = load_task(None, "audio", seed=seed)
+    model: nn.Module  # an LSM, then what train_lsm returns
     model = LSM(LSMConfig(n_inputs=train_set.n_channels, n_outputs=train_set.n_classes,
                           n_steps=train_set.n_steps, seed=seed))
     model, result = train_lsm(model, train_set, test_set, seed=seed, log=lambda s: None)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -179,6 +179,7 @@ class Block(nn.Module):
         record = probe is not None
         s, st = lif(x, LIFState(v), record=record)
         if record:
+            assert probe is not None  # record is `probe is not None`
             probe[f"{name}_spikes"] = s
             probe[f"{name}_vmem"] = st.v
             return s, st.v[-1]
@@ -237,6 +238,7 @@ class SpikeGPT(nn.Module, FamilyModel):
 
     name = "spikegpt"
     config_class = SpikeGPTConfig
+    config: SpikeGPTConfig
 
     def __init__(self, config: SpikeGPTConfig) -> None:
         super().__init__()
@@ -299,7 +301,7 @@ class SpikeGPT(nn.Module, FamilyModel):
         if probe is not None:
             probe["emb_spikes"] = x
         new: list[BlockState] = []
-        for i, (block, st) in enumerate(zip(self.blocks, state.blocks)):
+        for i, (block, st) in enumerate(zip(cast("list[Block]", self.blocks), state.blocks)):
             if i == 0:
                 x = block.ln0(x)
                 if probe is not None:
@@ -415,7 +417,7 @@ def rwkv_init(model: SpikeGPT) -> None:
     cfg = model.config
     L, C = cfg.n_layer, cfg.n_embd
     h = torch.arange(C, dtype=torch.float64)
-    for block in model.blocks:
+    for block in cast("list[Block]", model.blocks):
         r0 = block.layer_id / (L - 1) if L > 1 else 0.0
         r1 = 1.0 - block.layer_id / L
         att, ffn = block.att, block.ffn
