@@ -111,13 +111,16 @@ def main(argv=None) -> None:
                                sim.StaticSynapse(), receptor_type=receptor)
     build = time.perf_counter() - t0
     t1 = time.perf_counter()
-    sim.run(float(T + net["max_lag"]))
+    sim.run(float(T + net["max_lag"]) + MIN_DELAY)
     simulate = time.perf_counter() - t1
     out = {}
     for p in net["populations"]:
         s = np.zeros((T, B * p["size"]), np.int8)
         for j, train in enumerate(cells[p["name"]].get_data("spikes").segments[0].spiketrains):
-            steps = np.rint(np.asarray(train.magnitude, np.float64)).astype(np.int64) - p["lag"]
+            # recorded times come back one min_delay after the planned NEST times (measured
+            # with PyNN 0.13 + NEST 3.10; the same shift as the SpikeSourceArray's)
+            steps = (np.rint(np.asarray(train.magnitude, np.float64) - MIN_DELAY).astype(np.int64)
+                     - p["lag"])
             steps = steps[(steps >= 0) & (steps < T)]
             s[steps, j] = 1
         out[p["name"]] = s.reshape(T, B, p["size"])
