@@ -119,7 +119,7 @@ def test_beta_round_trip():
         exact += sim == b
     assert exact / len(betas) > 0.75
     assert mapping.tau_for_beta(1.0)[1] == 1.0 and mapping.tau_for_beta(0.0)[1] == 0.0
-    assert math.exp(-1.0 / mapping.tau_for_beta(0.9)[0]) == float(np.float32(0.9))
+    assert math.exp(-1.0 / mapping.tau_for_beta(float(np.float32(0.9)))[0]) == float(np.float32(0.9))
 
 
 def test_pynn_script_runs_standalone(networks, tmp_path):
