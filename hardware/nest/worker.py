@@ -16,13 +16,14 @@ fires at NEST time ``t + lag``), one bias ``spike_generator`` per population wit
 ``lag - 1 + t``, delay 1 ms, weight = bias), connections from the lists with delays in ms, one
 ``spike_recorder`` per population. ``OUT.npz``: ``n/<pop>`` (index ``b * size + i``) and
 ``t/<pop>`` (reference step) of every spike, and ``stats`` (JSON: NEST version, threads, build and
-simulate seconds). Failures print ``nest worker: <error>`` on stderr and exit 1; a missing NEST
+simulate seconds, peak resident memory). Failures print ``nest worker: <error>`` on stderr and exit 1; a missing NEST
 exits 3.
 """
 from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -108,7 +109,8 @@ def run(artifact: str, in_path: str, out_path: str) -> None:
              "threads": int(nest.GetKernelStatus("local_num_threads")),
              "build_seconds": build, "simulate_seconds": sim,
              "nest_steps": T + net["max_lag"],
-             "connections": int(nest.GetKernelStatus("num_connections"))}
+             "connections": int(nest.GetKernelStatus("num_connections")),
+             "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     tmp = out_path + ".tmp.npz"
     np.savez(tmp, stats=np.array(json.dumps(stats)), **out)
     os.replace(tmp, out_path)
