@@ -118,7 +118,6 @@ def plan(graph: Graph) -> Plan:
         return Plan(g, [], [], {}, [], [], [str(exc)])
     view = partition(g)
     problems += view.messages(refused)
-    shapes = g.infer_shapes()
     pops = [n for n in view.neurons if g.nodes[n].kind in NEST_NEURONS]
     host = [n for n in view.neurons if g.nodes[n].kind in HOST_NEURONS]
     projections = []
@@ -164,7 +163,6 @@ def plan(graph: Graph) -> Plan:
                         "aligned with the reference")
     for pr in projections:
         pr["delay"] = pr["steps"] + lags[pr["target"]] - lags[pr["source"]]
-    del shapes
     return Plan(g, pops, list(view.inputs), lags, projections, host, problems)
 
 
