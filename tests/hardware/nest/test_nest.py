@@ -141,6 +141,14 @@ def test_pynn_script_runs_standalone(networks, tmp_path):
         assert sorted(f.files) == ["2", "6"]
         for n in f.files:
             np.testing.assert_array_equal(f[n], result.spikes[n])
+    # rank/thread-agnostic building: the same script on 2 threads gives the same spikes
+    proc = subprocess.run([sys.executable, str(script / "run_pynn.py"), "--input", str(tmp_path / "in.npz"),
+                           "--out", str(tmp_path / "out2.npz"), "--threads", "2"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(tmp_path / "out2.npz") as f:
+        for n in f.files:
+            np.testing.assert_array_equal(f[n], result.spikes[n])
     text = (script / "run_pynn.py").read_text()
     assert "spike_precision" in text and "variable_map" in text and "FromListConnector" in text
 
