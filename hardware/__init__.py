@@ -18,6 +18,7 @@ TARGETS: dict[str, str] = {
     "loihi": "neuro.hardware.loihi",
     "spinnaker": "neuro.hardware.spinnaker",
     "fpga": "neuro.hardware.fpga",
+    "nest": "neuro.hardware.nest",
 }
 
 
