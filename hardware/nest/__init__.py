@@ -96,7 +96,7 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
     def write_files(tmp: Path) -> dict[str, str]:
         (tmp / "nest").mkdir()
         (tmp / "nest" / "network.json").write_text(json.dumps(net, indent=1))
-        np.savez(tmp / "nest" / "network.npz", **arrays)
+        np.savez(tmp / "nest" / "network.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         shutil.copyfile(PYNN_SCRIPT, tmp / "nest" / "run_pynn.py")
         return {"nest/network.json": "NEST network: populations, lags, projections, host readouts",
                 "nest/network.npz": "tau_m, v_th, bias per neuron; connection lists (pre, post, "
@@ -185,7 +185,7 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, timeout: float |
     try:
         data = {f"in/{k}": v.reshape(T, B, -1).transpose(1, 0, 2).astype(np.int8) for k, v in x.items()}
         opts = {"steps": int(T), "batch": int(B), "threads": int(threads)}
-        np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)
+        np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         size = sum(p["size"] for p in net["populations"])
         call_worker([str(artifact.resolve()), str(tmp / "in.npz"), str(tmp / "out.npz")],
                     timeout=timeout or default_timeout(B * size * (T + net["max_lag"])), python=python)

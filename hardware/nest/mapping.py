@@ -68,9 +68,12 @@ def tau_for_beta(beta: float) -> tuple[float, float]:
     return best[1], math.exp(-1.0 / best[1])
 
 
-def neuron_problems(name: str, node: nodes.Node) -> list[str]:
+def neuron_problems(name: str, node: Any) -> list[str]:  # a LIF or IF node (fields by kind)
     kind = f"node {name!r} ({node.kind})"
     out = []
+    for f in ("v_leak", "v_reset"):  # NIR's leak and reset potentials: not mapped to E_L/V_reset yet
+        if np.any(np.asarray(getattr(node, f, 0)) != 0):
+            out.append(f"{kind}: field {f!r} (non-zero) is not mapped to NEST yet")
     if node.reset != "zero":
         out.append(f"{kind}: reset {node.reset!r} is not expressible with NEST's iaf_psc_delta "
                    "(it resets to V_reset; subtractive reset needs a NESTML model, not built)")
@@ -122,7 +125,7 @@ def plan(graph: Graph) -> Plan:
     host = [n for n in view.neurons if g.nodes[n].kind in HOST_NEURONS]
     projections = []
     for p in view.projections:
-        syn = g.nodes[p.synapse]
+        syn: Any = g.nodes[p.synapse]  # a synapse node (weight, and delay when DelayedAffine)
         if p.target in host:
             continue
         if p.source in host:
@@ -133,7 +136,7 @@ def plan(graph: Graph) -> Plan:
         w = np.asarray(syn.weight, np.float64)
         d = np.zeros(w.shape, np.int64) if syn.kind != "DelayedAffine" else syn.delay.astype(np.int64)
         d = d + p.delay.reshape(1, -1) + int(p.recurrent)
-        tgt = g.nodes[p.target]
+        tgt: Any = g.nodes[p.target]  # a LIF-family node
         if tgt.decay_input:
             w = w * (1.0 - np.asarray(tgt.beta, np.float64).reshape(-1, 1) * np.ones((w.shape[0], 1)))
         post, pre = np.nonzero(w)
@@ -143,7 +146,7 @@ def plan(graph: Graph) -> Plan:
     # lags: L_tgt >= L_src + 1 - d for every connection (Bellman-Ford, longest path)
     lags = {n: 1 for n in view.inputs}
     lags.update({n: 2 for n in pops})
-    edges = {}
+    edges: dict[tuple[str, str], int] = {}
     for pr in projections:
         if len(pr["steps"]):
             key = (pr["source"], pr["target"])
@@ -173,7 +176,7 @@ def network(p: Plan) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
     pops = []
     for n in p.populations:
-        node = g.nodes[n]
+        node: Any = g.nodes[n]  # a LIF-family node (fields by kind)
         size = int(np.prod(shapes[n]))
         beta = np.broadcast_to(np.asarray(node.beta, np.float64).reshape(-1), (size,))
         taus, sims = zip(*(tau_for_beta(b) for b in beta)) if size else ((), ())

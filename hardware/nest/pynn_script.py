@@ -125,7 +125,7 @@ def main(argv=None) -> None:
             s[steps, j] = 1
         out[p["name"]] = s.reshape(T, B, p["size"])
     sim.end()
-    np.savez(args.out, **out)
+    np.savez(args.out, **out)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
     print(json.dumps({"build_seconds": build, "simulate_seconds": simulate, "steps": T, "batch": B}))
 
 

@@ -412,12 +412,13 @@ class Conv2d(Node):
 class SumPool2d(Node):
     """Sum over ``kernel_size`` windows of each channel of ``[C, H, W]`` (NIR ``SumPool2d``):
     ``y[c, i, j] = sum_{a, b} x[c, i s0 + a - p0, j s1 + b - p1]`` (zero padding), per step.
-    It does synaptic work (additions, counted by ``neuro.energy``) but has no weights and keeps
-    channels apart, so its role is structural; no integer form yet."""
+    It does additions (not yet counted by ``neuro.energy``) but has no weights and keeps channels
+    apart, so its role is structural; no integer form yet. Each field is two ints (an int is
+    used for both axes)."""
 
-    kernel_size: tuple[int, int] = (2, 2)
-    stride: tuple[int, int] = (2, 2)
-    padding: tuple[int, int] = (0, 0)
+    kernel_size: tuple[int, ...] = (2, 2)
+    stride: tuple[int, ...] = (2, 2)
+    padding: tuple[int, ...] = (0, 0)
     kind: ClassVar[str] = "SumPool2d"
 
     def __post_init__(self) -> None:
