@@ -105,14 +105,13 @@ class _EGRUFused(torch.autograd.Function):
         ks, damp, supp, csr, stats = ctx.params
         gy, gc, go = (torch.zeros_like(y) if g is None else g.contiguous() for g in (gy, gc, go))
         need_y0 = bool(ctx.needs_input_grad[5])
-        dax, dhb, dR, dth, dc0, dy0, st = torch.ops.neuro_egru.egru_backward(
+        dax, dbr, dR, dth, dc0, dy0, st = torch.ops.neuro_egru.egru_backward(
             R, theta, c0, y0, kt, ks, y, c, o, cache, gy, gc, go, damp, supp, csr, need_y0)
         if stats is not None:
             T, B, H = y.shape
             stats.backward = float(st[0]) / max(T * B * H, 1)
             full = (T - 1) * B * H + (B * H if need_y0 else 0)
             stats.backward_dy_skipped = 1.0 - float(st[1]) / full if full else 0.0
-        dbr = dhb.sum((0, 1))
         return (dax, dR, dbr, dth.sum(0), dc0, dy0 if need_y0 else None,
                 None, None, None, None, None)
 

@@ -103,3 +103,16 @@ def test_bad_arguments_raise_value_error():
         egru_sequence(inputs[0][..., :-1], *inputs[1:])
     with pytest.raises(ValueError, match="fused"):
         egru_sequence(*[t.half() for t in inputs], backend="fused")
+
+
+@pytest.mark.parametrize("fwd,dy", [("0", "0"), ("0.3", "0.5")])
+def test_gemm_paths_equal_loop(monkeypatch, fwd, dy):
+    """The steps the fused kernel does as one GEMM (dense enough activity, or dL/dy needed almost
+    everywhere) give the step loop's values too; NEURO_EGRU_DENSE_* force them on small sizes."""
+    monkeypatch.setenv("NEURO_EGRU_DENSE_FWD", fwd)
+    monkeypatch.setenv("NEURO_EGRU_DENSE_DY", dy)
+    inputs, keep, cot = _case(11, "mask", T=7, B=4, H=5)
+    ref, _ = _run(inputs, keep, cot, "torch", False)
+    got, _ = _run(inputs, keep, cot, "fused", False)
+    for name, a, b in zip(["y", "c", "o", "dax", "dR", "dbr", "dtheta", "dc0", "dy0"], got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
