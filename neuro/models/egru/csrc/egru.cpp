@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <utility>
@@ -82,11 +83,6 @@ struct Csr {
   }
 };
 
-template <class S>
-inline S sigmoid(S x) {
-  return S(1) / (S(1) + std::exp(-x));
-}
-
 void check(const at::Tensor& t, const at::Tensor& like, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "neuro_egru: ", name, " must be a CPU tensor");
   TORCH_CHECK(t.scalar_type() == like.scalar_type(), "neuro_egru: ", name, " has dtype ",
@@ -113,32 +109,66 @@ std::vector<S> pack_columns(const S* R, int64_t H, int64_t N) {
   return Rp;
 }
 
-// out[0:n] (n <= kW) = init[0:n] + sum_k val[k] * P[idx[k] * kW : +kW]; the kW accumulators live in
-// registers (the fixed-size inner loop vectorises), P is one packed panel.
+// 32-byte vectors (GCC/Clang vector extensions: AVX2 registers here, two SSE/NEON registers
+// elsewhere). Element-wise a * b + c on them is a multiply then an add, as in the scalar code.
+template <class S>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Vec<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+constexpr int kNV = 8;  // vectors per 256-byte block
+
+// out[0:n] (n <= kW) = init[0:n] + sum_k val[k] * P[idx[k] * kW : +kW]; the eight vector
+// accumulators stay in registers, P is one packed panel.
 template <class S>
 inline void gather_axpy(const S* init, const int32_t* idx, const S* val, int64_t n_ev, const S* P,
                         S* out, int64_t n) {
-  constexpr int64_t W = kW<S>;
-  S acc[W];
-  for (int64_t w = 0; w < W; ++w) acc[w] = w < n ? init[w] : S(0);
+  using V = typename Vec<S>::type;
+  constexpr int64_t W = kW<S>, L = 32 / sizeof(S);
+  S buf[W];
+  for (int64_t w = 0; w < W; ++w) buf[w] = w < n ? init[w] : S(0);
+  V acc[kNV];
+#pragma GCC unroll 8
+  for (int u = 0; u < kNV; ++u) std::memcpy(&acc[u], buf + u * L, 32);
   for (int64_t k = 0; k < n_ev; ++k) {
-    const S v = val[k];
+    const V v = V{} + val[k];
     const S* row = P + static_cast<int64_t>(idx[k]) * W;
-    for (int64_t w = 0; w < W; ++w) acc[w] += v * row[w];
+#pragma GCC unroll 8
+    for (int u = 0; u < kNV; ++u) {
+      V r;
+      std::memcpy(&r, row + u * L, 32);
+      acc[u] += v * r;
+    }
   }
-  for (int64_t w = 0; w < n; ++w) out[w] = acc[w];
+#pragma GCC unroll 8
+  for (int u = 0; u < kNV; ++u) std::memcpy(buf + u * L, &acc[u], 32);
+  std::copy(buf, buf + n, out);
 }
 
-// a . b over n entries with kW independent lane sums (vectorises without reassociating a scalar sum)
+// a . b over n entries with four vector lane sums (no reassociated scalar sum; vectorised)
 template <class S>
 inline S lane_dot(const S* a, const S* b, int64_t n) {
-  constexpr int64_t W = kW<S> / 2;
-  S acc[W] = {};
+  using V = typename Vec<S>::type;
+  constexpr int64_t L = 32 / sizeof(S);
+  V acc[4] = {};
   int64_t j = 0;
-  for (; j + W <= n; j += W)
-    for (int64_t w = 0; w < W; ++w) acc[w] += a[j + w] * b[j + w];
+  for (; j + 4 * L <= n; j += 4 * L) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      V x, y;
+      std::memcpy(&x, a + j + u * L, 32);
+      std::memcpy(&y, b + j + u * L, 32);
+      acc[u] += x * y;
+    }
+  }
   S s = S(0);
-  for (int64_t w = 0; w < W; ++w) s += acc[w];
+  for (int u = 0; u < 4; ++u)
+    for (int64_t l = 0; l < L; ++l) s += acc[u][l];
   for (; j < n; ++j) s += a[j] * b[j];
   return s;
 }
@@ -260,23 +290,26 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
         }
       });
     }
+    // gates with ATen's vectorised sigmoid / tanh, written straight into the cache
+    {
+      const at::Tensor at_ = ax.select(0, t);
+      at::Tensor zt = cache.select(0, 0).select(0, t), rt = cache.select(0, 1).select(0, t);
+      at::Tensor gt = cache.select(0, 2).select(0, t);
+      at::sigmoid_out(zt, at::add(at_.narrow(1, 0, H), hbT.narrow(1, 0, H)));
+      at::sigmoid_out(rt, at::add(at_.narrow(1, H, H), hbT.narrow(1, H, H)));
+      at::tanh_out(gt, at::add(at_.narrow(1, 2 * H, H), at::mul(rt, hbT.narrow(1, 2 * H, H))));
+    }
     parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; ++b) {
         const S* h = hb + b * N;
         const int64_t off = (t * B + b) * H;
-        const S* a = pax + (t * B + b) * N;
         const S* cb = cprev + b * H;
         for (int64_t j = 0; j < H; ++j) {
-          const S z = sigmoid(a[j] + h[j]);
-          const S r = sigmoid(a[H + j] + h[H + j]);
-          const S g = std::tanh(a[2 * H + j] + r * h[2 * H + j]);
+          const S z = pz[off + j], g = pg[off + j];
           S u = z * cb[j] + (S(1) - z) * g;
           const S k = pk ? pk[off + j] : ks;
           if (k != S(1)) u = (u - cb[j]) * k + cb[j];
           const S ev = (u - pth[j]) > S(0) ? S(1) : S(0);
-          pz[off + j] = z;
-          pr[off + j] = r;
-          pg[off + j] = g;
           phn[off + j] = h[2 * H + j];
           pu[off + j] = u;
           po[off + j] = ev;
