@@ -234,8 +234,11 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
   const double dense_frac = env_fraction("NEURO_EGRU_DENSE_FWD", 0.55, B * H * N);
   std::unique_ptr<Csr<S>> idx;
   std::vector<S> Rp;
+  // few rows (T * B <= 8, e.g. token-by-token inference): packing R would cost more than the
+  // product; the event rows are read in place (contiguous rows of R, vectorised axpy)
+  const bool direct = !csr && T * B <= 8;
   if (csr) idx.reset(new Csr<S>(pR, H, N));
-  else Rp = pack_columns(pR, H, N);
+  else if (!direct) Rp = pack_columns(pR, H, N);
   std::vector<S> brp(nb * W, S(0));
   std::copy(pbr, pbr + N, brp.begin());
   std::vector<int32_t> eidx(B * H);
@@ -279,6 +282,16 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
           }
         }
       });
+    } else if (direct) {
+      for (int64_t b = 0; b < B; ++b) {
+        S* h = hb + b * N;
+        std::copy(pbr, pbr + N, h);
+        for (int64_t k = 0; k < ecnt[b]; ++k) {
+          const S yi = eval[b * H + k];
+          const S* Ri = pR + static_cast<int64_t>(eidx[b * H + k]) * N;
+          for (int64_t j = 0; j < N; ++j) h[j] += yi * Ri[j];
+        }
+      }
     } else {
       parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t jb = lo; jb < hi; ++jb) {

@@ -116,3 +116,17 @@ def test_gemm_paths_equal_loop(monkeypatch, fwd, dy):
     got, _ = _run(inputs, keep, cot, "fused", False)
     for name, a, b in zip(["y", "c", "o", "dax", "dR", "dbr", "dtheta", "dc0", "dy0"], got, ref):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+
+
+def test_token_by_token_equals_sequence():
+    """Batch 1, one step per call (the in-place row path of inference) gives the sequence's y."""
+    inputs, keep, _ = _case(5, "none", T=6, B=1, H=7)
+    ax, R, br, th, c0, y0 = inputs
+    y_seq, c_seq, _ = egru_sequence(*inputs, backend="fused")
+    c, y = c0, y0
+    for t in range(6):
+        yt, ct, _ = egru_sequence(ax[t:t + 1], R, br, th, c, y, backend="fused")
+        y, c = yt[0], ct[0]
+        torch.testing.assert_close(y, y_seq[t], rtol=0, atol=1e-12)
+    ref = egru_sequence(*inputs, backend="torch")[0]
+    torch.testing.assert_close(y_seq, ref, rtol=0, atol=1e-12)
