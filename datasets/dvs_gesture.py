@@ -209,19 +209,18 @@ def write_standin(root: str | Path, n_users: int = 4, per_class: int = 1, gestur
         for cls in order:
             n_ms = int(gesture_ms * rng.uniform(0.8, 1.2))
             sigma = rng.uniform(3, 6)
-            for k in range(n_ms):
-                n = rng.poisson(rate_per_ms)
-                cx, cy = _trajectory(cls, np.array(k / n_ms), np.random.default_rng(user * 100 + cls))
-                x = np.clip(rng.normal(cx, sigma, n), 0, SENSOR - 1).astype(np.int64)
-                y = np.clip(rng.normal(cy, sigma, n), 0, SENSOR - 1).astype(np.int64)
-                nb = rng.poisson(rate_per_ms * 0.1)  # background noise
-                x = np.concatenate([x, rng.integers(0, SENSOR, nb)])
-                y = np.concatenate([y, rng.integers(0, SENSOR, nb)])
-                t = t0 + k * 1000 + np.sort(rng.integers(0, 1000, n + nb))
-                ts.append(t)
-                xs.append(x)
-                ys.append(y)
-                ps.append(rng.integers(0, 2, n + nb))
+            n = rng.poisson(rate_per_ms * n_ms)
+            t = np.sort(rng.integers(0, n_ms * 1000, n))
+            cx, cy = _trajectory(cls, t / (n_ms * 1000), np.random.default_rng(user * 100 + cls))
+            x = np.clip(rng.normal(cx, sigma), 0, SENSOR - 1).astype(np.int64)
+            y = np.clip(rng.normal(cy, sigma), 0, SENSOR - 1).astype(np.int64)
+            nb = rng.poisson(rate_per_ms * 0.1 * n_ms)  # background noise
+            tn = rng.integers(0, n_ms * 1000, nb)
+            order_t = np.argsort(np.concatenate([t, tn]), kind="stable")
+            ts.append((t0 + np.concatenate([t, tn]))[order_t])
+            xs.append(np.concatenate([x, rng.integers(0, SENSOR, nb)])[order_t])
+            ys.append(np.concatenate([y, rng.integers(0, SENSOR, nb)])[order_t])
+            ps.append(rng.integers(0, 2, n + nb))
             rows.append((cls + 1, t0, t0 + n_ms * 1000))
             t0 += n_ms * 1000 + 50_000
         write_aedat(root / f"{name}.aedat", np.concatenate(ts), np.concatenate(xs),
