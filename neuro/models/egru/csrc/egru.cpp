@@ -231,7 +231,7 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
   S* pg = pr + TBH;
   S* phn = pg + TBH;
   S* pu = phn + TBH;
-  const double dense_frac = env_fraction("NEURO_EGRU_DENSE_FWD", 0.55, B * H * N);
+  const double dense_frac = env_fraction("NEURO_EGRU_DENSE_FWD", 0.3, B * H * N);
   std::unique_ptr<Csr<S>> idx;
   std::vector<S> Rp;
   // few rows (T * B <= 8, e.g. token-by-token inference): packing R would cost more than the
@@ -368,7 +368,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
                    const at::Tensor& go, double damp_d, double supp_d, bool csr, bool need_y0,
                    at::Tensor& dax, at::Tensor& dbr, at::Tensor& dR, at::Tensor& dth,
                    at::Tensor& dc0, at::Tensor& dy0, int64_t& surrogate_skipped,
-                   int64_t& dy_computed, int64_t& dense_steps) {
+                   int64_t& dy_computed, int64_t& dense_steps, int64_t& dr_gemm) {
   constexpr int64_t W = kW<S>;
   const int64_t T = y.size(0), B = y.size(1), H = R.size(0), N = 3 * H;
   const int64_t nb = (N + W - 1) / W, TB = T * B;
@@ -398,8 +398,16 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   const double dense_frac = env_fraction("NEURO_EGRU_DENSE_DY", 0.35, B * H * N);
   std::unique_ptr<Csr<S>> idx;
   if (csr) idx.reset(new Csr<S>(pR, H, N));
-  // dhb of every step, packed in column blocks (dhbp[(jb * TB + tb) * W + w]) for the dR pass
-  std::vector<S> dhbp(nb * TB * W, S(0));
+  // dR: with dense enough activity over the whole sequence one GEMM Y_prev^T dHB (dhb kept as
+  // [T * B, 3H]); else the event-row gather pass below (dhb packed in column blocks,
+  // dhbp[(jb * TB + tb) * W + w])
+  int64_t y_nnz = 0;
+  for (int64_t q = 0; q < B * H; ++q) y_nnz += py0[q] != S(0);
+  for (int64_t q = 0; q < (T - 1) * B * H; ++q) y_nnz += py[q] != S(0);
+  const bool dense_dR = static_cast<double>(y_nnz) >=
+      env_fraction("NEURO_EGRU_DENSE_DR", 0.3, B * H * N) * static_cast<double>(TB * H);
+  std::vector<S> dhbp(dense_dR ? 0 : nb * TB * W, S(0));
+  at::Tensor dhb_full = dense_dR ? at::empty({TB, N}, y.options()) : at::Tensor();
   at::Tensor dhbT = at::empty({B, N}, y.options());  // dhb of the current step
   S* dh_all = dhbT.data_ptr<S>();
   at::Tensor dyT = at::zeros({B, H}, y.options());   // dL/dy of the previous step
@@ -411,6 +419,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   surrogate_skipped = 0;
   dy_computed = 0;
   dense_steps = 0;
+  dr_gemm = 0;
   for (int64_t t = T - 1; t >= 0; --t) {
     const S* cprev = t ? pc + (t - 1) * B * H : pc0;
     // A: element-wise, per batch row
@@ -450,9 +459,13 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
           dh[2 * H + h] = dnp * r;
           dc_next[b * H + h] = dcp;
         }
-        for (int64_t jb = 0; jb < nb; ++jb) {
-          const int64_t j0 = jb * W, n = std::min(W, N - j0);
-          std::copy(dh + j0, dh + j0 + n, &dhbp[(jb * TB + t * B + b) * W]);
+        if (dense_dR) {
+          std::copy(dh, dh + N, dhb_full.data_ptr<S>() + (t * B + b) * N);
+        } else {
+          for (int64_t jb = 0; jb < nb; ++jb) {
+            const int64_t j0 = jb * W, n = std::min(W, N - j0);
+            std::copy(dh + j0, dh + j0 + n, &dhbp[(jb * TB + t * B + b) * W]);
+          }
         }
       }
     });
@@ -513,7 +526,12 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   // B: dR[i, :] = sum over (t, b) with y[t-1, b, i] != 0 of y[t-1, b, i] * dhb[t, b, :], only over
   // the event rows; the (t, b) range is cut into chunks whose dhb panel (chunk x 256 bytes) stays in
   // L2, and every panel is read through the per-unit event lists with register accumulators.
-  {
+  if (dense_dR) {
+    at::Tensor yp = at::cat({y0.unsqueeze(0), y.narrow(0, 0, T - 1)}).reshape({TB, H});
+    at::mm_out(dR, yp.t(), dhb_full);
+    dr_gemm = 1;
+    if (csr) dR.mul_(R.ne(0).to(dR.scalar_type()));
+  } else {
     const int64_t chunk = std::max<int64_t>(1, (256 * 1024) / (W * static_cast<int64_t>(sizeof(S))));
     std::vector<int64_t> start(H + 1);
     std::vector<int32_t> lidx;
@@ -564,8 +582,8 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   for (int64_t b = 0; b < B; ++b) surrogate_skipped += skipped[b];
 }
 
-// returns dax [T, B, 3H], dbr [3H], dR [H, 3H], dtheta [B, H], dc0 [B, H], dy0 [B, H] and stats [3]
-// (surrogate entries skipped, dy entries computed, steps whose dy was one GEMM)
+// returns dax [T, B, 3H], dbr [3H], dR [H, 3H], dtheta [B, H], dc0 [B, H], dy0 [B, H] and stats [4]
+// (surrogate entries skipped, dy entries computed, steps whose dy was one GEMM, dR was one GEMM)
 std::vector<at::Tensor> egru_backward(at::Tensor R, at::Tensor theta, at::Tensor c0, at::Tensor y0,
                                       at::Tensor keep, double keep_scalar, at::Tensor y,
                                       at::Tensor c, at::Tensor o, at::Tensor cache, at::Tensor gy,
@@ -584,14 +602,114 @@ std::vector<at::Tensor> egru_backward(at::Tensor R, at::Tensor theta, at::Tensor
   auto dth = at::zeros({B, H}, y.options());
   auto dc0 = at::empty({B, H}, y.options());
   auto dy0 = at::zeros({B, H}, y.options());
-  int64_t skipped = 0, computed = 0, dense = 0;
+  int64_t skipped = 0, computed = 0, dense = 0, dr_gemm = 0;
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "egru_backward", [&] {
     backward_impl<scalar_t>(R, theta, c0, y0, keep, keep_scalar, y, c, o, cache, gy, gc, go, damp,
                             supp, csr, need_y0, dax, dbr, dR, dth, dc0, dy0, skipped, computed,
-                            dense);
+                            dense, dr_gemm);
   });
-  auto stats = at::tensor({skipped, computed, dense}, at::kLong);
+  auto stats = at::tensor({skipped, computed, dense, dr_gemm}, at::kLong);
   return {dax, dbr, dR, dth, dc0, dy0, stats};
+}
+
+// ---- event-driven input projection: out = x W + b for a mostly-zero x (the event output of the
+// layer below), and its weight gradient x^T g over the non-zeros of x only -------------------
+
+template <class S>
+void event_linear_forward_impl(const at::Tensor& x, const at::Tensor& Wt, const at::Tensor& b,
+                               at::Tensor& out) {
+  constexpr int64_t W = kW<S>;
+  const int64_t M = x.size(0), K = x.size(1), N = Wt.size(1), nb = (N + W - 1) / W;
+  const S* px = x.data_ptr<S>();
+  std::vector<S> Wp = pack_columns(Wt.data_ptr<S>(), K, N);
+  std::vector<S> bp(nb * W, S(0));
+  if (b.numel()) std::copy(b.data_ptr<S>(), b.data_ptr<S>() + N, bp.begin());
+  std::vector<int32_t> eidx(M * K);
+  std::vector<S> eval(M * K);
+  std::vector<int64_t> ecnt(M);
+  event_lists(px, M, K, eidx, eval, ecnt);
+  S* po = out.data_ptr<S>();
+  parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t jb = lo; jb < hi; ++jb) {
+      const S* P = Wp.data() + jb * K * W;
+      const int64_t j0 = jb * W, n = std::min(W, N - j0);
+      for (int64_t m = 0; m < M; ++m)
+        gather_axpy(bp.data() + j0, eidx.data() + m * K, eval.data() + m * K, ecnt[m], P,
+                    po + m * N + j0, n);
+    }
+  });
+}
+
+at::Tensor event_linear_forward(at::Tensor x, at::Tensor Wt, at::Tensor b) {
+  TORCH_CHECK(x.dim() == 2 && Wt.dim() == 2 && x.size(1) == Wt.size(0),
+              "neuro_egru: event_linear needs x [M, K] and W [K, N]");
+  check(x, x, "x");
+  check(Wt, x, "W");
+  if (b.numel()) check(b, x, "b");
+  auto out = at::empty({x.size(0), Wt.size(1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_linear_forward",
+                             [&] { event_linear_forward_impl<scalar_t>(x, Wt, b, out); });
+  return out;
+}
+
+template <class S>
+void event_linear_wgrad_impl(const at::Tensor& x, const at::Tensor& g, at::Tensor& dW) {
+  constexpr int64_t W = kW<S>;
+  const int64_t M = x.size(0), K = x.size(1), N = g.size(1), nb = (N + W - 1) / W;
+  const S* px = x.data_ptr<S>();
+  const S* pg = g.data_ptr<S>();
+  S* pdW = dW.data_ptr<S>();
+  const int64_t chunk = std::max<int64_t>(1, (256 * 1024) / (W * static_cast<int64_t>(sizeof(S))));
+  std::vector<S> gp;
+  std::vector<int64_t> start(K + 1);
+  std::vector<int32_t> lidx;
+  std::vector<S> lval;
+  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+    const int64_t r1 = std::min(M, r0 + chunk), rows = r1 - r0;
+    gp.assign(nb * rows * W, S(0));  // g rows [r0, r1) packed in column blocks
+    for (int64_t m = r0; m < r1; ++m)
+      for (int64_t jb = 0; jb < nb; ++jb) {
+        const int64_t j0 = jb * W, n = std::min(W, N - j0);
+        std::copy(pg + m * N + j0, pg + m * N + j0 + n, &gp[(jb * rows + m - r0) * W]);
+      }
+    std::fill(start.begin(), start.end(), 0);
+    for (int64_t m = r0; m < r1; ++m)
+      for (int64_t k = 0; k < K; ++k)
+        if (px[m * K + k] != S(0)) ++start[k + 1];
+    for (int64_t k = 0; k < K; ++k) start[k + 1] += start[k];
+    lidx.resize(start[K]);
+    lval.resize(start[K]);
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t m = r0; m < r1; ++m)
+      for (int64_t k = 0; k < K; ++k)
+        if (px[m * K + k] != S(0)) {
+          lidx[fill[k]] = static_cast<int32_t>(m - r0);
+          lval[fill[k]++] = px[m * K + k];
+        }
+    parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t jb = lo; jb < hi; ++jb) {
+        const S* P = gp.data() + jb * rows * W;
+        const int64_t j0 = jb * W, n = std::min(W, N - j0);
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t cnt = start[k + 1] - start[k];
+          if (cnt == 0) continue;
+          S* o = pdW + k * N + j0;
+          gather_axpy(o, lidx.data() + start[k], lval.data() + start[k], cnt, P, o, n);
+        }
+      }
+    });
+  }
+}
+
+at::Tensor event_linear_wgrad(at::Tensor x, at::Tensor g) {
+  TORCH_CHECK(x.dim() == 2 && g.dim() == 2 && x.size(0) == g.size(0),
+              "neuro_egru: event_linear_wgrad needs x [M, K] and g [M, N]");
+  check(x, x, "x");
+  check(g, x, "g");
+  auto dW = at::zeros({x.size(1), g.size(1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_linear_wgrad",
+                             [&] { event_linear_wgrad_impl<scalar_t>(x, g, dW); });
+  return dW;
 }
 
 }  // namespace
@@ -599,4 +717,6 @@ std::vector<at::Tensor> egru_backward(at::Tensor R, at::Tensor theta, at::Tensor
 TORCH_LIBRARY(neuro_egru, m) {
   m.def("egru_forward", &egru_forward);
   m.def("egru_backward", &egru_backward);
+  m.def("event_linear_forward", &event_linear_forward);
+  m.def("event_linear_wgrad", &event_linear_wgrad);
 }
