@@ -20,7 +20,8 @@ support 3.6), no zoneout/DropConnect (neither implementation then draws masks).
 
 Workload ``infer_token``: the same stack at the 80 % thresholds, batch 1, token by token (one call
 per layer per token, ``torch.no_grad``, eval mode): microseconds per token, and multiply-adds per
-token (neuro: input projections plus ``events x 3H`` recurrent; GRU: ``(I + H) x 3H``).
+token (neuro: ``I x 3H`` for the first layer's dense input, ``events x 3H`` for the event inputs
+of the layers above and for the recurrent products; GRU: ``(I + H) x 3H``).
 
 Method: every measurement runs in a fresh worker process; the implementations are interleaved
 (the order rotates per round); each worker first does a short warm-up step (T = 5). Figures are
@@ -183,7 +184,8 @@ def worker(impl: str, weights: str, T: int, tokens: int) -> dict:
             else:
                 for m in layers:
                     m.eval()
-                events = [0, 0, 0]
+                events = [0, 0, 0]  # recurrent: events of y[t-1] read by each layer
+                outev = [0, 0, 0]   # events each layer emits (the next layer's input)
 
                 def infer():
                     states = [None] * 3
@@ -193,13 +195,17 @@ def worker(impl: str, weights: str, T: int, tokens: int) -> dict:
                             if states[k] is not None:
                                 events[k] += int((states[k].y != 0).sum())
                             v, states[k] = m(v, states[k])
+                            outev[k] += int((v != 0).sum())
                 infer()
                 events[:] = [0, 0, 0]
+                outev[:] = [0, 0, 0]
                 cpu, wall = _timed(infer)
                 n_tok = tokens
+                # input projection: dense for layer 1 (the embedding), event rows of W above
+                ins = [SIZES[0]] + [e / n_tok for e in outev[:-1]]
                 out["macs_per_token"] = sum(
                     i * 3 * h + e / n_tok * 3 * h
-                    for (i, h), e in zip(zip(SIZES[:-1], SIZES[1:]), events))
+                    for i, h, e in zip(ins, SIZES[1:], events))
                 out["sparsity"] = [1 - e / (n_tok * h) for e, h in zip(events, SIZES[1:])]
         out["cpu_us"], out["wall_us"] = cpu / tokens * 1e3, wall / tokens * 1e3
         return out

@@ -168,7 +168,7 @@ def input_projection(x: Tensor, W: Tensor, b: Tensor, backend: str = "auto") -> 
     column blocks of ``W`` / of the gradient, as the recurrent product); ``dx = g W^T`` stays a
     GEMM. Else one GEMM."""
     if (backend != "torch" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and W.dtype == x.dtype and x.numel() >= 4096 and available()):
+            and W.dtype == x.dtype and x.shape[-1] >= 64 and available()):
         with torch.no_grad():
             density = float((x != 0).sum()) / x.numel()
         if density < EVENT_INPUT_DENSITY:

@@ -621,6 +621,23 @@ void event_linear_forward_impl(const at::Tensor& x, const at::Tensor& Wt, const 
   constexpr int64_t W = kW<S>;
   const int64_t M = x.size(0), K = x.size(1), N = Wt.size(1), nb = (N + W - 1) / W;
   const S* px = x.data_ptr<S>();
+  S* po = out.data_ptr<S>();
+  if (M <= 8) {  // a few rows (token-by-token inference): the event rows of W read in place
+    const S* pW = Wt.data_ptr<S>();
+    const S* pb = b.numel() ? b.data_ptr<S>() : nullptr;
+    for (int64_t m = 0; m < M; ++m) {
+      S* o = po + m * N;
+      if (pb) std::copy(pb, pb + N, o);
+      else std::fill(o, o + N, S(0));
+      for (int64_t k = 0; k < K; ++k) {
+        const S v = px[m * K + k];
+        if (v == S(0)) continue;
+        const S* row = pW + k * N;
+        for (int64_t j = 0; j < N; ++j) o[j] += v * row[j];
+      }
+    }
+    return;
+  }
   std::vector<S> Wp = pack_columns(Wt.data_ptr<S>(), K, N);
   std::vector<S> bp(nb * W, S(0));
   if (b.numel()) std::copy(b.data_ptr<S>(), b.data_ptr<S>() + N, bp.begin());
@@ -628,7 +645,6 @@ void event_linear_forward_impl(const at::Tensor& x, const at::Tensor& Wt, const 
   std::vector<S> eval(M * K);
   std::vector<int64_t> ecnt(M);
   event_lists(px, M, K, eidx, eval, ecnt);
-  S* po = out.data_ptr<S>();
   parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t jb = lo; jb < hi; ++jb) {
       const S* P = Wp.data() + jb * K * W;

@@ -154,3 +154,14 @@ def test_input_projection_event_path_equals_gemm(density):
         outs.append([y] + [t.grad for t in ins])
     for name, a, c in zip(["y", "dx", "dW", "db"], *outs):
         torch.testing.assert_close(a, c, rtol=0, atol=1e-11, msg=name)
+
+
+def test_input_projection_single_row_event_path():
+    """One row (token-by-token inference) reads the event rows of W in place; equals x W + b."""
+    from neuro.models.egru.kernels import input_projection
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 1, 80, dtype=DT, generator=g) * (torch.rand(1, 1, 80, generator=g) < 0.1)
+    W = torch.randn(80, 30, dtype=DT, generator=g)
+    b = torch.randn(30, dtype=DT, generator=g)
+    torch.testing.assert_close(input_projection(x, W, b, "fused"), x @ W + b, rtol=0, atol=1e-12)
