@@ -3,6 +3,7 @@
 Samples are stored ``[N, T, C]`` (uint8 spike counts); models take time-first batches
 ``[T, B, C]`` float32 (:func:`neuro.datasets.synthetic.SpikeDataset.batches`).
 """
+from . import dvs_gesture, text, wordlm
 from .events import audio_event_task, digits_nmnist_task, saccade_events
 from .io import default_spikes, load_spikes, save_spikes
 from .nmnist import events_to_frames, load_nmnist, read_nmnist_file, write_nmnist_file
@@ -11,6 +12,7 @@ from .shd import bin_spikes, default_cache_dir, download_file, load_shd, load_ss
 from .synthetic import SpikeDataset, delay_pattern_task, spike_pattern_task
 
 __all__ = [
+    "dvs_gesture", "text", "wordlm",
     "SpikeDataset",
     "bin_spikes",
     "default_cache_dir",
