@@ -14,8 +14,7 @@ IMPLS = ["cpp", "torch"]
 @pytest.fixture(params=IMPLS)
 def impl(request, monkeypatch):
     if request.param == "cpp":
-        if not W.load():
-            pytest.skip("the WKV C++ extension cannot be built here")
+        assert W.load(), "the WKV C++ extension must build (the set-up builds it)"
         monkeypatch.delenv("NEURO_WKV", raising=False)
     else:
         monkeypatch.setenv("NEURO_WKV", "torch")
@@ -108,8 +107,7 @@ def test_chunks_with_state_equal_one_pass(impl):
 
 
 def test_cpp_and_torch_agree(monkeypatch):
-    if not W.load():
-        pytest.skip("the WKV C++ extension cannot be built here")
+    assert W.load(), "the WKV C++ extension must build (the set-up builds it)"
     ins = _inputs(40, 3, 7, torch.float32, k_scale=5.0)
     gy = torch.randn(40, 3, 7)
     out = {}
