@@ -35,8 +35,8 @@ DelayDense), so every input reaches a neuron in the reference's step. Runs last
 
 Capacity (``supports``): one Loihi 2 chip has 128 neuro-cores. Assumed per-core capacity: 8192
 neurons and 937,500 synapses, i.e. the chip totals of Intel's Loihi 2 brief (2021: "up to 1M
-neurons and ~120M synapses per chip") divided by 128 cores; recalled figures
-(``shared/reference/hardware.md`` section 5.1), not checked against a datasheet. A population
+neurons and ~120M synapses per chip") divided by 128 cores; recalled figures, not checked
+against a datasheet. A population
 takes ``max(ceil(neurons / 8192), ceil(incoming synapses / 937500))`` cores.
 """
 from __future__ import annotations

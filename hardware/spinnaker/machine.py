@@ -12,8 +12,8 @@ straight line). Chips are numbered in raster order ``index = y * width + x``; a 
 ARM cores of which one is the monitor and one a spare). A global core number is
 ``chip_index * cores_per_chip + c``; a global link number is ``chip_index * 6 + d``.
 
-Limits (all configurable; the defaults follow ``shared/reference/hardware.md`` section 2, figures
-marked there as recalled):
+Limits (all configurable; the defaults are the published SpiNNaker 1 figures as recalled from
+Furber et al., Proc. IEEE 2014, and the sPyNNaker documentation, not checked against a datasheet):
 
 * ``neurons_per_core`` (256): atoms (neurons, spike sources) one core simulates; at most 2048, the
   11-bit post-synaptic index of the synaptic word.

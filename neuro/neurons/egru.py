@@ -117,7 +117,10 @@ def beta_thresholds(n: int, thr_mean: float) -> Tensor:
 
 
 def output_trace(y: Tensor, decay: float = 0.9) -> Tensor:
-    """EvNN's output trace ``tr[t] = decay * tr[t-1] + (1 - decay) * y[t]`` over ``[T, ...]``."""
+    """EvNN's output trace ``tr[t] = decay tr[t-1] + (1 - decay) y[t]``, ``tr[-1] = 0``, over
+    ``y [T, ...]`` (same shape out)."""
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"trace decay must lie in [0, 1), got {decay}")
     tr = torch.zeros_like(y[0])
     out = []
     for t in range(y.shape[0]):

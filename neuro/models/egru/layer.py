@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...neurons.base import to_plain
-from ...neurons.egru import EGRU, EGRUState
+from ...neurons.egru import EGRU, EGRUState, output_trace
 from .kernels import BACKENDS, SparsityStats, egru_sequence, input_projection
 
 
@@ -119,19 +119,6 @@ class EGRULayer(EGRU):
         d["kernel"] = to_plain(self.effective_kernel())
         d["recurrent_kernel"] = to_plain(self.effective_recurrent())
         return d
-
-
-def output_trace(y: Tensor, decay: float = 0.9) -> Tensor:
-    """EvNN's output trace ``tr[t] = decay tr[t-1] + (1 - decay) y[t]``, ``tr[-1] = 0``, over
-    ``y [T, ...]`` (same shape out)."""
-    if not 0.0 <= decay < 1.0:
-        raise ValueError(f"trace decay must lie in [0, 1), got {decay}")
-    tr = torch.zeros_like(y[0])
-    out = []
-    for t in range(y.shape[0]):
-        tr = decay * tr + (1 - decay) * y[t]
-        out.append(tr)
-    return torch.stack(out)
 
 
 def activity_regularization(c: Tensor, o: Tensor, alpha: float = 0.0, beta: float = 0.0,
