@@ -32,6 +32,8 @@ def load_data(graph: Any, data: str | Path | None, info: dict[str, Any] | None =
     test split of the checkpoint's own offline task when its info names one, else
     :func:`default_input`."""
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    if graph.metadata.get("input") == "one-hot tokens":
+        return token_data(graph, data)
     if data is not None:
         from ..datasets import load_spikes
 
@@ -52,6 +54,82 @@ def load_data(graph: Any, data: str | Path | None, info: dict[str, Any] | None =
         return x, (f"test split of delay_pattern_task(seed={seed}), the checkpoint's training task "
                    f"({len(test)} samples)")
     return default_input(n_in)
+
+
+#: token windows of a language model's default energy input: B windows of T tokens
+TOKEN_WINDOWS = (4, 128)
+
+
+def token_data(graph: Any, data: str | Path | None) -> tuple[np.ndarray, str]:
+    """One-hot tokens ``[T, B, V]`` for a language model's graph (``metadata["input"] ==
+    "one-hot tokens"``): ``B = 4`` consecutive windows of ``T = 128`` tokens of ``data`` (a UTF-8
+    text file), or of the held-out part of the offline corpus (``neuro.datasets.text``) without
+    ``data``, encoded with the checkpoint's own tokenizer."""
+    from ..datasets import text
+    from ..models.spikegpt.graph import one_hot_tokens
+
+    cfg = graph.metadata.get("config", {})
+    V = int(graph.nodes[graph.inputs()[0]].shape[0])
+    vocab = cfg.get("vocab")
+    if vocab is None and V != 256:
+        raise ValueError(f"the checkpoint records no tokenizer and its vocabulary ({V}) is not "
+                         "bytes: cannot encode text for it")
+    tok = text.tokenizer_from_dict(vocab) if vocab is not None else text.ByteTokenizer()
+    B, T = TOKEN_WINDOWS
+    if data is not None:
+        try:
+            ids = tok.encode(Path(data).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{data}: not a readable UTF-8 text file ({exc})") from None
+        source = f"{data} (its first {B} x {T} tokens)"
+    else:
+        corpus = text.load_shakespeare(tokenizer="byte")
+        ids = tok.encode(corpus.tokenizer.decode(corpus.valid[: 4 * B * T]))
+        source = f"held-out Shakespeare text of the offline corpus ({B} windows of {T} tokens)"
+    if len(ids) < B * T:
+        raise ValueError(f"{data}: needs at least {B * T} tokens, has {len(ids)}")
+    windows = np.asarray(ids[: B * T], np.int64).reshape(B, T).T  # [T, B], consecutive windows
+    if windows.max() >= V:
+        raise ValueError(f"token id {int(windows.max())} is outside the model's vocabulary ({V})")
+    return one_hot_tokens(windows, V), source
+
+
+def _operator_note(graph: Any) -> list[str]:
+    """The assumption line for a graph with language-model operators (``role == "operator"``):
+    they are not priced, and one step is one token."""
+    ops: dict[str, int] = {}
+    for node in graph.nodes.values():
+        if node.role == "operator":
+            ops[node.kind] = ops.get(node.kind, 0) + 1
+    if not ops:
+        return []
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(ops.items()))
+    return [f"One step is one token (the input is one-hot tokens), so a sample is a window of "
+            f"tokens: divide by the steps for energy per token. The language-model operators "
+            f"({kinds}) are not priced: the cost tables have no figures for them (embedding "
+            f"lookups, normalisation, exponentials, gates). Only the synapse layers (Linear) and "
+            f"the LIF populations are; every Linear here reads real values, so its operations are "
+            f"MACs."]
+
+
+def _deployability_note(graph: Any) -> list[str]:
+    """An assumption line naming the hardware targets (``neuro.hardware.TARGETS``) whose
+    ``supports()`` refuses this graph: their rows price the counted work as if they could run it."""
+    from ..hardware import TARGETS, get_backend
+
+    refused = []
+    for name in TARGETS:
+        try:
+            problems = get_backend(name).supports(graph)
+        except (ImportError, ValueError):  # a backend that is not installed or not available
+            continue
+        if problems:
+            refused.append(f"{name} ({len(problems)} problem(s), e.g. {problems[0]})")
+    if not refused:
+        return []
+    return ["This model cannot be exported to " + "; ".join(refused) + ". The rows of those "
+            "platforms price the counted operations with their per-event figures as if the model "
+            "ran there: a what-if, not a deployable result."]
 
 
 def _split_targets(targets: str | list[str] | None) -> list[str] | None:
@@ -115,6 +193,7 @@ def write_report(graph: Any, x: Any, out: str | Path, *, targets: str | list[str
     counts = count(graph, x, batch_size=batch_size, progress=progress)
     extra = [f"Input data: {data_source}.",
              "Counts come from the float reference executor (neuro.graph.simulate) on that data."]
+    extra += _operator_note(graph) + _deployability_note(graph)
     stats_for: dict[str, dict | None] = {}
     for t in chosen:
         if t.backend is None or t.backend in stats_for:

@@ -5,7 +5,7 @@ See ``nodes.py`` for the node vocabulary, its roles and the time convention, ``g
 step semantics of edges and cycles, ``populations.py`` for the population view every integer
 target shares, ``nir_io.py`` for NIR interchange (``pip install 'neuro[nir]'``).
 """
-from . import nodes, populations
+from . import lm_nodes, nodes, populations
 from .formats import FORMATS, NumberFormat, get_format
 from .graph import Graph, GraphError, Schedule
 from .intsim import simulate_int
@@ -13,13 +13,14 @@ from .lower import from_module
 from .mismatch import MismatchReport, mismatch_report
 from .module import GraphModel
 from .nir_io import from_nir, read_nir, to_nir, write_nir
-from .nodes import NODE_TYPES, ROLES, Node, NodeError
+from .nodes import ROLES, Node, NodeError
 from .populations import Populations, fold_channel_affines, neuron_problems, partition
 from .quantize import quantize
+from .registry import NODE_TYPES, node_from_dict
 from .simulate import simulate
 
 __all__ = ["FORMATS", "Graph", "GraphError", "GraphModel", "MismatchReport", "NODE_TYPES", "Node",
            "NodeError", "NumberFormat", "Populations", "ROLES", "Schedule", "fold_channel_affines",
-           "from_module", "from_nir", "get_format", "mismatch_report", "neuron_problems", "nodes",
-           "partition", "populations", "quantize", "read_nir", "simulate", "simulate_int", "to_nir",
+           "from_module", "from_nir", "get_format", "lm_nodes", "mismatch_report", "neuron_problems", "nodes",
+           "node_from_dict", "partition", "populations", "quantize", "read_nir", "simulate", "simulate_int", "to_nir",
            "write_nir"]

@@ -1,6 +1,7 @@
 """The graph: named nodes, directed edges, ``dt``; validation, shape inference, schedule, I/O.
 
-Semantics of one time step: a node's input is the sum of its incoming edges' values, in edge order.
+Semantics of one time step: a node's input is the sum of its incoming edges' values, in edge order
+(a node with ``ports`` takes them one per port instead, in edge order: ``neuro.graph.lm_nodes``).
 Edges inside a cycle that leave a neuron node deliver that node's value from the previous step
 (zero at the first step); every other edge delivers the current step's value. So a recurrent
 population is ``in -> LIF``, ``LIF -> Linear(W_rec) -> LIF``, with ``W_rec`` acting on the
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from .nodes import Input, Node, NodeError, Output, Shape, node_from_dict
+from .nodes import Input, Node, NodeError, Output, Shape
+from .registry import node_from_dict
 
 FORMAT_VERSION = 1
 
@@ -80,6 +82,13 @@ class Graph:
             x = x + values[s]
         return x
 
+    def node_input(self, name: str, values: dict[str, Any]) -> Any:
+        """The input of node ``name``: the sum of its predecessors' values (:meth:`input_sum`),
+        or, for a node with ``ports``, the tuple of their values in edge order."""
+        if self.nodes[name].ports:
+            return tuple(values[s] for s in self.predecessors(name))
+        return self.input_sum(name, values)
+
     def successors(self, name: str) -> list[str]:
         return [d for s, d in self.edges if s == name]
 
@@ -109,6 +118,10 @@ class Graph:
                 raise GraphError(f"Input node {name!r} has incoming edges from {preds}")
             if not isinstance(node, Input) and not preds:
                 raise GraphError(f"node {name!r} ({node.kind}) has no incoming edge")
+            if node.ports and len(preds) != len(node.ports):
+                raise GraphError(f"node {name!r} ({node.kind}) takes {len(node.ports)} inputs "
+                                 f"({', '.join(node.ports)}, one edge each, in that order), "
+                                 f"got {len(preds)}")
             if isinstance(node, Output) and self.successors(name):
                 raise GraphError(f"Output node {name!r} has outgoing edges")
 

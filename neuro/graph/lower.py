@@ -11,7 +11,7 @@ not change the forward semantics.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch import nn
@@ -21,11 +21,12 @@ from ..neurons import EGRU as EGRUNeuron
 from ..neurons import Neuron
 from . import nodes as N
 from .graph import Graph, GraphError
+from .registry import NODE_TYPES
 
 
 def neuron_node(desc: dict[str, Any]) -> N.Node:
     """Graph node for a neuron's ``describe()`` output (the node class of its ``kind``)."""
-    cls = N.NODE_TYPES.get(desc["kind"])
+    cls = NODE_TYPES.get(desc["kind"])
     if cls is None or cls.role != "neuron":
         raise GraphError(f"no graph node for neuron kind {desc['kind']!r}")
     return cls.from_description(desc, tuple(desc["shape"]) if desc.get("shape") else None)
@@ -110,6 +111,8 @@ def from_module(model: nn.Module, *, input_shape: tuple[int, ...] | None = None,
 
     if isinstance(model, GraphModel):
         return model.graph
+    if callable(getattr(model, "to_graph", None)):  # a family with its own lowering (SpikeGPT)
+        return cast(Graph, model.to_graph())  # type: ignore[operator]
     if callable(getattr(model, "export_view", None)):  # a model family's deployable view
         from ..models.base import export_view
 

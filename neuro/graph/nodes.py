@@ -19,7 +19,9 @@ quantize and every backend ask the node instead of keeping their own tuples of c
     ``"input"`` (graph input), ``"output"`` (graph output), ``"synapse"`` (weights that mix
     channels: Affine, Linear, DelayedAffine, Conv1d, Conv2d), ``"neuron"`` (a population: LIF,
     CubaLIF, IF, LI, EGRU, Threshold) or ``"structural"`` (reshapes, delays or rescales values
-    per channel: Flatten, Delay, ChannelAffine, SumPool2d, AvgPool2d). ``ROLES`` lists them.
+    per channel: Flatten, Delay, ChannelAffine, SumPool2d, AvgPool2d) or ``"operator"`` (computes
+    on real values, element-wise or along the tokens: the language-model nodes of ``lm_nodes``,
+    Embedding, LayerNorm, TokenShift, WKV, Gate, SquaredReLU, Add). ``ROLES`` lists them.
 ``spiking``
     its values are events: 0/1 spikes (LIF, CubaLIF, IF, Threshold, an Input of spikes), graded
     events (EGRU). A non-spiking neuron (LI) gives its membrane.
@@ -49,7 +51,7 @@ import numpy as np
 Shape = tuple[int, ...]
 
 #: the values of ``Node.role``
-ROLES = ("input", "output", "synapse", "neuron", "structural")
+ROLES = ("input", "output", "synapse", "neuron", "structural", "operator")
 
 RESETS = ("subtract", "zero")
 TIMINGS = ("immediate", "deferred")
@@ -110,6 +112,9 @@ class Node(abc.ABC):
     has_integer_form: ClassVar[bool] = False
     #: a per-channel rescaling folded into the synapse before it (quantize, backends)
     folds_into_synapse: ClassVar[bool] = False
+    #: named inputs taken one per incoming edge, in edge order, instead of their sum (``()``:
+    #: the node's input is the sum of its incoming edges); see ``neuro.graph.lm_nodes``
+    ports: ClassVar[tuple[str, ...]] = ()
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -735,18 +740,3 @@ class EGRU(Node):
         rng = np.random.default_rng(0)
         return cls(kernel=rng.normal(size=(3, 6)), recurrent_kernel=rng.normal(size=(2, 6)),
                    bias=np.zeros(6), recurrent_bias=np.zeros(6), threshold=_f32([0.3, 0.4]))
-
-
-#: node type name -> class (a static table of the IR's vocabulary)
-NODE_TYPES: dict[str, type[Node]] = {
-    c.kind: c for c in (Input, Output, Affine, Linear, DelayedAffine, Delay, Conv1d, Conv2d,
-                        Flatten, ChannelAffine, Threshold, LIF, CubaLIF, IF, LI, EGRU, SumPool2d,
-                        AvgPool2d)
-}
-
-
-def node_from_dict(d: dict[str, Any]) -> Node:
-    kind = d.get("type")
-    if kind not in NODE_TYPES:
-        raise NodeError(f"unknown node type {kind!r}; known: {sorted(NODE_TYPES)}")
-    return NODE_TYPES[kind].from_dict(d)

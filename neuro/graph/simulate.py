@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .. import kernels
 from .. import neurons as nn_
+from . import lm_nodes as LM
 from . import nodes as N
 from .graph import Graph, GraphError
 
@@ -35,6 +36,44 @@ def build_neuron(node: N.Node) -> nn_.Neuron:
     if not has_neuron_module(node):
         raise GraphError(f"{node.kind} has no float semantics: its node class defines no neuron()")
     return node.neuron()
+
+def _one_hot_rows(name: str, x: Tensor) -> None:
+    ok = bool(((x == 0) | (x == 1)).all()) and bool((x.sum(-1) == 1).all())
+    if not ok:
+        raise ValueError(f"node {name!r} (Embedding): its input must be one-hot tokens (one 1 per "
+                         "step and sample, zeros elsewhere)")
+
+
+def _embedding(name: str, node: Any, p: dict[str, Tensor], x: Tensor) -> Tensor:
+    _one_hot_rows(name, x)
+    y = x @ p["weight"]  # the row of each token, exactly (1 * w plus zeros)
+    return (y >= 0).to(y.dtype) if node.binary else y
+
+
+def _token_shift(name: str, node: Any, p: dict[str, Tensor], x: Tensor) -> Tensor:
+    prev = torch.cat([torch.zeros_like(x[:1]), x[:-1]], dim=0)
+    return x * p["mix"] + prev * (1 - p["mix"])
+
+
+def _wkv(name: str, node: Any, p: dict[str, Tensor], x: Any) -> Tensor:
+    from ..models.spikegpt.wkv import wkv  # the model's own recurrence (C++ kernel or torch)
+
+    k, v = x
+    return wkv(p["time_decay"], p["time_first"], k, v)[0]
+
+
+#: float semantics of the language-model nodes (``neuro.graph.lm_nodes``), ``x [T, B, C]`` (a
+#: tuple in port order for nodes with ports)
+LM_SEMANTICS: dict[type, Any] = {
+    LM.Embedding: _embedding,
+    LM.LayerNorm: lambda name, node, p, x: F.layer_norm(x, (x.shape[-1],), p["weight"], p["bias"],
+                                                        node.eps),
+    LM.TokenShift: _token_shift,
+    LM.WKV: _wkv,
+    LM.Gate: lambda name, node, p, x: torch.sigmoid(x[0]) * x[1],
+    LM.SquaredReLU: lambda name, node, p, x: torch.relu(x).square(),
+}
+
 
 class _Runner:
     """Evaluates one node, over a whole sequence or one step at a time."""
@@ -79,8 +118,10 @@ class _Runner:
             return x * p["scale"] + p["shift"]
         if kind is N.Threshold:
             return (x - p["threshold"] >= 0).to(x.dtype)
-        if kind in (N.Input, N.Output):
+        if kind in (N.Input, N.Output, LM.Add):
             return x
+        if kind in LM_SEMANTICS:
+            return LM_SEMANTICS[kind](self.name, node, p, x)
         raise GraphError(f"node {self.name!r}: no float semantics for {node.kind}")
 
     # one step inside a cycle
@@ -97,6 +138,9 @@ class _Runner:
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         node: Any  # dispatched on its exact class, which mypy does not narrow
         node, p = self.node, self.params
+        if node.role == "operator":
+            raise GraphError(f"node {self.name!r} ({node.kind}) inside a cycle: the float executor "
+                             "runs the language-model nodes over whole sequences only")
         if self.neuron is not None:
             return self.neuron.step(x, state)
         if type(node) is N.Linear:
@@ -175,7 +219,7 @@ def simulate(graph: Graph, inputs: Any, *, record: bool = False,
             (name,) = group
             if name in values:
                 continue
-            x = graph.input_sum(name, values)
+            x = graph.node_input(name, values)
             r = runners[name]
             if record_membranes and r.neuron is not None and type(r.node) is not N.EGRU:
                 values[name], trace = r.neuron(x, record=True)

@@ -335,6 +335,13 @@ class SpikeGPT(nn.Module, FamilyModel):
             loss = l2wrap(loss, logits)
         return loss, logits, state
 
+    def to_graph(self) -> Any:
+        """This network in the graph IR (:func:`neuro.models.spikegpt.graph.to_graph`); what
+        ``neuro.graph.from_module``, ``neuro export`` and ``neuro energy`` use."""
+        from .graph import to_graph
+
+        return to_graph(self)
+
     def predict(self, x: Tensor) -> Tensor:
         """The most likely next token after every position: ``[T, B]`` -> ``[T, B]``."""
         logits, _ = self(x)

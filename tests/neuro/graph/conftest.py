@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from neuro.graph import Graph, nodes
@@ -16,6 +17,12 @@ def wrap(node: nodes.Node) -> Graph:
                 break
             except ValueError:
                 continue
+    if node.ports:  # one edge per port: the input, then pass-through copies of it
+        eye = np.eye(in_shape[0], dtype=np.float32)
+        extra = {f"p{i}": nodes.Linear(weight=eye * (i + 1)) for i in range(1, len(node.ports))}
+        edges = [("in", "n"), *[e for p in extra for e in (("in", p), (p, "n"))], ("n", "out")]
+        return Graph({"in": nodes.Input(shape=in_shape), **extra, "n": node,
+                      "out": nodes.Output()}, edges).validate()
     return Graph({"in": nodes.Input(shape=in_shape), "n": node, "out": nodes.Output()},
                  [("in", "n"), ("n", "out")]).validate()
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from neuro.graph import NODE_TYPES, Graph, from_module, nodes, simulate
+from neuro.graph import NODE_TYPES, Graph, from_module, lm_nodes, node_from_dict, nodes, simulate
 from neuro.layers import Linear, Recurrent, Sequential
 from neuro.models import SpikingMLP, SpikingMLPConfig
 from neuro.neurons import EGRU, LI, LIF, CubaLIF
 
 
 def _all_node_classes():
-    found = {c for c in vars(nodes).values()
+    found = {c for module in (nodes, lm_nodes) for c in vars(module).values()
              if isinstance(c, type) and issubclass(c, nodes.Node) and c is not nodes.Node}
     assert found == set(NODE_TYPES.values()), "every node class must be in NODE_TYPES"
     return sorted(found, key=lambda c: c.kind)
@@ -21,7 +21,7 @@ def _all_node_classes():
 @pytest.mark.parametrize("cls", _all_node_classes(), ids=lambda c: c.kind)
 def test_every_node_roundtrips_dict_json_npz(wrap_node, cls, tmp_path):
     node = cls.example()
-    assert nodes.node_from_dict(node.to_dict()).equals(node)
+    assert node_from_dict(node.to_dict()).equals(node)
     if cls in (nodes.Input, nodes.Output):
         return
     g = wrap_node(node)
@@ -37,7 +37,10 @@ def test_every_node_simulates(wrap_node, cls):
         return
     g = wrap_node(cls.example())
     shape = g.nodes["in"].shape
-    out = simulate(g, torch.rand(7, 2, *shape))["out"]
+    x = torch.rand(7, 2, *shape)
+    if cls is lm_nodes.Embedding:  # takes one-hot tokens
+        x = torch.nn.functional.one_hot(torch.randint(0, shape[0], (7, 2)), shape[0]).float()
+    out = simulate(g, x)["out"]
     assert out.shape[:2] == (7, 2) and torch.isfinite(out).all()
 
 

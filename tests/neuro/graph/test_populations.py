@@ -25,6 +25,10 @@ def test_every_node_class_declares_its_role():
         "Input", "Output", "Affine", "Linear", "DelayedAffine", "Delay", "Flatten", "LIF", "CubaLIF",
         "IF", "LI"}
     assert [k for k, c in NODE_TYPES.items() if c.folds_into_synapse] == ["ChannelAffine"]
+    assert {k for k, r in roles.items() if r == "operator"} == {
+        "Embedding", "LayerNorm", "TokenShift", "WKV", "Gate", "SquaredReLU", "Add"}
+    assert {k: c.ports for k, c in NODE_TYPES.items() if c.ports} == {
+        "WKV": ("key", "value"), "Gate": ("gate", "value")}
 
 
 def _net():
