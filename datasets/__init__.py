@@ -5,7 +5,7 @@ Samples are stored ``[N, T, C]`` (uint8 spike counts); models take time-first ba
 """
 from . import dvs_gesture, text, wordlm
 from .events import audio_event_task, digits_nmnist_task, saccade_events
-from .io import default_spikes, load_spikes, save_spikes
+from .io import default_spikes, load_npz_array, load_spikes, save_spikes
 from .nmnist import events_to_frames, load_nmnist, read_nmnist_file, write_nmnist_file
 from .ntidigits import load_ntidigits, read_ntidigits, write_ntidigits
 from .shd import bin_spikes, default_cache_dir, download_file, load_shd, load_ssc, read_heidelberg
@@ -19,6 +19,7 @@ __all__ = [
     "default_spikes",
     "download_file",
     "load_shd",
+    "load_npz_array",
     "load_spikes",
     "load_ssc",
     "read_heidelberg",

@@ -39,6 +39,23 @@ def load_spikes(path: str | Path, key: str = "spikes") -> np.ndarray:
     return arr
 
 
+def load_npz_array(path: str | Path, key: str) -> np.ndarray:
+    """Array ``key`` of the ``.npz`` file ``path`` (no pickles); a ``ValueError`` naming the file
+    and the key when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a plain .npy array, not an .npz archive")
+            if key not in f.files:
+                raise ValueError(f"no array {key!r} (found {sorted(f.files)})")
+            return np.asarray(f[key])
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+
+
 def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Path:
     """Write ``spikes`` (and extra arrays) to ``path`` atomically."""
     from neuro.atomic import atomic_write

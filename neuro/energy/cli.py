@@ -62,18 +62,31 @@ TOKEN_WINDOWS = (4, 128)
 
 def token_data(graph: Any, data: str | Path | None) -> tuple[np.ndarray, str]:
     """One-hot tokens ``[T, B, V]`` for a language model's graph (``metadata["input"] ==
-    "one-hot tokens"``): ``B = 4`` consecutive windows of ``T = 128`` tokens of ``data`` (a UTF-8
-    text file), or of the held-out part of the offline corpus (``neuro.datasets.text``) without
-    ``data``, encoded with the checkpoint's own tokenizer."""
+    "one-hot tokens"``).
+
+    ``data``: a ``.npz`` file with key ``tokens`` (int ids ``[T, B]``, or ``[T]`` for one
+    sequence), or a UTF-8 text file, read as ``B = 4`` consecutive windows of ``T = 128`` tokens
+    with the checkpoint's own tokenizer (``config["vocab"]``; bytes when it records none and has
+    256 symbols). Without ``data``: the held-out part of the offline Shakespeare corpus
+    (``neuro.datasets.text``), when the checkpoint's tokenizer can encode it."""
     from ..datasets import text
     from ..models.spikegpt.graph import one_hot_tokens
 
-    cfg = graph.metadata.get("config", {})
     V = int(graph.nodes[graph.inputs()[0]].shape[0])
-    vocab = cfg.get("vocab")
+    if data is not None and Path(data).suffix == ".npz":
+        from ..datasets import load_npz_array
+
+        ids = np.asarray(load_npz_array(data, "tokens"))
+        if ids.dtype.kind not in "iu" or ids.ndim not in (1, 2) or ids.size == 0:
+            raise ValueError(f"{data}: 'tokens' must be non-empty integer ids [T, B] or [T], got "
+                             f"{ids.dtype} {ids.shape}")
+        if ids.min() < 0 or ids.max() >= V:
+            raise ValueError(f"{data}: token ids must lie in [0, {V}), got [{ids.min()}, {ids.max()}]")
+        return one_hot_tokens(ids, V), f"{data} ({' x '.join(map(str, ids.shape))} tokens)"
+    vocab = graph.metadata.get("config", {}).get("vocab")
     if vocab is None and V != 256:
         raise ValueError(f"the checkpoint records no tokenizer and its vocabulary ({V}) is not "
-                         "bytes: cannot encode text for it")
+                         "bytes: pass --data tokens.npz (key 'tokens', int ids [T, B])")
     tok = text.tokenizer_from_dict(vocab) if vocab is not None else text.ByteTokenizer()
     B, T = TOKEN_WINDOWS
     if data is not None:

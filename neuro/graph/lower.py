@@ -32,6 +32,17 @@ def neuron_node(desc: dict[str, Any]) -> N.Node:
     return cls.from_description(desc, tuple(desc["shape"]) if desc.get("shape") else None)
 
 
+def module_node(module: Neuron) -> N.Node:
+    """Graph node for a neuro neuron module (its ``describe()``; an EGRU adds its weights and the
+    effective thresholds)."""
+    desc = module.describe()
+    if isinstance(module, EGRUNeuron):
+        desc = {**desc, **{k: module.state_dict()[k].detach().cpu().numpy() for k in
+                           ("kernel", "recurrent_kernel", "bias", "recurrent_bias")},
+                "threshold": module._theta().detach().cpu().numpy()}
+    return neuron_node(desc)
+
+
 class _Builder:
     def __init__(self) -> None:
         self.nodes: dict[str, N.Node] = {}
@@ -74,11 +85,7 @@ class _Builder:
             self.dts.add(float(desc["dt"]))
             self.training[name] = {k: desc[k] for k in ("surrogate", "detach_reset", "learn_beta",
                                                         "learn_threshold") if k in desc}
-            if isinstance(module, EGRUNeuron):
-                desc = {**desc, **{k: module.state_dict()[k].numpy() for k in
-                                   ("kernel", "recurrent_kernel", "bias", "recurrent_bias")},
-                        "threshold": module._theta().detach().numpy()}
-            return self.add(name, neuron_node(desc), src)
+            return self.add(name, module_node(module), src)
         if isinstance(module, L.BatchNormTime):
             scale, shift = module.scale_shift()
             return self.add(name, N.ChannelAffine(scale=scale.detach().cpu().numpy(),

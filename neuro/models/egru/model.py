@@ -124,6 +124,12 @@ class EGRULanguageModel(nn.Module, FamilyModel):
         h = variational_dropout(h, cfg.dropout_output, self.training)
         return F.linear(h, self.embedding.weight, self.decoder_bias), new_state
 
+    def to_graph(self) -> Any:
+        """This network in the graph IR (:func:`neuro.models.egru.graph.to_graph`)."""
+        from .graph import to_graph
+
+        return to_graph(self)
+
     def predict(self, x: Tensor) -> Tensor:
         """The most likely next word at every position, ``[T, B]``."""
         logits, _ = self(x)
