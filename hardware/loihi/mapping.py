@@ -123,13 +123,34 @@ def _fan_in(g: Graph, path: tuple[str, ...], problems: list[str]) -> bool:
     return bad
 
 
+#: why a node kind has no Lava 0.10 process here (Loihi 2 runs integer LIF compartments with
+#: dense/sparse 8-bit synapses; everything else would need a custom process and microcode)
+WHY_NOT: dict[str, str] = {
+    "EGRU": "its gates multiply two neuron-computed values (sigmoid/tanh of sums) and it emits "
+            "graded events; Lava's LIF has no multiplicative gate and sends 1-bit spikes",
+    "Embedding": "a table lookup of real values per token; Lava's processes take spikes, not a "
+                 "token index",
+    "LayerNorm": "a mean and variance over the whole population each step (a division and a "
+                 "square root); neurons on Loihi see only their own synaptic input",
+    "TokenShift": "mixes a real value with its previous step's value per channel; no Lava "
+                  "process keeps and mixes real-valued inputs",
+    "WKV": "an exponential-weighted running ratio of two sums (exp and division per step); no "
+           "Lava process computes it",
+    "Gate": "multiplies two real-valued signals; Lava's LIF only adds synaptic input",
+    "SquaredReLU": "a real-valued square; Lava's LIF outputs 1-bit spikes",
+    "Add": "adds real-valued streams outside any neuron; Lava's processes sum spikes into a "
+           "neuron's current only",
+}
+
+
 def plan(g: Graph) -> Plan:
     """Structure, alignment lags and core count of ``g`` (float or quantized); problems listed."""
     problems: list[str] = []
     unsupported = [n for n, node in g.nodes.items() if type(node) not in KINDS]
     for n in unsupported:
         kind = g.nodes[n].kind
-        problems.append(f"node {n!r} ({kind}): no Lava process implements {kind} (Loihi "
+        why = f": {WHY_NOT[kind]}" if kind in WHY_NOT else ""
+        problems.append(f"node {n!r} ({kind}): no Lava process implements {kind}{why} (Loihi "
                         f"supports {', '.join(SUPPORTED_KINDS)})")
     try:
         sched = g.schedule()
