@@ -65,8 +65,10 @@ BASE_ASSUMPTIONS = [
     "Static power is charged for the run in real time (steps x dt per sample, samples one after "
     "another) on one chip, and reported apart from dynamic energy.",
     "Per-channel scale/shift nodes (inference-mode BatchNorm) are folded into the preceding "
-    "synapse on every target and cost nothing extra; Delay and Flatten nodes cost nothing beyond "
-    "the operations of the layers they feed.",
+    "synapse on every target and cost nothing extra; Delay, Flatten, SumPool2d and AvgPool2d "
+    "nodes cost nothing beyond the operations of the layers they feed (NeuroBench counts weighted "
+    "layers only). A pooled spike map is not binary, so the layer after a pooling node counts "
+    "MACs where it reads a sum of several spikes, as NeuroBench decides per input vector.",
 ]
 
 

@@ -265,3 +265,24 @@ def test_integer_graph_counts_on_the_integer_executor():
     assert torch.equal(rf["1"].to(torch.int64), rq["1"])  # same hidden spikes ...
     assert cq.synapses == cf.synapses  # ... so the same synaptic operations
     assert cq.total("spikes") == cf.total("spikes") > 0
+
+
+def test_sum_pooling_is_free_and_makes_the_next_layer_count_macs():
+    """Input [1, 4, 4] spikes -> SumPool2d 2x2 -> Flatten -> Linear(4 -> 3): the pooled vector
+    holds window sums; a step whose pooled vector has a value above 1 counts MACs."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, 2, 1, 4, 4)) < 0.3).astype(np.float32)
+    w = np.ones((3, 4), np.float32)
+    g = Graph({"in": N.Input(shape=(1, 4, 4)), "pool": N.SumPool2d(kernel_size=(2, 2),
+               stride=(2, 2)), "flat": N.Flatten(), "syn": N.Linear(weight=w),
+               "lif": N.LIF(beta=np.float32(0.9), threshold=np.float32(100.0)), "out": N.Output()},
+              [("in", "pool"), ("pool", "flat"), ("flat", "syn"), ("syn", "lif"), ("lif", "out")]
+              ).validate()
+    c = count(g, x, progress=False)
+    pooled = x.reshape(6, 2, 1, 2, 2, 2, 2).sum(axis=(4, 6)).reshape(6, 2, 4)
+    nz = (pooled != 0).sum(-1) * 3  # effective ops per (step, sample)
+    binary = ((pooled == 0) | (pooled == 1)).all(-1)
+    s = c.synapses["syn"]
+    assert s.effective_acs == int(nz[binary].sum()) and s.effective_macs == int(nz[~binary].sum())
+    assert s.effective_macs > 0 and s.dense_ops == 6 * 2 * 12
+    assert set(c.synapses) == {"syn"}  # the pooling node is not a synapse layer
