@@ -216,6 +216,22 @@ def prepare_graph(target: str, formats: tuple[str, ...], graph: Any, fmt: str | 
     return graph
 
 
+def quantize_problems(graph: Any, fmt: str) -> list[str]:
+    """What ``quantize`` refuses in a float ``graph`` for ``fmt`` (``[]`` for a quantized graph or
+    when it quantizes): the last check of a backend's ``supports``, so that ``supports() == []``
+    means ``compile`` will not refuse the graph. Quantizing here is uncalibrated; ``compile``
+    quantizes again with the calibration inputs."""
+    from neuro.graph.quantize import quantize
+
+    if "format" in graph.metadata:
+        return []
+    try:
+        quantize(graph, fmt)
+    except ValueError as exc:
+        return [f"quantize to {fmt}: {exc}"]
+    return []
+
+
 def as_int_spikes(graph: Any, spikes: Any) -> dict[str, np.ndarray]:
     """Input spikes ``[T, N]`` or ``[T, B, N]`` (or a dict per Input node) as int64 ``[T, B, N]``,
     checked against the graph's input shapes."""

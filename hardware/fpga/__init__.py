@@ -38,6 +38,7 @@ from neuro.hardware.base import (
     as_int_spikes,
     load_artifact_graph,
     prepare_graph,
+    quantize_problems,
     read_manifest,
     write_artifact,
 )
@@ -115,7 +116,7 @@ def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = F
             if need > f.state_bits:
                 problems.append(f"node {n!r} ({node.kind}): threshold needs {need} bits, format "
                                 f"{fmt} has state_bits={f.state_bits}")
-    return problems
+    return problems or quantize_problems(graph, fmt)
 
 
 def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibration_inputs: Any = None,

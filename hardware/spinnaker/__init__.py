@@ -65,6 +65,7 @@ from neuro.hardware.base import (
     as_int_spikes,
     load_artifact_graph,
     prepare_graph,
+    quantize_problems,
     read_manifest,
     write_artifact,
 )
@@ -100,7 +101,7 @@ def supports(graph: Graph, fmt: str | None = None, *, machine: Machine | None = 
         map_network(net, machine)
     except ValueError as exc:
         problems.append(str(exc))
-    return problems
+    return problems or quantize_problems(graph, fmt or formats[0])
 
 
 def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,

@@ -139,6 +139,32 @@ def test_braille_subtract_reset_equals_spyx_one_step_later():
     assert not ref[0].any()
 
 
+@pytest.mark.parametrize("target", ["loihi", "spinnaker", "fpga"])
+def test_braille_subtract_file_runs_bit_exact_on_the_integer_targets(target, tmp_path):
+    from neuro.graph import quantize
+    from neuro.hardware import get_backend
+    from neuro.hardware.base import check_target
+
+    g = read_nir(NIR_DIR / "braille_noDelay_noBias_subtract.nir")
+    x = braille_sample()[:, None, :]
+    backend = get_backend(target)
+    assert backend.supports(g) == []
+    check = check_target(backend, g, x, tmp_path / "art")
+    assert check.comparison.identical and check.comparison.spike_count() > 0
+    if target == "spinnaker":  # s16.15 keeps every float spike here: Norse's recording, exactly
+        q = quantize(g, "spinnaker", calibration_inputs=x)
+        hid = simulate(q, torch.from_numpy(x[:, 0]), record=True)["lif1.lif"].numpy()
+        np.testing.assert_array_equal(hid, _ref("norse", "noBias_subtract"))
+
+
+@pytest.mark.parametrize("target", ["loihi", "spinnaker", "fpga"])
+def test_braille_bias_file_is_refused_by_supports_naming_the_synapse_bias(target):
+    from neuro.hardware import get_backend
+
+    problems = get_backend(target).supports(read_nir(NIR_DIR / "braille_noDelay_bias_zero.nir"))
+    assert len(problems) == 1 and "a synapse bias has no exact integer form" in problems[0]
+
+
 def test_braille_measured_differences_are_pinned():
     """Measured, not explained: the subtract file read with ``reset="subtract"`` against snnTorch's
     recorded spikes (Spyx's equal neuro's exactly, above). The counts are pinned so that a change
