@@ -91,7 +91,7 @@ def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = F
                             f"(supported: {', '.join(sorted({c.kind for c in allowed}))})")
             continue
         if node.role == "neuron":
-            problems.extend(neuron_problems(n, node, f))
+            problems.extend(neuron_problems(n, node, f, graph=graph))
             if meta_fmt and node.q is None:
                 problems.append(f"node {n!r} ({node.kind}): no integer parameters (field 'q')")
         if not meta_fmt:

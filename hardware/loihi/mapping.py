@@ -162,7 +162,7 @@ def plan(g: Graph) -> Plan:
     inputs = {n: _size(shapes[n]) for n in view.inputs}
     neurons = {n: _size(shapes[n]) for n in view.neurons if n not in skip}
     for n in neurons:
-        problems.extend(neuron_problems(n, g.nodes[n], LOIHI2, ONE_VALUE))
+        problems.extend(neuron_problems(n, g.nodes[n], LOIHI2, ONE_VALUE, graph=g))
     problems.extend(view.messages(skip))
     synapses: list[SynapsePlan] = []
     by_synapse: dict[str, list[Projection]] = {}

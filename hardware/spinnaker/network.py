@@ -235,7 +235,7 @@ def from_graph(graph: Any, *, integer: bool = True) -> Network:
             problems.append(f"node {name!r} ({node.kind}): the SpiNNaker simulator runs "
                             f"{', '.join(sorted(c.kind for c in allowed))} nodes only")
         elif node.role == "neuron":
-            problems.extend(neuron_problems(name, node, get_format(TARGET)))
+            problems.extend(neuron_problems(name, node, get_format(TARGET), graph=graph))
     if problems:
         raise UnsupportedGraph(TARGET, problems)
     view = partition(graph)

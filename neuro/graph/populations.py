@@ -196,11 +196,48 @@ def fold_channel_affines(g: Graph) -> None:
         del g.nodes[name]
 
 
+def input_decay_synapses(g: Graph, name: str) -> list[str] | None:
+    """The synapses an ``LIF``'s input decay folds into: every predecessor of ``name``, when each
+    is a Linear/Affine/DelayedAffine feeding only ``name``; None when the fold is not possible."""
+    preds = g.predecessors(name)
+    if type(g.nodes[name]) is not N.LIF or not preds:
+        return None
+    if all(type(g.nodes[p]) in _FOLDABLE and g.successors(p) == [name] for p in preds):
+        return preds
+    return None
+
+
+def fold_input_decay(g: Graph) -> None:
+    """Fold every foldable ``LIF`` input decay into its synapses (in place).
+
+    ``decay_input`` charges ``h = beta v + (1 - beta) x``; with ``x = sum_s W_s u_s + b_s`` that is
+    the plain charge ``h = beta v + x'`` of the synapses ``W'_s = (1 - beta) W_s`` (rows scaled per
+    neuron), ``b'_s = (1 - beta) b_s``, exactly in real arithmetic; the integer formats then
+    quantize ``W'``. Neurons whose input does not come only from such synapses keep the flag
+    (``neuron_problems`` names them)."""
+    for name in list(g.nodes):
+        node: Any = g.nodes[name]
+        if not getattr(node, "decay_input", False):
+            continue
+        syns = input_decay_synapses(g, name)
+        if syns is None:
+            continue
+        n_out = cast(Any, g.nodes[syns[0]]).weight.shape[0]
+        scale = np.broadcast_to(1.0 - node.beta.astype(np.float64), (n_out,))
+        for s in syns:
+            syn: Any = g.nodes[s]
+            syn.weight = (syn.weight.astype(np.float64) * scale[:, None]).astype(np.float32)
+            if getattr(syn, "bias", None) is not None:
+                syn.bias = (syn.bias.astype(np.float64) * scale).astype(np.float32)
+        node.decay_input = False
+
+
 def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
-                    one_value: Sequence[str] = ()) -> list[str]:
+                    one_value: Sequence[str] = (), graph: Graph | None = None) -> list[str]:
     """What number format ``fmt`` cannot express of neuron node ``name`` (reset mode, reset
     timing, refractory period, input decay, leak and reset potentials), plus the fields in ``one_value`` that the target
-    holds in one register per population but that vary across the population. ``[]``: fine."""
+    holds in one register per population but that vary across the population. ``[]``: fine.
+    With ``graph``, an input decay that :func:`fold_input_decay` folds is not a problem."""
     kind = f"node {name!r} ({node.kind})"
     out = []
     reset = getattr(node, "reset", None)
@@ -212,9 +249,10 @@ def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
     refractory = int(getattr(node, "refractory", 0))
     if refractory:
         out.append(f"{kind}: field 'refractory' ({refractory} steps) has no integer form yet")
-    if getattr(node, "decay_input", False):
-        out.append(f"{kind}: field 'decay_input' has no integer form yet "
-                   "(fold 1 - beta into the weights)")
+    if getattr(node, "decay_input", False) and (graph is None
+                                                or input_decay_synapses(graph, name) is None):
+        out.append(f"{kind}: field 'decay_input' has no integer form here: only an LIF fed by "
+                   "Linear/Affine/DelayedAffine synapses alone has its 1 - beta folded into them")
     for f in ("v_leak", "v_reset"):  # NIR's leak and reset potentials
         if np.any(np.asarray(getattr(node, f, 0)) != 0):
             out.append(f"{kind}: field {f!r} (non-zero) has no integer form yet")
@@ -232,5 +270,6 @@ def neuron_bias(g: Graph, n: str, dtype: Any = None) -> np.ndarray | None:
     return sum(bs[1:], bs[0]) if bs else None
 
 
-__all__ = ["Chain", "Populations", "Projection", "chains", "fold_channel_affines", "neuron_bias",
+__all__ = ["Chain", "Populations", "Projection", "chains", "fold_channel_affines", "fold_input_decay",
+           "input_decay_synapses", "neuron_bias",
            "neuron_problems", "partition", "synapse_target"]

@@ -34,7 +34,7 @@ import numpy as np
 from . import nodes as N
 from .formats import NumberFormat, get_format
 from .graph import Graph, GraphError
-from .populations import fold_channel_affines, neuron_problems, partition
+from .populations import fold_channel_affines, fold_input_decay, neuron_problems, partition
 
 #: neuron kinds quantize has an integer encoding for (exact classes: a subclass is refused)
 NEURON_KINDS = (N.LIF, N.CubaLIF, N.IF, N.LI)
@@ -97,6 +97,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                                  f"steps, format {fmt.name} allows {fmt.max_delay} (train with "
                                  f"delay_limit={fmt.max_delay})")
     fold_channel_affines(g)
+    fold_input_decay(g)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None:
