@@ -388,7 +388,8 @@ def worker_s1(impl: str, weights: str, tokens: int) -> dict:
         if fused:
             from neuro.models.spikegpt import step as step_kernel
 
-            res["fused"] = step_kernel.usable(model, torch.tensor([0])) and not torch.is_grad_enabled()
+            with torch.inference_mode():
+                res["fused"] = step_kernel.usable(model, torch.tensor([0]))
     elif impl == "reference_rnn":
         sd = torch.load(weights, weights_only=True)
         ref = ReferenceRNN(sd)
