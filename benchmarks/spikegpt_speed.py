@@ -49,11 +49,12 @@ over rounds of the process CPU time (the machine is shared, and CPU time is what
 at one thread; wall times are kept in the JSON). Peak memory of S2: a fresh process per
 implementation with ``MALLOC_MMAP_THRESHOLD_=1048576`` (so the peak follows live memory), one
 warm-up step at T = 16, then ``ru_maxrss`` after one full step minus the resident set before it
-(MiB; the absolute ``ru_maxrss`` is in the JSON).
+(MiB; the absolute ``ru_maxrss`` is in the JSON); in the first ``--mem-rounds`` rounds (default 1:
+the figure is deterministic up to a few MiB, and a full step of the peer takes a while).
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/spikegpt_speed.py            # 3 rounds
+    PYTHONPATH=. python benchmarks/spikegpt_speed.py            # 3 rounds (--rounds N)
     PYTHONPATH=. python benchmarks/spikegpt_speed.py --quick    # 1 round, 16 tokens, T = 32
 """
 from __future__ import annotations
@@ -534,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help="1 round, 16 tokens, T = 32")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--mem-rounds", type=int, default=1,
+                   help="rounds that also measure S2's peak memory (default 1: it does not vary)")
     p.add_argument("--only", choices=("S1", "S2"), default=None, help="run one workload")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output ({DEFAULT_OUT})")
     p.add_argument("--worker", choices=("s1", "s2"), help=argparse.SUPPRESS)
@@ -569,9 +572,10 @@ def main(argv: list[str] | None = None) -> int:
         if "S1" in workloads_run:
             jobs += [("S1", impl) for impl in S1_IMPLS]
         if "S2" in workloads_run:
-            jobs += [("S2", impl) for impl in S2_IMPLS] + [("S2_mem", impl) for impl in S2_IMPLS]
+            jobs += [("S2", impl) for impl in S2_IMPLS]
+        mem_jobs = [("S2_mem", impl) for impl in S2_IMPLS] if "S2" in workloads_run else []
         for r in range(rounds):
-            for w, impl in _rotate(jobs, r):
+            for w, impl in _rotate(jobs + (mem_jobs if r < args.mem_rounds else []), r):
                 common = ["--impl", impl, "--weights", str(weights)]
                 if w == "S1":
                     res = _run_worker(["--worker", "s1", *common, "--tokens", str(tokens)])
