@@ -61,6 +61,7 @@ bench: $(STAMP) $(LAVA_STAMP)
 	PYTHONPATH=. $(PY) benchmarks/loihi_speed.py
 	PYTHONPATH=. $(PY) benchmarks/spinnaker_speed.py
 	PYTHONPATH=. $(PY) benchmarks/nest_scale.py
+	PYTHONPATH=. $(PY) benchmarks/spikegpt_speed.py
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) neuro-demo .pytest_cache

@@ -17,6 +17,7 @@ EXTENSIONS: dict[str, str] = {
     "neuro_dcls": "neuro.kernels.dcls",                # DCLS training kernels
     "spinnaker": "neuro.hardware.spinnaker.engine",    # the SpiNNaker simulator's engine
     "neuro_wkv": "neuro.models.spikegpt.wkv",          # SpikeGPT's WKV recurrence
+    "neuro_spikegpt": "neuro.models.spikegpt.step",    # SpikeGPT's fused streaming step
     "neuro_egru": "neuro.models.egru.kernels",         # EGRU's event-driven cell
 }
 

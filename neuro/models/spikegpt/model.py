@@ -57,6 +57,7 @@ from neuro.neurons import LIF
 from neuro.neurons.lif import LIFState
 from neuro.surrogate import ATan
 
+from . import step as step_kernel
 from .config import SpikeGPTConfig
 from .wkv import WKVState, wkv
 from .wkv import init_state as wkv_init_state
@@ -314,11 +315,21 @@ class SpikeGPT(nn.Module, FamilyModel):
             new.append(st)
         return self.head(self.ln_out(x)), SpikeGPTState(tuple(new))
 
-    def step(self, token: Tensor, state: SpikeGPTState | None = None
+    def step(self, token: Tensor, state: SpikeGPTState | None = None, *, fused: bool = True
              ) -> tuple[Tensor, SpikeGPTState]:
-        """Streaming mode: one token per sequence ``[B]`` -> ``(logits [B, V], state)``."""
+        """Streaming mode: one token per sequence ``[B]`` -> ``(logits [B, V], state)``.
+
+        Without autograd on a float32 CPU model this is one call of the fused C++ step
+        (:mod:`neuro.models.spikegpt.step`, the same results within float32 rounding);
+        ``fused=False``, or any other case, runs :meth:`forward` on a chunk of one token.
+        """
         if not isinstance(token, Tensor) or token.dim() != 1:
             raise ValueError("SpikeGPT.step: token must be a 1-D int64 tensor [B]")
+        if fused and step_kernel.usable(self, token):
+            self._check(token[None], state)
+            if state is None:
+                state = self.init_state(token.shape[0], device=token.device)
+            return step_kernel.fused_step(self, token, state)
         logits, state = self(token[None], state)
         return logits[0], state
 

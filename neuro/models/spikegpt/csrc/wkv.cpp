@@ -33,6 +33,17 @@ namespace {
 
 constexpr double kFresh = -1e38;
 
+// (e^{x1 - m}, e^{x2 - m}) with m = std::max(x1, x2), using one exponential: the term that is the
+// maximum is e^0 = 1 exactly, and the other is e^{-(the difference)} (x1 - x2 = -(x2 - x1) exactly),
+// so this gives the same bits as two calls of std::exp.  Returns m.
+inline double exp_pair(double x1, double x2, double& e1, double& e2) {
+  const bool first = !(x1 < x2);  // std::max(x1, x2) == x1 (branch-free selects below)
+  const double e = std::exp(first ? x2 - x1 : x1 - x2);
+  e1 = first ? 1.0 : e;
+  e2 = first ? e : 1.0;
+  return first ? x1 : x2;
+}
+
 void check(const at::Tensor& w, const at::Tensor& u, const at::Tensor& k, const at::Tensor& v,
            const at::Tensor& a, const at::Tensor& b, const at::Tensor& p) {
   TORCH_CHECK(k.dim() == 3 && v.sizes() == k.sizes(), "wkv: k and v must both be [T, B, C]");
@@ -65,12 +76,10 @@ void forward_impl(const F* w, const F* u, const F* k, const F* v, const double* 
         const int64_t o = (t * B + bi) * C;
         for (int64_t c = 0; c < C; ++c) {
           const double kt = k[o + c], vt = v[o + c], uc = u[c], wc = w[c];
-          double m = std::max(sp[c], uc + kt);
-          double e1 = std::exp(sp[c] - m), e2 = std::exp(uc + kt - m);
+          double e1, e2;
+          exp_pair(sp[c], uc + kt, e1, e2);
           y[o + c] = static_cast<F>((e1 * sa[c] + e2 * vt) / (e1 * sb[c] + e2));
-          m = std::max(wc + sp[c], kt);
-          e1 = std::exp(wc + sp[c] - m);
-          e2 = std::exp(kt - m);
+          const double m = exp_pair(wc + sp[c], kt, e1, e2);
           sa[c] = e1 * sa[c] + e2 * vt;
           sb[c] = e1 * sb[c] + e2;
           sp[c] = m;
@@ -91,7 +100,8 @@ void backward_impl(const F* w, const F* u, const F* k, const F* v, const double*
                    int64_t B, int64_t C) {
   at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
     std::vector<double> sa(C), sb(C), sp(C), da(C), db(C);
-    std::vector<double> ys(T * C), zs(T * C), ms(T * C);  // y_t, z_t = e^{m_t} / D_t, m_t
+    // y_t, z_t = e^{m_t} / D_t, m_t, e^{u + k_t - m_t}
+    std::vector<double> ys(T * C), zs(T * C), ms(T * C), es(T * C);
     for (int64_t bi = lo; bi < hi; ++bi) {
       double* gw = gw_b + bi * C;
       double* gu = gu_b + bi * C;
@@ -106,18 +116,17 @@ void backward_impl(const F* w, const F* u, const F* k, const F* v, const double*
         const int64_t o = (t * B + bi) * C;
         for (int64_t c = 0; c < C; ++c) {
           const double kt = k[o + c], vt = v[o + c], uc = u[c], wc = w[c], g = gy[o + c];
-          double m = std::max(sp[c], uc + kt);
-          double e1 = std::exp(sp[c] - m), e2 = std::exp(uc + kt - m);
+          double e1, e2;
+          double m = exp_pair(sp[c], uc + kt, e1, e2);
           const double z = 1.0 / (e1 * sb[c] + e2);
           const double yt = (e1 * sa[c] + e2 * vt) * z;
           ys[t * C + c] = yt;
           zs[t * C + c] = z;
           ms[t * C + c] = m;
+          es[t * C + c] = e2;
           gw[c] += g * (da[c] - db[c] * yt) * z * e1;
           gu[c] += g * (vt - yt) * e2 * z;
-          m = std::max(wc + sp[c], kt);
-          e1 = std::exp(wc + sp[c] - m);
-          e2 = std::exp(kt - m);
+          m = exp_pair(wc + sp[c], kt, e1, e2);
           da[c] = e1 * (sa[c] + da[c]);
           db[c] = e1 * (sb[c] + db[c]);
           sa[c] = e1 * sa[c] + e2 * vt;
@@ -135,12 +144,13 @@ void backward_impl(const F* w, const F* u, const F* k, const F* v, const double*
         for (int64_t c = 0; c < C; ++c) {
           const double kt = k[o + c], vt = v[o + c], uc = u[c], wc = w[c], g = gy[o + c];
           const double yt = ys[t * C + c], z = zs[t * C + c], m = ms[t * C + c];
-          const double gb = g * z * std::exp(uc + kt - m);  // g_t beta_t
+          const double gb = g * z * es[t * C + c];  // g_t beta_t
           const double ek = std::exp(kt + sp[c]);
           gk[o + c] = static_cast<F>(gb * (vt - yt) + ek * (vt * sa[c] - sb[c]));
           gv[o + c] = static_cast<F>(gb + ek * sa[c]);
-          const double ns = std::max(wc + sp[c], -m);
-          const double e1 = std::exp(wc + sp[c] - ns), e2 = g * z * std::exp(-m - ns);
+          double e1, e2;
+          const double ns = exp_pair(wc + sp[c], -m, e1, e2);
+          e2 *= g * z;
           sa[c] = e1 * sa[c] + e2;
           sb[c] = e1 * sb[c] + e2 * yt;
           sp[c] = ns;

@@ -226,3 +226,64 @@ def test_bad_inputs_raise():
         model.generate([1], 3, top_p=0)
     with pytest.raises(ValueError, match="prompt"):
         model.generate([], 3)
+
+
+# -- the fused streaming step (neuro.models.spikegpt.step, csrc/step.cpp) ----------------------
+def _steps(model, idx, fused):
+    state, outs = None, []
+    with torch.inference_mode():
+        for t in range(idx.shape[0]):
+            out, state = model.step(idx[t], state, fused=fused)
+            outs.append(out)
+    return torch.stack(outs), state
+
+
+@pytest.mark.parametrize("make", [_spiking_model, _random_model,
+                                  lambda: _random_model(spiking=False)])
+def test_fused_step_equals_parallel_over_512_tokens(make):
+    from neuro.models.spikegpt import step as step_kernel
+
+    model = make()
+    assert step_kernel.load(), step_kernel.build_error()
+    idx = torch.randint(0, model.config.vocab_size, (512, 2),
+                        generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        par, pstate = model(idx)
+    fused, fstate = _steps(model, idx, True)
+    generic, _ = _steps(model, idx, False)
+    assert float((fused - par).abs().max()) < 1e-4
+    assert float((fused - generic).abs().max()) < 1e-4
+    for a, b in zip(pstate.blocks, fstate.blocks):
+        torch.testing.assert_close(b.att_v, a.att_v, rtol=0, atol=1e-5)
+        torch.testing.assert_close(b.ffn_v, a.ffn_v, rtol=0, atol=1e-5)
+        torch.testing.assert_close(b.att_shift, a.att_shift, rtol=0, atol=1e-5)
+        torch.testing.assert_close(b.wkv.a, a.wkv.a, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b.wkv.p, a.wkv.p, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_step_leaves_its_input_state_and_follows_weight_changes():
+    from neuro.models.spikegpt import step as step_kernel
+
+    model = _random_model()
+    tok = torch.tensor([3, 7])
+    with torch.inference_mode():
+        _, state = model.step(tok)
+        before = [t.clone() for b in state.blocks for t in (b.att_v, b.wkv.a, b.ffn_shift)]
+        a1, _ = model.step(tok, state)
+        a2, _ = model.step(tok, state)  # the same state again: the same result
+        after = [t for b in state.blocks for t in (b.att_v, b.wkv.a, b.ffn_shift)]
+        assert torch.equal(a1, a2)
+        assert all(torch.equal(x, y) for x, y in zip(before, after))
+        with torch.no_grad():  # an in-place update (optimizer, load_state_dict)
+            model.head.weight.mul_(2)
+        b1, _ = model.step(tok, state)
+        ref, _ = model.step(tok, state, fused=False)
+        assert torch.allclose(b1, 2 * a1, atol=1e-5) and torch.allclose(b1, ref, atol=1e-5)
+    model.head.weight = torch.nn.Parameter(torch.zeros(model.head.weight.shape))  # replaced
+    with torch.no_grad():
+        c1, _ = model.step(tok, state)
+    assert float(c1.abs().max()) == 0.0
+    # with autograd on and trainable weights the generic path runs (and builds a graph)
+    logits, _ = model.step(tok)
+    assert logits.requires_grad
+    assert not step_kernel.usable(model, tok)
