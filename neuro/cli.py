@@ -24,9 +24,38 @@ class UserError(Exception):
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .models import FAMILIES
 
+    families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+    unknown = sorted(set(families or ()) - set(FAMILIES))
+    if unknown:
+        raise UserError(f"--families: unknown {unknown}; known: {', '.join(FAMILIES)}")
     return 0 if run_demo(Path(args.out), seed=args.seed, epochs=args.epochs,
-                         samples=args.samples) else 1
+                         samples=args.samples, families=families) else 1
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from .hardware.loihi import provision
+
+    provision.provision(Path(args.into) if args.into else None, python=args.python,
+                        force=args.force)
+    return 0
+
+
+def _env_int(name: str, default: int) -> int:
+    """A positive integer default taken from environment variable ``name`` when set."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"neuro: error: {name}: {exc}") from None
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named by ``argv`` (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -41,19 +70,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _describe_checkpoint(path: Path) -> dict:
-    from .checkpoint import count_parameters, read_checkpoint
+    from .checkpoint_info import describe_checkpoint
 
-    tensors, meta = read_checkpoint(path)
-    return {
-        "kind": "checkpoint",
-        "path": str(path),
-        "model": meta["model"],
-        "parameters": count_parameters(tensors),
-        "config": meta["config"],
-        "info": meta["info"],
-        "tensors": {k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-                    for k, t in tensors.items()},
-    }
+    return describe_checkpoint(path)  # the safetensors header only: no torch
+
+
+def _info_lines(desc: dict, indent: str = "") -> list[str]:
+    """``neuro info``'s text: one ``key: value`` line per scalar, nested dicts indented, lists of
+    strings one per line, the tensors as a table."""
+    lines = []
+    for key, value in desc.items():
+        if key == "tensors":
+            lines.append(f"{indent}tensors:")
+            lines.extend(f"{indent}  {name:32s} {t['dtype']:8s} {t['shape']}"
+                         for name, t in value.items())
+        elif isinstance(value, dict) and value:
+            lines.append(f"{indent}{key}:")
+            lines.extend(_info_lines(value, indent + "  "))
+        elif isinstance(value, list) and len(value) > 4 and all(isinstance(v, str) for v in value):
+            lines.append(f"{indent}{key}: {len(value)}")
+            lines.extend(f"{indent}  {v}" for v in value)
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return lines
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -90,15 +129,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(desc, indent=2))
         return 0
-    for key, value in desc.items():
-        if key == "tensors":
-            print("tensors:")
-            for name, t in value.items():
-                print(f"  {name:32s} {t['dtype']:8s} {t['shape']}")
-        elif isinstance(value, dict):
-            print(f"{key}: {json.dumps(value)}")
-        else:
-            print(f"{key}: {value}")
+    print("\n".join(_info_lines(desc)))
     return 0
 
 
@@ -373,24 +404,58 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``neuro`` parser. The model families (and with them torch) are imported only when
+    ``argv`` names ``train`` or a command a family adds, or when ``argv`` is None (the whole
+    parser); otherwise their names and summaries come from :mod:`neuro.catalog`, which keeps
+    ``neuro --help`` and ``neuro info`` fast."""
+    from .catalog import FAMILY_COMMANDS, FAMILY_SUMMARIES
+
+    full = argv is None or _command_of(argv) in ("train", *FAMILY_COMMANDS)
     parser = _Parser(
         prog="neuro",
         description="Spiking neural networks: train in PyTorch, export to neuromorphic targets.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
+    original_add = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:  # help doubles as description
+        kw.setdefault("description", kw.get("help"))
+        return original_add(name, **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     demo = sub.add_parser("demo", help="train every model family offline, run it on every hardware "
                                        "target, report energy")
     demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")
-    demo.add_argument("--epochs", type=_positive_int, default=8,
-                      help="training epochs (default: 8)")
+    demo.add_argument("--epochs", type=_positive_int, default=_env_int("NEURO_DEMO_EPOCHS", 8),
+                      help="training epochs (default: 8, or $NEURO_DEMO_EPOCHS)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument("--samples", type=_positive_int, default=16,
-                      help="test samples run on every hardware target (default: 16)")
+    demo.add_argument("--samples", type=_positive_int, default=_env_int("NEURO_DEMO_SAMPLES", 16),
+                      help="test samples run on every hardware target (default: 16, or "
+                           "$NEURO_DEMO_SAMPLES)")
+    demo.add_argument("--families", default=os.environ.get("NEURO_DEMO_FAMILIES"),
+                      help="comma-separated families to run (default: every family with a demo, "
+                           "or $NEURO_DEMO_FAMILIES)")
     demo.set_defaults(func=_cmd_demo)
+    setup = sub.add_parser("setup", help="provision an optional simulator: `neuro setup lava` "
+                                         "creates the Lava environment the Loihi backend runs in")
+    setup.add_argument("what", choices=["lava"], help="what to set up (lava: lava-nc 0.10 with "
+                                                      "numpy<2 in a per-user cache)")
+    setup.add_argument("--into", metavar="DIR", help="where to create it (default: "
+                                                     "$NEURO_LAVA_HOME or ~/.cache/neuro/lava)")
+    setup.add_argument("--python", default=sys.executable,
+                       help="the Python that creates the environment (default: this one)")
+    setup.add_argument("--force", action="store_true", help="rebuild an existing environment")
+    setup.set_defaults(func=_cmd_setup)
+    tr = sub.add_parser("train", help="train a model family: " + ", ".join(FAMILY_SUMMARIES))
+    if not full:  # not the command being run: its name and summary are enough
+        for name, help_ in FAMILY_COMMANDS.items():
+            sub.add_parser(name, help=help_)
+        _add_builtin_commands(sub)
+        return parser
     from .models import FAMILIES
 
-    tr = sub.add_parser("train", help="train a model family: " + ", ".join(FAMILIES))
     families = tr.add_subparsers(dest="model", metavar="MODEL", required=True,
                                  parser_class=_Parser)
     for family in FAMILIES.values():
@@ -409,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
             cp = sub.add_parser(command.name, help=command.help, description=command.help)
             command.add_arguments(cp)
             cp.set_defaults(func=command.run)
+    _add_builtin_commands(sub)
+    return parser
+
+
+def _add_builtin_commands(sub: Any) -> None:
+    """The commands that do not come from a family: info, run, export, verify, energy, import."""
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -462,11 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("model", metavar="MODEL.nir", help="NIR file (nir.write / HDF5)")
     imp.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
     imp.set_defaults(func=_cmd_import)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # usage errors: one line, SystemExit(2)
     try:
         return int(args.func(args) or 0)

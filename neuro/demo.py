@@ -8,20 +8,23 @@ import numpy as np
 from torch import nn
 
 
-def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) -> bool:
-    """Every family with a demo: train it offline, run it on every target, compare the spikes
-    with the reference executor, write the energy report (``<out>/<family>/``). True when every
-    target kept its promise."""
+def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
+             families: list[str] | None = None) -> bool:
+    """Every family with a demo (or those named in ``families``): train it offline, write the
+    checkpoint and a sample input ``spikes.npz`` (its held-out test samples, ``[T, B, N]`` 0/1),
+    run it on every target, compare the spikes with the reference executor, write the energy
+    report (``<out>/<family>/``). True when every target kept its promise."""
     from . import __version__, kernels
     from .energy.cli import run as energy_run
     from .energy.cli import summary as energy_summary
     from .models import FAMILIES
+    from .datasets import save_spikes
     from .models.base import save_trained
 
     print(f"neuro {__version__} demo (kernels: {kernels.backend()})")
     ok = True
     for family in FAMILIES.values():
-        if family.demo is None:
+        if family.demo is None or (families is not None and family.name not in families):
             continue
         fam_out = out / family.name
         print(f"\n== {family.name} ==")
@@ -30,6 +33,9 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) ->
         path = save_trained(fam_out / "model.safetensors", trained)
         print(f"checkpoint: {path}")
         if trained.test_inputs is not None:
+            sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8))
+            print(f"sample input: {sample} (key 'spikes', [T, B, N] = "
+                  f"{list(trained.test_inputs.shape)}; `neuro run {path} --input {sample}`)")
             ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
         print("\n".join(energy_summary(energy_run(path, None, fam_out / "energy")["json"])))
     return ok
