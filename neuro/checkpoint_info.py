@@ -65,7 +65,7 @@ def graph_summary(config: dict[str, Any]) -> dict[str, Any]:
     arrays = config.get("arrays", {})
     nodes = {}
     for name, nd in graph.get("nodes", {}).items():
-        parts = [str(nd.get("kind", "?"))]
+        parts = [str(nd.get("type", nd.get("kind", "?")))]
         if nd.get("shape") is not None:
             parts.append(f"shape {list(nd['shape'])}")
         for field, value in nd.items():

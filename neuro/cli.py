@@ -150,6 +150,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .datasets import load_spikes, save_spikes
@@ -334,10 +344,29 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     nir_io = _nir_io()
     src = Path(args.model)
-    graph = nir_io.read_nir(src)
+    nir_graph = nir_io.read_nir_graph(src)
+    recorded = nir_io.recorded_dt(nir_graph)
+    if args.dt is None and recorded is None:
+        raise UserError(f"{src}: the file records no time step (metadata 'dt'; snnTorch and Norse "
+                        "do not write one): pass --dt SECONDS, the step the exporter simulated "
+                        f"with (snnTorch: {nir_io.SNNTORCH_DT:g})")
+    if args.dt is not None and recorded is not None and not np.isclose(args.dt, recorded):
+        print(f"neuro: warning: {src} records dt={recorded:g} s; using --dt {args.dt:g}",
+              file=sys.stderr)
+    silent = nir_io.unrecorded_resets(nir_graph)
+    if silent and args.reset is None:
+        names = ", ".join(silent[:4]) + (f" and {len(silent) - 4} more" if len(silent) > 4 else "")
+        print(f"neuro: warning: {src} does not record the reset of {names}: read by NIR's rule "
+              "(reset to v_reset at once; --reset zero --reset-timing immediate). snnTorch's "
+              "Leaky/Synaptic default is --reset subtract --reset-timing deferred", file=sys.stderr)
+    graph = nir_io.from_nir(nir_graph, args.dt if args.dt is not None else recorded,
+                            reset=args.reset, reset_timing=args.reset_timing)
     gm = GraphModel(graph)
     path = save_checkpoint(args.out, gm, name="graph", config=gm.config_dict(),
-                           info={"imported_from": str(src), "format": "nir"})
+                           info={"imported_from": str(src), "format": "nir", "dt": graph.dt,
+                                 "dt_from": "--dt" if args.dt is not None else "file",
+                                 "reset": args.reset or "file/NIR rule",
+                                 "reset_timing": args.reset_timing or "file/NIR rule"})
     kinds = ", ".join(sorted({n.kind for n in graph.nodes.values()}))
     print(f"imported {src.name}: {len(graph.nodes)} nodes ({kinds}), dt={graph.dt:g} s -> {path}")
     return 0
@@ -532,6 +561,13 @@ def _add_builtin_commands(sub: Any) -> None:
     imp = sub.add_parser("import", help="import a NIR model into a checkpoint")
     imp.add_argument("model", metavar="MODEL.nir", help="NIR file (nir.write / HDF5)")
     imp.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    imp.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                     help="simulation step in seconds; required when the file records none "
+                          "(snnTorch's and Norse's files do not)")
+    imp.add_argument("--reset", choices=["zero", "subtract"],
+                     help="reset of neurons the file gives none for (default: NIR's rule, zero)")
+    imp.add_argument("--reset-timing", choices=["immediate", "deferred"],
+                     help="when that reset applies (deferred: snnTorch's reset_delay=True)")
     imp.set_defaults(func=_cmd_import)
 
 
