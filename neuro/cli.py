@@ -378,18 +378,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .graph import from_module
     from .graph.formats import get_format
     from .graph.mismatch import mismatch_report
-    from .hardware.base import check_target
+    from .hardware import TARGETS
+    from .verify import exit_status, run_targets
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for f in formats:
         get_format(f)  # unknown names fail before any work
-    backends = {t: _backend(t) for t in targets}
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise UserError(f"--targets: unknown hardware target {unknown[0]!r}; known: "
+                        f"{', '.join(TARGETS)}")
     model, meta = load_checkpoint(args.checkpoint)
     graph = from_module(model)
     x, source = _model_input(graph, args.input, meta["model"])
     print(f"verify {meta['model']} ({args.checkpoint}) on {source}")
-    reports, problems, comparisons = [], [], []
+    reports, problems = [], []
     for f in formats:
         try:
             rep = mismatch_report(graph, f, x)
@@ -399,28 +403,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             continue
         reports.append(rep)
         print(rep.table())
-    for t, backend in backends.items():
-        found = backend.supports(graph)
-        if found:
-            problems.extend(f"{t}: {p}" for p in found)
-            print(f"target {t}: cannot run this model: " + "; ".join(found))
-            continue
-        comp = check_target(backend, graph, x).comparison
-        comparisons.append(comp)
-        print(comp.table())
+    rows = []
+    if targets:
+        print(f"targets ({len(targets)}): each against its reference executor and the float model")
+        rows = run_targets(graph, x, targets)
+        for r in rows:
+            if r.check is not None and r.check.comparison.ok:
+                print(r.check.comparison.table())
     if args.out:
         data = {"checkpoint": str(args.checkpoint), "input": source,
                 "reports": [r.as_dict() for r in reports], "problems": problems,
-                "targets": [c.as_dict() for c in comparisons]}
+                "targets": [r.as_dict() for r in rows if r.ran],
+                "not_run": [{"target": r.target, "reason": r.reason} for r in rows if not r.ran]}
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
-    if not reports and not comparisons:
+    if not reports and not rows:
         raise UserError("no format or target could represent the model: " + "; ".join(problems))
-    bad = [c.target for c in comparisons if not c.ok]
-    if bad:
-        print(f"neuro: verify: spikes differ from the reference executor on {', '.join(bad)}",
-              file=sys.stderr)
-        return 1
-    return 0
+    status = exit_status(rows)
+    if status:
+        bad = [r.target for r in rows if r.status == "DIFFERS"]
+        missing = [r.target for r in rows if not r.ran]
+        print("neuro: verify: " + "; ".join(
+            ([f"values differ from the reference executor on {', '.join(bad)} (exit 1)"] if bad else [])
+            + ([f"could not run on {', '.join(missing)} (exit 3)"] if missing else [])),
+            file=sys.stderr)
+    return status
 
 
 def _cmd_energy(args: argparse.Namespace) -> int:
@@ -533,14 +539,20 @@ def _add_builtin_commands(sub: Any) -> None:
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
     export.set_defaults(func=_cmd_export)
-    ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets")
+    ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets",
+                         epilog="exit status: 0 every requested target ran and kept its promise; "
+                                "1 a target's values differ from its reference executor; 3 a "
+                                "target could not run the model (listed with the reason); 2 a "
+                                "usage error")
     ver.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
     ver.add_argument("--formats", default="loihi2,spinnaker,int8,int16",
                      help="number formats to check (default: loihi2,spinnaker,int8,int16)")
     ver.add_argument("--targets", default="",
                      help="hardware targets to run and compare with the reference executor: "
                           "bit for bit (integer targets) or at the target's stated agreement "
-                          "(float targets): " + ",".join(_export_targets()[:-1]))
+                          "(float targets), and with the float model; a target with several "
+                          "formats gets the cheapest that follows the float model: "
+                          + ",".join(_export_targets()[:-1]))
     ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
     ver.add_argument("--out", help="also write the report as JSON to this file")
     ver.set_defaults(func=_cmd_verify)

@@ -106,7 +106,7 @@ def test_sh_commands_run_in_order(tmp_path, monkeypatch, capsys):
         if argv[0] == "setup":
             assert "already set up" in out
         if argv[0] == "demo":
-            assert "IDENTICAL" in out and "not run" not in out, out
+            assert "IDENTICAL" in out and "NOT RUN" not in out, out
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
