@@ -219,10 +219,24 @@ def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, 
     return x, path
 
 
+def _stats_table(rows: list[dict], indent: str) -> list[str]:
+    """A list of flat records (SpiNNaker's per-core statistics) as an aligned table."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+              for v in (r.get(c, "") for c in cols)] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    return [indent + fmt.format(*cols), *(indent + fmt.format(*row) for row in cells)]
+
+
 def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
     lines = []
     for k, v in stats.items():
-        if isinstance(v, dict):
+        if isinstance(v, list) and v and all(isinstance(e, dict) for e in v) and all(
+                not isinstance(x, dict) for e in v for x in e.values()):
+            lines.append(f"{indent}{k}:")
+            lines.extend(_stats_table(v, indent + "  "))
+        elif isinstance(v, dict):
             lines.append(f"{indent}{k}:")
             lines.extend(_format_stats(v, indent + "  "))
         elif isinstance(v, (list, tuple)) and len(v) > 8:
@@ -252,7 +266,11 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
         if "threads" not in inspect.signature(backend.run).parameters:
             raise UserError(f"--threads: target {manifest['target']} takes no thread count")
         options["threads"] = args.threads
-    result = backend.run(path, x, **options)
+    from .progress import heartbeat
+
+    with heartbeat(f"{manifest['target']}: running {x.shape[0]} steps"
+                   + (f" x {x.shape[1]} samples" if x.ndim == 3 else "")):
+        result = backend.run(path, x, **options)
     squeeze = x.ndim == 2
     spiking = [n for n in result.spikes if graph.nodes[n].spiking]
     out_name = graph.outputs()[0]

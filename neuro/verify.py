@@ -69,6 +69,7 @@ def run_target(name: str, graph: Any, x: np.ndarray, *, out: Path | None = None,
     from .hardware import get_backend
     from .hardware.agreement import choose_format, float_agreement
     from .hardware.base import check_target
+    from .progress import heartbeat
 
     try:
         backend = get_backend(name)
@@ -83,8 +84,11 @@ def run_target(name: str, graph: Any, x: np.ndarray, *, out: Path | None = None,
         say(f"  {name}: format {fmt} chosen by spike agreement with the float model ("
             + ", ".join(f"{f} {a:.3f}" for f, a in scores.items()) + ")")
     t0 = time.perf_counter()
+    xs = np.shape(x)
     try:
-        check = check_target(backend, graph, x, out, fmt=fmt)
+        with heartbeat(f"{name}: compiling and running {xs[0]} steps x "
+                       f"{xs[1] if len(xs) == 3 else 1} samples"):
+            check = check_target(backend, graph, x, out, fmt=fmt)
     except (OSError, ValueError) as exc:  # simulator missing or failing, format refusing
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return TargetRow(name, "NOT RUN", fmt=fmt or "-", reason=msg)

@@ -75,3 +75,15 @@ def test_info_summarises_a_checkpoint_from_its_header(tmp_path, capsys):
     (tmp_path / "bad.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{nope")
     with pytest.raises(ValueError, match="bad.safetensors: not a readable safetensors checkpoint"):
         read_header(tmp_path / "bad.safetensors")
+
+
+def test_per_core_statistics_print_as_a_table():
+    from neuro.cli import _format_stats
+
+    lines = _format_stats({"ticks": 3, "per_core": [
+        {"chip": [0, 0], "core": 0, "population": "input", "neurons": 16},
+        {"chip": [0, 1], "core": 12, "population": "hidden.0", "neurons": 256}]})
+    assert lines[0] == "  ticks: 3" and lines[1] == "  per_core:"
+    assert lines[2].split() == ["chip", "core", "population", "neurons"]
+    assert lines[4].split() == ["0,1", "12", "hidden.0", "256"]
+    assert len({len(line) for line in lines[2:]}) == 1  # aligned columns
