@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("bin_spikes", "default_cache_dir", "download_file", "load_shd", "load_ssc",
                      "read_heidelberg"), ".shd"),
     **dict.fromkeys(("SpikeDataset", "delay_pattern_task", "spike_pattern_task"), ".synthetic"),
+    **dict.fromkeys(("from_tonic", "tonic_dataset"), ".tonic_events"),
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
         read_heidelberg,
     )
     from .synthetic import SpikeDataset, delay_pattern_task, spike_pattern_task
+    from .tonic_events import from_tonic, tonic_dataset
 
 
 def __getattr__(name: str) -> Any:
@@ -70,4 +72,5 @@ __all__ = [
     "delay_pattern_task", "spike_pattern_task",
     "audio_event_task", "digits_nmnist_task", "events_to_frames", "load_nmnist", "load_ntidigits",
     "read_nmnist_file", "read_ntidigits", "saccade_events", "write_nmnist_file", "write_ntidigits",
+    "from_tonic", "tonic_dataset",
 ]
