@@ -34,7 +34,8 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from . import layers, models, neurons, surrogate
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .graph import from_module, get_format, mismatch_report, quantize, simulate
+    from .graph import from_module, get_format, mismatch_report
+    from .graph import quantize, simulate  # type: ignore[no-redef]  # also submodule names
     from .layers import BatchNormTime, DelayedLinear, Linear, Recurrent, Sequential, TimeDropout
     from .models import (
         FAMILIES,

@@ -477,7 +477,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         kw.setdefault("description", kw.get("help"))
         return original_add(name, **kw)
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
+    sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
     demo = sub.add_parser("demo", help="train every model family offline, run it on every hardware "
                                        "target, report energy")
     demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")

@@ -15,10 +15,10 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
     run it on every target, compare the spikes with the reference executor, write the energy
     report (``<out>/<family>/``). True when every target kept its promise."""
     from . import __version__, kernels
+    from .datasets import save_spikes
     from .energy.cli import run as energy_run
     from .energy.cli import summary as energy_summary
     from .models import FAMILIES
-    from .datasets import save_spikes
     from .models.base import save_trained
 
     print(f"neuro {__version__} demo (kernels: {kernels.backend()})")

@@ -716,6 +716,7 @@ def from_nir(nir_graph: Any, dt: float | None = None, *, reset: str | None = Non
         info = _info(n)
         carried = info is not None and info.get("kind") is not None and "fields" in info
         channel = _channel_affine(nir, n) if info and info.get("kind") == "ChannelAffine" else None
+        node: N.Node
         if channel is not None:
             node = channel
         elif carried:

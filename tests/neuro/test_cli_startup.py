@@ -28,9 +28,9 @@ def test_import_neuro_does_not_import_torch():
 @pytest.mark.parametrize("args", [["--help"], ["info", "{ckpt}"], ["info", "{spikes}"],
                                   ["export", "--help"], ["setup", "--help"]])
 def test_help_and_info_do_not_import_torch(args, tmp_path):
+    from neuro.checkpoint import save_checkpoint
     from neuro.datasets import save_spikes
     from neuro.layers import Linear, Sequential
-    from neuro.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "m.safetensors", Sequential(Linear(3, 2)), name="x",
                            config={"a": 1})

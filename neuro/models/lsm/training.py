@@ -152,8 +152,8 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
     N-TIDIGITS HDF5 file, or (``data=None``) the offline stand-in ``task`` (``digits`` or ``audio``)."""
     from ...datasets.events import audio_event_task, digits_nmnist_task
     from ...datasets.nmnist import load_nmnist
-    from ...progress import heartbeat
     from ...datasets.ntidigits import load_ntidigits
+    from ...progress import heartbeat
 
     crop_t = cast("tuple[int, int] | None", tuple(crop) if crop is not None else None)
     if data is not None:
