@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from . import layers, models, neurons, surrogate
     from .checkpoint import load_checkpoint, save_checkpoint
     from .graph import from_module, get_format, mismatch_report
-    from .graph import quantize, simulate  # type: ignore[no-redef]  # also submodule names
+    from .graph import quantize as quantize  # type: ignore[no-redef]  # also a submodule's name
+    from .graph import simulate as simulate  # type: ignore[no-redef]  # also a submodule's name
     from .layers import BatchNormTime, DelayedLinear, Linear, Recurrent, Sequential, TimeDropout
     from .models import (
         FAMILIES,
