@@ -160,9 +160,33 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _run_input(args: argparse.Namespace) -> np.ndarray:
+    """``neuro run``'s input: a spike ``.npz``, or tonic-style events (``.npy`` structured array
+    with ``x``, ``t`` in µs, ``p`` and optionally ``y``) binned by ``--dt`` on a ``--sensor``."""
+    from .datasets import from_tonic, load_spikes
+
+    if not str(args.input).endswith(".npy"):
+        return load_spikes(args.input)
+    if args.dt is None or args.sensor is None:
+        raise UserError(f"{args.input}: events (.npy) are binned into spikes: pass --dt SECONDS "
+                        "and --sensor W,H,P (e.g. --dt 1e-3 --sensor 34,34,2 for N-MNIST)")
+    try:
+        events = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{args.input}: not a readable .npy file ({exc})") from None
+    try:
+        sensor = [int(v) for v in args.sensor.split(",")]
+    except ValueError:
+        raise UserError(f"--sensor: expected W,H,P integers, got {args.sensor!r}") from None
+    try:
+        return from_tonic(events, sensor, dt=args.dt)
+    except ValueError as exc:
+        raise UserError(f"{args.input}: {exc}") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .datasets import load_spikes, save_spikes
+    from .datasets import save_spikes
     from .graph import from_module, simulate
 
     path = Path(args.target)
@@ -170,7 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_artifact(path, args)
     model, meta = load_checkpoint(path)
     graph = from_module(model)
-    spikes_in = load_spikes(args.input)
+    spikes_in = _run_input(args)
     want = cast(Any, graph.nodes[graph.inputs()[0]]).shape
     if spikes_in.shape[-1:] != tuple(want):
         raise UserError(f"{args.input}: spikes have {spikes_in.shape[-1]} channels, "
@@ -250,13 +274,13 @@ def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
 def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     import inspect
 
-    from .datasets import load_spikes, save_spikes
+    from .datasets import save_spikes
     from .hardware.base import load_artifact_graph, read_manifest
 
     manifest = read_manifest(path)
     backend = _backend(manifest["target"])
     graph = load_artifact_graph(path)
-    x = load_spikes(args.input)
+    x = _run_input(args)
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
     if x.shape[-1:] != n_in:
         raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "
@@ -541,7 +565,13 @@ def _add_builtin_commands(sub: Any) -> None:
                                      "reference executor")
     run.add_argument("target", metavar="ARTIFACT_DIR|CKPT",
                      help="artifact directory (neuro export) or checkpoint (.safetensors)")
-    run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N]")
+    run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N], "
+                                                    "or tonic-style events .npy (x, y, t in µs, p; "
+                                                    "needs --dt and --sensor)")
+    run.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                     help="events input: bin width in seconds")
+    run.add_argument("--sensor", metavar="W,H,P",
+                     help="events input: sensor size, channels p*H*W + y*W + x")
     run.add_argument("--out", help="write 'spikes' (last spiking layer) and 'output' to this .npz")
     run.add_argument("--threads", type=_positive_int,
                      help="simulator threads, for targets that take them (nest)")

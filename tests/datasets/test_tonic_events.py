@@ -48,3 +48,25 @@ def test_audio_events_and_a_dataset():
 def test_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
         from_tonic(bad(_camera_events()), (3, 4, 2), dt=1e-3)
+
+
+def test_cli_runs_a_checkpoint_on_tonic_events(tmp_path, capsys):
+    import torch
+
+    from neuro.checkpoint import save_checkpoint
+    from neuro.cli import main
+    from neuro.models import SpikingMLP, SpikingMLPConfig
+
+    torch.manual_seed(0)
+    m = SpikingMLP(SpikingMLPConfig(layers=[40, 6, 3], reset="zero"))
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", m, name=m.name, config=m.config_dict())
+    ev = _camera_events()
+    np.save(tmp_path / "ev.npy", ev)
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "ev.npy")]) == 2
+    assert "pass --dt SECONDS and --sensor W,H,P" in capsys.readouterr().err
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "ev.npy"), "--dt", "1e-3",
+                 "--sensor", "5,4,2", "--out", str(tmp_path / "o.npz")]) == 0
+    assert "on (50, 40) input" in capsys.readouterr().out
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "ev.npy"), "--dt", "1e-3",
+                 "--sensor", "3,4,2"]) == 2
+    assert "field 'x' ranges over" in capsys.readouterr().err
