@@ -22,6 +22,8 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 	$(PIP) install --quiet -c constraints.txt --no-deps spikingjelly==2.0.0
 	$(PIP) install --quiet -c constraints.txt --no-deps neurobench==2.3.0
+	$(PIP) install --quiet -c constraints.txt --no-deps norse==1.1.0  # NIR oracle (its torchvision dependency is not needed for NIR)
+	$(PIP) install --quiet -c constraints.txt tonic==1.7.0  # event data input (neuro.datasets.from_tonic), its oracle
 	command -v iverilog >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iverilog)
 	$(PY) -m neuro.kernels.build
 	$(PY) hardware/nest/worker.py --probe

@@ -24,9 +24,38 @@ class UserError(Exception):
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .models import FAMILIES
 
+    families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+    unknown = sorted(set(families or ()) - set(FAMILIES))
+    if unknown:
+        raise UserError(f"--families: unknown {unknown}; known: {', '.join(FAMILIES)}")
     return 0 if run_demo(Path(args.out), seed=args.seed, epochs=args.epochs,
-                         samples=args.samples) else 1
+                         samples=args.samples, families=families) else 1
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from .hardware.loihi import provision
+
+    provision.provision(Path(args.into) if args.into else None, python=args.python,
+                        force=args.force)
+    return 0
+
+
+def _env_int(name: str, default: int) -> int:
+    """A positive integer default taken from environment variable ``name`` when set."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"neuro: error: {name}: {exc}") from None
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named by ``argv`` (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -41,19 +70,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _describe_checkpoint(path: Path) -> dict:
-    from .checkpoint import count_parameters, read_checkpoint
+    from .checkpoint_info import describe_checkpoint
 
-    tensors, meta = read_checkpoint(path)
-    return {
-        "kind": "checkpoint",
-        "path": str(path),
-        "model": meta["model"],
-        "parameters": count_parameters(tensors),
-        "config": meta["config"],
-        "info": meta["info"],
-        "tensors": {k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-                    for k, t in tensors.items()},
-    }
+    return describe_checkpoint(path)  # the safetensors header only: no torch
+
+
+def _info_lines(desc: dict, indent: str = "") -> list[str]:
+    """``neuro info``'s text: one ``key: value`` line per scalar, nested dicts indented, lists of
+    strings one per line, the tensors as a table."""
+    lines = []
+    for key, value in desc.items():
+        if key == "tensors":
+            lines.append(f"{indent}tensors:")
+            lines.extend(f"{indent}  {name:32s} {t['dtype']:8s} {t['shape']}"
+                         for name, t in value.items())
+        elif isinstance(value, dict) and value:
+            lines.append(f"{indent}{key}:")
+            lines.extend(_info_lines(value, indent + "  "))
+        elif isinstance(value, list) and len(value) > 4 and all(isinstance(v, str) for v in value):
+            lines.append(f"{indent}{key}: {len(value)}")
+            lines.extend(f"{indent}  {v}" for v in value)
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return lines
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -90,15 +129,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(desc, indent=2))
         return 0
-    for key, value in desc.items():
-        if key == "tensors":
-            print("tensors:")
-            for name, t in value.items():
-                print(f"  {name:32s} {t['dtype']:8s} {t['shape']}")
-        elif isinstance(value, dict):
-            print(f"{key}: {json.dumps(value)}")
-        else:
-            print(f"{key}: {value}")
+    print("\n".join(_info_lines(desc)))
     return 0
 
 
@@ -119,9 +150,43 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _run_input(args: argparse.Namespace) -> np.ndarray:
+    """``neuro run``'s input: a spike ``.npz``, or tonic-style events (``.npy`` structured array
+    with ``x``, ``t`` in µs, ``p`` and optionally ``y``) binned by ``--dt`` on a ``--sensor``."""
+    from .datasets import from_tonic, load_spikes
+
+    if not str(args.input).endswith(".npy"):
+        return load_spikes(args.input)
+    if args.dt is None or args.sensor is None:
+        raise UserError(f"{args.input}: events (.npy) are binned into spikes: pass --dt SECONDS "
+                        "and --sensor W,H,P (e.g. --dt 1e-3 --sensor 34,34,2 for N-MNIST)")
+    try:
+        events = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{args.input}: not a readable .npy file ({exc})") from None
+    try:
+        sensor = [int(v) for v in args.sensor.split(",")]
+    except ValueError:
+        raise UserError(f"--sensor: expected W,H,P integers, got {args.sensor!r}") from None
+    try:
+        return from_tonic(events, sensor, dt=args.dt)
+    except ValueError as exc:
+        raise UserError(f"{args.input}: {exc}") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .datasets import load_spikes, save_spikes
+    from .datasets import save_spikes
     from .graph import from_module, simulate
 
     path = Path(args.target)
@@ -129,7 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_artifact(path, args)
     model, meta = load_checkpoint(path)
     graph = from_module(model)
-    spikes_in = load_spikes(args.input)
+    spikes_in = _run_input(args)
     want = cast(Any, graph.nodes[graph.inputs()[0]]).shape
     if spikes_in.shape[-1:] != tuple(want):
         raise UserError(f"{args.input}: spikes have {spikes_in.shape[-1]} channels, "
@@ -178,10 +243,24 @@ def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, 
     return x, path
 
 
+def _stats_table(rows: list[dict], indent: str) -> list[str]:
+    """A list of flat records (SpiNNaker's per-core statistics) as an aligned table."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+              for v in (r.get(c, "") for c in cols)] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    return [indent + fmt.format(*cols), *(indent + fmt.format(*row) for row in cells)]
+
+
 def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
     lines = []
     for k, v in stats.items():
-        if isinstance(v, dict):
+        if isinstance(v, list) and v and all(isinstance(e, dict) for e in v) and all(
+                not isinstance(x, dict) for e in v for x in e.values()):
+            lines.append(f"{indent}{k}:")
+            lines.extend(_stats_table(v, indent + "  "))
+        elif isinstance(v, dict):
             lines.append(f"{indent}{k}:")
             lines.extend(_format_stats(v, indent + "  "))
         elif isinstance(v, (list, tuple)) and len(v) > 8:
@@ -195,13 +274,13 @@ def _format_stats(stats: dict, indent: str = "  ") -> list[str]:
 def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     import inspect
 
-    from .datasets import load_spikes, save_spikes
+    from .datasets import save_spikes
     from .hardware.base import load_artifact_graph, read_manifest
 
     manifest = read_manifest(path)
     backend = _backend(manifest["target"])
     graph = load_artifact_graph(path)
-    x = load_spikes(args.input)
+    x = _run_input(args)
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
     if x.shape[-1:] != n_in:
         raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "
@@ -211,7 +290,11 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
         if "threads" not in inspect.signature(backend.run).parameters:
             raise UserError(f"--threads: target {manifest['target']} takes no thread count")
         options["threads"] = args.threads
-    result = backend.run(path, x, **options)
+    from .progress import heartbeat
+
+    with heartbeat(f"{manifest['target']}: running {x.shape[0]} steps"
+                   + (f" x {x.shape[1]} samples" if x.ndim == 3 else "")):
+        result = backend.run(path, x, **options)
     squeeze = x.ndim == 2
     spiking = [n for n in result.spikes if graph.nodes[n].spiking]
     out_name = graph.outputs()[0]
@@ -303,10 +386,29 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     nir_io = _nir_io()
     src = Path(args.model)
-    graph = nir_io.read_nir(src)
+    nir_graph = nir_io.read_nir_graph(src)
+    recorded = nir_io.recorded_dt(nir_graph)
+    if args.dt is None and recorded is None:
+        raise UserError(f"{src}: the file records no time step (metadata 'dt'; snnTorch and Norse "
+                        "do not write one): pass --dt SECONDS, the step the exporter simulated "
+                        f"with (snnTorch: {nir_io.SNNTORCH_DT:g})")
+    if args.dt is not None and recorded is not None and not np.isclose(args.dt, recorded):
+        print(f"neuro: warning: {src} records dt={recorded:g} s; using --dt {args.dt:g}",
+              file=sys.stderr)
+    silent = nir_io.unrecorded_resets(nir_graph)
+    if silent and args.reset is None:
+        names = ", ".join(silent[:4]) + (f" and {len(silent) - 4} more" if len(silent) > 4 else "")
+        print(f"neuro: warning: {src} does not record the reset of {names}: read by NIR's rule "
+              "(reset to v_reset at once; --reset zero --reset-timing immediate). snnTorch's "
+              "Leaky/Synaptic default is --reset subtract --reset-timing deferred", file=sys.stderr)
+    graph = nir_io.from_nir(nir_graph, args.dt if args.dt is not None else recorded,
+                            reset=args.reset, reset_timing=args.reset_timing)
     gm = GraphModel(graph)
     path = save_checkpoint(args.out, gm, name="graph", config=gm.config_dict(),
-                           info={"imported_from": str(src), "format": "nir"})
+                           info={"imported_from": str(src), "format": "nir", "dt": graph.dt,
+                                 "dt_from": "--dt" if args.dt is not None else "file",
+                                 "reset": args.reset or "file/NIR rule",
+                                 "reset_timing": args.reset_timing or "file/NIR rule"})
     kinds = ", ".join(sorted({n.kind for n in graph.nodes.values()}))
     print(f"imported {src.name}: {len(graph.nodes)} nodes ({kinds}), dt={graph.dt:g} s -> {path}")
     return 0
@@ -318,18 +420,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .graph import from_module
     from .graph.formats import get_format
     from .graph.mismatch import mismatch_report
-    from .hardware.base import check_target
+    from .hardware import TARGETS
+    from .verify import exit_status, run_targets
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for f in formats:
         get_format(f)  # unknown names fail before any work
-    backends = {t: _backend(t) for t in targets}
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise UserError(f"--targets: unknown hardware target {unknown[0]!r}; known: "
+                        f"{', '.join(TARGETS)}")
     model, meta = load_checkpoint(args.checkpoint)
     graph = from_module(model)
     x, source = _model_input(graph, args.input, meta["model"])
     print(f"verify {meta['model']} ({args.checkpoint}) on {source}")
-    reports, problems, comparisons = [], [], []
+    reports, problems = [], []
     for f in formats:
         try:
             rep = mismatch_report(graph, f, x)
@@ -339,28 +445,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             continue
         reports.append(rep)
         print(rep.table())
-    for t, backend in backends.items():
-        found = backend.supports(graph)
-        if found:
-            problems.extend(f"{t}: {p}" for p in found)
-            print(f"target {t}: cannot run this model: " + "; ".join(found))
-            continue
-        comp = check_target(backend, graph, x).comparison
-        comparisons.append(comp)
-        print(comp.table())
+    rows = []
+    if targets:
+        print(f"targets ({len(targets)}): each against its reference executor and the float model")
+        rows = run_targets(graph, x, targets)
+        for r in rows:
+            if r.check is not None and r.check.comparison.ok:
+                print(r.check.comparison.table())
     if args.out:
         data = {"checkpoint": str(args.checkpoint), "input": source,
                 "reports": [r.as_dict() for r in reports], "problems": problems,
-                "targets": [c.as_dict() for c in comparisons]}
+                "targets": [r.as_dict() for r in rows if r.ran],
+                "not_run": [{"target": r.target, "reason": r.reason} for r in rows if not r.ran]}
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
-    if not reports and not comparisons:
+    if not reports and not rows:
         raise UserError("no format or target could represent the model: " + "; ".join(problems))
-    bad = [c.target for c in comparisons if not c.ok]
-    if bad:
-        print(f"neuro: verify: spikes differ from the reference executor on {', '.join(bad)}",
-              file=sys.stderr)
-        return 1
-    return 0
+    status = exit_status(rows)
+    if status:
+        bad = [r.target for r in rows if r.status == "DIFFERS"]
+        missing = [r.target for r in rows if not r.ran]
+        print("neuro: verify: " + "; ".join(
+            ([f"values differ from the reference executor on {', '.join(bad)} (exit 1)"] if bad else [])
+            + ([f"could not run on {', '.join(missing)} (exit 3)"] if missing else [])),
+            file=sys.stderr)
+    return status
 
 
 def _cmd_energy(args: argparse.Namespace) -> int:
@@ -373,24 +481,58 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``neuro`` parser. The model families (and with them torch) are imported only when
+    ``argv`` names ``train`` or a command a family adds, or when ``argv`` is None (the whole
+    parser); otherwise their names and summaries come from :mod:`neuro.catalog`, which keeps
+    ``neuro --help`` and ``neuro info`` fast."""
+    from .catalog import FAMILY_COMMANDS, FAMILY_SUMMARIES
+
+    full = argv is None or _command_of(argv) in ("train", *FAMILY_COMMANDS)
     parser = _Parser(
         prog="neuro",
         description="Spiking neural networks: train in PyTorch, export to neuromorphic targets.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
+    original_add = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:  # help doubles as description
+        kw.setdefault("description", kw.get("help"))
+        return original_add(name, **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
     demo = sub.add_parser("demo", help="train every model family offline, run it on every hardware "
                                        "target, report energy")
     demo.add_argument("--out", default="neuro-demo", help="output directory (default: neuro-demo)")
-    demo.add_argument("--epochs", type=_positive_int, default=8,
-                      help="training epochs (default: 8)")
+    demo.add_argument("--epochs", type=_positive_int, default=_env_int("NEURO_DEMO_EPOCHS", 8),
+                      help="training epochs (default: 8, or $NEURO_DEMO_EPOCHS)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument("--samples", type=_positive_int, default=16,
-                      help="test samples run on every hardware target (default: 16)")
+    demo.add_argument("--samples", type=_positive_int, default=_env_int("NEURO_DEMO_SAMPLES", 16),
+                      help="test samples run on every hardware target (default: 16, or "
+                           "$NEURO_DEMO_SAMPLES)")
+    demo.add_argument("--families", default=os.environ.get("NEURO_DEMO_FAMILIES"),
+                      help="comma-separated families to run (default: every family with a demo, "
+                           "or $NEURO_DEMO_FAMILIES)")
     demo.set_defaults(func=_cmd_demo)
+    setup = sub.add_parser("setup", help="provision an optional simulator: `neuro setup lava` "
+                                         "creates the Lava environment the Loihi backend runs in")
+    setup.add_argument("what", choices=["lava"], help="what to set up (lava: lava-nc 0.10 with "
+                                                      "numpy<2 in a per-user cache)")
+    setup.add_argument("--into", metavar="DIR", help="where to create it (default: "
+                                                     "$NEURO_LAVA_HOME or ~/.cache/neuro/lava)")
+    setup.add_argument("--python", default=sys.executable,
+                       help="the Python that creates the environment (default: this one)")
+    setup.add_argument("--force", action="store_true", help="rebuild an existing environment")
+    setup.set_defaults(func=_cmd_setup)
+    tr = sub.add_parser("train", help="train a model family: " + ", ".join(FAMILY_SUMMARIES))
+    if not full:  # not the command being run: its name and summary are enough
+        for name, help_ in FAMILY_COMMANDS.items():
+            sub.add_parser(name, help=help_)
+        _add_builtin_commands(sub)
+        return parser
     from .models import FAMILIES
 
-    tr = sub.add_parser("train", help="train a model family: " + ", ".join(FAMILIES))
     families = tr.add_subparsers(dest="model", metavar="MODEL", required=True,
                                  parser_class=_Parser)
     for family in FAMILIES.values():
@@ -409,6 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
             cp = sub.add_parser(command.name, help=command.help, description=command.help)
             command.add_arguments(cp)
             cp.set_defaults(func=command.run)
+    _add_builtin_commands(sub)
+    return parser
+
+
+def _add_builtin_commands(sub: Any) -> None:
+    """The commands that do not come from a family: info, run, export, verify, energy, import."""
     info = sub.add_parser("info", help="show what a checkpoint, artifact or spike file holds")
     info.add_argument("path", help="checkpoint (.safetensors), graph or artifact directory, spikes .npz")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -417,7 +565,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "reference executor")
     run.add_argument("target", metavar="ARTIFACT_DIR|CKPT",
                      help="artifact directory (neuro export) or checkpoint (.safetensors)")
-    run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N]")
+    run.add_argument("--input", required=True, help="spikes .npz with 'spikes' [T, N] or [T, B, N], "
+                                                    "or tonic-style events .npy (x, y, t in µs, p; "
+                                                    "needs --dt and --sensor)")
+    run.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                     help="events input: bin width in seconds")
+    run.add_argument("--sensor", metavar="W,H,P",
+                     help="events input: sensor size, channels p*H*W + y*W + x")
     run.add_argument("--out", help="write 'spikes' (last spiking layer) and 'output' to this .npz")
     run.add_argument("--threads", type=_positive_int,
                      help="simulator threads, for targets that take them (nest)")
@@ -433,14 +587,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
     export.set_defaults(func=_cmd_export)
-    ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets")
+    ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets",
+                         epilog="exit status: 0 every requested target ran and kept its promise; "
+                                "1 a target's values differ from its reference executor; 3 a "
+                                "target could not run the model (listed with the reason); 2 a "
+                                "usage error")
     ver.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
     ver.add_argument("--formats", default="loihi2,spinnaker,int8,int16",
                      help="number formats to check (default: loihi2,spinnaker,int8,int16)")
     ver.add_argument("--targets", default="",
                      help="hardware targets to run and compare with the reference executor: "
                           "bit for bit (integer targets) or at the target's stated agreement "
-                          "(float targets): " + ",".join(_export_targets()[:-1]))
+                          "(float targets), and with the float model; a target with several "
+                          "formats gets the cheapest that follows the float model: "
+                          + ",".join(_export_targets()[:-1]))
     ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
     ver.add_argument("--out", help="also write the report as JSON to this file")
     ver.set_defaults(func=_cmd_verify)
@@ -461,12 +621,19 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import a NIR model into a checkpoint")
     imp.add_argument("model", metavar="MODEL.nir", help="NIR file (nir.write / HDF5)")
     imp.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    imp.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                     help="simulation step in seconds; required when the file records none "
+                          "(snnTorch's and Norse's files do not)")
+    imp.add_argument("--reset", choices=["zero", "subtract"],
+                     help="reset of neurons the file gives none for (default: NIR's rule, zero)")
+    imp.add_argument("--reset-timing", choices=["immediate", "deferred"],
+                     help="when that reset applies (deferred: snnTorch's reset_delay=True)")
     imp.set_defaults(func=_cmd_import)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # usage errors: one line, SystemExit(2)
     try:
         return int(args.func(args) or 0)

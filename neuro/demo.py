@@ -8,11 +8,14 @@ import numpy as np
 from torch import nn
 
 
-def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) -> bool:
-    """Every family with a demo: train it offline, run it on every target, compare the spikes
-    with the reference executor, write the energy report (``<out>/<family>/``). True when every
-    target kept its promise."""
+def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
+             families: list[str] | None = None) -> bool:
+    """Every family with a demo (or those named in ``families``): train it offline, write the
+    checkpoint and a sample input ``spikes.npz`` (its held-out test samples, ``[T, B, N]`` 0/1),
+    run it on every target, compare the spikes with the reference executor, write the energy
+    report (``<out>/<family>/``). True when every target kept its promise."""
     from . import __version__, kernels
+    from .datasets import save_spikes
     from .energy.cli import run as energy_run
     from .energy.cli import summary as energy_summary
     from .models import FAMILIES
@@ -21,7 +24,7 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) ->
     print(f"neuro {__version__} demo (kernels: {kernels.backend()})")
     ok = True
     for family in FAMILIES.values():
-        if family.demo is None:
+        if family.demo is None or (families is not None and family.name not in families):
             continue
         fam_out = out / family.name
         print(f"\n== {family.name} ==")
@@ -30,49 +33,29 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) ->
         path = save_trained(fam_out / "model.safetensors", trained)
         print(f"checkpoint: {path}")
         if trained.test_inputs is not None:
+            sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8))
+            print(f"sample input: {sample} (key 'spikes', [T, B, N] = "
+                  f"{list(trained.test_inputs.shape)}; `neuro run {path} --input {sample}`)")
             ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
         print("\n".join(energy_summary(energy_run(path, None, fam_out / "energy")["json"])))
     return ok
 
 
 def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:
-    """Run ``model`` on every hardware target and compare with the reference executor; True when
-    every target that can run it keeps its promise (bit-exact, or its stated agreement)."""
-    import time
-
+    """Run ``model`` on every hardware target and compare with the reference executor and with
+    the float model (``neuro.verify``); True when every target that can run it keeps its promise
+    (bit-exact, or its stated agreement). A target that cannot represent the model is listed
+    with its reason; one whose simulator is missing counts as a failure."""
     from .graph import from_module
-    from .hardware import TARGETS, get_backend
-    from .hardware.base import check_target
+    from .hardware import TARGETS
+    from .verify import run_targets
 
     graph = from_module(model)
     print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
-          "with the reference executor")
-    ok = True
-    for target in TARGETS:
-        try:
-            backend = get_backend(target)
-        except (ValueError, ImportError) as exc:
-            print(f"  {target:10s} not run: {exc}")
-            continue
-        problems = backend.supports(graph)
-        if problems:
-            print(f"  {target:10s} cannot run the model: " + "; ".join(problems))
-            continue
-        t0 = time.perf_counter()
-        try:
-            check = check_target(backend, graph, x, out / target)
-        except OSError as exc:  # the target's simulator is not installed (Lava) or failed
-            print(f"  {target:10s} not run: {str(exc).splitlines()[0]}")
-            ok = False
-            continue
-        comp = check.comparison
-        fmt = check.graph.metadata.get("format", {}).get("name", "float32")
-        print(f"  {target:10s} {fmt:9s} {comp.verdict} spikes to the reference "
-              f"({comp.spike_count()} spikes, {time.perf_counter() - t0:.1f} s) -> {check.artifact}")
-        if not comp.ok:
-            ok = False
-            print(comp.table())
-    return ok
+          "with the reference executor (integer targets: bit for bit) and with the float model")
+    rows = run_targets(graph, x, list(TARGETS), out=out)
+    return all(r.check.comparison.ok if r.ran else r.reason.startswith("cannot run")
+               for r in rows)
 
 
 __all__ = ["run_demo", "run_on_every_target"]

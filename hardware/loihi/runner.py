@@ -1,28 +1,29 @@
 """The process boundary to Lava: find the interpreter, start the worker, turn failures into one error.
 
 Lava (lava-nc 0.10.0) pins numpy<2 and declares Python <3.11, so it lives in its own environment
-(``make lava`` creates ``.venv-lava``). The backend runs ``worker.py`` as a script (by file path,
-so neither torch nor ``neuro/__init__`` is imported there) under the interpreter named by
-``NEURO_LAVA_PYTHON``, or else the current one. The worker runs in its own session (process
+(``neuro setup lava`` creates it in a per-user cache, ``make lava`` as ``.venv-lava``). The backend
+runs ``worker.py`` as a script (by file path, so neither torch nor ``neuro/__init__`` is imported
+there) under the interpreter ``provision.find_lava_python`` finds (``NEURO_LAVA_PYTHON``, the
+cache, ``.venv-lava``, the current one). The worker runs in its own session (process
 group): on a time-out the whole group, Lava's per-Process OS processes included, is killed.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from . import provision
 
 WORKER = Path(__file__).with_name("worker.py")
 ENV_PYTHON = "NEURO_LAVA_PYTHON"
 ENV_TIMEOUT = "NEURO_LAVA_TIMEOUT"
-INSTALL_HINT = ("install Lava in its own environment with `make lava` (creates .venv-lava: numpy<2, "
-                "networkx<=2.8.7, asteval<0.10, scipy<1.17, scikit-learn, then "
-                "`pip install --no-deps --ignore-requires-python lava-nc==0.10.0`) and set "
-                f"{ENV_PYTHON}=.venv-lava/bin/python")
+INSTALL_HINT = (f"run `{provision.SETUP_COMMAND}` once (creates a Lava environment in "
+                f"{provision.cache_home()}), or set {ENV_PYTHON} to a Python with {provision.LAVA_NC}")
 
 
 class LavaWorkerError(OSError):
@@ -33,8 +34,14 @@ class LavaWorkerError(OSError):
 
 
 def lava_python() -> str:
-    """The interpreter that runs Lava: ``$NEURO_LAVA_PYTHON`` or the current one."""
-    return os.environ.get(ENV_PYTHON) or sys.executable
+    """The interpreter that runs Lava (search order in ``provision``)."""
+    return provision.find_lava_python()[0]
+
+
+def _where(python: str) -> str:
+    """How the Lava interpreter ``python`` was chosen, for error messages."""
+    found, where = provision.find_lava_python()
+    return where if found == python else "the interpreter"
 
 
 def default_timeout(lava_steps: int, processes: int) -> float:
@@ -67,7 +74,7 @@ def call_worker(args: list[str], *, timeout: float, python: str | None = None) -
     """Run ``worker.py *args``; return its stdout or raise :class:`LavaWorkerError`."""
     python = python or lava_python()
     if not Path(python).exists() and os.sep in python:
-        raise LavaWorkerError(f"the Lava interpreter {python} does not exist ({ENV_PYTHON}); "
+        raise LavaWorkerError(f"the Lava interpreter {python} ({_where(python)}) does not exist; "
                               + INSTALL_HINT)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     # Output goes to files, not pipes: Lava's forked processes inherit the worker's descriptors
@@ -95,8 +102,10 @@ def call_worker(args: list[str], *, timeout: float, python: str | None = None) -
         err_f.seek(0)
         out, err = out_f.read(), err_f.read()
     if proc.returncode == 3:
-        raise LavaWorkerError(f"Lava is not importable with {python}: {_error_line(err)}; "
-                              + INSTALL_HINT)
+        line = _error_line(err)  # "Lava is not importable with PY (EXC)": keep EXC only
+        m = re.search(r"\((.*)\)$", line)
+        raise LavaWorkerError(provision.missing_message(python, _where(python),
+                                                        m.group(1) if m else line))
     if proc.returncode != 0:
         raise LavaWorkerError(f"the Lava worker failed (exit {proc.returncode}): "
                               f"{_error_line(err)}\n{err[-4000:]}")

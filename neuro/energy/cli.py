@@ -145,6 +145,45 @@ def _deployability_note(graph: Any) -> list[str]:
             "ran there: a what-if, not a deployable result."]
 
 
+def load_labels(data: str | Path | None, info: dict[str, Any] | None,
+                shape: tuple[int, ...]) -> np.ndarray | None:
+    """Class labels ``[B]`` for the data when known: a ``labels`` array in the ``--data`` file, or
+    the labels of the checkpoint's own offline task; None otherwise (or when they do not fit)."""
+    labels = None
+    if data is not None:
+        with np.load(data, allow_pickle=False) as f:
+            labels = np.asarray(f["labels"]) if "labels" in f.files else None
+    elif "delay_pattern_task" in ((info or {}).get("task"), (info or {}).get("data")):
+        from ..datasets import delay_pattern_task
+
+        labels = delay_pattern_task(seed=int((info or {})["seed"]) + 1)[1].labels
+    batch = shape[1] if len(shape) == 3 else 1
+    return labels if labels is not None and labels.shape == (batch,) else None
+
+
+def model_accuracy(model: Any, x: np.ndarray, labels: np.ndarray | None,
+                   info: dict[str, Any] | None = None, batch_size: int = 256) -> dict[str, Any]:
+    """``{"value", "samples", "recorded"}``: the model's accuracy on ``x`` (its ``predict``) when
+    ``labels`` are known, and the test accuracy training recorded in the checkpoint."""
+    import torch
+
+    recorded = (info or {}).get("test_accuracy")
+    recorded = recorded[-1] if isinstance(recorded, list) and recorded else recorded
+    out: dict[str, Any] = {"value": None, "samples": 0,
+                           "recorded": float(recorded) if isinstance(recorded, (int, float)) else None}
+    if labels is None or not hasattr(model, "predict"):
+        return out
+    xb = np.asarray(x, np.float32)
+    xb = xb[:, None] if xb.ndim == 2 else xb
+    right = 0
+    with torch.no_grad():
+        for s in range(0, xb.shape[1], batch_size):
+            pred = model.predict(torch.from_numpy(xb[:, s:s + batch_size]))
+            right += int((pred.numpy() == labels[s:s + batch_size]).sum())
+    out.update(value=right / xb.shape[1], samples=int(xb.shape[1]))
+    return out
+
+
 def _split_targets(targets: str | list[str] | None) -> list[str] | None:
     if targets is None:
         return None
@@ -260,10 +299,15 @@ def run(checkpoint: str | Path, data: str | Path | None, out: str | Path,
     graph = from_module(model.eval())
     x, source = load_data(graph, data, meta.get("info"), f"the model {Path(checkpoint).name}")
     info = {"checkpoint": str(checkpoint), "model": meta["model"], "graph_digest": graph.digest(),
-            "dt_s": float(graph.dt)}
+            "dt_s": float(graph.dt),
+            "accuracy": model_accuracy(model, x, None if graph.metadata.get("input") ==
+                                       "one-hot tokens" else load_labels(data, meta.get("info"),
+                                                                         x.shape),
+                                       meta.get("info"))}
     return write_report(graph, x, out, targets=targets, costs=table, target_stats=target_stats,
                   run_simulators=run_simulators, progress=progress, batch_size=batch_size,
                   model=info, data_source=source)
 
 
-__all__ = ["default_input", "load_data", "run", "summary", "write_report"]
+__all__ = ["default_input", "load_data", "load_labels", "model_accuracy", "run", "summary",
+           "write_report"]

@@ -175,10 +175,31 @@ def parse_target(key: str, raw: Any, origin: str) -> Target:
                   assumptions, backend, origin)
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any], origin: str) -> dict[str, Any]:
+    """``over`` merged into ``base`` by key, recursively. A cost constant given only in part
+    (say ``{"value": 5}``) keeps the built-in unit; its source becomes the user's table (unless it
+    names one) and it counts as checked (``recalled`` false) unless it says otherwise."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            b = base[k]
+            if "value" in b and "value" in v:  # a constant overridden: the number is the user's
+                out[k] = {"unit": b.get("unit"), "source": f"{origin} (user override)",
+                          "recalled": False, **v}
+            else:
+                out[k] = _merge(b, v, origin)
+        else:
+            out[k] = v
+    return out
+
+
 def load_cost_table(extra: str | Path | None = None) -> CostTable:
-    """The built-in table, with the user table ``extra`` (JSON/TOML) merged over it."""
+    """The built-in table, with the user table ``extra`` (JSON/TOML) merged over it by key: a
+    user entry for a known target needs only the fields it changes (``{"targets": {"loihi":
+    {"costs": {"ac": {"value": 30, "unit": "pJ"}}}}}``); a new target needs every field."""
     layers = [(BUILTIN, "built-in")] + ([(Path(extra), str(extra))] if extra is not None else [])
     targets: dict[str, Target] = {}
+    raw_of: dict[str, dict[str, Any]] = {}
     baseline = None
     for path, origin in layers:
         data = _read(path)
@@ -186,6 +207,10 @@ def load_cost_table(extra: str | Path | None = None) -> CostTable:
         if not isinstance(raw_targets, dict) or not raw_targets:
             raise ValueError(f"{origin}: missing field 'targets' (an object of target entries)")
         for key, raw in raw_targets.items():
+            if key in raw_of and isinstance(raw, dict):
+                raw = _merge(raw_of[key], raw, origin)
+            if isinstance(raw, dict):
+                raw_of[key] = raw
             targets[key] = parse_target(key, raw, origin)
         if "baseline" in data:
             baseline = data["baseline"]

@@ -94,9 +94,15 @@ class PopulationCounts:
         return self.events / self.entries if self.entries else 0.0
 
 
+#: samples shown in the report's raster (side by side) and readout traces
+RASTER_SAMPLES = 3
+
+
 @dataclass
 class Counts:
-    """All counts of one run; ``raster`` holds sample 0's events per population (bool ``[T, N]``)."""
+    """All counts of one run; ``raster`` holds sample 0's events per population (bool ``[T, N]``),
+    ``rasters`` the first :data:`RASTER_SAMPLES` samples' (bool ``[T, S, N]``) and ``readouts``
+    their non-spiking outputs' traces (float ``[T, S, N]``, e.g. an LI membrane), for the plots."""
 
     steps: int
     samples: int
@@ -105,6 +111,8 @@ class Counts:
     synapses: dict[str, SynapseCounts]
     populations: dict[str, PopulationCounts]
     raster: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    rasters: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    readouts: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def total(self, key: str) -> int:
         if key in ("effective_acs", "effective_macs", "dense_ops", "weight_reads_event",
@@ -342,6 +350,9 @@ def count(graph: Graph, x: Any, *, batch_size: int = 64, progress: bool | None =
                                           _feeds_synapses(graph, name, synapse_nodes), entries=n * T * B,
                                           is_input=node.role == "input")
     raster: dict[str, np.ndarray] = {}
+    rasters: dict[str, np.ndarray] = {}
+    readouts: dict[str, np.ndarray] = {}
+    S = min(RASTER_SAMPLES, B, batch_size)
     binary_input = True
 
     bar = tqdm(total=B, unit="sample", desc="energy: counting", delay=0 if progress else 2.0,
@@ -357,11 +368,18 @@ def count(graph: Graph, x: Any, *, batch_size: int = 64, progress: bool | None =
                 _count_population(p, graph, delayed, values)
                 if p.spiking and start == 0:
                     raster[name] = (values[name][:, 0] != 0).reshape(T, -1).numpy().copy()
+                    rasters[name] = (values[name][:, :S] != 0).reshape(T, S, -1).numpy().copy()
+            if start == 0:  # (the first chunk holds at least min(RASTER_SAMPLES, B) samples)
+                for out in graph.outputs():
+                    src = graph.predecessors(out)
+                    if src and not graph.nodes[src[0]].spiking and graph.nodes[src[0]].role == "neuron":
+                        readouts[src[0]] = values[out][:, :S].reshape(T, S, -1).float().numpy().copy()
             bar.update(int(xb.shape[1]))
             del values
     finally:
         bar.close()
-    return Counts(T, B, float(graph.dt), "spikes" if binary_input else "real", syn, pops, raster)
+    return Counts(T, B, float(graph.dt), "spikes" if binary_input else "real", syn, pops, raster,
+                  rasters, readouts)
 
 
 __all__ = ["Counts", "PopulationCounts", "SynapseCounts", "count"]

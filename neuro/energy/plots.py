@@ -1,8 +1,10 @@
 """Report figures as PNG bytes (matplotlib's object API on the Agg canvas; no global pyplot state).
 
-* :func:`raster`: sample 0's events per population (step on x, neuron on y);
+* :func:`raster`: the first samples' events per population (step on x, neuron on y) and the
+  readout trace;
 * :func:`rates`: events per neuron per step of every population (and in Hz with ``dt``);
-* :func:`overview`: dynamic energy per sample of every target, log scale, baseline marked;
+* :func:`overview`: energy per sample of every target, log scale: dynamic, plus static where a
+  target has it (hatched), each labelled; baseline marked;
 * :func:`breakdown`: one target's energy per sample, per layer, stacked by component.
 """
 from __future__ import annotations
@@ -46,27 +48,55 @@ def energy_unit(value: float) -> tuple[float, str]:
 
 
 def raster(counts: Counts) -> bytes:
-    names = list(counts.raster)
-    if not names:
+    """Spikes of every population for the first samples (one column each; step on x, neuron on
+    y), and below them the readout's trace (the non-spiking output, one line per output)."""
+    rasters = counts.rasters or {n: r[:, None] for n, r in counts.raster.items()}
+    names = list(rasters)
+    readouts = counts.readouts
+    if not names and not readouts:
         fig = _figure(7, 1.5)
         fig.text(0.5, 0.5, "no spiking population", ha="center", va="center")
         return _png(fig)
-    sizes = [max(counts.raster[n].shape[1], 1) for n in names]
-    ratios = [max(math.sqrt(s), 1.0) for s in sizes]
-    fig = _figure(8, min(2.0 + 1.1 * sum(ratios) ** 0.8, 14))
-    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False,
-                        gridspec_kw={"height_ratios": ratios})[:, 0]
-    for ax, name in zip(axes, names):
-        t, i = np.nonzero(counts.raster[name])
-        size = float(np.clip(600.0 / max(counts.raster[name].shape[1], 1), 2.0, 40.0))
-        ax.scatter(t, i, s=size, marker="|", color="black", linewidths=1.0)
-        ax.set_ylim(-0.5, counts.raster[name].shape[1] - 0.5)
-        ax.set_xlim(-0.5, counts.steps - 0.5)
+    S = max([r.shape[1] for r in rasters.values()] + [r.shape[1] for r in readouts.values()])
+    ratios = [max(math.sqrt(max(rasters[n].shape[2], 1)), 1.5) for n in names]
+    ratios += [2.5] * len(readouts)
+    fig = _figure(3.6 * S + 1.6, min(1.6 + 1.0 * sum(ratios) ** 0.85, 16))
+    axes = fig.subplots(len(ratios), S, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": ratios, "hspace": 0.25, "wspace": 0.12})
+    for row, name in enumerate(names):
+        r = rasters[name]
         kind = counts.populations[name].kind
-        ax.set_ylabel(f"{name}\n({kind})", rotation=0, ha="right", va="center", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel(f"step (dt = {counts.dt:g} s)")
-    axes[0].set_title("Spike raster, sample 0")
+        size = float(np.clip(600.0 / max(r.shape[2], 1), 2.0, 40.0))
+        for col in range(S):
+            ax = axes[row, col]
+            if col < r.shape[1]:
+                t, i = np.nonzero(r[:, col])
+                ax.scatter(t, i, s=size, marker="|", color="black", linewidths=1.0)
+            ax.set_ylim(-0.5, r.shape[2] - 0.5)
+            ax.set_xlim(-0.5, counts.steps - 0.5)
+            ax.tick_params(labelsize=7, labelleft=col == 0)
+            if col == 0:
+                ax.set_ylabel(f"{name} ({kind})\nneuron", fontsize=8)
+            if row == 0:
+                ax.set_title(f"sample {col}", fontsize=9)
+    for k, (name, trace) in enumerate(readouts.items()):
+        row = len(names) + k
+        for col in range(S):
+            ax = axes[row, col]
+            if col < trace.shape[1]:
+                for n in range(trace.shape[2]):
+                    ax.plot(np.arange(counts.steps), trace[:, col, n], linewidth=1.0,
+                            label=f"output {n}")
+            ax.tick_params(labelsize=7)
+            if col == 0:
+                ax.set_ylabel(f"{name} ({counts.populations[name].kind})\nmembrane", fontsize=8)
+            if row == 0:
+                ax.set_title(f"sample {col}", fontsize=9)
+        if trace.shape[2] <= 12:
+            axes[row, S - 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for col in range(S):
+        axes[-1, col].set_xlabel(f"step (dt = {counts.dt:g} s)", fontsize=8)
+    fig.suptitle("Spikes per population and the readout, first samples of the data", fontsize=10)
     return _png(fig)
 
 
@@ -86,24 +116,51 @@ def rates(counts: Counts) -> bytes:
     return _png(fig)
 
 
+def _fmt(value: float) -> str:
+    scale, unit = energy_unit(value)
+    return f"{value / scale:.3g} {unit}"
+
+
 def overview(energies: list[TargetEnergy], baseline: str, samples: int) -> bytes:
-    fig = _figure(7, 0.9 + 0.4 * len(energies))
+    """Energy per sample of every target on a log scale: the dynamic energy as the bar, the static
+    energy of the run (a target's idle power over the run time) as a hatched extension, each
+    labelled with its value, so a static share that dwarfs the dynamic one is seen, not hidden."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig = _figure(8.5, 1.3 + 0.42 * len(energies))
     ax = fig.subplots()
     names = [e.target.key for e in energies]
-    dyn = [max(e.dynamic_J / samples, 1e-18) for e in energies]
+    ys = np.arange(len(energies))
+    dyn = np.array([max(e.dynamic_J / samples, 1e-18) for e in energies])
+    tot = np.array([max(e.total_J / samples, 1e-18) for e in energies])
     colors = ["#999999" if e.target.kind == "ann" else "#4C72B0" for e in energies]
-    ax.barh(names, dyn, color=colors)
+    ax.barh(ys, dyn, color=colors)
+    static = tot > dyn * (1 + 1e-9)
+    if static.any():
+        ax.barh(ys[static], (tot - dyn)[static], left=dyn[static], color="#F4C7C7",
+                edgecolor="#C44E52", hatch="//", linewidth=0.5)
     for y, e in enumerate(energies):
+        label = _fmt(e.dynamic_J / samples)
         if e.static_J > 0:
-            ax.plot([e.total_J / samples], [y], marker="x", color="#C44E52")
+            label += f" + {_fmt(e.static_J / samples)} static"
+        ax.text(tot[y] * 1.4, y, label, va="center", fontsize=8)
     base = next((e for e in energies if e.target.key == baseline), None)
     if base is not None and base.dynamic_J > 0:
         ax.axvline(base.dynamic_J / samples, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(ys, names)
     ax.set_xscale("log")
+    ax.set_xlim(dyn.min() / 3, tot.max() * 3e3)  # room for the labels right of the longest bar
     ax.invert_yaxis()
-    ax.set_xlabel("dynamic energy per sample (J, log scale); x = with static power; "
-                  "dashed = baseline; grey = ANN")
+    ax.set_xlabel("energy per sample (J, log scale)")
     ax.set_title("Estimated energy per target")
+    handles = [Patch(color="#999999", label="ANN twin, dynamic"),
+               Patch(color="#4C72B0", label="spiking target, dynamic"),
+               Line2D([], [], color="black", linestyle="--", label=f"baseline ({baseline})")]
+    if static.any():
+        handles.insert(2, Patch(facecolor="#F4C7C7", edgecolor="#C44E52", hatch="//",
+                                label="static power over the run time"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 

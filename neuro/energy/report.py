@@ -198,6 +198,20 @@ def _md_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def accuracy_text(model: dict[str, Any]) -> str:
+    """One line on how well the model does on the data (measured when the data has labels, else
+    what training recorded, else said to be unknown)."""
+    acc = model.get("accuracy")
+    if acc and acc.get("value") is not None:
+        return (f"accuracy of the float model on this data: {acc['value']:.3f} "
+                f"({acc['samples']} labelled samples)")
+    recorded = (acc or {}).get("recorded")
+    if recorded is not None:
+        return (f"accuracy: not measured on this data (no labels); training recorded a test "
+                f"accuracy of {recorded:.3f}")
+    return "accuracy: unknown (the data has no labels and the checkpoint records none)"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m, d, b = doc["model"], doc["data"], doc["data"]["samples"]
     out = [f"# Energy estimate: {m.get('model')}", "",
@@ -205,6 +219,7 @@ def markdown(doc: dict[str, Any]) -> str:
            f"- checkpoint: `{m.get('checkpoint')}`, graph digest `{str(m.get('graph_digest'))[:16]}`",
            f"- data: {d['source']}: {d['samples']} samples x {d['steps']} steps of {m.get('dt_s'):g} s, "
            f"{d['input_kind']} input",
+           f"- {accuracy_text(m)}",
            f"- baseline: `{doc['baseline']}`", "",
            "## Energy per target", "", _md_table(SUMMARY_HEAD, _summary_rows(doc)), "",
            "## Activity (one run on the data)", "", _md_table(SYN_HEAD, _syn_rows(doc)), "",
@@ -226,7 +241,8 @@ def markdown(doc: dict[str, Any]) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}
 th{background:#f0f0f0}.warn{background:#fff6d6;border:1px solid #e0c060;padding:.5em}img{max-width:100%}
-.recalled{color:#a05000}"""
+.recalled{color:#a05000}nav{background:#f7f7f7;border:1px solid #ddd;padding:.3em 1em;display:inline-block}
+nav ul{margin:.2em 0;padding-left:1.2em}"""
 
 
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
@@ -243,6 +259,16 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
+def _toc(doc: dict[str, Any]) -> str:
+    """The page's table of contents: its sections, one link per target."""
+    e = html.escape
+    items = ['<li><a href="#summary">Energy per target</a></li>',
+             '<li><a href="#activity">Activity: raster, rates, counts</a></li>',
+             "<li>Targets: " + ", ".join(f'<a href="#{e(k)}">{e(k)}</a>' for k in doc["targets"])
+             + "</li>", '<li><a href="#assumptions">Assumptions</a></li>']
+    return "<nav><b>Contents</b><ul>" + "".join(items) + "</ul></nav>"
+
+
 def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
     """A self-contained page: inline CSS, plots embedded as base64 PNG, no external reference."""
     e, m, d, b = html.escape, doc["model"], doc["data"], doc["data"]["samples"]
@@ -256,10 +282,12 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
              f"<p>checkpoint <code>{e(str(m.get('checkpoint')))}</code>, graph digest "
              f"<code>{e(str(m.get('graph_digest'))[:16])}</code><br>data: {e(d['source'])}: "
              f"{d['samples']} samples x {d['steps']} steps of {m.get('dt_s'):g} s, {e(d['input_kind'])} "
-             f"input<br>baseline: <code>{e(str(doc['baseline']))}</code></p>",
-             "<h2>Energy per target</h2>", _html_table(SUMMARY_HEAD, _summary_rows(doc)),
+             f"input<br>{e(accuracy_text(m))}<br>baseline: <code>{e(str(doc['baseline']))}</code></p>",
+             _toc(doc),
+             "<h2 id=\"summary\">Energy per target</h2>", _html_table(SUMMARY_HEAD, _summary_rows(doc)),
              _img(figures["overview"], "energy per target"),
-             "<h2>Activity (one run on the data)</h2>", _img(figures["raster"], "spike raster"),
+             "<h2 id=\"activity\">Activity (one run on the data)</h2>",
+             _img(figures["raster"], "spike raster"),
              _img(figures["rates"], "spike rate per population"),
              _html_table(SYN_HEAD, _syn_rows(doc)), _html_table(POP_HEAD, _pop_rows(doc)),
              "<p>NeuroBench metrics of this run:</p>", _html_table(["metric", "value"], _nb_rows(doc))]
@@ -273,7 +301,7 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
         parts += [_img(figures[f"breakdown:{key}"], f"energy breakdown {key}"),
                   _html_table(["layer", *COMPONENTS, "total"], _layer_rows(t, b)),
                   _html_table(CONST_HEAD, _const_rows(t))]
-    parts += ["<h2>Assumptions</h2><ul>" + "".join(f"<li>{e(a)}</li>" for a in doc["assumptions"])
+    parts += ["<h2 id=\"assumptions\">Assumptions</h2><ul>" + "".join(f"<li>{e(a)}</li>" for a in doc["assumptions"])
               + "</ul>", f"<p>Cost tables: {e(', '.join(doc['cost_tables']))}. neuro "
               f"{e(doc['neuro_version'])}.</p></body></html>"]
     return "\n".join(parts)

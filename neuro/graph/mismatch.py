@@ -2,7 +2,9 @@
 
 For every neuron population: spike agreement (fraction of equal (step, batch, neuron) entries),
 the first step at which any spike differs, spike counts, and the membrane RMSE in float units
-(integer membrane divided by the population's scale). Users see where a chip's arithmetic departs
+(integer membrane divided by the population's scale). A non-spiking readout (LI) has no spikes:
+its row compares decisions instead (``measure="decisions"``: per sample, the ``argmax`` over
+outputs of the membrane summed over time, float vs quantized), next to the membrane RMSE. Users see where a chip's arithmetic departs
 from training long before it shows up as lost accuracy.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class LayerMismatch:
     agreement: float
     first_divergence: int | None   # step index, None if identical
     membrane_rmse: float            # float units
+    measure: str = "spikes"         # what ``agreement`` counts: "spikes" or "decisions" (readouts)
 
 
 @dataclass
@@ -43,9 +46,14 @@ class MismatchReport:
         head = (f"format {self.format}: {self.steps} steps x {self.batch} samples\n"
                 f"  {'layer':14s} {'kind':8s} {'spikes float':>12s} {'quantized':>10s} "
                 f"{'agreement':>10s} {'first diff':>10s} {'membrane RMSE':>14s}")
-        rows = [f"  {r.name:14s} {r.kind:8s} {r.spikes_float:12d} {r.spikes_quantized:10d} "
-                f"{r.agreement:10.4f} {('-' if r.first_divergence is None else str(r.first_divergence)):>10s} "
-                f"{r.membrane_rmse:14.4g}" for r in self.layers]
+        rows = []
+        for r in self.layers:
+            counts = (f"{r.spikes_float:12d} {r.spikes_quantized:10d}" if r.measure == "spikes"
+                      else f"{'-':>12s} {'-':>10s}")
+            first = "-" if r.first_divergence is None else str(r.first_divergence)
+            note = "" if r.measure == "spikes" else "  (agreement: readout decisions per sample)"
+            rows.append(f"  {r.name:14s} {r.kind:8s} {counts} {r.agreement:10.4f} {first:>10s} "
+                        f"{r.membrane_rmse:14.4g}{note}")
         return "\n".join([head, *rows])
 
 
@@ -74,6 +82,9 @@ def mismatch_report(graph: Graph, fmt: str, inputs: Any, *, quantized: Graph | N
             first = int(diff.nonzero()[0]) if bool(diff.any()) else None
             rows.append(LayerMismatch(name, node.kind, int(a.sum()), int(b.sum()),
                                       float((a == b).float().mean()), first, rmse))
-        else:
-            rows.append(LayerMismatch(name, node.kind, 0, 0, float("nan"), None, rmse))
+        else:  # a readout: compare the decisions its summed membrane gives
+            da = a.sum(0).reshape(B, -1).argmax(-1) if a.dim() > 2 else a.sum(0).argmax(-1)[None]
+            db = b.sum(0).reshape(B, -1).argmax(-1) if b.dim() > 2 else b.sum(0).argmax(-1)[None]
+            rows.append(LayerMismatch(name, node.kind, 0, 0, float((da == db).float().mean()),
+                                      None, rmse, measure="decisions"))
     return MismatchReport(q.metadata["format"]["name"], T, B, rows)

@@ -36,6 +36,11 @@ Delay            Delay: ``delay = steps * dt`` seconds (read back as ``round(del
 DelayedAffine    one branch per distinct delay value ``d``: ``Linear(W * [D == d]) -> Delay(d dt)``,
                  every branch fed by the source and summed at the destination; the bias rides on
                  the ``d = 0`` branch (an Affine). Importing rebuilds the DelayedAffine exactly.
+ChannelAffine    Affine with the diagonal weight ``diag(scale)`` and bias ``shift`` (an inference-mode
+                 BatchNorm over a flat ``[N]`` input), marked ``{"kind": "ChannelAffine"}`` in its
+                 metadata: exact (``x * s_i + 0 * x_j + shift``), read back by neuro as the
+                 ChannelAffine, by other importers as a Linear layer. Not folded into the synapse
+                 before it (``quantize`` does that), so the float weights travel unchanged.
 EGRU, other      ``ValueError: node 'x' (EGRU) cannot be expressed in NIR``
 ===============  =================================================================================
 
@@ -80,7 +85,7 @@ NEURO_FORMAT = 1
 #: neuro node kinds NIR can express
 EXPRESSIBLE = frozenset({"Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "Flatten",
                          "Threshold", "LIF", "CubaLIF", "IF", "LI", "Delay", "DelayedAffine",
-                         "SumPool2d", "AvgPool2d"})
+                         "SumPool2d", "AvgPool2d", "ChannelAffine"})
 _KEY = "neuro"
 _RTOL, _ATOL = 1e-5, 1e-7
 
@@ -224,6 +229,12 @@ def _export_node(nir: Any, name: str, node: N.Node, in_shape: tuple[int, ...] | 
         n = len(in_shape)
         return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=node.start_dim % n,
                            end_dim=node.end_dim % n)
+    if isinstance(node, N.ChannelAffine):
+        scale, shift = np.broadcast_to(node.scale, out_shape), np.broadcast_to(node.shift, out_shape)
+        if len(out_shape) != 1:
+            raise ValueError(f"node {name!r} (ChannelAffine) cannot be expressed in NIR over shape "
+                             f"{list(out_shape)}: only over a flat [N] input (after a Linear)")
+        return nir.Affine(weight=np.diag(scale).astype(np.float32), bias=shift.astype(np.float32))
     if isinstance(node, N.Threshold):
         return nir.Threshold(threshold=_bcast(node.threshold, out_shape))
     if isinstance(node, N.Delay):
@@ -297,7 +308,9 @@ def to_nir(graph: Graph) -> Any:
                 internal.append((w, d))
             continue
         nn = _export_node(nir, name, node, in_shape, shapes[name], dt)
-        if not isinstance(node, (N.Input, N.Output)):
+        if isinstance(node, N.ChannelAffine):
+            nn.metadata = {_KEY: _dumps({"kind": node.kind})}
+        elif not isinstance(node, (N.Input, N.Output)):
             std = _import_node(nir, name, nn, dt, None, None)
             extra = _overrides(std, node)
             if extra:
@@ -496,6 +509,35 @@ def _import_neuron(nir: Any, name: str, n: Any, dt: float, reset: str | None,
     return N.LIF(beta=beta, decay_input=decay_input, **common)
 
 
+def _channel_affine(nir: Any, n: Any) -> N.ChannelAffine | None:
+    """The ChannelAffine an exported diagonal Affine stands for; None when the weight is no
+    longer diagonal (a file edited by another tool is read by its NIR parameters)."""
+    if not isinstance(n, nir.Affine):
+        return None
+    w = np.asarray(n.weight)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or bool(np.any(w - np.diag(np.diag(w)))):
+        return None
+    return N.ChannelAffine(scale=np.diag(w).astype(np.float32),
+                           shift=np.asarray(n.bias, np.float32))
+
+
+def recorded_dt(nir_graph: Any) -> float | None:
+    """The step (seconds) the file records in its graph metadata ``dt`` (neuro writes it; snnTorch
+    and Norse do not), or None."""
+    meta = nir_graph.metadata if isinstance(nir_graph.metadata, dict) else {}
+    return None if meta.get("dt") is None else _resolve_dt(nir_graph, None)
+
+
+def unrecorded_resets(nir_graph: Any) -> list[str]:
+    """Spiking neuron nodes whose reset the file does not record (no neuro metadata: NIR itself
+    has no reset mechanism field, and snnTorch's exporter writes subtractive-reset neurons as
+    plain LIF nodes); they import with NIR's reset to ``v_reset`` unless told otherwise."""
+    nir = require_nir()
+    nodes, _ = _flatten(nir, nir_graph)
+    return [name for name, n in nodes.items()
+            if isinstance(n, (nir.LIF, nir.CubaLIF, nir.IF)) and _info(n) is None]
+
+
 def _info(n: Any) -> dict[str, Any] | None:
     meta = getattr(n, "metadata", None)
     if not isinstance(meta, dict) or _KEY not in meta:
@@ -673,7 +715,11 @@ def from_nir(nir_graph: Any, dt: float | None = None, *, reset: str | None = Non
             continue
         info = _info(n)
         carried = info is not None and info.get("kind") is not None and "fields" in info
-        if carried:
+        channel = _channel_affine(nir, n) if info and info.get("kind") == "ChannelAffine" else None
+        node: N.Node
+        if channel is not None:
+            node = channel
+        elif carried:
             assert info is not None  # carried implies info
             std = _import_node(nir, name, n, dt, None, None)
             node = _apply(std, info["fields"]) if info["kind"] == std.kind else std
@@ -797,6 +843,11 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
     Raises ``ValueError`` naming the file, and the node and field where there is one, for a file
     that is not NIR, a NIR version this neuro does not read, or a node type it cannot import.
     """
+    return from_nir(read_nir_graph(path), dt, reset=reset, reset_timing=reset_timing)
+
+
+def read_nir_graph(path: str | Path) -> Any:
+    """The ``nir.NIRGraph`` of a NIR file, checked as :func:`read_nir` checks it."""
     nir = require_nir()
     import h5py
     from nir.serialization import hdf2dict
@@ -823,7 +874,8 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
                          "expected 'NIRGraph'")
     nir_graph = _graph_from_dict(nir, data, str(path))  # names the node and field of a bad node
     _nir_read_check(nir, path)
-    return from_nir(nir_graph, dt, reset=reset, reset_timing=reset_timing)
+    return nir_graph
 
 
-__all__ = ["EXPRESSIBLE", "SNNTORCH_DT", "from_nir", "read_nir", "require_nir", "to_nir", "write_nir"]
+__all__ = ["EXPRESSIBLE", "SNNTORCH_DT", "from_nir", "read_nir", "read_nir_graph", "recorded_dt",
+           "require_nir", "to_nir", "unrecorded_resets", "write_nir"]

@@ -10,6 +10,12 @@ the Euler form used by SpikingJelly)::
     reset    "subtract":  v[t] = h[t] - s[t] * threshold       (soft reset)
              "zero":      v[t] = h[t] * (1 - s[t])              (hard reset to 0)
 
+The default reset is ``"zero"``, chosen for the hardware: Loihi 2's LIF (Lava), NEST's
+``iaf_psc_delta`` and SpiNNaker's LIF all reset the membrane to a potential, so a network built with
+the defaults quantizes to every number format and runs on every target. ``"subtract"`` (snnTorch's
+default, and what keeps a rate code linear at high rates) runs on the SpiNNaker and FPGA formats;
+``quantize(..., "loihi2")`` and the NEST target refuse it by name.
+
 ``reset_timing="deferred"`` reproduces snnTorch's default (``reset_delay=True``): the membrane
 state is the value *before* reset, and the reset of a spike at ``t-1`` is applied at step ``t``
 after the decay: ``h[t] = beta * v[t-1] + x[t] - s[t-1] * threshold`` (subtract) or
@@ -84,7 +90,7 @@ class LIF(Neuron):
         beta: per-step membrane decay factor in ``[0, 1]``.
         threshold: firing threshold (> 0).
         decay_input: whether the input is scaled by ``1 - beta`` (SpikingJelly ``decay_input``).
-        reset: ``"subtract"`` or ``"zero"``.
+        reset: ``"zero"`` (default: every target can run it) or ``"subtract"``.
         reset_timing: ``"immediate"`` (default) or ``"deferred"`` (snnTorch).
         detach_reset: no gradient through the spike in the reset term.
         learn_beta, learn_threshold: make them ``nn.Parameter`` (beta is clamped to [0, 1] in use).
@@ -107,7 +113,7 @@ class LIF(Neuron):
         beta: float | Tensor = 0.9,
         threshold: float | Tensor = 1.0,
         decay_input: bool = False,
-        reset: str = "subtract",
+        reset: str = "zero",
         reset_timing: str = "immediate",
         detach_reset: bool = False,
         learn_beta: bool = False,
@@ -252,7 +258,7 @@ class IF(LIF):
     kind = "IF"
 
     def __init__(self, shape: int | Sequence[int] | None = None, *, threshold: float | Tensor = 1.0,
-                 reset: str = "subtract", **kwargs: Any) -> None:
+                 reset: str = "zero", **kwargs: Any) -> None:
         for bad in ("beta", "learn_beta", "decay_input"):
             if bad in kwargs:
                 raise TypeError(f"IF has no {bad!r}: it does not leak (use LIF)")

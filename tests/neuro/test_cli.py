@@ -30,7 +30,7 @@ def test_demo_trains_and_writes_checkpoint(tmp_path):
     for target in ("loihi", "spinnaker"):  # exported, run and identical to the reference executor
         assert f"{target} " in r.stdout
         assert (tmp_path / "out" / "delay-snn" / target / "manifest.json").is_file()
-    assert "MISMATCH" not in r.stdout and "not run" not in r.stdout
+    assert "DIFFERS" not in r.stdout and "NOT RUN" not in r.stdout
     for family in ("delay-snn", "lsm"):  # every family in the table: checkpoint, targets, energy
         assert (tmp_path / "out" / family / "energy" / "report.html").is_file()
         for target in ("loihi", "spinnaker", "fpga"):

@@ -82,6 +82,10 @@ def train_delay_snn(
     def start(epoch: int) -> None:
         model.set_epoch(epoch, epochs)
         model.integer_delays(integer(epoch))
+        if integer(epoch) and (epoch == 0 or not integer(epoch - 1)):  # the phase changes: say so
+            log(f"epoch {epoch + 1}/{epochs}: from here on training uses the rounded integer delays "
+                "the deployed network has (positions frozen, weights adapt); the training loss "
+                "jumps at first because the Gaussian delay kernel is gone")
 
     def end(epoch: int, result: TrainResult) -> None:
         model.integer_delays(integer(epoch))  # evaluation switched back to the training kernel

@@ -170,6 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options ``neuro train egru`` adds."""
     parser.add_argument("--task", choices=["lm", "gesture"], default="lm",
                         help="EGRU task: word-level language model or DVS gesture")
+    parser.add_argument("--data", metavar="PATH", help="LM: PTB or WikiText-2 files; gesture: "
+                        "the DVS128 Gesture folder (default: offline stand-ins)")
     parser.add_argument("--bptt", type=int, default=None, help="EGRU LM: truncated-BPTT length")
     parser.add_argument("--batch-size", type=int, default=None, help="EGRU: batch size")
     parser.add_argument("--max-batches", type=int, default=None,

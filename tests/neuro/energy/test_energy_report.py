@@ -79,7 +79,11 @@ def test_report_files_parse(written):
     parser.feed(page)
     parser.close()
     assert parser.stack == []
-    assert not [u for u in parser.links if not u.startswith("data:")]  # self-contained
+    # self-contained: embedded images and links within the page (the table of contents)
+    assert not [u for u in parser.links if not u.startswith(("data:", "#"))]
+    anchors = [u[1:] for u in parser.links if u.startswith("#")]
+    assert {"summary", "activity", "assumptions", *doc["targets"]} <= set(anchors)
+    assert all(f'id="{a}"' in page for a in anchors)
     assert len(parser.images) == 3 + len(doc["targets"])  # overview, raster, rates, one per target
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")

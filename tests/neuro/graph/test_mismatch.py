@@ -1,6 +1,5 @@
 import math
 
-import numpy as np
 import torch
 
 from neuro.graph import from_module
@@ -43,4 +42,6 @@ def test_exact_format_reports_full_agreement():
     rep = mismatch_report(g, "spinnaker", x)
     assert rep.layers[0].agreement == 1.0 and rep.layers[0].first_divergence is None
     assert rep.layers[0].membrane_rmse < 1e-3
-    assert np.isnan(rep.layers[1].agreement)  # the LI readout has no spikes
+    # the LI readout has no spikes: its row compares the decisions of its summed membrane
+    assert rep.layers[1].measure == "decisions" and rep.layers[1].agreement == 1.0
+    assert "readout decisions" in rep.table()

@@ -91,7 +91,7 @@ def test_both_implementations_and_state_gradient(cpp):
     beta, thr = torch.tensor(0.8), torch.tensor(1.0)
     s, h, vl = lif_multistep(x, v0, beta, thr, decay_input=False, reset="subtract",
                              detach_reset=False, surrogate=ATan(), cpp=cpp)
-    loop = LIF(beta=0.8, fused=False)
+    loop = LIF(beta=0.8, reset="subtract", fused=False)
     xb, v0b = x.detach().clone().requires_grad_(), v0.detach().clone().requires_grad_()
     sb, st = loop(xb, loop.State(v0b))
     assert torch.equal(s, sb) and torch.equal(vl, st.v)

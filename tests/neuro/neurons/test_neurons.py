@@ -15,10 +15,20 @@ def _impulse(T=6, value=0.6):
     return x
 
 
+def test_lif_default_reset_is_zero_so_defaults_deploy():
+    # the default is chosen for the hardware (Loihi 2, NEST and SpiNNaker reset to a potential)
+    from neuro.graph import from_module, quantize
+    from neuro.layers import Linear, Sequential
+
+    assert LIF().reset == "zero" and IF().reset == "zero"
+    g = from_module(Sequential(Linear(3, 2), LIF(beta=0.5)))
+    assert quantize(g, "loihi2", calibration_inputs=torch.ones(4, 3)).nodes
+
+
 def test_lif_golden_trace_subtract():
     # beta 0.5, threshold 1: h = 0.5 v + x
     x = torch.tensor([0.6, 0.8, 0.0, 1.5, 0.0, 0.0]).view(6, 1, 1)
-    s, tr = LIF(beta=0.5, threshold=1.0)(x, record=True)
+    s, tr = LIF(beta=0.5, threshold=1.0, reset="subtract")(x, record=True)
     assert s.flatten().tolist() == [0, 1, 0, 1, 0, 0]
     # h: 0.6, 1.1 -> v 0.1, 0.05, 1.525 -> 0.525, 0.2625, 0.13125
     torch.testing.assert_close(tr.v.flatten(), torch.tensor([0.6, 0.1, 0.05, 0.525, 0.2625, 0.13125]))
@@ -30,14 +40,14 @@ def test_lif_golden_trace_zero_reset_and_decay_input():
     assert s.flatten().tolist() == [0, 1, 0, 1, 0, 0]
     torch.testing.assert_close(tr.v.flatten(), torch.tensor([0.6, 0.0, 0.0, 0.0, 0.0, 0.0]))
     # decay_input: h = v + (x - v) (1 - beta) = 0.5 v + 0.5 x
-    s, tr = LIF(beta=0.5, decay_input=True)(torch.full((3, 1, 1), 1.5), record=True)
+    s, tr = LIF(beta=0.5, decay_input=True, reset="subtract")(torch.full((3, 1, 1), 1.5), record=True)
     torch.testing.assert_close(tr.v.flatten(), torch.tensor([0.75, 0.125, 0.8125]))
     assert s.flatten().tolist() == [0, 1, 0]
 
 
 def test_deferred_reset_is_snntorch_convention():
     x = torch.tensor([1.2, 0.0, 0.0]).view(3, 1, 1)
-    s, tr = LIF(beta=0.5, reset_timing="deferred")(x, record=True)
+    s, tr = LIF(beta=0.5, reset="subtract", reset_timing="deferred")(x, record=True)
     # t0: U=1.2 spikes (pre-reset kept); t1: U = 0.5*1.2 - 1 = -0.4; t2: -0.2
     assert s.flatten().tolist() == [1, 0, 0]
     torch.testing.assert_close(tr.v.flatten(), torch.tensor([1.2, -0.4, -0.2]))
@@ -52,7 +62,7 @@ def test_refractory_period_blocks_input():
 
 
 def test_if_neuron_integrates_without_leak():
-    s, tr = IF(threshold=1.0)(torch.full((4, 1, 1), 0.3), record=True)
+    s, tr = IF(threshold=1.0, reset="subtract")(torch.full((4, 1, 1), 0.3), record=True)
     torch.testing.assert_close(tr.v.flatten(), torch.tensor([0.3, 0.6, 0.9, 0.2]))
     assert s.flatten().tolist() == [0, 0, 0, 1]
     with pytest.raises(TypeError, match="does not leak"):
