@@ -22,6 +22,10 @@ Two arithmetic families share the same graph:
         v = overflow(decay(v, beta) + i)
         s = v >= vth  (or v > vth) ;  v = 0 or v - vth where s
 
+    An EGRU population (fixed formats with fraction bits only) reads its gates from tables of
+    ``2^gate_table_bits`` segments over ``[-2^sigmoid_range_log2, 2^sigmoid_range_log2)`` (sigmoid)
+    and ``[-2^tanh_range_log2, ...)`` (tanh), interpolated linearly (``neuro.graph.egru_int``).
+
     ``decay`` is either ``"mantissa"`` (``(v * m) >> decay_bits``, ``m = round(beta 2^decay_bits)``)
     or ``"shift"`` (``v - (v >> k)``, ``beta ~ 1 - 2^-k``); ``rounding`` says how the right shift
     rounds (``"floor"``: arithmetic shift; ``"toward_zero"``: on the magnitude, as Lava and an ONNX
@@ -60,6 +64,9 @@ class NumberFormat:
     threshold_bits: int = 0          # Loihi: 17-bit unsigned vth; 0 = state_bits
     max_delay: int = 0               # longest per-synapse delay in steps (0: no limit in the format)
     update_order: tuple[str, ...] = ("synapse", "current", "voltage", "spike", "reset")
+    gate_table_bits: int = 8         # EGRU gates: 2^bits table segments (neuro.graph.egru_int)
+    sigmoid_range_log2: int = 3      # sigmoid table over [-2^r, 2^r) (8: [-8, 8))
+    tanh_range_log2: int = 2         # tanh table over [-2^r, 2^r) (4: [-4, 4))
 
     def __post_init__(self) -> None:
         checks = [("family", self.family, FAMILIES), ("decay", self.decay, DECAYS),
@@ -70,6 +77,10 @@ class NumberFormat:
                 raise ValueError(f"NumberFormat {self.name!r}: {field} must be one of {allowed}, got {value!r}")
         if not 2 <= self.weight_bits <= 32 or not 4 <= self.state_bits <= 63:
             raise ValueError(f"NumberFormat {self.name!r}: weight_bits/state_bits out of range")
+        if not 1 <= self.gate_table_bits <= 16 or not 0 <= self.sigmoid_range_log2 <= 8 \
+                or not 0 <= self.tanh_range_log2 <= 8:
+            raise ValueError(f"NumberFormat {self.name!r}: gate_table_bits must lie in [1, 16] and "
+                             "the gate ranges' log2 in [0, 8]")
 
     # -- integer limits -------------------------------------------------------------------------
     @property
