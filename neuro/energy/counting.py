@@ -28,7 +28,9 @@ Populations (neuron nodes ``LIF``, ``CubaLIF``, ``IF``, ``LI``, ``EGRU``, ``Thre
   ``Threshold``: non-zero input; ``CubaLIF``: the synaptic current is not inspected separately);
 * ``events``: non-zero outputs (spikes; graded events for EGRU); ``LI`` is not spiking (0);
 * ``packets``: the events of a population that feeds a synapse layer (one multicast packet per
-  event, whatever the fan-out);
+  event, whatever the fan-out; an ``EGRU`` with recurrent weights feeds its own). An ``Input``
+  step whose values are not all spikes (real values such as an embedding) is sent densely, one
+  packet per entry, as the SpiNNaker simulator's graded-event path does;
 * activation sparsity: ``1 - events / (neurons x T x B)`` over the spiking populations (not the
   input, not ``LI``), NeuroBench's ``ActivationSparsity``.
 """
@@ -278,7 +280,12 @@ def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str,
     if p.spiking:
         p.events += events
     if p.feeds_synapses:
-        p.packets += events
+        real = ~_spike_slices(out) if node.role == "input" else None
+        if real is not None and bool(real.any()):  # real-valued input steps: every entry
+            per_step = int(math.prod(out.shape[2:]))
+            p.packets += int((out != 0)[~real].sum()) + int(real.sum()) * per_step
+        else:
+            p.packets += events
     if node.role == "input":
         return
     n = p.neurons * out.shape[0] * out.shape[1]
@@ -338,8 +345,9 @@ def count(graph: Graph, x: Any, *, batch_size: int = 64, progress: bool | None =
     for name, node in graph.nodes.items():
         if node.role in ("input", "neuron"):
             n = int(math.prod(shapes[name]))
-            pops[name] = PopulationCounts(name, node.kind, n, node.spiking,
-                                          _feeds_synapses(graph, name, synapse_nodes), entries=n * T * B,
+            feeds = _feeds_synapses(graph, name, synapse_nodes) or (
+                type(node) is N.EGRU and bool(np.any(np.asarray(node.recurrent_kernel) != 0)))
+            pops[name] = PopulationCounts(name, node.kind, n, node.spiking, feeds, entries=n * T * B,
                                           is_input=node.role == "input")
     raster: dict[str, np.ndarray] = {}
     binary_input = True

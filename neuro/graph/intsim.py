@@ -246,7 +246,8 @@ class _IntRunner:
         prev = np.zeros((B, cell.H), np.int64)
         c = np.zeros((B, cell.H), np.int64)
         for t in range(T):
-            bh = cell.gates_h(_matmul_exact(prev, self.r.T, self.r))
+            live = np.flatnonzero(prev.any(0))  # units with an event in some sample: their rows
+            bh = cell.gates_h(prev[:, live] @ self.r[live])  # exact int64
             prev, c = cell.step(ax[t], bh, c)
             y[t] = prev
             if self.trace is not None:

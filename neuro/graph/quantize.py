@@ -138,7 +138,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     fold_channel_affines(g)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
-    if calibration_inputs is not None:
+    if calibration_inputs is not None and any(type(g.nodes[n]) is not N.EGRU for n in pops):
         rec = simulate(graph, calibration_inputs, record=True, record_membranes=True)
         for n in pops:
             key = f"{n}.v"

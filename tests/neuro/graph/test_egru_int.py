@@ -130,3 +130,14 @@ def test_egru_quantize_errors_name_node_and_field():
                 [("in", "e"), ("e", "w"), ("w", "n"), ("n", "out")]).validate()
     with pytest.raises(GraphError, match=r"node 'w' \(Linear\) reads EGRU 'e'"):
         quantize(bad, "spinnaker")
+
+
+def test_mismatch_report_covers_egru():
+    from neuro.graph.mismatch import mismatch_report
+
+    g = egru_stack()
+    x = (np.random.default_rng(0).random((100, 6)) < 0.3).astype(np.float32)
+    rep = mismatch_report(g, "spinnaker", x)
+    rows = {r.name: r for r in rep.layers}
+    assert rows["0"].kind == "EGRU" and rows["0"].agreement > 0.99 and rows["0"].spikes_float > 50
+    assert 0 < rows["0"].membrane_rmse < 1e-2
