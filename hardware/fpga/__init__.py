@@ -55,6 +55,13 @@ agreement = 1.0
 
 VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to this many synapses
 
+#: why a kind has no FPGA form yet (printed with the refusal)
+WHY = {
+    "EGRU": "the FPGA formats (int8/int16, no fraction bits) have no integer EGRU yet; its "
+            "fixed-point form (gate tables, s16.15) exists for the 'spinnaker' format only "
+            "(neuro.graph.egru_int), and the ONNX step graph and Verilog do not implement it",
+}
+
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
 FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine}
 
@@ -86,7 +93,8 @@ def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = F
     for n, node in graph.nodes.items():
         allowed = FLOAT_KINDS if not meta_fmt else intgraph.KINDS
         if type(node) not in allowed:
-            problems.append(f"node {n!r} ({node.kind}) has no integer form on target fpga "
+            why = f": {WHY[node.kind]}" if node.kind in WHY else ""
+            problems.append(f"node {n!r} ({node.kind}) has no integer form on target fpga{why} "
                             f"(supported: {', '.join(sorted({c.kind for c in allowed}))})")
             continue
         if node.role == "neuron":

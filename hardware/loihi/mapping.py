@@ -76,6 +76,13 @@ KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.ChannelAffine, 
 SUPPORTED_KINDS = sorted(c.kind for c in KINDS)
 #: neuron fields that Lava's LIF holds in one register per process
 ONE_VALUE = ("threshold", "beta", "alpha")
+#: why a kind with no Lava process cannot simply get one (printed with the refusal)
+WHY = {
+    "EGRU": "its gates multiply state by state (z * c, r * (R y), sigmoid/tanh of real sums) and "
+            "its events carry a graded payload y; Lava 0.10's LIF/Dense processes only add "
+            "weighted binary spikes into a leaky membrane, and no custom EGRU process model "
+            "is implemented",
+}
 
 
 @dataclass
@@ -129,7 +136,8 @@ def plan(g: Graph) -> Plan:
     unsupported = [n for n, node in g.nodes.items() if type(node) not in KINDS]
     for n in unsupported:
         kind = g.nodes[n].kind
-        problems.append(f"node {n!r} ({kind}): no Lava process implements {kind} (Loihi "
+        why = f": {WHY[kind]}" if kind in WHY else ""
+        problems.append(f"node {n!r} ({kind}): no Lava process implements {kind}{why} (Loihi "
                         f"supports {', '.join(SUPPORTED_KINDS)})")
     try:
         sched = g.schedule()
