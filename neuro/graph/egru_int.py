@@ -1,7 +1,7 @@
 """The integer EGRU: its registers, gate tables and one fixed-point step.
 
-A number format with ``F = frac_bits`` fraction bits (``spinnaker``: s16.15, ``F = 15``) holds an
-EGRU population (``neuro.graph.nodes.EGRU``; float equations in ``neuro.neurons.egru``) as
+A number format with ``F = frac_bits`` fraction bits (``spinnaker``: s16.15, ``F = 15``; a
+pure-integer format uses its ``egru_frac_bits``: FPGA ``int16`` has ``F = 12``) holds an EGRU population (``neuro.graph.nodes.EGRU``; float equations in ``neuro.neurons.egru``) as
 integers; a real value ``v`` is the integer ``round(v 2^F)``, ``ONE = 2^F``.
 
 Registers (set by :func:`quantize_egru`, kept in the node's fields and ``node.q``):
@@ -30,7 +30,7 @@ Registers (set by :func:`quantize_egru`, kept in the node's fields and ``node.q`
   (``1 - sigmoid(8) = 3.4e-4``, ``1 - tanh(4) = 6.7e-4``); inside the ranges interpolation and
   rounding give at most ``8.1e-5`` and ``1.3e-4``.
 
-One step (``>>`` is an arithmetic shift, i.e. floor; a negative shift count is an exact left
+One step (``>>`` is an arithmetic shift, i.e. floor, in every format; a negative shift count is an exact left
 shift; ``sat`` clips to the ``state_bits`` register; products are exact in 64 bits)::
 
     ax = sat((x[t] . Wq) >> (kf + in_frac - F)) + bx           [3H]   gate inputs of the input
@@ -61,12 +61,14 @@ MAX_WEIGHT_FRAC = 30
 
 
 def gate_table(fn: str, fmt: NumberFormat) -> np.ndarray:
-    """The ``N + 1`` knots of ``"sigmoid"`` or ``"tanh"`` in format ``fmt`` (module docstring)."""
+    """The ``N + 1`` knots of ``"sigmoid"`` or ``"tanh"`` in format ``fmt`` (module docstring),
+    with its EGRU fraction bits (``frac_bits``, else ``egru_frac_bits``)."""
+    F = fmt.frac_bits or fmt.egru_frac_bits
     r = fmt.sigmoid_range_log2 if fn == "sigmoid" else fmt.tanh_range_log2
     n = 1 << fmt.gate_table_bits
     x = -float(1 << r) + np.arange(n + 1, dtype=np.float64) * (2.0 * (1 << r) / n)
     y = 1.0 / (1.0 + np.exp(-x)) if fn == "sigmoid" else np.tanh(x)
-    return np.round(y * (1 << fmt.frac_bits)).astype(np.int64)
+    return np.round(y * (1 << F)).astype(np.int64)
 
 
 def table_shift(range_log2: int, frac_bits: int, table_bits: int) -> int:
@@ -159,10 +161,11 @@ def weight_frac(w: np.ndarray, fmt: NumberFormat, name: str, field: str) -> int:
 
 def quantize_egru(name: str, node: Any, fmt: NumberFormat, in_frac: int) -> None:
     """Replace ``node``'s weights and biases by their integers and set ``node.q`` (in place)."""
-    if fmt.family != "fixed" or fmt.frac_bits == 0:
+    F = fmt.frac_bits or fmt.egru_frac_bits
+    if fmt.family != "fixed" or F == 0:
         raise ValueError(f"node {name!r} (EGRU): no integer form in format {fmt.name} (the integer "
-                         "EGRU needs a fixed-point state with fraction bits, e.g. 'spinnaker' s16.15)")
-    F = fmt.frac_bits
+                         "EGRU needs a fixed-point state with fraction bits: 'spinnaker' s16.15, "
+                         "FPGA 'int16' with 12)")
     if table_shift(min(fmt.sigmoid_range_log2, fmt.tanh_range_log2), F, fmt.gate_table_bits) < 0:
         raise ValueError(f"format {fmt.name}: gate_table_bits {fmt.gate_table_bits} is finer than "
                          f"the {F} fraction bits over the gate ranges")

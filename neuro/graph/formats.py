@@ -24,7 +24,8 @@ Two arithmetic families share the same graph:
 
     An EGRU population (fixed formats with fraction bits only) reads its gates from tables of
     ``2^gate_table_bits`` segments over ``[-2^sigmoid_range_log2, 2^sigmoid_range_log2)`` (sigmoid)
-    and ``[-2^tanh_range_log2, ...)`` (tanh), interpolated linearly (``neuro.graph.egru_int``).
+    and ``[-2^tanh_range_log2, ...)`` (tanh), interpolated linearly (``neuro.graph.egru_int``), with
+    ``frac_bits`` fraction bits, or ``egru_frac_bits`` in a pure-integer format (FPGA ``int16``: 12).
 
     ``decay`` is either ``"mantissa"`` (``(v * m) >> decay_bits``, ``m = round(beta 2^decay_bits)``)
     or ``"shift"`` (``v - (v >> k)``, ``beta ~ 1 - 2^-k``); ``rounding`` says how the right shift
@@ -67,6 +68,7 @@ class NumberFormat:
     gate_table_bits: int = 8         # EGRU gates: 2^bits table segments (neuro.graph.egru_int)
     sigmoid_range_log2: int = 3      # sigmoid table over [-2^r, 2^r) (8: [-8, 8))
     tanh_range_log2: int = 2         # tanh table over [-2^r, 2^r) (4: [-4, 4))
+    egru_frac_bits: int = 0          # EGRU fraction bits where frac_bits is 0 (0: no EGRU form)
 
     def __post_init__(self) -> None:
         checks = [("family", self.family, FAMILIES), ("decay", self.decay, DECAYS),
@@ -141,7 +143,8 @@ per-population left shift, decays ``exp(-dt/tau)`` as 15-bit fractions."""
 def fpga(weight_bits: int = 8, *, leak: str = "shift", state_bits: int | None = None,
          rounding: str = "toward_zero", overflow: str = "saturate") -> NumberFormat:
     """Configurable FPGA format: ``int8``/``int16`` weights, ``leak`` ``"shift"`` or ``"mantissa"``
-    (12-bit), state ``2 x weight_bits`` wide unless given."""
+    (12-bit), state ``2 x weight_bits`` wide unless given. With 16-bit weights an EGRU population
+    has an integer form with 12 fraction bits (s19.12 in the 32-bit state)."""
     if leak not in ("shift", "mantissa"):
         raise ValueError(f"fpga leak must be 'shift' or 'mantissa', got {leak!r}")
     return NumberFormat(
@@ -149,6 +152,7 @@ def fpga(weight_bits: int = 8, *, leak: str = "shift", state_bits: int | None = 
         weight_bits=weight_bits, weight_exp_range=(0, 0), state_bits=state_bits or 2 * weight_bits,
         frac_bits=0, decay=leak, decay_bits=12, rounding=rounding, overflow=overflow,
         spike_rule="ge", resets=("zero", "subtract"),
+        egru_frac_bits=12 if weight_bits >= 16 else 0,
     )
 
 

@@ -93,14 +93,14 @@ def _egru_in_frac(g: Graph, name: str, fmt: NumberFormat, input_frac_bits: int) 
         if src.role == "input":
             fracs.add(input_frac_bits)
         elif type(src) is N.EGRU:
-            fracs.add(fmt.frac_bits)
+            fracs.add(fmt.frac_bits or fmt.egru_frac_bits)
         else:
             raise GraphError(f"node {name!r} (EGRU): input {p!r} ({src.kind}) has no integer form "
                              "for an EGRU; an integer EGRU reads Inputs and EGRU populations")
     if len(fracs) != 1:
         raise GraphError(f"node {name!r} (EGRU): its inputs have different fraction widths "
                          f"{sorted(fracs)} (Input values with input_frac_bits={input_frac_bits}, "
-                         f"EGRU events with {fmt.frac_bits})")
+                         f"EGRU events with {fmt.frac_bits or fmt.egru_frac_bits})")
     for s in g.successors(name):
         if type(g.nodes[s]) not in (N.EGRU, N.Output):
             raise GraphError(f"node {s!r} ({g.nodes[s].kind}) reads EGRU {name!r}: its graded "
@@ -156,7 +156,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                 quantize_egru(n, node, fmt, _egru_in_frac(g, n, fmt, in_frac))
             except ValueError as exc:
                 raise GraphError(str(exc)) from None
-            scales[n] = float(1 << fmt.frac_bits)
+            scales[n] = float(node.q["scale"])
             continue
         problems = neuron_problems(n, node, fmt)
         if problems:

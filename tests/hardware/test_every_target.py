@@ -2,7 +2,7 @@
 workflow (``check_target``: supports -> compile -> run -> compare) and keeps its promise: bit for bit
 with the integer reference executor for quantized targets, the stated agreement for float ones.
 A new target in the table is tested here with no new test code. A target that cannot run a
-network (EGRU on Loihi, NEST, FPGA) must refuse it in ``supports`` naming every node and why
+network (EGRU on Loihi and NEST) must refuse it in ``supports`` naming every node and why
 (``REFUSED``)."""
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ NETWORK_NAMES = ["delay", "egru", "feedforward", "lsm", "reservoir"]  # the ``ne
 REFUSED = {
     ("loihi", "egru"): ("no Lava process implements EGRU", "multiply", "graded"),
     ("nest", "egru"): ("no mapping for kind EGRU", "multiplicative gates", "graded"),
-    ("fpga", "egru"): ("EGRU", "no integer EGRU yet", "ONNX step graph"),
 }
 PAIRS = [(t, n) for t in TARGETS for n in NETWORK_NAMES]
 
