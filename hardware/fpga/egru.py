@@ -19,7 +19,6 @@ from neuro.graph.formats import get_format
 from neuro.hardware.base import (
     ArtifactError,
     Result,
-    UnsupportedGraph,
     load_artifact_graph,
     prepare_graph,
     write_artifact,

@@ -55,6 +55,7 @@ def build_step_model(q: Any) -> Any:
     shapes = q.infer_shapes()
     ins, outs = [], []
     value: dict[str, str] = {}
+    node: Any  # fields read by name
     for name in q.schedule().order:
         node = q.nodes[name]
         if node.role == "input":
@@ -63,11 +64,11 @@ def build_step_model(q: Any) -> Any:
             continue
         if type(node) is not N.EGRU:
             continue
-        qq = node.q
+        qq: dict[str, Any] = node.q or {}
         H, F = int(node.recurrent_kernel.shape[0]), int(qq["frac_bits"])
         lo, hi = -(1 << (int(qq["state_bits"]) - 1)), (1 << (int(qq["state_bits"]) - 1)) - 1
 
-        def sat(v: str) -> str:
+        def sat(v: str, lo: int = lo, hi: int = hi) -> str:
             return b.op("Clip", [v, b.ic(lo), b.ic(hi)], "sat")
 
         c_in, y_in = f"state/{name}/c", f"state/{name}/y"
@@ -115,10 +116,11 @@ def build_step_model(q: Any) -> Any:
 def resources(q: Any) -> dict[str, Any]:
     """Storage and arithmetic of the EGRU step (an estimate of what an FPGA design holds)."""
     out: dict[str, Any] = {"layers": {}}
+    node: Any
     for name, node in q.nodes.items():
         if type(node) is not N.EGRU:
             continue
-        qq = node.q
+        qq: dict[str, Any] = node.q or {}
         nnz = int(np.count_nonzero(node.kernel)) + int(np.count_nonzero(node.recurrent_kernel))
         H = int(node.recurrent_kernel.shape[0])
         out["layers"][name] = {

@@ -25,7 +25,13 @@ import numpy as np
 
 from neuro.graph import nodes as N
 from neuro.graph.egru_int import Cell
-from neuro.hardware.base import Result, UnsupportedGraph, load_artifact_graph, prepare_graph, write_artifact
+from neuro.hardware.base import (
+    Result,
+    UnsupportedGraph,
+    load_artifact_graph,
+    prepare_graph,
+    write_artifact,
+)
 
 from . import egru_artifact, egru_engine
 from .egru_map import TARGET, build, graph_problems

@@ -114,7 +114,7 @@ def run(m: GradedMapping, cells: dict[str, Cell], inputs: np.ndarray
                 if p.kind == "source" and p.dense:
                     c["dense_input_packets"] += k
                 per_vertex[0, v.id] += k
-                passes = []
+                passes: list[int] = []
                 for q, link in enumerate(tree.links):
                     par = tree.parent[q]
                     reach = k if par < 0 else passes[par]

@@ -257,7 +257,10 @@ def _mapping(machine: Machine, pops: list[GradedPopulation], projs: list[GradedP
         summary.append({"name": pr.name, "pre": pr.pre, "post": pr.post, "bank": BANKS[pr.bank],
                         "synapses": int(nnz), "weights": int(pr.weight.size)})
     keys = sorted(rows)
-    starts, words, row0, at, n_rows = [np.zeros(1, np.int64)], [], [], 0, 0
+    starts: list[np.ndarray] = [np.zeros(1, np.int64)]
+    chunks: list[np.ndarray] = []
+    row0: list[int] = []
+    at = n_rows = 0
     for key in keys:
         atoms = np.concatenate([a for a, _ in rows[key]])
         ws = np.concatenate([w for _, w in rows[key]])
@@ -265,7 +268,7 @@ def _mapping(machine: Machine, pops: list[GradedPopulation], projs: list[GradedP
         n = vertices[key[0]].n
         row0.append(n_rows)
         starts.append(at + np.cumsum(np.bincount(atoms, minlength=n)))
-        words.append(ws[order])
+        chunks.append(ws[order])
         at += ws.size
         n_rows += n
     row_start = np.concatenate(starts)
@@ -273,7 +276,7 @@ def _mapping(machine: Machine, pops: list[GradedPopulation], projs: list[GradedP
         machine, pops, vertices, np.array([k for k, _ in keys], np.int64),
         np.array([t for _, t in keys], np.int64), np.array(row0, np.int64),
         row_start.astype(np.int64),
-        np.concatenate(words).astype(np.uint32) if words else np.zeros(0, np.uint32),
+        np.concatenate(chunks).astype(np.uint32) if chunks else np.zeros(0, np.uint32),
         {}, outputs, summary)
 
 

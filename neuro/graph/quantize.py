@@ -156,7 +156,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                 quantize_egru(n, node, fmt, _egru_in_frac(g, n, fmt, in_frac))
             except ValueError as exc:
                 raise GraphError(str(exc)) from None
-            scales[n] = float(node.q["scale"])
+            scales[n] = float(cast(dict, node.q)["scale"])
             continue
         problems = neuron_problems(n, node, fmt)
         if problems:
