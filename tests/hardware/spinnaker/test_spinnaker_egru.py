@@ -151,3 +151,30 @@ def test_egru_refusals_name_node_and_reason():
 @pytest.mark.parametrize("bad", ["loihi2"])
 def test_egru_is_refused_in_other_formats(bad):
     assert "not one of ['spinnaker']" in spinnaker.supports(stack(), bad)[0]
+
+
+def test_cli_run_keeps_graded_events_and_reports_the_event_rate(tmp_path, capsys):
+    from neuro.cli import main
+
+    art = spinnaker.compile(stack(), tmp_path / "a")
+    x = spikes(50, 1, 6)[:, 0]
+    np.savez(tmp_path / "in.npz", spikes=x.astype(np.uint8))
+    assert main(["run", str(art), "--input", str(tmp_path / "in.npz"), "--out",
+                 str(tmp_path / "out.npz")]) == 0
+    y = spinnaker.run(art, x).spikes["1"][:, 0]
+    saved = np.load(tmp_path / "out.npz")["spikes"]
+    np.testing.assert_array_equal(saved, y)  # graded s16.15 values, not cast to 0/1 bytes
+    assert y.max() > 1
+    assert f"(rate {(y != 0).mean():.4f})" in capsys.readouterr().out
+
+
+def test_tampered_artifact_is_refused(tmp_path):
+    from neuro.hardware.base import ArtifactError
+
+    art = spinnaker.compile(stack(), tmp_path / "a")
+    with np.load(art / "egru_synapses.npz") as f:
+        arrays = dict(f)
+    arrays["words"] = arrays["words"] ^ np.uint32(1 << 16)
+    np.savez(art / "egru_synapses.npz", **arrays)
+    with pytest.raises(ArtifactError, match="egru_synapses.npz"):
+        spinnaker.run(art, spikes(5, 1, 6))
