@@ -29,8 +29,9 @@ Populations (neuron nodes ``LIF``, ``CubaLIF``, ``IF``, ``LI``, ``EGRU``, ``Thre
 * ``events``: non-zero outputs (spikes; graded events for EGRU); ``LI`` is not spiking (0);
 * ``packets``: the events of a population that feeds a synapse layer (one multicast packet per
   event, whatever the fan-out; an ``EGRU`` with recurrent weights feeds its own). An ``Input``
-  step whose values are not all spikes (real values such as an embedding) is sent densely, one
-  packet per entry, as the SpiNNaker simulator's graded-event path does;
+  read by an EGRU as fixed-point reals (``in_frac > 0`` in a quantized graph; non-integer values
+  in a float graph, such as an embedding) is sent densely, one packet per entry per step, as the
+  SpiNNaker simulator's graded-event path does;
 * activation sparsity: ``1 - events / (neurons x T x B)`` over the spiking populations (not the
   input, not ``LI``), NeuroBench's ``ActivationSparsity``.
 """
@@ -272,6 +273,20 @@ def _count_synapse(s: SynapseCounts, graph: Graph, delayed: set[tuple[str, str]]
     s.input_entries += int(nz_u.numel())
 
 
+def _dense_input_steps(graph: Graph, name: str, out: Tensor) -> Tensor | None:
+    """``[T, B]`` bool: the steps at which Input ``name`` is sent densely (every entry a packet),
+    as the SpiNNaker simulator's graded-event path sends an Input read by an EGRU with fraction
+    bits (``q["in_frac"] > 0``: every step; in a float graph: steps holding non-integer values);
+    None for an Input no EGRU reads (its non-zero values are the packets)."""
+    egrus = [graph.nodes[s] for s in graph.successors(name) if type(graph.nodes[s]) is N.EGRU]
+    if not egrus:
+        return None
+    if any(int((cast(Any, e).q or {}).get("in_frac", 0)) > 0 for e in egrus):
+        return torch.ones(out.shape[:2], dtype=torch.bool)
+    flat = out.reshape(out.shape[0], out.shape[1], -1)
+    return (flat != flat.round()).any(-1)
+
+
 def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str, str]],
                       values: dict[str, Tensor]) -> None:
     """Add one chunk's updates, events and packets of population ``p``."""
@@ -280,10 +295,10 @@ def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str,
     if p.spiking:
         p.events += events
     if p.feeds_synapses:
-        real = ~_spike_slices(out) if node.role == "input" else None
-        if real is not None and bool(real.any()):  # real-valued input steps: every entry
+        dense = _dense_input_steps(graph, p.name, out) if node.role == "input" else None
+        if dense is not None and bool(dense.any()):  # sent densely: every entry of those steps
             per_step = int(math.prod(out.shape[2:]))
-            p.packets += int((out != 0)[~real].sum()) + int(real.sum()) * per_step
+            p.packets += int((out != 0)[~dense].sum()) + int(dense.sum()) * per_step
         else:
             p.packets += events
     if node.role == "input":
