@@ -40,11 +40,11 @@ def test_int16_step_graph_is_bit_exact_over_500_steps(tmp_path):
 
 
 def test_int16_egru_follows_the_float_model():
-    g, x = stack(), spikes(300, 2)
+    g, x = stack(), spikes(200, 2)
     yf, yi = simulate(g, x, record=True), simulate(quantize(g, "int16"), x, record=True)
     for n in ("0", "1"):
         a, b = yf[n].numpy(), yi[n].numpy() / 2**12  # 12 fraction bits
-        assert ((a != 0) == (b != 0)).mean() >= 0.995  # measured 0.998 and 0.997 over 500 steps
+        assert ((a != 0) == (b != 0)).mean() >= 0.995  # measured 0.9973, 0.9969 (500 steps: 0.998, 0.997)
 
 
 def test_int8_and_verilog_are_refused_by_name(tmp_path):

@@ -92,19 +92,19 @@ def test_integer_egru_follows_its_documented_equations():
     assert first == [(0, 2, 9267), (1, 2, 14328), (2, 0, 6509)]
 
 
-def test_integer_egru_stack_follows_the_float_model_over_500_steps():
+def test_integer_egru_stack_follows_the_float_model():
     g = egru_stack()
     q = quantize(g, "spinnaker")
-    x = (np.random.default_rng(0).random((500, 2, 6)) < 0.3).astype(np.float32)
+    x = (np.random.default_rng(0).random((200, 2, 6)) < 0.3).astype(np.float32)
     yf, yi = simulate(g, x, record=True), simulate(q, x, record=True, record_membranes=True)
     for n in ("0", "1"):
         a, b = yf[n].numpy(), yi[n].numpy() / 2**F
-        assert ((a != 0) == (b != 0)).mean() >= 0.999  # measured 0.9998 and 0.99988
+        assert ((a != 0) == (b != 0)).mean() >= 0.999  # measured 1.0 and 1.0 (0.9998, 0.99988 over 500 steps)
         both = (a != 0) & (b != 0)
         err = np.abs(a - b)[both]
-        assert err.max() < 5e-3 and err.mean() < 2e-4  # measured 2.1e-3 and about 1e-4
+        assert err.max() < 5e-3 and err.mean() < 2e-4  # measured 1.5e-4, 8e-5 (500 steps: 2.1e-3, 1e-4)
         assert yi[f"{n}.v"].shape == yi[n].shape  # the state c after reset
-    assert int((yi["0"] != 0).sum()) > 1000
+    assert int((yi["0"] != 0).sum()) > 400
 
 
 def test_quantized_egru_graph_roundtrips(tmp_path):
