@@ -207,8 +207,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     output = values[out_name].numpy()
     extra = {"output": output}
     if args.out:
-        save_spikes(args.out, spikes.astype(np.uint8) if spiking else spikes, **extra)
-    rate = float(spikes.mean()) if spiking else float("nan")
+        save_spikes(args.out, spikes.astype(np.uint8) if spiking and np.isin(spikes, (0, 1)).all() else spikes, **extra)
+    rate = float((spikes != 0).mean()) if spiking else float("nan")  # events (EGRU: graded)
     print(f"ran {meta['model']} on {spikes_in.shape} input: spikes of {last_spiking!r} "
           f"{list(spikes.shape)} (rate {rate:.4f}), output {out_name!r} {list(output.shape)}"
           + (f" -> {args.out}" if args.out else ""))
@@ -303,8 +303,8 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     if squeeze:
         spikes, output = spikes[:, 0], output[:, 0]
     if args.out:
-        save_spikes(args.out, spikes.astype(np.uint8) if spiking else spikes, output=output)
-    rate = float(spikes.mean()) if spiking else float("nan")
+        save_spikes(args.out, spikes.astype(np.uint8) if spiking and np.isin(spikes, (0, 1)).all() else spikes, output=output)
+    rate = float((spikes != 0).mean()) if spiking else float("nan")  # events (EGRU: graded)
     print(f"ran {manifest['target']} artifact {path} ({manifest['number_format']}) on "
           f"{list(x.shape)} input: spikes of {spiking[-1] if spiking else out_name!r} "
           f"{list(spikes.shape)} (rate {rate:.4f}), output {out_name!r} {list(output.shape)}"

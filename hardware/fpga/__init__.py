@@ -18,6 +18,10 @@ Formats: ``int8`` (default), ``int16``, ``int8-m12``, ``int16-m12`` (``neuro.gra
 ``-m12`` is the 12-bit mantissa leak, otherwise the shift leak ``v - (v >> k)``). Timing: the
 step graph has no latency, so output step ``t`` belongs to input step ``t``, as in the reference
 executor (see :mod:`.intgraph`).
+
+A graph with EGRU populations (``int16``: 16-bit weights, 12 fraction bits, gate tables) gets
+``egru_step.onnx`` instead (:mod:`.egru`, :mod:`.egru_onnx`): the step graph of the EGRU stack,
+run by onnxruntime bit-exact with the integer reference executor; no Verilog, no int8 form.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ from neuro.hardware.base import (
     write_artifact,
 )
 
-from . import intgraph, onnx_step, resources
+from . import egru, intgraph, onnx_step, resources
 
 if TYPE_CHECKING:
     from neuro.graph import Graph
@@ -67,6 +71,8 @@ def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = F
     already quantized is checked field by field against the format's bit widths: a weight wider
     than ``weight_bits`` is a problem naming the layer and the bits needed unless
     ``saturate_weights`` (then ``compile`` clips it to the format's range)."""
+    if egru.has_egru(graph):  # the EGRU step graph (hardware/fpga/egru.py)
+        return egru.supports(graph, fmt, formats)
     problems: list[str] = []
     meta_fmt = graph.metadata.get("format")
     current = meta_fmt.get("name") if meta_fmt else None
@@ -128,6 +134,9 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
     ``target_info``); ``input_bits``: width of the graph inputs (1: spikes); ``verilog``: also
     write the Verilog design ``verilog/neuro_net.v`` (``None``: when the graph has at most
     ``VERILOG_AUTO_SYNAPSES`` synapses; the generated source grows with the synapse count)."""
+    if egru.has_egru(graph):
+        return egru.compile(graph, out, fmt=fmt, calibration_inputs=calibration_inputs,
+                            formats=formats)
     q = prepare_graph(name, formats, graph, fmt, calibration_inputs,
                       lambda g, f: supports(g, f, saturate_weights=saturate_weights))
     saturated: dict[str, int] = {}
@@ -208,6 +217,10 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
         raise ValueError(f"target fpga: engine must be 'onnxruntime' or 'verilog', got {engine!r}")
     path = Path(artifact)
     manifest = read_manifest(path, name)
+    if manifest.get("target_info", {}).get("path") == "egru":
+        if engine != "onnxruntime":
+            raise ValueError("target fpga: an EGRU artifact runs on onnxruntime only (no Verilog)")
+        return egru.run(path, manifest, spikes, threads)
     g = load_artifact_graph(path)
     desc, _ = intgraph.load(path)
     if desc.get("graph_digest") != manifest.get("graph_digest"):

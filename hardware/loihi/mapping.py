@@ -76,6 +76,7 @@ KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.ChannelAffine, 
 SUPPORTED_KINDS = sorted(c.kind for c in KINDS)
 #: neuron fields that Lava's LIF holds in one register per process
 ONE_VALUE = ("threshold", "beta", "alpha")
+#: why a kind with no Lava process cannot simply get one (printed with the refusal)
 
 
 @dataclass
@@ -126,8 +127,10 @@ def _fan_in(g: Graph, path: tuple[str, ...], problems: list[str]) -> bool:
 #: why a node kind has no Lava 0.10 process here (Loihi 2 runs integer LIF compartments with
 #: dense/sparse 8-bit synapses; everything else would need a custom process and microcode)
 WHY_NOT: dict[str, str] = {
-    "EGRU": "its gates multiply two neuron-computed values (sigmoid/tanh of sums) and it emits "
-            "graded events; Lava's LIF has no multiplicative gate and sends 1-bit spikes",
+    "EGRU": "its gates multiply state by state (z * c, r * (R y), sigmoid/tanh of real sums) and "
+            "its events carry a graded payload y; Lava 0.10's LIF/Dense processes only add "
+            "weighted binary spikes into a leaky membrane, and no custom EGRU process model "
+            "is implemented",
     "Embedding": "a table lookup of real values per token; Lava's processes take spikes, not a "
                  "token index",
     "LayerNorm": "a mean and variance over the whole population each step (a division and a "

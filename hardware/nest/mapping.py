@@ -96,6 +96,14 @@ class Plan:
     problems: list[str] = field(default_factory=list)
 
 
+#: why a kind has no NEST mapping (printed with the refusal)
+WHY = {
+    "EGRU": "NEST's point neurons (iaf_psc_*) integrate weighted spikes into a membrane; the "
+            "EGRU's multiplicative gates (sigmoid/tanh, z * c, r * (R y)) and its graded "
+            "real-valued events have no NEST model",
+}
+
+
 def plan(graph: Graph) -> Plan:
     """Partition ``graph`` for NEST; ``Plan.problems`` lists every reason it cannot run."""
     problems: list[str] = []
@@ -103,8 +111,9 @@ def plan(graph: Graph) -> Plan:
     allowed = set(NEST_NEURONS) | set(SYNAPSES) | set(HOST_NEURONS) | set(STRUCTURAL)
     for n, node in graph.nodes.items():
         if node.kind not in allowed or type(node).__name__ != node.kind:
+            why = f": {WHY[node.kind]}" if node.kind in WHY else ""
             problems.append(f"node {n!r} ({node.kind}): NEST target has no mapping for kind "
-                            f"{node.kind} (runs {list(NEST_NEURONS)} neurons, {list(SYNAPSES)} "
+                            f"{node.kind}{why} (runs {list(NEST_NEURONS)} neurons, {list(SYNAPSES)} "
                             f"synapses, {list(HOST_NEURONS)} readouts)")
             refused.append(n)
         elif node.kind in NEST_NEURONS:

@@ -50,6 +50,10 @@ over the batch; the samples run one after another on a reset machine):
     "synaptic_events": k, "packets_received": r}`` per used core, in placement order.
 ``link_capacity_per_tick``
     the link capacity the run used (packets per link per tick; ``None`` = unlimited).
+
+A graph with EGRU populations runs on the graded-event path (:mod:`~.egru`: packets with a 32-bit
+payload ``y``, CSR rows of gate-tagged weights, EGRU cores; ``Result.spikes`` holds the graded
+events, and the stats add ``payload_bytes`` and ``dense_input_packets``).
 """
 from __future__ import annotations
 
@@ -70,7 +74,9 @@ from neuro.hardware.base import (
     write_artifact,
 )
 
+from . import egru
 from .artifact import describe, load_mapping, summary, write_mapping
+from .egru_map import has_egru
 from .engine import SimResult, cpp_available, make_stats, simulate
 from .machine import Machine
 from .mapper import Mapping, map_network
@@ -90,6 +96,8 @@ _UNSET: Any = object()
 
 def supports(graph: Graph, fmt: str | None = None, *, machine: Machine | None = None) -> list[str]:
     """Every reason ``graph`` cannot run on ``machine`` (default :class:`Machine`); [] if it can."""
+    if has_egru(graph):  # graded events: a path of its own (hardware/spinnaker/egru.py)
+        return egru.supports(graph, fmt, machine, formats)
     problems = []
     if fmt is not None and fmt not in formats:
         problems.append(f"number format {fmt!r} is not one of {list(formats)}")
@@ -109,6 +117,9 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
     """Quantize (if float), map and write the artifact directory ``out`` (atomically; nothing is
     written when the graph does not fit: :class:`UnsupportedGraph` names the population and the
     limit)."""
+    if has_egru(graph):
+        return egru.compile(graph, out, fmt=fmt, calibration_inputs=calibration_inputs,
+                            machine=machine, formats=formats)
     q = prepare_graph(name, formats, graph, fmt, calibration_inputs,
                       lambda g, f: supports(g, f, machine=machine))
     try:
@@ -132,7 +143,10 @@ def run(artifact: str | Path, spikes: Any, *, engine: str = "auto",
     ``engine``: ``"auto"`` (C++ when it builds, else numpy), ``"cpp"`` or ``"numpy"``.
     ``link_capacity_per_tick`` overrides the machine's (``None``: unlimited).
     """
-    read_manifest(artifact, name)
+    manifest = read_manifest(artifact, name)
+    if manifest.get("target_info", {}).get("path") == "graded":
+        return egru.run(artifact, manifest, spikes, egru.KEEP if link_capacity_per_tick is _UNSET
+                        else link_capacity_per_tick)
     graph = load_artifact_graph(artifact)
     mapping = load_mapping(artifact)
     if link_capacity_per_tick is not _UNSET:

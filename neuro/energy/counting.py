@@ -28,7 +28,10 @@ Populations (neuron nodes ``LIF``, ``CubaLIF``, ``IF``, ``LI``, ``EGRU``, ``Thre
   ``Threshold``: non-zero input; ``CubaLIF``: the synaptic current is not inspected separately);
 * ``events``: non-zero outputs (spikes; graded events for EGRU); ``LI`` is not spiking (0);
 * ``packets``: the events of a population that feeds a synapse layer (one multicast packet per
-  event, whatever the fan-out);
+  event, whatever the fan-out; an ``EGRU`` with recurrent weights feeds its own). An ``Input``
+  read by an EGRU as fixed-point reals (``in_frac > 0`` in a quantized graph; non-integer values
+  in a float graph, such as an embedding) is sent densely, one packet per entry per step, as the
+  SpiNNaker simulator's graded-event path does;
 * activation sparsity: ``1 - events / (neurons x T x B)`` over the spiking populations (not the
   input, not ``LI``), NeuroBench's ``ActivationSparsity``.
 """
@@ -278,6 +281,20 @@ def _count_synapse(s: SynapseCounts, graph: Graph, delayed: set[tuple[str, str]]
     s.input_entries += int(nz_u.numel())
 
 
+def _dense_input_steps(graph: Graph, name: str, out: Tensor) -> Tensor | None:
+    """``[T, B]`` bool: the steps at which Input ``name`` is sent densely (every entry a packet),
+    as the SpiNNaker simulator's graded-event path sends an Input read by an EGRU with fraction
+    bits (``q["in_frac"] > 0``: every step; in a float graph: steps holding non-integer values);
+    None for an Input no EGRU reads (its non-zero values are the packets)."""
+    egrus = [graph.nodes[s] for s in graph.successors(name) if type(graph.nodes[s]) is N.EGRU]
+    if not egrus:
+        return None
+    if any(int((cast(Any, e).q or {}).get("in_frac", 0)) > 0 for e in egrus):
+        return torch.ones(out.shape[:2], dtype=torch.bool)
+    flat = out.reshape(out.shape[0], out.shape[1], -1)
+    return (flat != flat.round()).any(-1)
+
+
 def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str, str]],
                       values: dict[str, Tensor]) -> None:
     """Add one chunk's updates, events and packets of population ``p``."""
@@ -286,7 +303,12 @@ def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str,
     if p.spiking:
         p.events += events
     if p.feeds_synapses:
-        p.packets += events
+        dense = _dense_input_steps(graph, p.name, out) if node.role == "input" else None
+        if dense is not None and bool(dense.any()):  # sent densely: every entry of those steps
+            per_step = int(math.prod(out.shape[2:]))
+            p.packets += int((out != 0)[~dense].sum()) + int(dense.sum()) * per_step
+        else:
+            p.packets += events
     if node.role == "input":
         return
     n = p.neurons * out.shape[0] * out.shape[1]
@@ -346,8 +368,9 @@ def count(graph: Graph, x: Any, *, batch_size: int = 64, progress: bool | None =
     for name, node in graph.nodes.items():
         if node.role in ("input", "neuron"):
             n = int(math.prod(shapes[name]))
-            pops[name] = PopulationCounts(name, node.kind, n, node.spiking,
-                                          _feeds_synapses(graph, name, synapse_nodes), entries=n * T * B,
+            feeds = _feeds_synapses(graph, name, synapse_nodes) or (
+                type(node) is N.EGRU and bool(np.any(np.asarray(node.recurrent_kernel) != 0)))
+            pops[name] = PopulationCounts(name, node.kind, n, node.spiking, feeds, entries=n * T * B,
                                           is_input=node.role == "input")
     raster: dict[str, np.ndarray] = {}
     rasters: dict[str, np.ndarray] = {}

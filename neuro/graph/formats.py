@@ -22,6 +22,11 @@ Two arithmetic families share the same graph:
         v = overflow(decay(v, beta) + i)
         s = v >= vth  (or v > vth) ;  v = 0 or v - vth where s
 
+    An EGRU population (fixed formats with fraction bits only) reads its gates from tables of
+    ``2^gate_table_bits`` segments over ``[-2^sigmoid_range_log2, 2^sigmoid_range_log2)`` (sigmoid)
+    and ``[-2^tanh_range_log2, ...)`` (tanh), interpolated linearly (``neuro.graph.egru_int``), with
+    ``frac_bits`` fraction bits, or ``egru_frac_bits`` in a pure-integer format (FPGA ``int16``: 12).
+
     ``decay`` is either ``"mantissa"`` (``(v * m) >> decay_bits``, ``m = round(beta 2^decay_bits)``)
     or ``"shift"`` (``v - (v >> k)``, ``beta ~ 1 - 2^-k``); ``rounding`` says how the right shift
     rounds (``"floor"``: arithmetic shift; ``"toward_zero"``: on the magnitude, as Lava and an ONNX
@@ -60,6 +65,10 @@ class NumberFormat:
     threshold_bits: int = 0          # Loihi: 17-bit unsigned vth; 0 = state_bits
     max_delay: int = 0               # longest per-synapse delay in steps (0: no limit in the format)
     update_order: tuple[str, ...] = ("synapse", "current", "voltage", "spike", "reset")
+    gate_table_bits: int = 8         # EGRU gates: 2^bits table segments (neuro.graph.egru_int)
+    sigmoid_range_log2: int = 3      # sigmoid table over [-2^r, 2^r) (8: [-8, 8))
+    tanh_range_log2: int = 2         # tanh table over [-2^r, 2^r) (4: [-4, 4))
+    egru_frac_bits: int = 0          # EGRU fraction bits where frac_bits is 0 (0: no EGRU form)
 
     def __post_init__(self) -> None:
         checks = [("family", self.family, FAMILIES), ("decay", self.decay, DECAYS),
@@ -70,6 +79,10 @@ class NumberFormat:
                 raise ValueError(f"NumberFormat {self.name!r}: {field} must be one of {allowed}, got {value!r}")
         if not 2 <= self.weight_bits <= 32 or not 4 <= self.state_bits <= 63:
             raise ValueError(f"NumberFormat {self.name!r}: weight_bits/state_bits out of range")
+        if not 1 <= self.gate_table_bits <= 16 or not 0 <= self.sigmoid_range_log2 <= 8 \
+                or not 0 <= self.tanh_range_log2 <= 8:
+            raise ValueError(f"NumberFormat {self.name!r}: gate_table_bits must lie in [1, 16] and "
+                             "the gate ranges' log2 in [0, 8]")
 
     # -- integer limits -------------------------------------------------------------------------
     @property
@@ -130,7 +143,8 @@ per-population left shift, decays ``exp(-dt/tau)`` as 15-bit fractions."""
 def fpga(weight_bits: int = 8, *, leak: str = "shift", state_bits: int | None = None,
          rounding: str = "toward_zero", overflow: str = "saturate") -> NumberFormat:
     """Configurable FPGA format: ``int8``/``int16`` weights, ``leak`` ``"shift"`` or ``"mantissa"``
-    (12-bit), state ``2 x weight_bits`` wide unless given."""
+    (12-bit), state ``2 x weight_bits`` wide unless given. With 16-bit weights an EGRU population
+    has an integer form with 12 fraction bits (s19.12 in the 32-bit state)."""
     if leak not in ("shift", "mantissa"):
         raise ValueError(f"fpga leak must be 'shift' or 'mantissa', got {leak!r}")
     return NumberFormat(
@@ -138,6 +152,7 @@ def fpga(weight_bits: int = 8, *, leak: str = "shift", state_bits: int | None = 
         weight_bits=weight_bits, weight_exp_range=(0, 0), state_bits=state_bits or 2 * weight_bits,
         frac_bits=0, decay=leak, decay_bits=12, rounding=rounding, overflow=overflow,
         spike_rule="ge", resets=("zero", "subtract"),
+        egru_frac_bits=12 if weight_bits >= 16 else 0,
     )
 
 

@@ -5,7 +5,8 @@ registers (24-bit Loihi u/v, s16.15, int16, ...) are modelled by explicit wrap/c
 (equations in ``neuro.graph.formats``). Synapse sums over whole sequences use float64 matmuls,
 which are exact while every partial sum stays below 2^53 (checked).
 
-Values: spikes are 0/1, non-spiking readouts (LI) give their integer membrane.
+Values: spikes are 0/1, non-spiking readouts (LI) give their integer membrane, EGRU populations
+their graded events ``y`` in s16.15 (``neuro.graph.egru_int``; ``"<name>.v"`` records ``c``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from . import egru_int
 from . import nodes as N
 from .formats import NumberFormat
 from .graph import Graph, GraphError
@@ -102,6 +104,10 @@ class _IntRunner:
             self.w_t = np.ascontiguousarray(self.w.T)
             self.wmax = int(np.abs(self.w).max(initial=0))
             self.w_t32 = self.w_t.astype(np.int32) if self.wmax < 2**31 else None
+        if type(node) is N.EGRU:
+            self.cell = egru_int.Cell(name, node)
+            self.k = np.ascontiguousarray(np.asarray(node.kernel, np.int64))  # [in, 3H]
+            self.r = np.ascontiguousarray(np.asarray(node.recurrent_kernel, np.int64))  # [H, 3H]
         if type(node) in NEURONS and node.q is None:
             raise GraphError(f"node {name!r} ({node.kind}): no integer parameters (field 'q'); "
                              "run neuro.graph.quantize first")
@@ -131,6 +137,8 @@ class _IntRunner:
             n = x.ndim - 2
             s, e = node.start_dim % n + 2, node.end_dim % n + 2
             return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
+        if kind is N.EGRU:
+            return self._egru(x)
         if kind in NEURONS:
             if self.compiled and _ext_ok():
                 return self._compiled(x)
@@ -228,6 +236,24 @@ class _IntRunner:
             self.trace.extend(vtr.numpy().reshape(T, *shape))
         return out.numpy().reshape(T, *shape)
 
+    def _egru(self, x: np.ndarray) -> np.ndarray:
+        """The integer EGRU over ``x [T, B, in]`` -> graded events ``y [T, B, H]``
+        (``neuro.graph.egru_int``); the input sums of every step in one exact matmul."""
+        cell = self.cell
+        ax = cell.gates_x(_matmul_exact(x, self.k.T, self.k))
+        T, B = x.shape[:2]
+        y = np.zeros((T, B, cell.H), np.int64)
+        prev = np.zeros((B, cell.H), np.int64)
+        c = np.zeros((B, cell.H), np.int64)
+        for t in range(T):
+            live = np.flatnonzero(prev.any(0))  # units with an event in some sample: their rows
+            bh = cell.gates_h(prev[:, live] @ self.r[live])  # exact int64
+            prev, c = cell.step(ax[t], bh, c)
+            y[t] = prev
+            if self.trace is not None:
+                self.trace.append(c)
+        return y
+
     def _out(self, out: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, Any]:
         if self.trace is not None:
             self.trace.append(v)
@@ -315,7 +341,7 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
             bias = neuron_bias(graph, name, np.int64)
         runners[name] = _IntRunner(name, node, fmt, bias)
         runners[name].compiled = compiled
-        if record_membranes and type(node) in NEURONS:
+        if record_membranes and type(node) in (*NEURONS, N.EGRU):
             runners[name].trace = []
     for group in sched.groups:
         if not sched.cyclic(group):

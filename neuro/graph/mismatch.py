@@ -2,9 +2,10 @@
 
 For every neuron population: spike agreement (fraction of equal (step, batch, neuron) entries),
 the first step at which any spike differs, spike counts, and the membrane RMSE in float units
-(integer membrane divided by the population's scale). A non-spiking readout (LI) has no spikes:
-its row compares decisions instead (``measure="decisions"``: per sample, the ``argmax`` over
-outputs of the membrane summed over time, float vs quantized), next to the membrane RMSE. Users see where a chip's arithmetic departs
+(integer membrane divided by the population's scale; for EGRU: event agreement and the RMSE of
+the graded output ``y``). A non-spiking readout (LI) has no spikes: its row compares decisions
+instead (``measure="decisions"``: per sample, the ``argmax`` over outputs of the membrane summed
+over time, float vs quantized), next to the membrane RMSE. Users see where a chip's arithmetic departs
 from training long before it shows up as lost accuracy.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, cast
 
 import torch
 
+from . import nodes as N
 from .graph import Graph
 from .quantize import quantize
 from .simulate import simulate
@@ -74,6 +76,9 @@ def mismatch_report(graph: Graph, fmt: str, inputs: Any, *, quantized: Graph | N
         scale = float(cast(Any, q.nodes[name]).q["scale"])
         va = rf.get(f"{name}.v")
         vb = ri.get(f"{name}.v")
+        if type(node) is N.EGRU:  # graded events: compare where they occur, RMSE of y itself
+            va, vb = a, b
+            a, b = (a != 0).float(), (b != 0).float()
         rmse = float("nan")
         if va is not None and vb is not None:
             rmse = float(torch.sqrt(((va.float() - vb.double().float() / scale) ** 2).mean()))

@@ -29,6 +29,8 @@ quantize and every backend ask the node instead of keeping their own tuples of c
     carries state between steps; delivers the previous step's value inside a cycle (below).
 ``has_integer_form``
     ``neuro.graph.quantize`` and the integer executor implement it.
+``owns_weights``
+    a population holding its own input weights (EGRU): fed straight by Inputs or populations.
 ``folds_into_synapse``
     a per-channel rescaling that quantize (and the backends) fold into the synapse before it
     (ChannelAffine); it has no integer form of its own.
@@ -112,6 +114,9 @@ class Node(abc.ABC):
     has_integer_form: ClassVar[bool] = False
     #: a per-channel rescaling folded into the synapse before it (quantize, backends)
     folds_into_synapse: ClassVar[bool] = False
+    #: a neuron population that holds its own input weights (EGRU's ``kernel``): its inputs come
+    #: straight from Inputs or populations, not through synapse nodes
+    owns_weights: ClassVar[bool] = False
     #: named inputs taken one per incoming edge, in edge order, instead of their sum (``()``:
     #: the node's input is the sum of its incoming edges); see ``neuro.graph.lm_nodes``
     ports: ClassVar[tuple[str, ...]] = ()
@@ -689,22 +694,31 @@ class LI(Node):
 
 @dataclass(eq=False)
 class EGRU(Node):
-    """Event-based GRU population (equations in ``neuro.neurons.egru``; EvNN weight layout)."""
+    """Event-based GRU population (equations in ``neuro.neurons.egru``; EvNN weight layout).
+
+    It holds its own input weights (``kernel [in, 3H]``), so its inputs come straight from an
+    ``Input`` or another EGRU, not through a synapse node. In a quantized graph the weights and
+    biases are integers and ``q`` holds the other registers (``neuro.graph.egru_int``); the
+    float ``threshold`` is kept as the reference."""
 
     kernel: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
     recurrent_kernel: np.ndarray = field(default_factory=lambda: np.zeros((1, 3), np.float32))
     bias: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     recurrent_bias: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     threshold: np.ndarray = field(default_factory=lambda: np.full(1, 0.3, np.float32))
+    q: dict[str, Any] | None = None
     kind: ClassVar[str] = "EGRU"
     role: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
     stateful: ClassVar[bool] = True
     breaks_cycles: ClassVar[bool] = True
+    has_integer_form: ClassVar[bool] = True
+    owns_weights: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "threshold"):
-            setattr(self, f, _f32(getattr(self, f)))
+        for f in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+            setattr(self, f, _num(getattr(self, f)))
+        self.threshold = _f32(self.threshold)
 
     def output_shape(self, name, in_shape):
         h = self.recurrent_kernel.shape[0]

@@ -4,7 +4,8 @@ Every integer target (quantize, Loihi, SpiNNaker) sees a network the same way, s
 lives here once:
 
 * a **population** is a neuron node (``role == "neuron"``) together with the synapse nodes
-  (``role == "synapse"``) that feed it; a synapse feeds exactly one population (per-channel
+  (``role == "synapse"``) that feed it (none for a population that ``owns_weights``, EGRU: its
+  inputs are Inputs or populations directly); a synapse feeds exactly one population (per-channel
   rescalings after it, ``folds_into_synapse``, are skipped: quantize folds them into it);
 * a **projection** is one synapse seen from its source: the ``Input`` or population whose values
   reach the synapse through pass-through nodes (``role == "structural"``: ``Delay``, ``Flatten``),
@@ -135,6 +136,12 @@ def partition(graph: Graph) -> Populations:
     for n in neurons:
         for p in graph.predecessors(n):
             pn = nodes[p]
+            if nodes[n].owns_weights:  # EGRU: its own input weights read the source directly
+                if not _is_source(pn):
+                    problems.append((p, f"node {n!r} ({nodes[n].kind}): input {p!r} ({pn.kind}) "
+                                        "is not an Input or a population; the population holds "
+                                        "its own input weights"))
+                continue
             if pn.role != "synapse" and not pn.folds_into_synapse:
                 problems.append((p, f"node {n!r} ({nodes[n].kind}): input {p!r} ({pn.kind}) is not "
                                     "a synapse; a neuron population takes synapse inputs"))

@@ -19,6 +19,10 @@ Fixed (SpiNNaker, FPGA): SpiNNaker keeps real units, ``S = 2^15`` (s16.15), weig
 mantissas with a per-population left shift; FPGA formats choose ``S`` per population. Decays are
 ``m = round(beta 2^decay_bits)`` (mantissa leak) or the nearest ``v - (v >> k)`` (shift leak).
 
+EGRU populations (fixed formats with fraction bits, i.e. ``spinnaker``): weights as 16-bit
+mantissas with one fraction width per matrix, biases and thresholds in s16.15, gate tables from
+the format (``neuro.graph.egru_int``); ``S = 2^15``.
+
 Integer parameters go to ``node.q`` (neurons) and the synapse nodes' ``weight``/``bias``
 (integer arrays) and ``weight_exp``; ``graph.metadata["format"]`` names the format. Anything the
 format cannot represent raises ``ValueError`` naming the node, the field and the bits needed.
@@ -44,7 +48,8 @@ def _integer_populations(g: Graph) -> dict[str, list[str]]:
     """neuron node -> the synapse nodes feeding it; ``GraphError`` for anything without an
     integer form or out of the population shape (``neuro.graph.populations``)."""
     for name, node in g.nodes.items():
-        if not node.has_integer_form or (node.role == "neuron" and type(node) not in NEURON_KINDS):
+        if not node.has_integer_form or (node.role == "neuron"
+                                         and type(node) not in (*NEURON_KINDS, N.EGRU)):
             raise GraphError(f"node {name!r} ({node.kind}) has no integer form yet")
     view = partition(g)
     if view.problems:
@@ -78,8 +83,42 @@ def _bias_mant_exp(b: np.ndarray) -> np.ndarray:
     return out
 
 
-def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = None) -> Graph:
-    """Return an integer copy of ``graph`` in format ``fmt`` (see the module docstring)."""
+def _egru_in_frac(g: Graph, name: str, fmt: NumberFormat, input_frac_bits: int) -> int:
+    """Fraction bits of the values an EGRU population reads (``GraphError`` naming the node when
+    its inputs are not Inputs and EGRUs with one width, or when it feeds anything but EGRUs and
+    Outputs: its graded s16.15 events have no meaning for a synapse of spike counts)."""
+    fracs = set()
+    for p in g.predecessors(name):
+        src = g.nodes[p]
+        if src.role == "input":
+            fracs.add(input_frac_bits)
+        elif type(src) is N.EGRU:
+            fracs.add(fmt.frac_bits or fmt.egru_frac_bits)
+        else:
+            raise GraphError(f"node {name!r} (EGRU): input {p!r} ({src.kind}) has no integer form "
+                             "for an EGRU; an integer EGRU reads Inputs and EGRU populations")
+    if len(fracs) != 1:
+        raise GraphError(f"node {name!r} (EGRU): its inputs have different fraction widths "
+                         f"{sorted(fracs)} (Input values with input_frac_bits={input_frac_bits}, "
+                         f"EGRU events with {fmt.frac_bits or fmt.egru_frac_bits})")
+    for s in g.successors(name):
+        if type(g.nodes[s]) not in (N.EGRU, N.Output):
+            raise GraphError(f"node {s!r} ({g.nodes[s].kind}) reads EGRU {name!r}: its graded "
+                             "events are fixed-point values, which only an EGRU or an Output takes "
+                             "in the integer graph")
+    return fracs.pop()
+
+
+def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = None, *,
+             input_frac_bits: int | None = None) -> Graph:
+    """Return an integer copy of ``graph`` in format ``fmt`` (see the module docstring).
+
+    ``input_frac_bits``: fraction bits of the integer values fed to the Input nodes that EGRU
+    populations read (0: spikes or counts; 15 with ``spinnaker``: s16.15 real values such as
+    an embedding); default ``graph.metadata.get("input_frac_bits", 0)``. Other populations take
+    spikes (counts) from their Inputs.
+    """
+    from .egru_int import quantize_egru
     from .simulate import simulate
 
     node: Any  # neurons and synapses of every class: fields read by name
@@ -100,15 +139,26 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     fold_input_decay(g)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
-    if calibration_inputs is not None:
+    if calibration_inputs is not None and any(type(g.nodes[n]) is not N.EGRU for n in pops):
         rec = simulate(graph, calibration_inputs, record=True, record_membranes=True)
         for n in pops:
             key = f"{n}.v"
             if key in rec:
                 bound[n] = float(rec[key].abs().max())
     scales: dict[str, float] = {}
+    in_frac = int(graph.metadata.get("input_frac_bits", 0) if input_frac_bits is None
+                  else input_frac_bits)
+    if not 0 <= in_frac <= 31:
+        raise GraphError(f"input_frac_bits must lie in [0, 31], got {in_frac}")
     for n, syns in pops.items():
         node = g.nodes[n]
+        if type(node) is N.EGRU:
+            try:
+                quantize_egru(n, node, fmt, _egru_in_frac(g, n, fmt, in_frac))
+            except ValueError as exc:
+                raise GraphError(str(exc)) from None
+            scales[n] = float(cast(dict, node.q)["scale"])
+            continue
         problems = neuron_problems(n, node, fmt)
         if problems:
             raise GraphError(problems[0])

@@ -1,4 +1,4 @@
-"""Float graphs shared by every backend's tests: feed-forward LIF, delay and recurrent networks.
+"""Float graphs shared by every backend's tests: feed-forward LIF, delay, recurrent and EGRU networks.
 
 Use the ``networks`` fixture: ``graph, spikes = networks["delay"](T=300)``. Each builder returns ``(graph, spikes)`` with spikes ``[T, B, N]`` float32 0/1. The networks have
 negative weights, biases where a format allows them, and fire at a moderate rate, so the
@@ -76,7 +76,19 @@ def lsm(T: int = 200, B: int = 2, *, n_in: int = 16, size: int = 60,
     return from_module(model), _spikes(T, B, n_in, 0.2, seed + 1)
 
 
-NETWORKS = {"feedforward": feedforward, "delay": delay_network, "reservoir": reservoir, "lsm": lsm}
+def egru(T: int = 200, B: int = 2, *, n_in: int = 6, sizes: tuple[int, ...] = (16, 12),
+         seed: int = 0) -> tuple[Graph, np.ndarray]:
+    """Two stacked EGRU layers (graded events, reset by subtraction) on input spikes."""
+    from neuro.neurons import EGRU
+
+    torch.manual_seed(seed)
+    dims = (n_in, *sizes)
+    model = Sequential(*[EGRU(a, b, thr_mean=0.15) for a, b in zip(dims[:-1], dims[1:])])
+    return from_module(model), _spikes(T, B, n_in, 0.3, seed + 1)
+
+
+NETWORKS = {"feedforward": feedforward, "delay": delay_network, "reservoir": reservoir, "lsm": lsm,
+            "egru": egru}
 
 
 @pytest.fixture

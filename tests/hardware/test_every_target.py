@@ -1,7 +1,9 @@
 """Every target of ``neuro.hardware.TARGETS`` runs every shared test network through the one
 workflow (``check_target``: supports -> compile -> run -> compare) and keeps its promise: bit for bit
 with the integer reference executor for quantized targets, the stated agreement for float ones.
-A new target in the table is tested here with no new test code."""
+A new target in the table is tested here with no new test code. A target that cannot run a
+network (EGRU on Loihi and NEST) must refuse it in ``supports`` naming every node and why
+(``REFUSED``)."""
 from __future__ import annotations
 
 import pytest
@@ -9,11 +11,16 @@ import pytest
 from neuro.hardware import TARGETS, get_backend
 from neuro.hardware.base import check_target, runs_float
 
-NETWORK_NAMES = ["delay", "feedforward", "lsm", "reservoir"]  # the ``networks`` fixture
+NETWORK_NAMES = ["delay", "egru", "feedforward", "lsm", "reservoir"]  # the ``networks`` fixture
+#: (target, network) pairs the target refuses, with the words its reason must contain
+REFUSED = {
+    ("loihi", "egru"): ("no Lava process implements EGRU", "multiply", "graded"),
+    ("nest", "egru"): ("no mapping for kind EGRU", "multiplicative gates", "graded"),
+}
+PAIRS = [(t, n) for t in TARGETS for n in NETWORK_NAMES]
 
 
-@pytest.mark.parametrize("network", NETWORK_NAMES)
-@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("target,network", [p for p in PAIRS if p not in REFUSED])
 def test_target_runs_the_shared_network(target, network, networks, tmp_path):
     backend = get_backend(target)
     assert sorted(networks) == NETWORK_NAMES  # a new shared network is added to the list above
@@ -27,3 +34,15 @@ def test_target_runs_the_shared_network(target, network, networks, tmp_path):
     assert comp.steps == 60 and comp.batch == 2
     assert comp.spike_count() > 0  # the networks are active: agreement on silence proves nothing
     assert (check.artifact / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("target,network", sorted(REFUSED))
+def test_target_refuses_the_shared_network_with_reasons(target, network, networks):
+    graph, _ = networks[network](T=10, B=1)
+    problems = get_backend(target).supports(graph)
+    kinds = {node.kind for node in graph.nodes.values()}
+    assert problems, f"{target} now supports {network}: move the pair out of REFUSED"
+    for p in problems:  # every problem names a node of the network and says why
+        assert p.startswith("node '") and any(f"({k})" in p for k in kinds), p
+    for word in REFUSED[(target, network)]:
+        assert all(word in p for p in problems), (word, problems)

@@ -48,7 +48,7 @@ def test_targets_name_the_embedding_they_cannot_run(target):
     problems = get_backend(target).supports(from_module(_lm()))
     assert any("(Embedding)" in p for p in problems), problems
     if target == "loihi":  # the reason, not only the name
-        assert any("(EGRU)" in p and "multiply" in p and "graded events" in p for p in problems)
+        assert any("(EGRU)" in p and "multiply" in p and "graded payload" in p for p in problems)
 
 
 def test_energy_report_of_an_egru_lm_from_word_ids(tmp_path, capsys):
