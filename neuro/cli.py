@@ -75,10 +75,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if not manifest.is_file():
             raise UserError(f"{path}: a directory without manifest.json or graph.json is not a "
                             "neuro artifact")
-        try:
-            desc = {"kind": "artifact", "path": str(path), **json.loads(manifest.read_text())}
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{manifest}: not valid JSON ({exc})") from None
+        from .safeio import read_json
+
+        doc = read_json(manifest)
+        if not isinstance(doc, dict):
+            raise UserError(f"{manifest}: expected a JSON object")
+        desc = {"kind": "artifact", "path": str(path), **doc}
     elif path.suffix == ".npz":
         arr = load_spikes(path)
         desc = {"kind": "spikes", "path": str(path), "shape": list(arr.shape),
@@ -249,7 +251,8 @@ def _export_hardware(args: argparse.Namespace) -> int:
         raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
                         "problem(s), listed above; nothing written")
     x, source = _model_input(graph, args.input, meta["model"])
-    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x)
+    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x,
+                          **({"force": True} if args.force else {}))
     from .hardware.base import read_manifest
 
     manifest = read_manifest(out)
@@ -387,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--samples", type=_positive_int, default=16,
                       help="test samples run on every hardware target (default: 16)")
+    demo.add_argument("--deterministic", action="store_true",
+                      help="one torch thread and deterministic algorithms (see neuro train)")
     demo.set_defaults(func=_cmd_demo)
     from .models import FAMILIES
 
@@ -400,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "may also take preset names)")
         fp.add_argument("--epochs", type=_positive_int, help="training epochs (the family's default)")
         fp.add_argument("--seed", type=int, default=0)
+        fp.add_argument("--deterministic", action="store_true",
+                        help="one torch thread and deterministic algorithms: the same seed gives "
+                             "the same weights whatever OMP_NUM_THREADS is (slower)")
         fp.add_argument("--out", help="output directory (default: runs/MODEL)")
         fp.set_defaults(func=_cmd_train)
     for family in FAMILIES.values():  # the commands a family adds (neuro generate, ...)
@@ -432,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "int8|int16|int8-m12|int16-m12)")
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
+    export.add_argument("--force", action="store_true",
+                        help="replace an existing artifact of another target in --out")
     export.set_defaults(func=_cmd_export)
     ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets")
     ver.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.safetensors)")
@@ -465,20 +475,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what ``--out`` names, per command: a directory or a file (checked before any work)
+_OUT_KINDS = {"demo": "dir", "train": "dir", "export": "dir", "energy": "dir", "run": "file",
+              "verify": "file", "import": "file"}
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that cannot be written before any long work starts: a file where a
+    directory is wanted (or the reverse), or a parent that is not a writable directory."""
+    kind = _OUT_KINDS.get(getattr(args, "command", ""), None)
+    out = getattr(args, "out", None)
+    if kind is None or not out:
+        return
+    path = Path(out)
+    if path.exists():
+        if kind == "dir" and not path.is_dir():
+            raise UserError(f"--out {path}: exists and is not a directory")
+        if kind == "file" and path.is_dir():
+            raise UserError(f"--out {path}: is a directory, expected a file name")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {path}: cannot write in {parent} (permission denied)")
+
+
+def _deterministic() -> None:
+    """``--deterministic``: one intra-op thread and torch's deterministic algorithms, so a seed
+    gives the same weights on this machine whatever ``OMP_NUM_THREADS`` says (the thread count
+    and the flag are recorded in the checkpoint's ``info``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: one line, SystemExit(2)
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, ValueError, OSError) as exc:
-        if os.environ.get("NEURO_DEBUG") == "1":
-            raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"neuro: error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("neuro: interrupted", file=sys.stderr)
-        return 130
+    # Warnings are held back while the command runs, so that an error is the first line on
+    # stderr; on success (or a non-user failure) they are shown afterwards.
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            _check_out(args)
+            if getattr(args, "deterministic", False):
+                _deterministic()
+            status = int(args.func(args) or 0)
+        except (UserError, ValueError, OSError) as exc:
+            if os.environ.get("NEURO_DEBUG") == "1":
+                raise
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"neuro: error: {msg}", file=sys.stderr)
+            status = 2
+        except KeyboardInterrupt:
+            print("neuro: interrupted", file=sys.stderr)
+            status = 130
+        finally:
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
 
 
 def entry() -> None:

@@ -799,7 +799,8 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
     """
     nir = require_nir()
     import h5py
-    from nir.serialization import hdf2dict
+
+    from ..safeio import read_hdf5_tree
 
     path = Path(path)
     if not path.is_file():
@@ -809,7 +810,7 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
             version = f["version"][()] if "version" in f else None
             if "node" not in f:
                 raise ValueError(f"{path}: not a NIR file (no 'node' group)")
-            data = hdf2dict(f["node"])
+            data = read_hdf5_tree(f["node"], str(path))  # depth and size limits
     except OSError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{path}: not a NIR file ({msg})") from None

@@ -386,7 +386,7 @@ def train(request: TrainRequest) -> Trained:
             opts[key] = getattr(args, name)
     opts.setdefault("batch_size", 64 if request.data is not None else 16)
     opts.setdefault("bptt", 70 if request.data is not None else 35)
-    epochs = request.epochs or 1
+    epochs = 1 if request.epochs is None else request.epochs
     result = fit(model, corpus.train, corpus.valid, epochs=epochs, log=request.log,
                  max_batches=getattr(args, "max_batches", None), seed=request.seed, **opts)
     info: dict[str, Any] = {"task": "lm", "corpus": corpus.name, "vocab": corpus.vocab.itos,
