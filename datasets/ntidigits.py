@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from neuro.safeio import check_hdf5_dataset
+from neuro.safeio import check_hdf5_dataset, hdf5_file
 
 from .synthetic import SpikeDataset
 
@@ -72,15 +72,11 @@ def read_ntidigits(path: str | Path, split: str = "train", *, isolated_only: boo
         raise FileNotFoundError(f"{path}: no such file (N-TIDIGITS needs n-tidigits.hdf5; "
                                 "--data PATH on the command line)")
     h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
     times: list[np.ndarray] = []
     chans: list[np.ndarray] = []
     labels: list[int] = []
     keys: list[str] = []
-    with f:
+    with hdf5_file(path) as f:  # h5py's errors on a corrupt file: one ValueError
         for grp in (f"{split}_labels", f"{split}_timestamps", f"{split}_addresses"):
             if grp not in f:
                 raise ValueError(f"{path}: missing {grp!r} (the published layout has "

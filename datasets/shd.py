@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from neuro.safeio import bounded_copy, check_hdf5_dataset
+from neuro.safeio import bounded_copy, check_hdf5_dataset, hdf5_file
 
 from .io import read_binned_cache, write_binned_cache
 from .synthetic import SpikeDataset
@@ -126,11 +126,7 @@ def read_heidelberg(
 def _read_h5(
     h5py: Any, src: Path, name: Path, n_classes: int | None
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    try:
-        f = h5py.File(src, "r")
-    except OSError as exc:
-        raise ValueError(f"{name}: not a readable HDF5 file, truncated or corrupt ({exc})") from None
-    with f:
+    with hdf5_file(src, str(name)) as f:  # h5py's errors on a corrupt file: one ValueError
         arrays = {}
         for key in _KEYS:
             try:

@@ -18,12 +18,13 @@ the CLI prints one line and exits 2) naming the file and the problem, never a tr
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,33 @@ def _read_body(fp: Any, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) 
 
 
 # -------------------------------------------------------------------------------------- HDF5
+@contextlib.contextmanager
+def hdf5_file(path: str | Path, where: str | None = None, *,
+              kind: str = "readable HDF5 file") -> Iterator[Any]:
+    """Open an HDF5 file for reading; the errors h5py raises for a corrupt file, at open time
+    or while reading inside the block (``OSError``, ``RuntimeError``, ``KeyError``), become one
+    :class:`ReadError` naming the file. ``ValueError`` from the block passes unchanged."""
+    import h5py
+
+    name = where or str(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ReadError(f"{name}: not a {kind}, truncated or corrupt "
+                        f"({_first_line(exc)})") from None
+    try:
+        with f:
+            yield f
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise ReadError(f"{name}: corrupt {kind.removeprefix('readable ')} "
+                        f"({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def check_hdf5_dataset(ds: Any, where: str) -> None:
     """Raise :class:`~neuro.limits.LimitError` when an HDF5 dataset's declared (lazy) shape is
     over the ``NEURO_MAX_*`` limits, before any of it is read."""
@@ -292,5 +320,6 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["ReadError", "bounded_copy", "check_depth", "check_hdf5_dataset", "read_hdf5_tree", "json_depth", "parse_json", "read_json", "read_npz",
+__all__ = ["ReadError", "bounded_copy", "check_depth", "check_hdf5_dataset", "hdf5_file",
+           "read_hdf5_tree", "json_depth", "parse_json", "read_json", "read_npz",
            "read_text", "regular_files", "sha256_file"]

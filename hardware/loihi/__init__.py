@@ -172,7 +172,8 @@ def run(artifact: str | Path, spikes: Any, *, mode: str = "fixed_pt",
         opts = {"mode": mode, "steps": steps, "probe_v": probe_v}
         np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)
         call_worker([str(artifact.resolve()), str(tmp / "in.npz"), str(tmp / "out.npz")],
-                    timeout=timeout or default_timeout(B * steps, n_proc), python=python)
+                    timeout=default_timeout(B * steps, n_proc) if timeout is None else timeout,
+                    python=python)
         try:
             with np.load(tmp / "out.npz", allow_pickle=False) as f:
                 rec = {k: f[k] for k in f.files}

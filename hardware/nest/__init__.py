@@ -194,7 +194,8 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, timeout: float |
         np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         size = sum(p["size"] for p in net["populations"])
         call_worker([str(artifact.resolve()), str(tmp / "in.npz"), str(tmp / "out.npz")],
-                    timeout=timeout or default_timeout(B * size * (T + net["max_lag"])), python=python)
+                    timeout=(default_timeout(B * size * (T + net["max_lag"])) if timeout is None
+                             else timeout), python=python)
         try:
             with np.load(tmp / "out.npz", allow_pickle=False) as f:
                 rec = {k: f[k] for k in f.files}

@@ -242,10 +242,13 @@ class Graph:
         for name, nd in struct.get("nodes", {}).items():
             for k, v in list(nd.items()):
                 if isinstance(v, dict) and "$array" in v:
-                    if v["$array"] not in arrays:
+                    if not isinstance(v["$array"], str) or v["$array"] not in arrays:
                         raise GraphError(f"{path}: node {name!r} field {k!r}: array {v['$array']!r} missing")
                     nd[k] = arrays[v["$array"]]
-        return cls.from_dict(struct).validate()
+        try:
+            return cls.from_dict(struct).validate()
+        except GraphError as exc:
+            raise GraphError(f"{path}: {exc}") from None
 
     def digest(self) -> str:
         """SHA-256 of the structure and every array (stable across save/load)."""

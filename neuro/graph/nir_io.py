@@ -798,15 +798,14 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
     that is not NIR, a NIR version this neuro does not read, or a node type it cannot import.
     """
     nir = require_nir()
-    import h5py
 
-    from ..safeio import read_hdf5_tree
+    from ..safeio import hdf5_file, read_hdf5_tree
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such NIR file")
     try:
-        with h5py.File(path, "r") as f:
+        with hdf5_file(path, kind="NIR file") as f:  # h5py's errors on a corrupt file: one ValueError
             version = f["version"][()] if "version" in f else None
             if "node" not in f:
                 raise ValueError(f"{path}: not a NIR file (no 'node' group)")

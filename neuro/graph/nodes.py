@@ -41,6 +41,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -130,6 +132,9 @@ class Node(abc.ABC):
         unknown = sorted(set(d) - names)
         if unknown:
             raise NodeError(f"{cls.kind}: unknown fields {unknown}")
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            _check_field_type(cls.kind, key, value, hints.get(key, Any))
         return cls(**d)
 
     def equals(self, other: Node) -> bool:
@@ -170,6 +175,44 @@ class Node(abc.ABC):
     @abc.abstractmethod
     def example(cls) -> Node:
         """A small valid instance (used by the introspective tests)."""
+
+
+def _check_field_type(kind: str, key: str, value: Any, hint: Any) -> None:
+    """Raise :class:`NodeError` when a field value read from a file does not have the type of the
+    field's annotation (arrays: numeric arrays or numbers; shapes: lists of integers; ...), so a
+    wrong JSON type is one error naming the node kind and field, not a TypeError later."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
+        else (hint,)
+    for opt in options:
+        origin = typing.get_origin(opt) or opt
+        if opt is Any or (opt is type(None) and value is None):
+            return
+        if opt is np.ndarray:
+            if isinstance(value, (dict, str, bytes)) or value is None:
+                continue
+            try:
+                a = np.asarray(value)
+            except (ValueError, TypeError):
+                continue
+            if a.dtype.kind in "biuf":
+                return
+        elif origin is tuple:
+            if isinstance(value, (list, tuple)) and all(
+                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+                return
+        elif opt is float:
+            if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+                return
+        elif opt is int:
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                return
+        elif origin is dict:
+            if isinstance(value, dict):
+                return
+        elif isinstance(origin, type) and isinstance(value, origin):
+            return
+    raise NodeError(f"{kind}: field {key!r} has the wrong type ({type(value).__name__}: "
+                    f"{str(value)[:40]}), expected {hint}")
 
 
 def _need(name: str, kind: str, fieldname: str, cond: bool, msg: str) -> None:

@@ -87,8 +87,7 @@ def _cases(d: Path) -> tuple[dict, dict]:
     import torch
 
     from neuro.checkpoint import save_checkpoint
-    from neuro.graph import from_module
-    from neuro.graph import nir_io
+    from neuro.graph import from_module, nir_io
     from neuro.hardware import fpga, spinnaker
     from neuro.models import SpikingMLP, SpikingMLPConfig
 
