@@ -100,22 +100,28 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     tensors, meta = read_checkpoint(path)
     if meta["model"] not in BUILDERS:
         raise ValueError(f"{path}: unknown model {meta['model']!r}; known: {sorted(BUILDERS)}")
+    build = BUILDERS[meta["model"]]
     try:
-        model = BUILDERS[meta["model"]](meta["config"])
+        model = build(meta["config"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: bad config for {meta['model']}: {exc}") from None
-    expected = model.state_dict()
+    _check_shapes(path, meta["model"], model.state_dict(), tensors)
+    model.load_state_dict(tensors)
+    return model, meta
+
+
+def _check_shapes(path: Path | str, name: str, expected: dict[str, torch.Tensor],
+                  tensors: dict[str, torch.Tensor]) -> None:
+    """The checkpoint's tensors are exactly those of the model its config describes."""
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
-        raise ValueError(f"{path}: tensors do not match {meta['model']} (missing {missing}, unexpected {extra})")
+        raise ValueError(f"{path}: tensors do not match {name} (missing {missing}, unexpected {extra})")
     for k, v in expected.items():
         if tuple(v.shape) != tuple(tensors[k].shape):
             raise ValueError(
                 f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, the config needs {tuple(v.shape)}"
             )
-    model.load_state_dict(tensors)
-    return model, meta
 
 
 def count_parameters(tensors: dict[str, torch.Tensor]) -> int:

@@ -245,11 +245,9 @@ def _export_hardware(args: argparse.Namespace) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     graph = from_module(model)
     problems = backend.supports(graph, args.format)
-    if problems:
-        for p in problems:
-            print(f"neuro: target {args.target}: {p}", file=sys.stderr)
+    if problems:  # one line (the CLI's error contract), every problem on it
         raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
-                        "problem(s), listed above; nothing written")
+                        f"problem(s): {'; '.join(problems)}; nothing written")
     x, source = _model_input(graph, args.input, meta["model"])
     out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x,
                           **({"force": True} if args.force else {}))
@@ -290,6 +288,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
+    if (out / "manifest.json").is_file() and not args.force:
+        raise UserError(f"{out}: holds a hardware artifact (refusing to write model.nir into it; "
+                        "--force writes it anyway)")
     if out.is_dir():
         target = nir_io.write_nir(nir_graph, out / "model.nir")  # temporary name, then rename
     else:

@@ -104,6 +104,50 @@ def check_spikes(x: Any, where: str = "spikes", *, feature_shape: tuple[int, ...
     return arr
 
 
+# ------------------------------------------------------------------------ annotations
+def matches_annotation(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (read from a file) fits the type annotation ``hint`` of a dataclass
+    field: ``int`` (not bool), ``float`` (any real number), ``str``, ``bool``, ``np.ndarray``
+    (a numeric array, number or nested list of numbers), ``tuple[int, ...]``/``list[X]``
+    (lists of matching items), ``dict[...]``, ``Literal[...]``, unions and ``None``; any
+    other annotation accepts the value."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches_annotation(value, h) for h in typing.get_args(hint))
+    if hint is Any or hint is object:
+        return True
+    if hint is type(None) or hint is None:
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is np.ndarray:
+        if isinstance(value, (dict, str, bytes)) or value is None:
+            return False
+        try:
+            return np.asarray(value).dtype.kind in "biuf"
+        except (ValueError, TypeError):
+            return False
+    if hint is bool:
+        return isinstance(value, (bool, np.bool_))
+    if hint is int:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return not args or all(matches_annotation(v, args[0]) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
 # --------------------------------------------------------------------------- JSON shapes
 _NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
           dict: "an object", list: "a list", object: "any value"}
@@ -160,4 +204,4 @@ def check_json(value: Any, spec: Any, where: str, path: str = "") -> Any:
 
 
 __all__ = ["SPIKE_COUNT_MAX", "SPIKE_KINDS", "SchemaError", "SpikeError", "check_json",
-           "check_spike_values", "check_spikes"]
+           "check_spike_values", "check_spikes", "matches_annotation"]

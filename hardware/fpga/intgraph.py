@@ -235,7 +235,8 @@ def save(desc: dict[str, Any], arrays: dict[str, np.ndarray], out_dir: Path) -> 
 
 #: the shape of graph.json that :func:`load` checks before use
 DESC_SCHEMA = {"layers": [{"name": str, "op": str, "?sources": [{"node": str}],
-                           "?shape": [int]}],
+                           "?shape": [int], "?size": int, "?n_out": int,
+                           "?value": {"kind": str, "bits": int}}],
                "inputs": [{"name": str, "bits": int}], "?graph_digest": str}
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
@@ -179,40 +178,14 @@ class Node(abc.ABC):
 
 def _check_field_type(kind: str, key: str, value: Any, hint: Any) -> None:
     """Raise :class:`NodeError` when a field value read from a file does not have the type of the
-    field's annotation (arrays: numeric arrays or numbers; shapes: lists of integers; ...), so a
-    wrong JSON type is one error naming the node kind and field, not a TypeError later."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
-        else (hint,)
-    for opt in options:
-        origin = typing.get_origin(opt) or opt
-        if opt is Any or (opt is type(None) and value is None):
-            return
-        if opt is np.ndarray:
-            if isinstance(value, (dict, str, bytes)) or value is None:
-                continue
-            try:
-                a = np.asarray(value)
-            except (ValueError, TypeError):
-                continue
-            if a.dtype.kind in "biuf":
-                return
-        elif origin is tuple:
-            if isinstance(value, (list, tuple)) and all(
-                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
-                return
-        elif opt is float:
-            if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-                return
-        elif opt is int:
-            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-                return
-        elif origin is dict:
-            if isinstance(value, dict):
-                return
-        elif isinstance(origin, type) and isinstance(value, origin):
-            return
-    raise NodeError(f"{kind}: field {key!r} has the wrong type ({type(value).__name__}: "
-                    f"{str(value)[:40]}), expected {hint}")
+    field's annotation (:func:`neuro.validate.matches_annotation`: arrays are numeric arrays or
+    numbers, shapes lists of integers, ...), so a wrong JSON type is one error naming the node
+    kind and field, not a TypeError later."""
+    from ..validate import matches_annotation
+
+    if not matches_annotation(value, hint):
+        raise NodeError(f"{kind}: field {key!r} has the wrong type ({type(value).__name__}: "
+                        f"{str(value)[:40]}), expected {hint}")
 
 
 def _need(name: str, kind: str, fieldname: str, cond: bool, msg: str) -> None:

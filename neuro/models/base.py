@@ -61,10 +61,25 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(known)}")
         _check_sizes(cls.__name__, d, cls.SIZES)
+        _check_types(cls, d)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _check_types(cls: type, d: dict[str, Any]) -> None:
+    """Refuse config values whose JSON type does not fit the field's annotation (a string where
+    a layer width belongs would otherwise be a TypeError deep inside the model)."""
+    import typing
+
+    from ..validate import matches_annotation
+
+    hints = typing.get_type_hints(cls)
+    for key, value in d.items():
+        if key in hints and not matches_annotation(value, hints[key]):
+            raise ValueError(f"{cls.__name__}: {key} = {value!r} has the wrong type, expected "
+                             f"{hints[key]}")
 
 
 def _check_sizes(where: str, d: dict[str, Any], sizes: tuple[str, ...] = ()) -> None:
@@ -139,9 +154,15 @@ def export_view(model: nn.Module) -> Iterator[nn.Module]:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
+    from ..limits import LimitError
     from ..safeio import read_json
 
-    cfg = read_json(path)  # size and depth limits, one-line errors naming the file
+    try:
+        cfg = read_json(path)  # size and depth limits, one-line errors naming the file
+    except LimitError:
+        raise
+    except ValueError as exc:
+        raise ValueError(f"{exc} (expected a JSON config file)") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: the config must be a JSON object")
     return cfg

@@ -1,4 +1,4 @@
-"""A corpus of malformed inputs, one or more per class of issue 19, through the ``neuro`` command.
+"""A corpus of malformed inputs (35 cases), one or more per class of issue 19, through the ``neuro`` command.
 
 Every case must exit with status 2 and print exactly one line, ``neuro: error: ...`` naming the
 problem; write nothing at its ``--out``; execute nothing (pickle payloads create a marker file if
@@ -46,12 +46,14 @@ EXPECT = {
     "verify_values_2": "values up to 2",
     "export_T0": "T = 0",
     "export_over_other_target": "holds an artifact for target 'spinnaker', not 'fpga'",
+    "export_nir_into_artifact": "holds a hardware artifact",
     "energy_values_2": "values up to 2",
     "energy_costs_deep": "nested",
     "import_nir_nan": "NaN or infinite",
     "import_nir_deep_groups": "nested more than",
     "train_width_1e12": "over the limit",
     "train_hidden_0": "sizes must be at least 1",
+    "train_config_wrong_type": "n_hidden = 'wide' has the wrong type",
     "train_nmnist_fifo": "no .bin files",
     "train_nmnist_symlink_loop": "symlink loop",
 }
@@ -144,6 +146,7 @@ def _cases(d: Path) -> tuple[dict, dict]:
     (d / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
     (d / "big.json").write_text(json.dumps({"n_hidden": 10**12, "n_inputs": 4}))
     (d / "zero.json").write_text(json.dumps({"n_hidden": 0}))
+    (d / "wide.json").write_text(json.dumps({"n_hidden": "wide"}))
     (d / "a_file").write_text("x")
     for split in ("Train", "Test"):
         (d / "nm_fifo" / split / "0").mkdir(parents=True)
@@ -203,6 +206,7 @@ def _cases(d: Path) -> tuple[dict, dict]:
         "export_T0": ["export", ckpt, "--target", "fpga", "--out", o, "--input", str(d / "t0.npz")],
         "export_over_other_target": ["export", ckpt, "--target", "fpga", "--out",
                                      str(art["spinnaker"])],
+        "export_nir_into_artifact": ["export", ckpt, "--target", "nir", "--out", str(art["fpga"])],
         "energy_values_2": ["energy", ckpt, "--out", o, "--data", str(d / "two.npz")],
         "energy_costs_deep": ["energy", ckpt, "--out", o, "--costs", str(d / "deep.json")],
         "import_nir_nan": ["import", str(d / "nan.nir"), "--out", o + ".safetensors"],
@@ -211,12 +215,15 @@ def _cases(d: Path) -> tuple[dict, dict]:
                              "--epochs", "1"],
         "train_hidden_0": ["train", "delay-snn", "--config", str(d / "zero.json"), "--out", o,
                            "--epochs", "1"],
+        "train_config_wrong_type": ["train", "delay-snn", "--config", str(d / "wide.json"),
+                                    "--out", o, "--epochs", "1"],
         "train_nmnist_fifo": ["train", "lsm", "--data", str(d / "nm_fifo"), "--out", o],
         "train_nmnist_symlink_loop": ["train", "lsm", "--data", str(d / "nm_loop"), "--out", o],
     }
     outs = {name: next((argv[i + 1] for i, a in enumerate(argv) if a == "--out"), None)
             for name, argv in cases.items()}
     outs["export_over_other_target"] = None  # exists before: checked to be unchanged instead
+    outs["export_nir_into_artifact"] = str(art["fpga"] / "model.nir")
     return ({name: {"argv": argv, "out": outs[name]} for name, argv in cases.items()},
             {"spinnaker": art["spinnaker"]})
 

@@ -353,7 +353,7 @@ def _train_gesture(request: TrainRequest) -> Trained:
     model = EGRUGestureNet(EGRUGestureConfig.from_dict(model_cfg))
     if getattr(args, "batch_size", None) is not None:
         opts["batch_size"] = args.batch_size
-    result = fit_gesture(model, train_items, test_items, epochs=request.epochs or 1,
+    result = fit_gesture(model, train_items, test_items, epochs=1 if request.epochs is None else request.epochs,
                          log=request.log, seed=request.seed,
                          max_batches=getattr(args, "max_batches", None), **opts)
     test = result["test"]

@@ -17,7 +17,7 @@ from neuro.datasets.nmnist import decode_events, encode_events, list_split
 from neuro.datasets.ntidigits import bin_events, write_ntidigits
 from neuro.limits import LimitError
 
-FUZZ = settings(max_examples=40, deadline=None,
+FUZZ = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -164,3 +164,27 @@ def test_type_errors_are_bugs_not_user_errors(monkeypatch, capsys):
     parser._subparsers._group_actions[0].choices["info"].set_defaults(func=boom)
     with pytest.raises(TypeError, match="a bug"):
         cli.main(["info", "x"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["delay-snn", "spiking-mlp", "lsm"]),
+       st.dictionaries(st.sampled_from(["n_inputs", "n_hidden", "n_layers", "n_outputs",
+                                        "max_delay", "tau", "delays", "layers", "size", "grid",
+                                        "n_steps", "beta", "reset", "surrogate", "dt", "bogus"]),
+                       json_values, max_size=4))
+def test_model_config_from_json_raises_only_value_errors(name, cfg):
+    """A checkpoint's (or --config's) JSON config: wrong types, sizes of 0 or 10**13, unknown
+    keys are ValueErrors before any model is built."""
+    from neuro.models import BUILDERS
+
+    configs = {"delay-snn": "DelaySNNConfig", "spiking-mlp": "SpikingMLPConfig", "lsm": "LSMConfig"}
+    import neuro.models as models
+
+    cls = getattr(models, configs[name], None)
+    if cls is None:
+        from neuro.models.lsm import LSMConfig as cls
+    try:
+        c = cls.from_dict(cfg)
+    except ValueError:
+        return
+    assert name in BUILDERS and c.to_dict()
