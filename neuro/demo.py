@@ -36,7 +36,8 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16) ->
             print(f"checkpoint: {out / path.relative_to(tmp)}")
             if trained.test_inputs is not None:
                 ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
-            print("\n".join(energy_summary(energy_run(path, None, fam_out / "energy")["json"])))
+            lines = energy_summary(energy_run(path, None, fam_out / "energy")["json"])
+            print("\n".join(line.replace(str(tmp), str(out)) for line in lines))  # final paths
         (tmp / COMPLETE).write_text(json.dumps({"complete": True, "all_targets_ok": ok,
                                                  "seed": seed, "epochs": epochs}) + "\n")
     return ok
