@@ -516,11 +516,14 @@ def _deterministic() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
+    from .hardware.workers import raise_on_termination
+
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: one line, SystemExit(2)
     # Warnings are held back while the command runs, so that an error is the first line on
-    # stderr; on success (or a non-user failure) they are shown afterwards.
-    with warnings.catch_warnings(record=True) as caught:
+    # stderr; on success (or a non-user failure) they are shown afterwards. SIGTERM/SIGHUP raise
+    # SystemExit(128 + signal), so temporary files and worker processes are cleaned up.
+    with warnings.catch_warnings(record=True) as caught, raise_on_termination():
         try:
             _check_out(args)
             if getattr(args, "deterministic", False):

@@ -64,3 +64,16 @@ def test_signal_kills_the_worker_group_and_removes_temporary_files(tmp_path, sig
     assert not any(_alive(p) for p in children), "worker processes outlived the run"
     assert list(work.iterdir()) == [], "the temporary folder was left behind"
     assert "Traceback" not in err or sig == signal.SIGINT
+
+
+def test_sigterm_raises_system_exit_inside_the_block_only():
+    """What `neuro` wraps every command in: SIGTERM becomes SystemExit(143), so ``finally``
+    blocks (temporary files, worker groups) run; the previous handler comes back afterwards."""
+    from neuro.hardware.workers import raise_on_termination
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exc, raise_on_termination():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted by the signal
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
