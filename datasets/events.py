@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from neuro.safeio import read_json
+
 from .nmnist import EVENT_DTYPE, SENSOR, load_nmnist, write_nmnist_folder
 from .ntidigits import CLASSES, N_CHANNELS, load_ntidigits, write_ntidigits
 from .synthetic import SpikeDataset
@@ -213,7 +215,7 @@ def digits_nmnist_task(root: str | Path | None = None, *, max_samples: int | Non
             raise ValueError(f"{root}: holds Train/ or Test/ but no COMPLETE marker (an interrupted "
                              "or foreign folder); use an empty folder for the stand-in")
         write_digits_nmnist(root, max_samples=max_samples, seed=seed, **kwargs)
-    elif json.loads(done.read_text()) != expected:
+    elif read_json(done) != expected:
         raise ValueError(f"{root}: holds a digits stand-in written with other parameters "
                          f"({done.read_text()}); use another folder")
     frames: dict[str, Any] = dict(n_steps=n_steps, dt_us=dt_us, crop=crop, polarity=polarity, binary=binary, cache=False)

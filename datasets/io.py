@@ -1,59 +1,41 @@
 """Spike files used by the command line: ``.npz`` with ``spikes`` shaped ``[T, N]`` or ``[T, B, N]``.
 
-Values must be finite and 0/1 (or small non-negative counts); anything else is rejected with a
-``ValueError`` naming the file, the key and the problem.
+Values must be exactly 0 or 1 (any bool, integer or real float dtype); anything else is rejected
+with a ``ValueError`` naming the file, the key and the problem.
 """
 from __future__ import annotations
 
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 
 def load_spikes(path: str | Path, key: str = "spikes") -> np.ndarray:
-    """Read ``key`` from an ``.npz`` file and check it is a ``[T, N]`` or ``[T, B, N]`` spike array."""
+    """Read ``key`` from an ``.npz`` file and check it is a ``[T, N]`` or ``[T, B, N]`` spike
+    array of exact 0/1 values (:func:`neuro.validate.check_spikes`: dtype, finite, ``T, B, N >=
+    1``, size limits). The container is read by :func:`neuro.safeio.read_npz` (corrupt, hostile
+    or oversized files give one ``ValueError`` naming the file)."""
+    from neuro.safeio import read_npz
+    from neuro.validate import check_spikes
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a plain .npy array, not an .npz archive")
-            files = list(f.files)
-            arr = f[key] if key in files else None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        reason = "not a zip archive" if "pickle" in str(exc) else str(exc)
-        raise ValueError(f"{path}: not a readable .npz file ({reason})") from None
-    if arr is None:
-        raise ValueError(f"{path}: no array {key!r} (found {sorted(files)})")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{path}: {key!r} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"{path}: {key!r} must be [T, N] or [T, B, N], got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(f"{path}: {key!r} holds NaN or infinite values")
-    if (arr < 0).any():
-        raise ValueError(f"{path}: {key!r} holds negative values; spikes are 0/1 counts")
+    arr = read_npz(path, [key])[key]
+    check_spikes(arr, f"{path}: {key!r}")
     return arr
 
 
 def load_npz_array(path: str | Path, key: str) -> np.ndarray:
-    """Array ``key`` of the ``.npz`` file ``path`` (no pickles); a ``ValueError`` naming the file
-    and the key when it cannot be read."""
+    """Array ``key`` of the ``.npz`` file ``path``, read by :func:`neuro.safeio.read_npz` (no
+    pickles; corrupt, hostile or oversized files give one ``ValueError`` naming the file)."""
+    from neuro.safeio import read_npz
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a plain .npy array, not an .npz archive")
-            if key not in f.files:
-                raise ValueError(f"no array {key!r} (found {sorted(f.files)})")
-            return np.asarray(f[key])
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    return np.asarray(read_npz(path, [key])[key])
 
 
 def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Path:
@@ -70,13 +52,16 @@ def save_spikes(path: str | Path, spikes: np.ndarray, **extra: np.ndarray) -> Pa
 def read_binned_cache(npz: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(spikes, labels)`` from a binned-dataset cache file whose ``source`` equals ``tag`` (what
     the arrays were binned from, with which settings); None when missing, unreadable or stale."""
+    from neuro.safeio import read_npz
+
     if not npz.is_file():
         return None
-    try:
-        with np.load(npz, allow_pickle=False) as f:
-            if str(f["source"]) == tag:
-                return f["spikes"], f["labels"].astype(np.int64)
-    except (OSError, ValueError, KeyError, EOFError):
+    try:  # any corruption (bad zip, zlib error, truncation, wrong keys) means "rebuild it"
+        f = read_npz(npz, ["source", "spikes", "labels"])
+        if f["source"].shape == () and str(f["source"]) == tag and f["spikes"].ndim == 3 \
+                and f["labels"].ndim == 1 and len(f["labels"]) == len(f["spikes"]):
+            return f["spikes"], f["labels"].astype(np.int64)
+    except ValueError:
         pass  # unreadable or stale: the caller rebuilds it
     return None
 

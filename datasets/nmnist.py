@@ -33,10 +33,13 @@ coordinate outside the sensor, a timestamp that goes backwards.
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from neuro.safeio import regular_files
 
 from .io import read_binned_cache, write_binned_cache
 from .synthetic import SpikeDataset
@@ -52,8 +55,14 @@ EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("p", np.int8), ("t", 
 
 def read_nmnist_file(path: str | Path, *, sensor: tuple[int, int] = SENSOR) -> np.ndarray:
     """Read one N-MNIST ``.bin`` file: a structured array of ``x, y, p, t`` (t in microseconds)."""
+    from neuro.limits import check_array_size
+
     path = Path(path)
     try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block forever
+            raise ValueError(f"{path}: not a regular file")
+        check_array_size(str(path), (st.st_size, 5), 8)  # decoding holds 5 int64 per byte
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc})") from None
@@ -193,7 +202,7 @@ def list_split(root: str | Path, split: str) -> tuple[list[Path], np.ndarray]:
             continue
         if not (sub.name.isdigit() and 0 <= int(sub.name) <= 9):
             raise ValueError(f"{sub}: class folders must be named 0..9")
-        found = sorted(sub.glob("*.bin"))
+        found = regular_files(sub, "*.bin")  # no FIFO is opened; symlink loops are reported
         files += found
         labels += [int(sub.name)] * len(found)
     if not files:

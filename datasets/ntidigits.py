@@ -17,7 +17,8 @@ sequences of several digits are skipped unless ``isolated_only=False`` (then the
 first digit).
 
 **Binning.** Frame ``floor(t / dt)`` (``dt`` in seconds), ``n_steps`` frames, events at or after
-``n_steps * dt`` dropped; values are event counts per frame and channel (``binary=True`` clips to
+``n_steps * dt`` dropped (compared in float seconds, so a time of 1e30 s is dropped, never
+wrapped into frame 0); values are event counts per frame and channel (``binary=True`` clips to
 0/1). The resistive-memory LSM reference uses the 64 channels and 129 steps.
 
 Bad files raise ``ValueError`` naming the file and the key: missing groups or keys, a channel
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from neuro.safeio import check_hdf5_dataset, hdf5_file
 
 from .synthetic import SpikeDataset
 
@@ -69,15 +72,11 @@ def read_ntidigits(path: str | Path, split: str = "train", *, isolated_only: boo
         raise FileNotFoundError(f"{path}: no such file (N-TIDIGITS needs n-tidigits.hdf5; "
                                 "--data PATH on the command line)")
     h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
     times: list[np.ndarray] = []
     chans: list[np.ndarray] = []
     labels: list[int] = []
     keys: list[str] = []
-    with f:
+    with hdf5_file(path) as f:  # h5py's errors on a corrupt file: one ValueError
         for grp in (f"{split}_labels", f"{split}_timestamps", f"{split}_addresses"):
             if grp not in f:
                 raise ValueError(f"{path}: missing {grp!r} (the published layout has "
@@ -86,6 +85,7 @@ def read_ntidigits(path: str | Path, split: str = "train", *, isolated_only: boo
         if not isinstance(lab_ds, h5py.Dataset) or lab_ds.ndim != 1:
             raise ValueError(f"{path}: {split}_labels must be a 1-D array of key strings")
         ts_grp, ad_grp = f[f"{split}_timestamps"], f[f"{split}_addresses"]
+        check_hdf5_dataset(lab_ds, str(path))
         for raw in lab_ds[()]:
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
             digits, label = parse_key(key, name=f"{path}: {split}_labels")
@@ -95,6 +95,10 @@ def read_ntidigits(path: str | Path, split: str = "train", *, isolated_only: boo
             if key not in ts_grp or key not in ad_grp:
                 raise ValueError(f"{where}: key listed in {split}_labels has no timestamps or "
                                  "addresses dataset")
+            for ds in (ts_grp[key], ad_grp[key]):
+                if not isinstance(ds, h5py.Dataset):
+                    raise ValueError(f"{where}: expected a dataset, found a group")
+                check_hdf5_dataset(ds, str(path))  # declared size before reading
             t = np.asarray(ts_grp[key][()], np.float64).ravel()
             a = np.asarray(ad_grp[key][()]).ravel()
             if a.size and not np.issubdtype(a.dtype, np.integer):
@@ -130,9 +134,10 @@ def bin_events(times: Sequence[np.ndarray], channels: Sequence[np.ndarray], *, n
         raise ValueError(f"n_steps and dt must be positive, got {n_steps}, {dt}")
     out = np.zeros((len(times), n_steps, n_channels), np.uint8)
     for i, (t, a) in enumerate(zip(times, channels)):
-        frame = np.floor(np.asarray(t, np.float64) / dt).astype(np.int64)
-        keep = frame < n_steps
-        c = np.bincount(frame[keep] * n_channels + np.asarray(a, np.int64)[keep],
+        t = np.asarray(t, np.float64)
+        keep = (t >= 0) & (t < n_steps * dt)  # in float: 1e30 s must not overflow int64
+        frame = np.minimum(np.floor(t[keep] / dt).astype(np.int64), n_steps - 1)
+        c = np.bincount(frame * n_channels + np.asarray(a, np.int64)[keep],
                         minlength=n_steps * n_channels).reshape(n_steps, n_channels)
         out[i] = np.minimum(c, 1 if binary else 255)
     return out

@@ -48,11 +48,14 @@ import shutil
 import sys
 import tempfile
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from neuro.safeio import bounded_copy, check_hdf5_dataset, hdf5_file
 
 from .io import read_binned_cache, write_binned_cache
 from .synthetic import SpikeDataset
@@ -113,8 +116,8 @@ def read_heidelberg(
             plain = Path(tmp) / path.stem
             try:
                 with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (OSError, EOFError) as exc:
+                    bounded_copy(src, dst, path.stat().st_size, str(path))
+            except (OSError, EOFError, zlib.error) as exc:
                 raise ValueError(f"{path}: not a readable gzip file ({exc})") from None
             return _read_h5(h5py, plain, path, n_classes)
     return _read_h5(h5py, path, path, n_classes)
@@ -123,11 +126,7 @@ def read_heidelberg(
 def _read_h5(
     h5py: Any, src: Path, name: Path, n_classes: int | None
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    try:
-        f = h5py.File(src, "r")
-    except OSError as exc:
-        raise ValueError(f"{name}: not a readable HDF5 file, truncated or corrupt ({exc})") from None
-    with f:
+    with hdf5_file(src, str(name)) as f:  # h5py's errors on a corrupt file: one ValueError
         arrays = {}
         for key in _KEYS:
             try:
@@ -147,6 +146,7 @@ def _read_h5(
             if np.dtype(base).kind not in want:
                 kind = "float" if want == "f" else "integer"
                 raise ValueError(f"{name}: {key} must hold {kind} values, got {base}")
+            check_hdf5_dataset(ds, str(name))  # declared (lazy) shape before reading
             try:
                 arrays[key] = ds[()]
             except (OSError, RuntimeError, ValueError) as exc:

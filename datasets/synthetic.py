@@ -31,6 +31,9 @@ class SpikeDataset:
             raise ValueError(
                 f"SpikeDataset.labels must be [N] with N={self.spikes.shape[0]}, got {self.labels.shape}"
             )
+        if 0 in self.spikes.shape:  # an empty split would divide by zero in every metric
+            raise ValueError(f"SpikeDataset: empty (shape [N, T, C] = {list(self.spikes.shape)}; "
+                             "every split needs at least one sample, one step and one channel)")
 
     def __len__(self) -> int:
         return int(self.spikes.shape[0])

@@ -23,7 +23,9 @@ whole workflow (supports -> compile -> run -> compare) that ``neuro demo``, ``ne
 Artifact directory (written atomically: a temporary directory renamed into place)::
 
     manifest.json   target, artifact_version, number format, graph digest, tool versions,
-                    the files below, and whatever the backend adds under "target_info"
+                    the files below, the SHA-256 of every file ("sha256": run and verify
+                    refuse a file that does not match), and what the backend adds under
+                    "target_info"
     graph/          the quantized graph IR (graph.json + arrays.npz): what the artifact implements
     ...             the backend's own files
 
@@ -45,10 +47,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from neuro.validate import SPIKE_COUNT_MAX
+
 if TYPE_CHECKING:
     from neuro.graph import Graph
 
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2  # 2: manifest.json records the SHA-256 of every file
 
 
 class UnsupportedGraph(ValueError):
@@ -104,22 +108,35 @@ def tool_versions(*extra: str) -> dict[str, str]:
 def write_artifact(out: str | Path, *, target: str, graph: Any,
                    write_files: Callable[[Path], dict[str, str]],
                    target_info: dict[str, Any] | None = None,
-                   tools: tuple[str, ...] = ()) -> Path:
+                   tools: tuple[str, ...] = (), force: bool = False) -> Path:
     """Write an artifact directory atomically.
 
     ``graph`` is the quantized graph stored under ``graph/``; ``write_files(tmpdir)`` writes the
     backend's own files into the temporary directory and returns ``{relative path: description}``.
-    If ``out`` exists it must be an artifact of the same target or an empty directory; it is
-    replaced only once the new one is complete.
+    The manifest records the SHA-256 of every file (``"sha256"``); :func:`read_manifest` refuses
+    an artifact whose files do not match. If ``out`` exists it must be an empty directory or an
+    artifact of the same target (``force=True`` also replaces an artifact of another target);
+    it is replaced only once the new one is complete.
     """
     from neuro.atomic import atomic_dir
+    from neuro.safeio import sha256_file
 
     out = Path(out)
 
     def replaceable(existing: Path) -> bool:
-        if any(existing.iterdir()) and not (existing / "manifest.json").is_file():
+        if not any(existing.iterdir()):
+            return True
+        if not (existing / "manifest.json").is_file():
             raise ArtifactError(f"{existing}: exists, is not empty and is not a neuro artifact "
                                 "(refusing to replace it)")
+        if not force:
+            try:
+                old = _read_manifest_json(existing / "manifest.json").get("target")
+            except ValueError:
+                old = None
+            if old != target:
+                raise ArtifactError(f"{existing}: holds an artifact for target {old!r}, not "
+                                    f"{target!r} (refusing to replace it; --force replaces it)")
         return True
 
     if out.exists() and not out.is_dir():
@@ -130,6 +147,8 @@ def write_artifact(out: str | Path, *, target: str, graph: Any,
         files = {"graph/graph.json": f"{what} graph IR (structure)",
                  "graph/arrays.npz": f"{what} graph IR (parameters)"}
         files.update(write_files(tmp))
+        digests = {p.relative_to(tmp).as_posix(): sha256_file(p)
+                   for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "target": target,
             "artifact_version": ARTIFACT_VERSION,
@@ -140,6 +159,7 @@ def write_artifact(out: str | Path, *, target: str, graph: Any,
             "outputs": graph.outputs(),
             "tool_versions": tool_versions(*tools),
             "files": files,
+            "sha256": digests,
             "target_info": target_info or {},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_default))
@@ -156,27 +176,63 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+#: what manifest.json must hold (:func:`neuro.validate.check_json`)
+MANIFEST_SCHEMA = {"target": str, "artifact_version": int, "?number_format": str,
+                   "?graph_digest": str, "files": {str: str}, "sha256": {str: str},
+                   "?target_info": dict, "?inputs": dict, "?outputs": list}
+
+
+def _read_manifest_json(mf: Path) -> dict[str, Any]:
+    from neuro.safeio import read_json
+
+    try:
+        manifest = read_json(mf)
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{mf}: expected a JSON object")
+    return manifest
+
+
 def read_manifest(artifact: str | Path, target: str | None = None) -> dict[str, Any]:
-    """The artifact's manifest (checked: present, valid JSON, version, target, listed files)."""
+    """The artifact's manifest, checked: present, valid JSON of the expected shape, version,
+    target, and every file of the artifact present with the SHA-256 the manifest records
+    (``ArtifactError`` naming the file otherwise)."""
+    from neuro.safeio import sha256_file
+    from neuro.validate import check_json
+
     path = Path(artifact)
     mf = path / "manifest.json"
     if not mf.is_file():
         raise ArtifactError(f"{path}: not a neuro artifact (no manifest.json)")
-    try:
-        manifest = json.loads(mf.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{mf}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or "target" not in manifest:
+    manifest = _read_manifest_json(mf)
+    if "target" not in manifest:
         raise ArtifactError(f"{mf}: no 'target' key")
     if manifest.get("artifact_version") != ARTIFACT_VERSION:
         raise ArtifactError(f"{mf}: artifact_version {manifest.get('artifact_version')!r} is not "
-                            f"supported (this neuro reads {ARTIFACT_VERSION})")
+                            f"supported (this neuro reads {ARTIFACT_VERSION}; export it again)")
+    try:
+        check_json(manifest, MANIFEST_SCHEMA, str(mf))
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
     if target is not None and manifest["target"] != target:
         raise ArtifactError(f"{path}: an artifact for target {manifest['target']!r}, "
                             f"not {target!r}")
-    for rel in manifest.get("files", {}):
+    for rel in manifest["files"]:
         if not (path / rel).is_file():
             raise ArtifactError(f"{path}: file {rel!r} listed in manifest.json is missing")
+        if rel not in manifest["sha256"]:
+            raise ArtifactError(f"{mf}: no SHA-256 for file {rel!r}")
+    root = path.resolve()
+    for rel, digest in manifest["sha256"].items():
+        f = (path / rel)
+        if rel.startswith("/") or ".." in Path(rel).parts or not f.resolve().is_relative_to(root):
+            raise ArtifactError(f"{mf}: file {rel!r} is outside the artifact")
+        if not f.is_file():
+            raise ArtifactError(f"{path}: file {rel!r} listed in manifest.json is missing")
+        if sha256_file(f) != digest:
+            raise ArtifactError(f"{f}: does not match the manifest's digest (the artifact was "
+                                "modified)")
     return manifest
 
 
@@ -232,28 +288,29 @@ def quantize_problems(graph: Any, fmt: str) -> list[str]:
     return []
 
 
-def as_int_spikes(graph: Any, spikes: Any) -> dict[str, np.ndarray]:
+def as_int_spikes(graph: Any, spikes: Any, *, max_count: int = SPIKE_COUNT_MAX) -> dict[str, np.ndarray]:
     """Input spikes ``[T, N]`` or ``[T, B, N]`` (or a dict per Input node) as int64 ``[T, B, N]``,
-    checked against the graph's input shapes."""
+    checked by :func:`neuro.validate.check_spikes` against the graph's input shapes: dtype
+    bool/int/uint/float, finite, integers in ``[0, max_count]`` (a target that takes only 0/1
+    passes ``max_count=1``; the default is the largest count any target takes), ``T, B >= 1``,
+    every input with the same ``[T, B]``. Every backend's ``run`` goes through here, so no value
+    is wrapped, rounded or overflowed on the way to a target."""
+    from neuro.validate import SpikeError, check_spikes
+
     names = graph.inputs()
     if not isinstance(spikes, dict):
         if len(names) != 1:
-            raise ValueError(f"the graph has inputs {names}: pass a dict name -> array")
+            raise SpikeError(f"the graph has inputs {names}: pass a dict name -> array")
         spikes = {names[0]: spikes}
     out = {}
     for n in names:
         if n not in spikes:
-            raise ValueError(f"no spikes for input node {n!r}")
-        x = np.asarray(spikes[n])
-        want = tuple(graph.nodes[n].shape)
-        if x.ndim == len(want) + 1:
-            x = x[:, None]
-        if x.ndim != len(want) + 2 or tuple(x.shape[2:]) != want:
-            raise ValueError(f"input {n!r}: expected [T, {', '.join(map(str, want))}] or [T, B, ...], "
-                             f"got shape {tuple(np.shape(spikes[n]))}")
-        if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)) or (x < 0).any():
-            raise ValueError(f"input {n!r}: spikes must be non-negative integers (0/1)")
+            raise SpikeError(f"no spikes for input node {n!r}")
+        x = check_spikes(spikes[n], f"input {n!r}", feature_shape=tuple(graph.nodes[n].shape),
+                         max_count=max_count)
         out[n] = x.astype(np.int64)
+    if len({v.shape[:2] for v in out.values()}) > 1:
+        raise SpikeError(f"inputs differ in [T, B]: { {k: v.shape[:2] for k, v in out.items()} }")
     return out
 
 

@@ -114,10 +114,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if not manifest.is_file():
             raise UserError(f"{path}: a directory without manifest.json or graph.json is not a "
                             "neuro artifact")
-        try:
-            desc = {"kind": "artifact", "path": str(path), **json.loads(manifest.read_text())}
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{manifest}: not valid JSON ({exc})") from None
+        from .safeio import read_json
+
+        doc = read_json(manifest)
+        if not isinstance(doc, dict):
+            raise UserError(f"{manifest}: expected a JSON object")
+        desc = {"kind": "artifact", "path": str(path), **doc}
     elif path.suffix == ".npz":
         arr = load_spikes(path)
         desc = {"kind": "spikes", "path": str(path), "shape": list(arr.shape),
@@ -326,13 +328,12 @@ def _export_hardware(args: argparse.Namespace) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     graph = from_module(model)
     problems = backend.supports(graph, args.format)
-    if problems:
-        for p in problems:
-            print(f"neuro: target {args.target}: {p}", file=sys.stderr)
+    if problems:  # one line (the CLI's error contract), every problem on it
         raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
-                        "problem(s), listed above; nothing written")
+                        f"problem(s): {'; '.join(problems)}; nothing written")
     x, source = _model_input(graph, args.input, meta["model"])
-    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x)
+    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x,
+                          **({"force": True} if args.force else {}))
     from .hardware.base import read_manifest
 
     manifest = read_manifest(out)
@@ -370,6 +371,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
+    if (out / "manifest.json").is_file() and not args.force:
+        raise UserError(f"{out}: holds a hardware artifact (refusing to write model.nir into it; "
+                        "--force writes it anyway)")
     if out.is_dir():
         target = nir_io.write_nir(nir_graph, out / "model.nir")  # temporary name, then rename
     else:
@@ -514,6 +518,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--families", default=os.environ.get("NEURO_DEMO_FAMILIES"),
                       help="comma-separated families to run (default: every family with a demo, "
                            "or $NEURO_DEMO_FAMILIES)")
+    demo.add_argument("--deterministic", action="store_true",
+                      help="one torch thread and deterministic algorithms (see neuro train)")
     demo.set_defaults(func=_cmd_demo)
     setup = sub.add_parser("setup", help="provision an optional simulator: `neuro setup lava` "
                                          "creates the Lava environment the Loihi backend runs in")
@@ -542,6 +548,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                                           "may also take preset names)")
         fp.add_argument("--epochs", type=_positive_int, help="training epochs (the family's default)")
         fp.add_argument("--seed", type=int, default=0)
+        fp.add_argument("--deterministic", action="store_true",
+                        help="one torch thread and deterministic algorithms: the same seed gives "
+                             "the same weights whatever OMP_NUM_THREADS is (slower)")
         fp.add_argument("--out", help="output directory (default: runs/MODEL)")
         fp.set_defaults(func=_cmd_train)
     for family in FAMILIES.values():  # the commands a family adds (neuro generate, ...)
@@ -586,6 +595,8 @@ def _add_builtin_commands(sub: Any) -> None:
                              "int8|int16|int8-m12|int16-m12)")
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
+    export.add_argument("--force", action="store_true",
+                        help="replace an existing artifact of another target in --out")
     export.set_defaults(func=_cmd_export)
     ver = sub.add_parser("verify", help="compare the float model with its integer formats and the hardware targets",
                          epilog="exit status: 0 every requested target ran and kept its promise; "
@@ -631,21 +642,73 @@ def _add_builtin_commands(sub: Any) -> None:
     imp.set_defaults(func=_cmd_import)
 
 
+#: what ``--out`` names, per command: a directory or a file (checked before any work)
+_OUT_KINDS = {"demo": "dir", "train": "dir", "export": "dir", "energy": "dir", "run": "file",
+              "verify": "file", "import": "file"}
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that cannot be written before any long work starts: a file where a
+    directory is wanted (or the reverse), or a parent that is not a writable directory."""
+    kind = _OUT_KINDS.get(getattr(args, "command", ""), None)
+    out = getattr(args, "out", None)
+    if kind is None or not out:
+        return
+    path = Path(out)
+    if path.exists():
+        if kind == "dir" and not path.is_dir():
+            raise UserError(f"--out {path}: exists and is not a directory")
+        if kind == "file" and path.is_dir():
+            raise UserError(f"--out {path}: is a directory, expected a file name")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {path}: cannot write in {parent} (permission denied)")
+
+
+def _deterministic() -> None:
+    """``--deterministic``: one intra-op thread and torch's deterministic algorithms, so a seed
+    gives the same weights on this machine whatever ``OMP_NUM_THREADS`` says (the thread count
+    and the flag are recorded in the checkpoint's ``info``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    from .hardware.workers import raise_on_termination
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)  # usage errors: one line, SystemExit(2)
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, ValueError, OSError) as exc:
-        if os.environ.get("NEURO_DEBUG") == "1":
-            raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"neuro: error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("neuro: interrupted", file=sys.stderr)
-        return 130
+    # Warnings are held back while the command runs, so that an error is the first line on
+    # stderr; on success (or a non-user failure) they are shown afterwards. SIGTERM/SIGHUP raise
+    # SystemExit(128 + signal), so temporary files and worker processes are cleaned up.
+    with warnings.catch_warnings(record=True) as caught, raise_on_termination():
+        try:
+            _check_out(args)
+            if getattr(args, "deterministic", False):
+                _deterministic()
+            status = int(args.func(args) or 0)
+        except (UserError, ValueError, OSError) as exc:
+            if os.environ.get("NEURO_DEBUG") == "1":
+                raise
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"neuro: error: {msg}", file=sys.stderr)
+            status = 2
+        except KeyboardInterrupt:
+            print("neuro: interrupted", file=sys.stderr)
+            status = 130
+        finally:
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
 
 
 def entry() -> None:

@@ -2,6 +2,7 @@
 with the reference executor, and priced by the energy report."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
     run it on every target, compare the spikes with the reference executor, write the energy
     report (``<out>/<family>/``). True when every target kept its promise."""
     from . import __version__, kernels
+    from .atomic import atomic_dir
     from .datasets import save_spikes
     from .energy.cli import run as energy_run
     from .energy.cli import summary as energy_summary
@@ -22,23 +24,44 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
     from .models.base import save_trained
 
     print(f"neuro {__version__} demo (kernels: {kernels.backend()})")
+    print(f"output: {out} (written to a temporary folder, renamed into place when the demo "
+          "completes; an interrupted demo leaves nothing there)")
     ok = True
-    for family in FAMILIES.values():
-        if family.demo is None or (families is not None and family.name not in families):
-            continue
-        fam_out = out / family.name
-        print(f"\n== {family.name} ==")
-        trained = family.demo(seed=seed, epochs=epochs, samples=samples)
-        print(trained.summary)
-        path = save_trained(fam_out / "model.safetensors", trained)
-        print(f"checkpoint: {path}")
-        if trained.test_inputs is not None:
-            sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8))
-            print(f"sample input: {sample} (key 'spikes', [T, B, N] = "
-                  f"{list(trained.test_inputs.shape)}; `neuro run {path} --input {sample}`)")
-            ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
-        print("\n".join(energy_summary(energy_run(path, None, fam_out / "energy")["json"])))
+    with atomic_dir(out, replace=_replaceable) as tmp:
+        for family in FAMILIES.values():
+            if family.demo is None or (families is not None and family.name not in families):
+                continue
+            fam_out = tmp / family.name
+            print(f"\n== {family.name} ==")
+            trained = family.demo(seed=seed, epochs=epochs, samples=samples)
+            print(trained.summary)
+            path = save_trained(fam_out / "model.safetensors", trained)
+            final = out / path.relative_to(tmp)
+            print(f"checkpoint: {final}")
+            if trained.test_inputs is not None:
+                sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8))
+                final_sample = out / sample.relative_to(tmp)
+                print(f"sample input: {final_sample} (key 'spikes', [T, B, N] = "
+                      f"{list(trained.test_inputs.shape)}; `neuro run {final} --input "
+                      f"{final_sample}`)")
+                ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
+            lines = energy_summary(energy_run(path, None, fam_out / "energy")["json"])
+            print("\n".join(line.replace(str(tmp), str(out)) for line in lines))  # final paths
+        (tmp / COMPLETE).write_text(json.dumps({"complete": True, "all_targets_ok": ok,
+                                                 "seed": seed, "epochs": epochs}) + "\n")
     return ok
+
+
+#: written last into a finished demo folder (a folder without it is not a demo output)
+COMPLETE = "demo.json"
+
+
+def _replaceable(existing: Path) -> bool:
+    """An existing ``--out`` is replaced only when it is empty or a finished demo output."""
+    if any(existing.iterdir()) and not (existing / COMPLETE).is_file():
+        raise ValueError(f"{existing}: exists, is not empty and is not a neuro demo output "
+                         "(refusing to replace it)")
+    return True
 
 
 def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:

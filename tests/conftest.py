@@ -3,6 +3,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property-based tests (hypothesis): no example database in the working tree, and each test
+# states its own bounded max_examples (the whole set runs in about a minute in CI).
+settings.register_profile("neuro", database=None, deadline=None)
+settings.load_profile("neuro")
 
 REPO = Path(__file__).resolve().parents[1]
 

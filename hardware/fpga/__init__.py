@@ -127,7 +127,7 @@ def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = F
 
 def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibration_inputs: Any = None,
             saturate_weights: bool = False, input_bits: int = intgraph.INPUT_BITS,
-            verilog: bool | None = None) -> Path:
+            verilog: bool | None = None, force: bool = False) -> Path:
     """Quantize (if float) and write the FPGA artifact directory ``out`` (atomically).
 
     ``saturate_weights``: clip integer weights that exceed the format (recorded in
@@ -185,7 +185,7 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
                                                        "fully_parallel", "time_multiplexed")}
                                     for r in est["layers"]]}
     return write_artifact(out, target=name, graph=q, write_files=write_files, target_info=info,
-                          tools=("onnx", "onnxruntime"))
+                          tools=("onnx", "onnxruntime"), force=force)
 
 
 def _session(path: Path, threads: int):
@@ -198,7 +198,14 @@ def _session(path: Path, threads: int):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort, ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        if isinstance(exc, (TypeError, AttributeError, MemoryError)):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{path}: not a loadable ONNX model ({first})") from None
+    return ort, sess
 
 
 _ORT_TYPES = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int16)": np.int16,

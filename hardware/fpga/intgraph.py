@@ -233,17 +233,25 @@ def save(desc: dict[str, Any], arrays: dict[str, np.ndarray], out_dir: Path) -> 
             "weights.npz": "integer weights, delays, thresholds, leaks, biases (keys in graph.json)"}
 
 
+#: the shape of graph.json that :func:`load` checks before use
+DESC_SCHEMA = {"layers": [{"name": str, "op": str, "?sources": [{"node": str}],
+                           "?shape": [int], "?size": int, "?n_out": int,
+                           "?value": {"kind": str, "bits": int}}],
+               "inputs": [{"name": str, "bits": int}], "?graph_digest": str}
+
+
 def load(artifact: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read ``graph.json`` + ``weights.npz`` of an artifact (checked: format, version, keys)."""
+    from neuro.safeio import read_json, read_npz
+    from neuro.validate import check_json
+
     path = Path(artifact)
-    try:
-        desc = json.loads((path / "graph.json").read_text())
-        with np.load(path / "weights.npz", allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable FPGA integer graph ({exc})") from None
-    if desc.get("format") != INTGRAPH_FORMAT or desc.get("version") != INTGRAPH_VERSION:
+    desc = read_json(path / "graph.json")
+    arrays = read_npz(path / "weights.npz")
+    if not isinstance(desc, dict) or desc.get("format") != INTGRAPH_FORMAT \
+            or desc.get("version") != INTGRAPH_VERSION:
         raise ValueError(f"{path}/graph.json: not a {INTGRAPH_FORMAT} version {INTGRAPH_VERSION} file")
+    check_json(desc, DESC_SCHEMA, str(path / "graph.json"))
     for layer in desc["layers"]:
         for key in ("weight", "delay", "bias", "threshold"):
             if layer.get(key) and layer[key] not in arrays:

@@ -81,13 +81,6 @@ def supports(graph: Graph, fmt: str | None = None) -> list[str]:
         return problems
     if current is not None:
         return mapping.value_problems(graph, p)
-    for n, node in graph.nodes.items():
-        for f in ("weight", "bias", "threshold", "beta", "alpha"):
-            v = getattr(node, f, None)
-            if isinstance(v, np.ndarray) and v.size and not np.all(np.isfinite(v)):
-                problems.append(f"node {n!r} ({node.kind}): field {f!r} has non-finite values")
-    if problems:
-        return problems
     from neuro.graph.quantize import quantize
 
     try:  # what the format cannot express (compile quantizes again, calibrated)
@@ -98,7 +91,7 @@ def supports(graph: Graph, fmt: str | None = None) -> list[str]:
 
 
 def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
-            calibration_inputs: Any = None) -> Path:
+            calibration_inputs: Any = None, force: bool = False) -> Path:
     """Quantize (when float), map to Lava processes and write the artifact directory ``out``."""
     q = prepare_graph(name, formats, graph, fmt, calibration_inputs, supports)
     p = mapping.plan(q)
@@ -127,14 +120,21 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
             "processes": {s["name"]: s["kind"] for s in net["synapses"]},
             "float_source": net["float_source"],
             "netx": "netx/network.net" if netx_reason is None else f"not written: {netx_reason}"}
-    return write_artifact(out, target=name, graph=q, write_files=write_files, target_info=info)
+    return write_artifact(out, target=name, graph=q, write_files=write_files, target_info=info,
+                          force=force)
 
 
 def _load_network(artifact: Path) -> dict:
+    from neuro.safeio import read_json
+    from neuro.validate import check_json
+
     try:
-        return json.loads((artifact / "lava" / "network.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{artifact}: lava/network.json is not readable ({exc})") from None
+        net = read_json(artifact / "lava" / "network.json")
+        return check_json(net, {"neurons": [dict], "synapses": [dict], "inputs": list,
+                                "outputs": dict, "max_lag": int},
+                          str(artifact / "lava" / "network.json"))
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
 
 
 def run(artifact: str | Path, spikes: Any, *, mode: str = "fixed_pt",
@@ -149,7 +149,7 @@ def run(artifact: str | Path, spikes: Any, *, mode: str = "fixed_pt",
     read_manifest(artifact, name)
     q = load_artifact_graph(artifact)
     net = _load_network(artifact)
-    x = as_int_spikes(q, spikes)
+    x = as_int_spikes(q, spikes, max_count=1)
     for k, v in x.items():
         if v.max(initial=0) > 1:
             raise ValueError(f"input {k!r}: Loihi takes binary spikes (0/1), got values up to "
@@ -172,7 +172,8 @@ def run(artifact: str | Path, spikes: Any, *, mode: str = "fixed_pt",
         opts = {"mode": mode, "steps": steps, "probe_v": probe_v}
         np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)
         call_worker([str(artifact.resolve()), str(tmp / "in.npz"), str(tmp / "out.npz")],
-                    timeout=timeout or default_timeout(B * steps, n_proc), python=python)
+                    timeout=default_timeout(B * steps, n_proc) if timeout is None else timeout,
+                    python=python)
         try:
             with np.load(tmp / "out.npz", allow_pickle=False) as f:
                 rec = {k: f[k] for k in f.files}

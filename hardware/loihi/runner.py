@@ -5,7 +5,9 @@ Lava (lava-nc 0.10.0) pins numpy<2 and declares Python <3.11, so it lives in its
 runs ``worker.py`` as a script (by file path, so neither torch nor ``neuro/__init__`` is imported
 there) under the interpreter ``provision.find_lava_python`` finds (``NEURO_LAVA_PYTHON``, the
 cache, ``.venv-lava``, the current one). The worker runs in its own session (process
-group): on a time-out the whole group, Lava's per-Process OS processes included, is killed.
+group): on a time-out, Ctrl-C, SIGTERM/SIGHUP or interpreter exit the whole group, Lava's
+per-Process OS processes included, is killed (:mod:`neuro.hardware.workers`), and the caller's
+temporary folder is removed by its ``finally`` block.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..workers import supervised
 from . import provision
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -87,8 +90,9 @@ def call_worker(args: list[str], *, timeout: float, python: str | None = None) -
             raise LavaWorkerError(f"cannot start the Lava interpreter {python}: {exc}; "
                                   + INSTALL_HINT) from None
         try:
-            proc.wait(timeout=timeout)
-        except BaseException as exc:  # time-out, Ctrl-C: the whole process group goes
+            with supervised(proc):  # SIGTERM/SIGHUP raise here, so the group always goes
+                proc.wait(timeout=timeout)
+        except BaseException as exc:  # time-out, Ctrl-C, SIGTERM: the whole process group goes
             _kill_group(proc)
             proc.wait()
             if not isinstance(exc, subprocess.TimeoutExpired):

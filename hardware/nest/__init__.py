@@ -49,6 +49,7 @@ from neuro.hardware.base import (
     read_manifest,
     write_artifact,
 )
+from neuro.hardware.workers import supervised
 
 from . import mapping
 
@@ -85,7 +86,7 @@ def supports(graph: Any, fmt: str | None = None) -> list[str]:
 
 
 def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
-            calibration_inputs: Any = None) -> Path:
+            calibration_inputs: Any = None, force: bool = False) -> Path:
     """Write the artifact directory ``out`` (module docstring); ``calibration_inputs`` unused."""
     problems = supports(graph, fmt)
     if problems:
@@ -110,7 +111,7 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
             "beta_exact": all(q["beta_exact"] for q in net["populations"]),
             "connections": sum(q["connections"] for q in net["projections"])}
     return write_artifact(out, target=name, graph=graph, write_files=write_files,
-                          target_info=info, tools=("nest-simulator", "PyNN"))
+                          target_info=info, tools=("nest-simulator", "PyNN"), force=force)
 
 
 def nest_python() -> str:
@@ -136,7 +137,8 @@ def call_worker(args: list[str], *, timeout: float, python: str | None = None) -
     except OSError as exc:
         raise NestWorkerError(f"cannot start the NEST interpreter {python}: {exc}; {INSTALL_HINT}") from None
     try:
-        out, err = proc.communicate(timeout=timeout)
+        with supervised(proc):  # SIGTERM/SIGHUP raise here, so the group always goes
+            out, err = proc.communicate(timeout=timeout)
     except BaseException as exc:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -169,13 +171,17 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, timeout: float |
     artifact = Path(artifact)
     manifest = read_manifest(artifact, name)
     g = load_artifact_graph(artifact)
+    from neuro.safeio import read_json
+
     try:
-        net = json.loads((artifact / "nest" / "network.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{artifact}: nest/network.json is not readable ({exc})") from None
+        net = read_json(artifact / "nest" / "network.json")
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
+    if not isinstance(net, dict) or not isinstance(net.get("max_lag"), int):
+        raise ArtifactError(f"{artifact}/nest/network.json: expected an object with 'max_lag'")
     if int(threads) < 1:
         raise ValueError(f"nest run: threads must be >= 1, got {threads}")
-    x = as_int_spikes(g, spikes)
+    x = as_int_spikes(g, spikes, max_count=1)
     for k, v in x.items():
         if v.max(initial=0) > 1:
             raise ValueError(f"input {k!r}: NEST spike generators take binary spikes (0/1), got "
@@ -188,7 +194,8 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, timeout: float |
         np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         size = sum(p["size"] for p in net["populations"])
         call_worker([str(artifact.resolve()), str(tmp / "in.npz"), str(tmp / "out.npz")],
-                    timeout=timeout or default_timeout(B * size * (T + net["max_lag"])), python=python)
+                    timeout=(default_timeout(B * size * (T + net["max_lag"])) if timeout is None
+                             else timeout), python=python)
         try:
             with np.load(tmp / "out.npz", allow_pickle=False) as f:
                 rec = {k: f[k] for k in f.files}

@@ -113,7 +113,7 @@ def supports(graph: Graph, fmt: str | None = None, *, machine: Machine | None = 
 
 
 def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
-            calibration_inputs: Any = None, machine: Machine | None = None) -> Path:
+            calibration_inputs: Any = None, machine: Machine | None = None, force: bool = False) -> Path:
     """Quantize (if float), map and write the artifact directory ``out`` (atomically; nothing is
     written when the graph does not fit: :class:`UnsupportedGraph` names the population and the
     limit)."""
@@ -130,10 +130,9 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None,
             raise
         raise UnsupportedGraph(name, [str(exc)]) from None
     info = describe(mapping)
-    digests: dict[str, str] = info.setdefault("sha256", {})  # filled while the files are written
     return write_artifact(out, target=name, graph=q,
-                          write_files=lambda d: write_mapping(d, mapping, digests),
-                          target_info=info, tools=("torch",))
+                          write_files=lambda d: write_mapping(d, mapping),
+                          target_info=info, tools=("torch",), force=force)
 
 
 def run(artifact: str | Path, spikes: Any, *, engine: str = "auto",

@@ -49,9 +49,9 @@ _MATRIX_FIELDS = ("key_vertex", "target_vertex", "rowbase", "stride", "row_start
                   "ext_base", "ext_mask")
 
 
-def write_mapping(d: Path, m: Mapping, digests: dict[str, str] | None = None) -> dict[str, str]:
-    """Write the files of mapping ``m`` into directory ``d``; returns ``{file: description}``.
-    ``digests`` (when given) receives the SHA-256 of every data file, for the manifest."""
+def write_mapping(d: Path, m: Mapping) -> dict[str, str]:
+    """Write the files of mapping ``m`` into directory ``d``; returns ``{file: description}``
+    (:func:`neuro.hardware.base.write_artifact` records every file's SHA-256)."""
     machine = m.machine
     neurons = [p for p in m.populations if not p.is_source]
     placement = {
@@ -82,28 +82,16 @@ def write_mapping(d: Path, m: Mapping, digests: dict[str, str] | None = None) ->
              mpt_core=mp[:, 0], mpt_key=mp[:, 1].astype(np.uint32),
              mpt_mask=mp[:, 2].astype(np.uint32), mpt_matrix=mp[:, 3])
     (d / "summary.txt").write_text(summary(m))
-    if digests is not None:
-        digests.update({f: _sha256(d / f) for f in DATA_FILES})
     return dict(FILES)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    from neuro.safeio import read_npz
+
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in keys if k not in f.files]
-            if missing:
-                raise ArtifactError(f"{path}: missing arrays {missing}")
-            return {k: f[k] for k in keys}
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ArtifactError):
-            raise
-        raise ArtifactError(f"{path}: not a readable .npz file ({exc})") from None
+        return read_npz(path, keys)
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
 
 
 def load_mapping(artifact: str | Path) -> Mapping:
@@ -112,13 +100,10 @@ def load_mapping(artifact: str | Path) -> Mapping:
     from neuro.hardware.base import read_manifest
 
     path = Path(artifact)
-    digests = read_manifest(path, "spinnaker").get("target_info", {}).get("sha256", {})
+    digests = read_manifest(path, "spinnaker")["sha256"]  # checks every file's digest
     for f in DATA_FILES:
         if f not in digests:
             raise ArtifactError(f"{path}: manifest.json has no digest for {f}")
-        if _sha256(path / f) != digests[f]:
-            raise ArtifactError(f"{path / f}: does not match the manifest's digest (the artifact "
-                                "was modified)")
     try:
         pl = json.loads((path / "placement.json").read_text())
         machine = Machine.from_dict(pl["machine"])

@@ -232,6 +232,10 @@ def write_report(graph: Any, x: Any, out: str | Path, *, targets: str | list[str
     with that backend; without them and with ``run_simulators``, an installed simulator is run.
     Returns ``{"json": path, "md": path, "html": path}``.
     """
+    from ..validate import SPIKE_COUNT_MAX, check_spikes
+
+    n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    check_spikes(x, f"input data ({data_source})", feature_shape=n_in, max_count=SPIKE_COUNT_MAX)
     table = costs if isinstance(costs, CostTable) else load_cost_table(costs)
     chosen = table.select(_split_targets(targets))
     if table.baseline not in [t.key for t in chosen]:

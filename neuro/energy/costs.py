@@ -23,7 +23,6 @@ only non-zero input x non-zero weight operations cost, spikes travel as packets.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -96,16 +95,21 @@ class CostTable:
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{path}: no such cost table file")
-    text = path.read_text(encoding="utf-8")
+    from ..safeio import check_depth, parse_json, read_text
+
+    text = read_text(path)  # size limit (NEURO_MAX_JSON_BYTES), UTF-8
     try:
         if path.suffix.lower() == ".toml":
             if sys.version_info < (3, 11):
                 raise ValueError(f"{path}: TOML cost tables need Python 3.11+ (use JSON)")
             import tomllib
 
-            data = tomllib.loads(text)
+            try:
+                data = check_depth(str(path), tomllib.loads(text))
+            except RecursionError:
+                raise ValueError(f"{path}: nested too deeply to read") from None
         else:
-            data = json.loads(text)
+            data = parse_json(text, f"{path} (not a readable cost table)")
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise

@@ -149,7 +149,7 @@ def fpga(weight_bits: int = 8, *, leak: str = "shift", state_bits: int | None = 
         raise ValueError(f"fpga leak must be 'shift' or 'mantissa', got {leak!r}")
     return NumberFormat(
         name=f"int{weight_bits}" + ("" if leak == "shift" else "-m12"), family="fixed",
-        weight_bits=weight_bits, weight_exp_range=(0, 0), state_bits=state_bits or 2 * weight_bits,
+        weight_bits=weight_bits, weight_exp_range=(0, 0), state_bits=2 * weight_bits if state_bits is None else state_bits,
         frac_bits=0, decay=leak, decay_bits=12, rounding=rounding, overflow=overflow,
         spike_rule="ge", resets=("zero", "subtract"),
         egru_frac_bits=12 if weight_bits >= 16 else 0,

@@ -28,6 +28,9 @@ from .nodes import Input, Node, NodeError, Output, Shape
 from .registry import node_from_dict
 
 FORMAT_VERSION = 1
+#: the shape of graph.json (:func:`neuro.validate.check_json`), checked before use
+GRAPH_SCHEMA = {"format_version": int, "nodes": {str: {"type": str}}, "edges": [[str]],
+                "?dt": float, "?metadata": dict}
 
 
 class GraphError(ValueError):
@@ -100,6 +103,7 @@ class Graph:
                 raise GraphError(f"node names must be non-empty strings, got {name!r}")
             if not isinstance(node, Node):
                 raise GraphError(f"node {name!r} is a {type(node).__name__}, not a graph Node")
+            _check_finite(name, node)
         for edge in self.edges:
             if len(edge) != 2:
                 raise GraphError(f"edge {edge!r} must be (source, destination)")
@@ -236,20 +240,28 @@ class Graph:
 
     @classmethod
     def load(cls, path: str | Path) -> Graph:
+        """Read ``graph.json`` + ``arrays.npz`` (through :mod:`neuro.safeio`: size and depth
+        limits, corrupt containers refused) and validate; ``GraphError`` names the file."""
+        from ..safeio import read_json, read_npz
+        from ..validate import check_json
+
         path = Path(path)
         try:
-            struct = json.loads((path / "graph.json").read_text())
-            with np.load(path / "arrays.npz", allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as exc:
-            raise GraphError(f"{path}: not a readable graph ({exc})") from None
+            struct = check_json(read_json(path / "graph.json"), GRAPH_SCHEMA,
+                                str(path / "graph.json"))
+            arrays = read_npz(path / "arrays.npz")
+        except ValueError as exc:
+            raise GraphError(str(exc)) from None
         for name, nd in struct.get("nodes", {}).items():
             for k, v in list(nd.items()):
                 if isinstance(v, dict) and "$array" in v:
-                    if v["$array"] not in arrays:
+                    if not isinstance(v["$array"], str) or v["$array"] not in arrays:
                         raise GraphError(f"{path}: node {name!r} field {k!r}: array {v['$array']!r} missing")
                     nd[k] = arrays[v["$array"]]
-        return cls.from_dict(struct).validate()
+        try:
+            return cls.from_dict(struct).validate()
+        except GraphError as exc:
+            raise GraphError(f"{path}: {exc}") from None
 
     def digest(self) -> str:
         """SHA-256 of the structure and every array (stable across save/load)."""
@@ -266,6 +278,23 @@ class Graph:
         return (self.dt == other.dt and list(self.edges) == list(other.edges)
                 and self.nodes.keys() == other.nodes.keys()
                 and all(self.nodes[n].equals(other.nodes[n]) for n in self.nodes))
+
+
+def _check_finite(name: str, node: Node) -> None:
+    """Every real-valued field of ``node`` is finite (NaN/inf would poison every executor)."""
+    import dataclasses
+
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, np.ndarray) and v.dtype.kind in "fc":
+            ok = bool(np.isfinite(v).all())
+        elif isinstance(v, float):
+            ok = bool(np.isfinite(v))
+        else:
+            continue
+        if not ok:
+            raise GraphError(f"node {name!r} ({node.kind}): field {f.name!r} holds NaN or "
+                             "infinite values")
 
 
 def _tarjan(names: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:

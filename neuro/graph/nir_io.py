@@ -849,18 +849,18 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
 def read_nir_graph(path: str | Path) -> Any:
     """The ``nir.NIRGraph`` of a NIR file, checked as :func:`read_nir` checks it."""
     nir = require_nir()
-    import h5py
-    from nir.serialization import hdf2dict
+
+    from ..safeio import hdf5_file, read_hdf5_tree
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such NIR file")
     try:
-        with h5py.File(path, "r") as f:
+        with hdf5_file(path, kind="NIR file") as f:  # h5py's errors on a corrupt file: one ValueError
             version = f["version"][()] if "version" in f else None
             if "node" not in f:
                 raise ValueError(f"{path}: not a NIR file (no 'node' group)")
-            data = hdf2dict(f["node"])
+            data = read_hdf5_tree(f["node"], str(path))  # depth and size limits
     except OSError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{path}: not a NIR file ({msg})") from None

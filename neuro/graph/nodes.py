@@ -45,6 +45,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -140,6 +141,9 @@ class Node(abc.ABC):
         unknown = sorted(set(d) - names)
         if unknown:
             raise NodeError(f"{cls.kind}: unknown fields {unknown}")
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            _check_field_type(cls.kind, key, value, hints.get(key, Any))
         return cls(**d)
 
     def equals(self, other: Node) -> bool:
@@ -180,6 +184,18 @@ class Node(abc.ABC):
     @abc.abstractmethod
     def example(cls) -> Node:
         """A small valid instance (used by the introspective tests)."""
+
+
+def _check_field_type(kind: str, key: str, value: Any, hint: Any) -> None:
+    """Raise :class:`NodeError` when a field value read from a file does not have the type of the
+    field's annotation (:func:`neuro.validate.matches_annotation`: arrays are numeric arrays or
+    numbers, shapes lists of integers, ...), so a wrong JSON type is one error naming the node
+    kind and field, not a TypeError later."""
+    from ..validate import matches_annotation
+
+    if not matches_annotation(value, hint):
+        raise NodeError(f"{kind}: field {key!r} has the wrong type ({type(value).__name__}: "
+                        f"{str(value)[:40]}), expected {hint}")
 
 
 def _need(name: str, kind: str, fieldname: str, cond: bool, msg: str) -> None:

@@ -44,7 +44,13 @@ C = TypeVar("C", bound="ModelConfig")
 
 
 class ModelConfig:
-    """Base of the config dataclasses: JSON in, JSON out, unknown keys named."""
+    """Base of the config dataclasses: JSON in, JSON out, unknown keys named.
+
+    ``SIZES`` names the fields that are sizes (an int or a list of ints: layer widths, counts):
+    :meth:`from_dict` refuses one below 1 (an empty layer) and every integer value over
+    ``NEURO_MAX_ELEMENTS``, before anything is built from them."""
+
+    SIZES: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
@@ -54,10 +60,44 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(known)}")
+        _check_sizes(cls.__name__, d, cls.SIZES)
+        _check_types(cls, d)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _check_types(cls: type, d: dict[str, Any]) -> None:
+    """Refuse config values whose JSON type does not fit the field's annotation (a string where
+    a layer width belongs would otherwise be a TypeError deep inside the model)."""
+    import typing
+
+    from ..validate import matches_annotation
+
+    hints = typing.get_type_hints(cls)
+    for key, value in d.items():
+        if key in hints and not matches_annotation(value, hints[key]):
+            raise ValueError(f"{cls.__name__}: {key} = {value!r} has the wrong type, expected "
+                             f"{hints[key]}")
+
+
+def _check_sizes(where: str, d: dict[str, Any], sizes: tuple[str, ...] = ()) -> None:
+    """Refuse integer config values (layer widths, step counts, lists of them) over
+    ``NEURO_MAX_ELEMENTS``, and fields named in ``sizes`` below 1, before anything is
+    allocated from them."""
+    from ..limits import LimitError, limit
+
+    top = limit("NEURO_MAX_ELEMENTS")
+    for key, v in d.items():
+        values = v if isinstance(v, (list, tuple)) else [v]
+        if key in sizes and any(isinstance(i, (int, float)) and not isinstance(i, bool)
+                                and i < 1 for i in values):
+            raise ValueError(f"{where}: {key} = {v!r}: sizes must be at least 1")
+        for item in values:
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > top:
+                raise LimitError(f"{where}: {key} = {item} is over the limit of {top} (raise "
+                                 "NEURO_MAX_ELEMENTS to allow it)")
 
 
 class FamilyModel:
@@ -114,12 +154,15 @@ def export_view(model: nn.Module) -> Iterator[nn.Module]:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
-    import json
+    from ..limits import LimitError
+    from ..safeio import read_json
 
     try:
-        cfg = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable JSON config ({exc})") from None
+        cfg = read_json(path)  # size and depth limits, one-line errors naming the file
+    except LimitError:
+        raise
+    except ValueError as exc:
+        raise ValueError(f"{exc} (expected a JSON config file)") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: the config must be a JSON object")
     return cfg

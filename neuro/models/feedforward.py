@@ -7,7 +7,7 @@ output the readout membrane ``[T, B, layers[-1]]``; classify with the time-summe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -20,6 +20,8 @@ from .base import FamilyModel, ModelConfig
 @dataclass
 class SpikingMLPConfig(ModelConfig):
     """Hyperparameters of :class:`SpikingMLP` (JSON-serialisable; stored in checkpoints)."""
+
+    SIZES: ClassVar[tuple[str, ...]] = ("layers",)
 
     layers: list[int] = field(default_factory=lambda: [700, 256, 256, 20])
     beta: float = 0.9

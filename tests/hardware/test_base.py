@@ -83,10 +83,57 @@ def test_input_checks():
 
     g = Graph({"in": nodes.Input(shape=(3,)), "out": nodes.Output()}, [("in", "out")]).validate()
     assert as_int_spikes(g, np.zeros((5, 3)))["in"].shape == (5, 1, 3)
-    with pytest.raises(ValueError, match=r"expected \[T, 3\]"):
+    with pytest.raises(ValueError, match=r"expected \[T, 3\] or \[T, B, 3\]"):
         as_int_spikes(g, np.zeros((5, 4)))
-    with pytest.raises(ValueError, match="non-negative integers"):
+    with pytest.raises(ValueError, match="holds the value 0.5"):
         as_int_spikes(g, np.full((5, 3), 0.5))
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.full((4, 3), 2**64 - 1, np.uint64), "values up to 18446744073709551615"),  # wrapped to -1
+    (np.full((4, 3), 256, np.int64), "values up to 256"),  # would wrap to 0 in uint8
+    (np.full((4, 3), 1e30), "values up to 1e"),
+    (np.ones((4, 3), np.complex64), "dtype complex64 is not allowed"),
+    (np.array([[np.nan, 0, 1]]), "NaN or infinite"),
+    (np.full((4, 3), -1, np.int8), "negative values"),
+    (np.zeros((0, 3)), "T = 0"),
+    (np.zeros((4, 0, 3)), "B = 0"),
+    (np.array([["a", "b", "c"]]), "dtype <U1 is not allowed"),
+])
+def test_one_validator_refuses_what_a_target_would_wrap(x, message):
+    """The values that used to reach the targets wrapped or rounded (issue 19) are refused by
+    the one validator every backend's run goes through."""
+    from neuro.graph import Graph, nodes
+
+    g = Graph({"in": nodes.Input(shape=(3,)), "out": nodes.Output()}, [("in", "out")]).validate()
+    with pytest.raises(ValueError, match=message):
+        as_int_spikes(g, x)
+    with pytest.raises(ValueError, match="values up to 2; spikes must be 0 or 1"):
+        as_int_spikes(g, np.full((4, 3), 2), max_count=1)
+
+
+def test_every_file_is_digested_and_checked(networks, tmp_path):
+    g, x = networks["feedforward"](T=20)
+    q = quantize(g, "int8", calibration_inputs=x)
+    out = write_artifact(tmp_path / "art", target="fake", graph=q,
+                         write_files=lambda d: ((d / "data.bin").write_bytes(b"\0" * 64),
+                                                {"data.bin": "test"})[1])
+    m = read_manifest(out)
+    assert set(m["sha256"]) == {"graph/graph.json", "graph/arrays.npz", "data.bin"}
+    (out / "data.bin").write_bytes(b"\1" + b"\0" * 63)
+    with pytest.raises(ArtifactError, match="data.bin: does not match the manifest's digest"):
+        read_manifest(out)
+
+
+def test_export_over_another_targets_artifact_needs_force(networks, tmp_path):
+    g, x = networks["feedforward"](T=20)
+    q = quantize(g, "int8", calibration_inputs=x)
+    out = write_artifact(tmp_path / "art", target="one", graph=q, write_files=lambda d: {})
+    with pytest.raises(ArtifactError, match="holds an artifact for target 'one', not 'two'"):
+        write_artifact(out, target="two", graph=q, write_files=lambda d: {})
+    assert read_manifest(out)["target"] == "one"
+    write_artifact(out, target="two", graph=q, write_files=lambda d: {}, force=True)
+    assert read_manifest(out)["target"] == "two"
 
 
 def test_unknown_target():

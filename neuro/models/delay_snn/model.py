@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,8 @@ DELAY_MODES = ("learned", "fixed", "none")
 
 @dataclass
 class DelaySNNConfig(ModelConfig):
+
+    SIZES: ClassVar[tuple[str, ...]] = ("n_inputs", "n_hidden", "n_layers", "n_outputs")
     n_inputs: int = 140
     n_hidden: int = 256
     n_layers: int = 2

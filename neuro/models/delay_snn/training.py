@@ -112,8 +112,10 @@ def train(req: TrainRequest) -> Trained:
     distributed.init_from_env()  # torchrun --nproc_per_node N: DDP over N processes
     cfg = dict(req.config)
     opts = split_keys(cfg, TRAIN_KEYS)
-    epochs = req.epochs or opts.pop("epochs", 150 if req.data else 15)
-    opts.pop("epochs", None)
+    epochs = opts.pop("epochs", 150 if req.data else 15)
+    epochs = req.epochs if req.epochs is not None else epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     seed = opts.pop("seed", req.seed)
     torch.manual_seed(seed)
     if req.data:

@@ -355,7 +355,7 @@ def _train_gesture(request: TrainRequest) -> Trained:
     model = EGRUGestureNet(EGRUGestureConfig.from_dict(model_cfg))
     if getattr(args, "batch_size", None) is not None:
         opts["batch_size"] = args.batch_size
-    result = fit_gesture(model, train_items, test_items, epochs=request.epochs or 1,
+    result = fit_gesture(model, train_items, test_items, epochs=1 if request.epochs is None else request.epochs,
                          log=request.log, seed=request.seed,
                          max_batches=getattr(args, "max_batches", None), **opts)
     test = result["test"]
@@ -388,7 +388,7 @@ def train(request: TrainRequest) -> Trained:
             opts[key] = getattr(args, name)
     opts.setdefault("batch_size", 64 if request.data is not None else 16)
     opts.setdefault("bptt", 70 if request.data is not None else 35)
-    epochs = request.epochs or 1
+    epochs = 1 if request.epochs is None else request.epochs
     result = fit(model, corpus.train, corpus.valid, epochs=epochs, log=request.log,
                  max_batches=getattr(args, "max_batches", None), seed=request.seed, **opts)
     info: dict[str, Any] = {"task": "lm", "corpus": corpus.name, "vocab": corpus.vocab.itos,

@@ -55,7 +55,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -193,6 +193,8 @@ class LSMConfig(ModelConfig):
     Units: ``beta``/``trace_beta`` are per-step decay factors, ``refractory`` and ``n_steps`` are
     steps, ``dt`` is seconds per step, weights and ``threshold`` share the membrane's unit.
     """
+
+    SIZES: ClassVar[tuple[str, ...]] = ("n_inputs", "size", "n_outputs", "grid", "n_steps")
 
     n_inputs: int = 256
     size: int = 200
@@ -404,7 +406,7 @@ class LSM(Sequential, FamilyModel):
     # -- readout ---------------------------------------------------------------------------------
     def bias_gain(self, n_steps: int | None = None) -> float:
         """``sum_{k < T} trace_beta^k``: how the per-step bias adds up in the integrator."""
-        T = n_steps or self.config.n_steps
+        T = self.config.n_steps if n_steps is None else n_steps
         b = float(self.integrator.beta)
         return float(T) if b == 1.0 else (1 - b**T) / (1 - b)
 

@@ -144,6 +144,11 @@ TRAIN_KEYS = {"readout", "alphas", "hidden", "epochs", "lr", "batch_size", "embe
               "seed", "task", "max_samples", "n_steps", "dt_us", "dt", "crop", "polarity"}
 
 
+def _given(value: Any, default: Any) -> Any:
+    """``value`` unless it is None (0 is honoured, and the reader refuses it if it is wrong)."""
+    return default if value is None else value
+
+
 def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
               max_samples: int | None = None, n_steps: int | None = None, dt_us: int | None = None,
               dt: float | None = None, crop: Sequence[int] | None = (16, 16),
@@ -159,21 +164,21 @@ def load_task(data: str | Path | None, task: str = "digits", *, seed: int = 0,
     if data is not None:
         p = Path(data).expanduser()
         if p.is_dir():
-            kw: dict[str, Any] = dict(n_steps=n_steps or 50, dt_us=dt_us or 6000, crop=crop_t, polarity=polarity,
+            kw: dict[str, Any] = dict(n_steps=_given(n_steps, 50), dt_us=_given(dt_us, 6000), crop=crop_t, polarity=polarity,
                       max_samples=max_samples)
             return load_nmnist(p, "train", **kw), load_nmnist(p, "test", **kw), f"N-MNIST {p}"
         if p.is_file():
-            kw2: dict[str, Any] = dict(n_steps=n_steps or 129, dt=dt or 0.01)
+            kw2: dict[str, Any] = dict(n_steps=_given(n_steps, 129), dt=_given(dt, 0.01))
             return load_ntidigits(p, "train", **kw2), load_ntidigits(p, "test", **kw2), f"N-TIDIGITS {p}"
         raise ValueError(f"{p}: no such file or directory (an N-MNIST folder or an N-TIDIGITS .hdf5 file)")
     if task == "digits":
         with heartbeat("lsm: making the offline digits task (cached after the first run)"):
-            tr, te = digits_nmnist_task(max_samples=max_samples, seed=seed, n_steps=n_steps or 50,
-                                        dt_us=dt_us or 6000, crop=crop_t, polarity=polarity)
+            tr, te = digits_nmnist_task(max_samples=max_samples, seed=seed, n_steps=_given(n_steps, 50),
+                                        dt_us=_given(dt_us, 6000), crop=crop_t, polarity=polarity)
         return tr, te, "sklearn digits as saccade events (N-MNIST format stand-in)"
     if task == "audio":
         with heartbeat("lsm: making the offline audio task (cached after the first run)"):
-            tr, te = audio_event_task(seed=seed, n_steps=n_steps or 50, dt=dt or 0.005)
+            tr, te = audio_event_task(seed=seed, n_steps=_given(n_steps, 50), dt=_given(dt, 0.005))
         return tr, te, "temporal audio-like event task (N-TIDIGITS format stand-in)"
     raise ValueError(f"task must be 'digits' or 'audio', got {task!r}")
 

@@ -65,7 +65,9 @@ def lr_at(step: int, steps: int, lr: float, lr_final: float, warmup: int) -> flo
 def evaluate_bpc(model: SpikeGPT, data: np.ndarray, *, ctx_len: int | None = None,
                  batch_size: int = 4, max_tokens: int | None = None) -> float:
     """Held-out bits per character of ``data`` (token ids; module docstring)."""
-    ctx_len = ctx_len or model.config.ctx_len
+    ctx_len = model.config.ctx_len if ctx_len is None else ctx_len
+    if ctx_len < 1:
+        raise ValueError(f"ctx_len must be at least 1, got {ctx_len}")
     if max_tokens is not None:
         data = data[: max_tokens + 1]
     was = model.training
@@ -100,7 +102,9 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     showing tokens/s, loss and bpc, and a line with the same numbers every ``log_every`` steps
     to ``log`` (default stderr).
     """
-    ctx_len = ctx_len or model.config.ctx_len
+    ctx_len = model.config.ctx_len if ctx_len is None else ctx_len
+    if ctx_len < 1:
+        raise ValueError(f"ctx_len must be at least 1, got {ctx_len}")
     if steps <= 0:
         raise ValueError(f"fit: steps must be positive, got {steps}")
     vocab = model.config.vocab_size

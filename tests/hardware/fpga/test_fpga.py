@@ -18,6 +18,7 @@ from neuro.graph.formats import INT8, NumberFormat, fpga
 from neuro.graph.quantize import quantize
 from neuro.hardware import get_backend
 from neuro.hardware.base import (
+    ArtifactError,
     UnsupportedGraph,
     as_int_spikes,
     compare,
@@ -269,3 +270,15 @@ def test_replaces_only_artifacts(networks, tmp_path):
     with pytest.raises(ValueError, match="not a neuro artifact"):
         backend.compile(g, tmp_path / "mine", calibration_inputs=x)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage that is not a protobuf"])
+def test_unloadable_onnx_is_an_artifact_error(tmp_path, content):
+    """A step.onnx that onnxruntime cannot load (a re-signed artifact, or one written by
+    another tool) is one ArtifactError naming the file, not onnxruntime's own exception."""
+    from neuro.hardware.fpga import _session
+
+    bad = tmp_path / "step.onnx"
+    bad.write_bytes(content)
+    with pytest.raises(ArtifactError, match="step.onnx: not a loadable ONNX model"):
+        _session(bad, 1)

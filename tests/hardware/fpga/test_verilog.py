@@ -44,5 +44,5 @@ def test_modified_verilog_is_refused(networks, tmp_path):
     art = backend.compile(g, tmp_path / "a", calibration_inputs=x, verilog=True)
     p = art / "verilog" / "neuro_net.v"
     p.write_text(p.read_text().replace("32'sd", "32'sd1", 1))
-    with pytest.raises(ValueError, match="differs from the design generated"):
+    with pytest.raises(ValueError, match="neuro_net.v: does not match the manifest's digest"):
         backend.run(art, x, engine="verilog")

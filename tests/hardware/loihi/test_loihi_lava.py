@@ -16,6 +16,7 @@ from neuro.graph.intsim import simulate_int
 from neuro.hardware import get_backend
 from neuro.hardware.base import as_int_spikes, compare, load_artifact_graph
 from neuro.hardware.loihi import LavaWorkerError
+from neuro.safeio import sha256_file
 
 loihi = get_backend("loihi")
 T = 200
@@ -100,6 +101,11 @@ def test_worker_failures_are_one_clear_error(networks, tmp_path, lava_python):
         arrays = {k: f[k] for k in f.files}
     arrays["syn/2/weight"] = arrays["syn/2/weight"][:, :3]
     np.savez(art / "lava" / "arrays.npz", **arrays)
+    with pytest.raises(ValueError, match="arrays.npz: does not match the manifest's digest"):
+        loihi.run(art, x, timeout=120)  # a modified artifact is refused before Lava starts
+    manifest = json.loads((art / "manifest.json").read_text())  # re-sign it: Lava gets to fail
+    manifest["sha256"]["lava/arrays.npz"] = sha256_file(art / "lava" / "arrays.npz")
+    (art / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(LavaWorkerError, match=r"^the Lava worker failed \(exit 1\): ") as e:
         loihi.run(art, x, timeout=120)
     print(str(e.value).splitlines()[0])

@@ -211,7 +211,7 @@ def test_worker_is_standalone_and_core_imports_no_lava():
 
 def test_run_rejects_bad_input(networks, tmp_path):
     art, g, x = _feedforward_artifact(networks, tmp_path)
-    with pytest.raises(ValueError, match="binary spikes"):
+    with pytest.raises(ValueError, match="spikes must be 0 or 1"):
         loihi.run(art, x * 2)
     with pytest.raises(ValueError, match="mode must be one of"):
         loihi.run(art, x, mode="bit_accurate")
@@ -222,7 +222,7 @@ def test_run_rejects_bad_input(networks, tmp_path):
 def test_supports_reports_what_quantize_cannot_express():
     g = _chain((np.ones((3, 4)), N.LIF(reset="zero")))
     g.nodes["w0"].weight[0, 0] = np.nan
-    assert loihi.supports(g) == ["node 'w0' (Linear): field 'weight' has non-finite values"]
+    assert loihi.supports(g) == ["node 'w0' (Linear): field 'weight' holds NaN or infinite values"]
     cuba = Graph({"in": N.Input(shape=(2,)),
                   "w": N.Affine(weight=np.ones((2, 2), np.float32), bias=np.ones(2, np.float32)),
                   "n": N.CubaLIF(reset="zero"), "out": N.Output()},

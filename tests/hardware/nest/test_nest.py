@@ -171,5 +171,5 @@ def test_probe_and_binary_inputs(networks, tmp_path):
     assert info["nest"].startswith("3.10")
     graph, spikes = networks["feedforward"](T=10, B=1)
     art = nest_backend.compile(graph, tmp_path / "art")
-    with pytest.raises(ValueError, match="binary"):
+    with pytest.raises(ValueError, match="spikes must be 0 or 1"):
         nest_backend.run(art, spikes * 2)

@@ -1,0 +1,190 @@
+"""Every dataset reader on corrupt, hostile or oversized input (issue 19): property-based byte
+mutations of valid files (any exception other than ValueError fails), declared sizes checked
+before reading, out-of-range timestamps, FIFOs, empty splits, corrupt caches."""
+import gzip
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neuro.datasets import SpikeDataset, load_spikes, read_heidelberg, read_ntidigits
+from neuro.datasets.io import read_binned_cache, write_binned_cache
+from neuro.datasets.nmnist import decode_events, encode_events, list_split
+from neuro.datasets.ntidigits import bin_events, write_ntidigits
+from neuro.limits import LimitError
+
+FUZZ = settings(max_examples=25, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def mutations(seed: bytes):
+    """Byte flips, truncations and insertions of a valid file."""
+    n = len(seed)
+    return st.one_of(
+        st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 255)), min_size=1, max_size=4).map(
+            lambda flips: _flip(seed, flips)),
+        st.integers(0, n - 1).map(lambda k: seed[:k]),
+        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=16)).map(
+            lambda ib: seed[:ib[0]] + ib[1] + seed[ib[0]:]),
+    )
+
+
+def _flip(seed: bytes, flips) -> bytes:
+    data = bytearray(seed)
+    for i, x in flips:
+        data[i] ^= x
+    return bytes(data)
+
+
+# ----------------------------------------------------------------------------- spike npz
+def _spikes_npz() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, spikes=(np.random.default_rng(0).random((20, 2, 5)) < 0.3))
+    return buf.getvalue()
+
+
+@FUZZ
+@given(mutations(_spikes_npz()))
+def test_load_spikes_mutated(tmp_path, data):
+    p = tmp_path / "s.npz"
+    p.write_bytes(data)
+    try:
+        x = load_spikes(p)
+    except ValueError:
+        return
+    assert set(np.unique(x).tolist()) <= {0, 1}
+
+
+# ------------------------------------------------------------------------------ N-MNIST
+_NMNIST = encode_events(np.array([(1, 2, 1, 10), (30, 5, 0, 900), (33, 33, 1, 2000)],
+                                 dtype=[("x", "i2"), ("y", "i2"), ("p", "i1"), ("t", "i8")]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(mutations(_NMNIST), st.binary(max_size=200)))
+def test_nmnist_decode_any_bytes(data):
+    try:
+        ev = decode_events(data)
+    except ValueError:
+        return
+    assert (ev["x"] < 34).all() and (ev["y"] < 34).all() and (np.diff(ev["t"]) >= 0).all()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_nmnist_folder_skips_fifos_and_reports_loops(tmp_path):
+    good = tmp_path / "Train" / "3"
+    good.mkdir(parents=True)
+    (good / "a.bin").write_bytes(_NMNIST)
+    os.mkfifo(good / "b.bin")  # opening it would block forever
+    files, labels = list_split(tmp_path, "train")
+    assert [f.name for f in files] == ["a.bin"] and labels.tolist() == [3]
+    os.symlink("c.bin", good / "c.bin")
+    with pytest.raises(ValueError, match="symlink loop"):
+        list_split(tmp_path, "train")
+
+
+# ------------------------------------------------------------------------- SHD / SSC
+def _write_shd(path: Path, n=3) -> Path:
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        sp = f.create_group("spikes")
+        t = sp.create_dataset("times", (n,), dtype=h5py.vlen_dtype(np.float32))
+        u = sp.create_dataset("units", (n,), dtype=h5py.vlen_dtype(np.uint16))
+        for i in range(n):
+            k = int(rng.integers(2, 20))
+            t[i] = np.sort(rng.uniform(0, 1, k)).astype(np.float32)
+            u[i] = rng.integers(0, 700, k).astype(np.uint16)
+        f.create_dataset("labels", data=np.arange(n, dtype=np.uint16))
+    return path
+
+
+@FUZZ
+@given(data=st.data())
+def test_read_heidelberg_mutated(tmp_path, data):
+    seed = _write_shd(tmp_path / "seed.h5").read_bytes()
+    p = tmp_path / "m.h5"
+    p.write_bytes(data.draw(mutations(seed)))
+    try:
+        times, units, labels = read_heidelberg(p)
+    except ValueError:
+        return
+    assert len(times) == len(units) == len(labels)
+
+
+def test_heidelberg_lazy_shape_and_gzip_bomb(tmp_path, monkeypatch):
+    p = tmp_path / "lazy.h5"
+    with h5py.File(p, "w") as f:  # a tiny file whose datasets declare 10**12 entries
+        sp = f.create_group("spikes")
+        for name in ("times", "units"):
+            sp.create_dataset(name, (10**12,), chunks=(1024,),
+                              dtype=h5py.vlen_dtype(np.float32 if name == "times" else np.uint16))
+        f.create_dataset("labels", (10**12,), chunks=(1024,), dtype=np.uint16)
+    assert p.stat().st_size < 100_000
+    with pytest.raises(LimitError, match="NEURO_MAX_ELEMENTS"):
+        read_heidelberg(p)
+    bomb = tmp_path / "bomb.h5.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        for _ in range(16):
+            f.write(bytes(1 << 20))
+    monkeypatch.setenv("NEURO_MAX_INFLATE_RATIO", "50")
+    with pytest.raises(ValueError, match="NEURO_MAX_INFLATE_RATIO"):
+        read_heidelberg(bomb)
+
+
+# ------------------------------------------------------------------------------ N-TIDIGITS
+def _write_tidigits(path: Path, times=None) -> Path:
+    t = [np.array([0.001, 0.02, 0.5]), np.array([0.003])] if times is None else times
+    a = [np.array([1, 2, 63]), np.array([5])][:len(t)]
+    keys = ["man-ab-a-1", "woman-cd-b-z"][:len(t)]
+    return write_ntidigits(path, {"train": (keys, t, a), "test": (keys, t, a)})
+
+
+@FUZZ
+@given(data=st.data())
+def test_read_ntidigits_mutated(tmp_path, data):
+    seed = _write_tidigits(tmp_path / "seed.hdf5").read_bytes()
+    p = tmp_path / "m.hdf5"
+    p.write_bytes(data.draw(mutations(seed)))
+    try:
+        times, chans, labels, keys = read_ntidigits(p, "train")
+    except ValueError:
+        return
+    assert all((c >= 0).all() and (c < 64).all() for c in chans)
+
+
+def test_ntidigits_huge_timestamps_are_dropped_not_wrapped(tmp_path):
+    p = _write_tidigits(tmp_path / "t.hdf5", [np.array([0.001, 1e30, 1e30]), np.array([1e30])])
+    times, chans, _, _ = read_ntidigits(p, "train")
+    frames = bin_events(times, chans, n_steps=10, dt=0.01)
+    assert frames.sum() == 1 and frames[0, 0, 1] == 1  # only the 1 ms event; 1e30 s dropped
+
+
+# --------------------------------------------------------------------------- datasets
+def test_empty_split_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        SpikeDataset(np.zeros((0, 5, 3), np.uint8), np.zeros(0, np.int64), 2)
+    with pytest.raises(ValueError, match="empty"):
+        SpikeDataset(np.zeros((2, 0, 3), np.uint8), np.zeros(2, np.int64), 2)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_keys"])
+def test_corrupt_binned_cache_is_rebuilt(tmp_path, damage):
+    npz = tmp_path / "c.npz"
+    spikes, labels = np.ones((2, 3, 4), np.uint8), np.array([0, 1])
+    write_binned_cache(npz, spikes, labels, "tag")
+    assert read_binned_cache(npz, "tag") is not None
+    if damage == "garbage":
+        npz.write_bytes(b"PK\x03\x04garbage")
+    elif damage == "truncated":
+        npz.write_bytes(npz.read_bytes()[:100])
+    else:
+        np.savez(npz, spikes=spikes, source=np.array("tag"))
+    assert read_binned_cache(npz, "tag") is None  # the caller rebuilds and rewrites it
+    write_binned_cache(npz, spikes, labels, "tag")
+    assert read_binned_cache(npz, "tag") is not None
