@@ -34,6 +34,7 @@ Usage (from the repository root)::
     PYTHONPATH=. python benchmarks/lif_sweep.py             # 3 rounds, ~1 h on 2 busy cores
     PYTHONPATH=. python benchmarks/lif_sweep.py --quick     # 1 round, shorter blocks
     PYTHONPATH=. python benchmarks/lif_sweep.py --points h1024-d2-T100-B32 --rounds 2
+    PYTHONPATH=. python benchmarks/lif_sweep.py --threads 1   # on an oversubscribed machine
 
 Exit status 2 when snnTorch, SpikingJelly or neuro is not importable.
 """
@@ -231,7 +232,8 @@ def worker(impl: str, point: Point, kind: str, quick: bool) -> dict[str, Any]:
 
 
 def _spawn(impl: str, point: Point, kind: str, quick: bool) -> dict[str, Any]:
-    args = ["--worker", impl, point.name, kind] + (["--quick"] if quick else [])
+    args = ["--worker", impl, point.name, kind, "--threads", str(NUM_THREADS)] + (
+        ["--quick"] if quick else [])
     return run_worker(str(Path(__file__).resolve()), args, str(REPO),
                       MEM_ENV if kind == "memory" else None)
 
@@ -261,9 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mem-repeats", type=int, default=None,
                    help="fresh processes per library and point for the memory figure (default 1)")
     p.add_argument("--points", nargs="*", default=None, help="subset of point names")
+    p.add_argument("--threads", type=int, default=NUM_THREADS,
+                   help=f"torch threads per process (default {NUM_THREADS})")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output ({DEFAULT_OUT})")
     p.add_argument("--worker", nargs=3, metavar=("IMPL", "POINT", "KIND"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global NUM_THREADS
+    NUM_THREADS = args.threads
 
     if args.worker:
         impl, name, kind = args.worker
