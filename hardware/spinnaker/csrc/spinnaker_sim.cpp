@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -68,22 +69,29 @@ struct Params {
 };
 
 // One tick of one population (engine.py step 1); spiking neurons' global indices are appended to
-// `fired` (capacity: every neuron), `n_fired` of them so far.
-template <typename Acc, bool CUBA, bool SPIKING, bool SUBTRACT>
+// `fired` (capacity: every neuron), `n_fired` of them so far.  UNI: every neuron of the
+// population has the same bias, decays and threshold (read once: the per-neuron parameter
+// arrays are not streamed every tick, which is most of the update's memory traffic).
+template <typename Acc, bool CUBA, bool SPIKING, bool SUBTRACT, bool UNI>
 void update(const Params<Acc>& p, int64_t* fired, int64_t& n_fired, std::vector<uint8_t>& flag) {
   uint8_t* __restrict__ s = flag.data();
+  if (p.n <= 0) return;
+  const int64_t alpha0 = p.alpha[0], beta0 = p.beta[0], bias0 = p.bias[0], vth0 = p.vth[0];
   for (int64_t i = 0; i < p.n; ++i) {  // branch-free, so the compiler can vectorise it
     int64_t x = p.in[i];
     p.in[i] = 0;
+    const int64_t beta = UNI ? beta0 : p.beta[i], bias = UNI ? bias0 : p.bias[i];
+    const int64_t vth = UNI ? vth0 : p.vth[i];
     if constexpr (CUBA) {
-      const int64_t uu = sat(((p.u[i] * p.alpha[i]) >> p.db) + x, p.smin, p.smax);
+      const int64_t alpha = UNI ? alpha0 : p.alpha[i];
+      const int64_t uu = sat(((p.u[i] * alpha) >> p.db) + x, p.smin, p.smax);
       p.u[i] = uu;
       x = uu;
     }
-    int64_t vv = sat(((p.v[i] * p.beta[i]) >> p.db) + x + p.bias[i], p.smin, p.smax);
+    int64_t vv = sat(((p.v[i] * beta) >> p.db) + x + bias, p.smin, p.smax);
     if constexpr (SPIKING) {
-      const int64_t f = vv >= p.vth[i];
-      vv = SUBTRACT ? vv - f * p.vth[i] : (f ? 0 : vv);
+      const int64_t f = vv >= vth;
+      vv = SUBTRACT ? vv - f * vth : (f ? 0 : vv);
       s[i] = static_cast<uint8_t>(f);
     } else {
       p.membrane[i] = static_cast<int32_t>(vv);
@@ -185,6 +193,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
     for (int64_t p = 0; p < P; ++p) max_pop = std::max(max_pop, pop_size[p]);
     std::vector<uint8_t> flag(max_pop);
     std::vector<int64_t> fired(N), link_cnt(scalars[N_LINKS], 0), touched, passes, atoms, got;
+    std::vector<uint8_t> uniform(P, 1);  // population parameters all equal (update<..., UNI>)
+    for (int64_t p = 0; p < P; ++p) {
+      for (int64_t i = pop_start[p] + 1; i < pop_start[p] + pop_size[p]; ++i) {
+        const int64_t j = pop_start[p];
+        if (bias[i] != bias[j] || beta[i] != beta[j] || alpha[i] != alpha[j] || vth[i] != vth[j]) {
+          uniform[p] = 0;
+          break;
+        }
+      }
+    }
     int64_t n_fired = 0;
     std::vector<int64_t> ext_index(V, -1);
     int64_t n_ext = 0;
@@ -214,14 +232,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
                            alpha + s0, vth + s0, mem, s0, n, db, smin, smax};
           const int64_t before = n_fired;
           const int kind = (pop_cuba[p] ? 4 : 0) + (pop_spiking[p] ? 2 : 0) + (pop_subtract[p] ? 1 : 0);
-          switch (kind) {
-            case 0: case 1: update<Acc, false, false, false>(prm, fired.data(), n_fired, flag); break;
-            case 2: update<Acc, false, true, false>(prm, fired.data(), n_fired, flag); break;
-            case 3: update<Acc, false, true, true>(prm, fired.data(), n_fired, flag); break;
-            case 4: case 5: update<Acc, true, false, false>(prm, fired.data(), n_fired, flag); break;
-            case 6: update<Acc, true, true, false>(prm, fired.data(), n_fired, flag); break;
-            default: update<Acc, true, true, true>(prm, fired.data(), n_fired, flag); break;
-          }
+          auto call = [&](auto uni) {
+            constexpr bool U = decltype(uni)::value;
+            int64_t* f = fired.data();
+            switch (kind) {
+              case 0: case 1: update<Acc, false, false, false, U>(prm, f, n_fired, flag); break;
+              case 2: update<Acc, false, true, false, U>(prm, f, n_fired, flag); break;
+              case 3: update<Acc, false, true, true, U>(prm, f, n_fired, flag); break;
+              case 4: case 5: update<Acc, true, false, false, U>(prm, f, n_fired, flag); break;
+              case 6: update<Acc, true, true, false, U>(prm, f, n_fired, flag); break;
+              default: update<Acc, true, true, true, U>(prm, f, n_fired, flag); break;
+            }
+          };
+          if (n > 0 && uniform[p]) call(std::true_type{}); else call(std::false_type{});
           for (int64_t i = before; i < n_fired; ++i) {
             record.push_back(t - off);
             record.push_back(b);
