@@ -59,9 +59,11 @@ lint: $(STAMP)
 bench: $(STAMP) $(LAVA_STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 	PYTHONPATH=. $(PY) benchmarks/lif_speed.py
+	PYTHONPATH=. $(PY) benchmarks/lif_sweep.py
 	PYTHONPATH=. $(PY) benchmarks/delays_speed.py
 	PYTHONPATH=. $(PY) benchmarks/loihi_speed.py
 	PYTHONPATH=. $(PY) benchmarks/spinnaker_speed.py
+	PYTHONPATH=. $(PY) benchmarks/spinnaker_scaling.py
 	PYTHONPATH=. $(PY) benchmarks/nest_scale.py
 	PYTHONPATH=. $(PY) benchmarks/spikegpt_speed.py
 

@@ -76,7 +76,8 @@ W_IN, W_E, G_INH = 0.2, 0.05, 5.0
 SEED = 0
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "spinnaker_speed.json"
-GOAL = "neuro <= brian2_cpp_standalone (s per simulated second)"
+GOAL = "brian2_cpp_standalone / neuro >= 2 (s per simulated second, 1 thread; issue 21)"
+GOAL_RATIO = 2.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                     "synaptic_events": per_round[i][-1]["synaptic_events"]} for i in IMPLS}
     events_per_s = {i: activity[i]["synaptic_events"] / (results[i] * sim_seconds) for i in IMPLS}
     ratios = {f"{peer}/neuro": results[peer] / results["neuro"] for peer in IMPLS[1:]}
-    met = results["neuro"] <= results["brian2_cpp_standalone"]
+    met = results["brian2_cpp_standalone"] / results["neuro"] >= GOAL_RATIO
     print(f"\n{'implementation':24s} {'s / sim. s':>11s} {'ratio':>8s} {'spikes':>9s} "
           f"{'syn. events':>12s} {'events/s':>12s} {'compile s':>10s}")
     for i in IMPLS:

@@ -114,7 +114,7 @@ CPP_ARRAYS = ("pop_start", "pop_size", "pop_offset", "pop_spiking", "pop_cuba", 
               "pop_li_col", "bias", "beta_m", "alpha_m", "vth", "src_start", "v_kind", "v_pop",
               "v_lo", "v_n", "v_src_n", "v_ext_base", "tree_ptr", "tree_link", "tree_parent",
               "dest_ptr", "dest_node", "dest_kind", "dest_target", "dest_vertex", "mat_rowbase",
-              "mat_stride", "row_start", "ext_mask", "sim_off", "sim_val", "blk_start",
+              "mat_stride", "row_start", "ext_mask", "sim_word", "blk_start",
               "v_countbase")
 CPP_SCALARS = ("n_neurons", "n_li", "latency", "max_stages", "n_links", "link_capacity",
                "decay_bits", "state_min", "state_max")  # + narrow (computed per run)

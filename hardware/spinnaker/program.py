@@ -117,6 +117,16 @@ class Program:
             self.__dict__["_row_blocks"] = cache
         return cache
 
+    @property
+    def sim_word(self) -> np.ndarray:
+        """``sim_off`` and ``sim_val`` interleaved, ``[words, 2]`` int32 (cached): the C++ engine
+        reads one stream per synaptic row instead of two."""
+        cache = self.__dict__.get("_sim_word")
+        if cache is None:
+            cache = np.ascontiguousarray(np.stack([self.sim_off, self.sim_val], 1), np.int32)
+            self.__dict__["_sim_word"] = cache
+        return cache
+
     def narrow_ring(self, inputs: np.ndarray) -> bool:
         """Whether 32-bit ring-buffer slots are exact for ``inputs``: no neuron's synapses can sum
         beyond 32 bits in one slot (each source sends at most its largest input count per tick,

@@ -3,8 +3,16 @@
 file and calls :func:`load_extension` with it.
 
 An extension is compiled with ``torch.utils.cpp_extension`` (needs a C++ compiler and ninja, which
-is a dependency of neuro) into a cache directory keyed by the source hash, the torch version and the
-CPU, so a second process loads it in milliseconds. When it cannot be built, :func:`load_extension`
+is a dependency of neuro) into a cache directory keyed by the source hash, the compiler flags, the
+torch version and the CPU, so a second process loads it in milliseconds.
+
+OpenMP: ``at::parallel_for`` is an inline template that is only parallel when the extension itself
+is compiled with ``-fopenmp`` (``_OPENMP`` defined); otherwise it runs the whole range on the
+calling thread. When torch was built with OpenMP (``torch.backends.openmp.is_available()``), the
+extensions are compiled and linked with ``-fopenmp``: the ``libgomp.so.1`` they need is the one
+torch has already loaded (same soname), so ``torch.set_num_threads`` governs them too. Every
+kernel splits its work so that each output element is computed by one thread in a fixed order:
+results do not depend on the thread count. When it cannot be built, :func:`load_extension`
 warns once and returns False; the caller then uses its own implementation of the same
 computation (torch for the kernels, numpy for the SpiNNaker engine), which gives the same results.
 
@@ -14,6 +22,8 @@ None``; ``python -m neuro.kernels.build`` calls them for the modules it lists.
 Environment:
     NEURO_EXT_DIR       cache directory (default ``~/.cache/neuro/ext``)
     NEURO_DISABLE_EXT   set to 1 to never build or load the extension
+    NEURO_EXT_OPENMP    set to 0 to compile without OpenMP (``at::parallel_for`` then runs on
+                        the calling thread only)
 """
 from __future__ import annotations
 
@@ -29,13 +39,26 @@ import torch
 _states: dict[str, dict[str, object]] = {}
 
 
-def _cache_dir(name: str, source: Path) -> Path:
+def _compiler_flags() -> tuple[list[str], list[str]]:
+    """(extra_cflags, extra_ldflags) for every extension."""
+    cflags = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
+    ldflags: list[str] = []
+    if platform.machine() in ("x86_64", "AMD64"):
+        cflags.append("-march=native")
+    if torch.backends.openmp.is_available() and os.environ.get("NEURO_EXT_OPENMP", "1") != "0":
+        cflags.append("-fopenmp")
+        ldflags.append("-fopenmp")
+    return cflags, ldflags
+
+
+def _cache_dir(name: str, source: Path, flags: list[str]) -> Path:
     root = os.environ.get("NEURO_EXT_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "neuro", "ext"
     )
     key = hashlib.sha256()
     key.update(source.read_bytes())
     key.update(str(source.resolve()).encode())  # ninja rebuilds when the same build dir sees another path
+    key.update(" ".join(flags).encode())  # e.g. -fopenmp: a build without it must not be reused
     key.update(torch.__version__.encode())
     key.update(platform.machine().encode())
     try:  # -march=native: a different CPU must not reuse the binary
@@ -73,14 +96,13 @@ def load_extension(name: str, source: Path, probe: str) -> bool:
         from torch.utils import cpp_extension
 
         _put_ninja_on_path()
-        flags = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
-        if platform.machine() in ("x86_64", "AMD64"):
-            flags.append("-march=native")
+        cflags, ldflags = _compiler_flags()
         cpp_extension.load(
             name=name,
             sources=[str(source)],
-            extra_cflags=flags,
-            build_directory=str(_cache_dir(name, source)),
+            extra_cflags=cflags,
+            extra_ldflags=ldflags,
+            build_directory=str(_cache_dir(name, source, cflags + ldflags)),
             is_python_module=False,
             verbose=False,
         )

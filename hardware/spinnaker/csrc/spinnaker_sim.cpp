@@ -12,11 +12,12 @@
 // torch.ops.neuro_spinnaker.run(arrays, scalars, input) -> (spikes [K, 3] (reference step,
 // sample, neuron), membranes [T, B, n_li], counters, per_vertex [2, V], atom_count).
 // `arrays` are the Program fields named in engine.CPP_ARRAYS, in that order (int64, except
-// sim_off and sim_val: int32); `scalars` the fields named in engine.CPP_SCALARS.
+// sim_word: int32 [words, 2]); `scalars` the fields named in engine.CPP_SCALARS.
 //
-// Synapses are read in the pre-resolved form of program.Program: per synaptic word, sim_off =
-// delay * N + target neuron (an offset into the ring buffer relative to the current tick's slot)
-// and sim_val = +-(weight << shift). Fast path: when every target core of a vertex receives all
+// Synapses are read in the pre-resolved form of program.Program, interleaved (Program.sim_word,
+// one 8-byte pair per synaptic word, so a row is one contiguous stream): off = delay * N +
+// target neuron (an offset into the ring buffer relative to the current tick's slot) and
+// val = +-(weight << shift). Fast path: when every target core of a vertex receives all
 // its packets of the tick (no drop on its tree), one packet's rows on all those cores are one
 // contiguous block (rows are interleaved atom by atom, see synapses.Matrices); it is processed in
 // one loop (its words are blk_start[v_countbase[v] + atom] .. [.. + atom + 1]) and counted in
@@ -29,6 +30,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -41,7 +43,7 @@ enum Array {
   V_KIND, V_POP, V_LO, V_N, V_SRC_N, V_EXT_BASE,
   TREE_PTR, TREE_LINK, TREE_PARENT,
   DEST_PTR, DEST_NODE, DEST_KIND, DEST_TARGET, DEST_VERTEX,
-  MAT_ROWBASE, MAT_STRIDE, ROW_START, EXT_MASK, SIM_OFF, SIM_VAL,
+  MAT_ROWBASE, MAT_STRIDE, ROW_START, EXT_MASK, SIM_WORD,
   BLK_START, V_COUNTBASE,
   N_ARRAYS
 };
@@ -66,31 +68,44 @@ struct Params {
   int64_t first, n, db, smin, smax;
 };
 
-// One tick of one population (engine.py step 1); spiking neurons' global indices go to `fired`.
-template <typename Acc, bool CUBA, bool SPIKING, bool SUBTRACT>
-void update(const Params<Acc>& p, std::vector<int64_t>& fired, std::vector<uint8_t>& flag) {
+// One tick of one population (engine.py step 1); spiking neurons' global indices are appended to
+// `fired` (capacity: every neuron), `n_fired` of them so far.  UNI: every neuron of the
+// population has the same bias, decays and threshold (read once: the per-neuron parameter
+// arrays are not streamed every tick, which is most of the update's memory traffic).
+template <typename Acc, bool CUBA, bool SPIKING, bool SUBTRACT, bool UNI>
+void update(const Params<Acc>& p, int64_t* fired, int64_t& n_fired, std::vector<uint8_t>& flag) {
   uint8_t* __restrict__ s = flag.data();
+  if (p.n <= 0) return;
+  const int64_t alpha0 = p.alpha[0], beta0 = p.beta[0], bias0 = p.bias[0], vth0 = p.vth[0];
   for (int64_t i = 0; i < p.n; ++i) {  // branch-free, so the compiler can vectorise it
     int64_t x = p.in[i];
     p.in[i] = 0;
+    const int64_t beta = UNI ? beta0 : p.beta[i], bias = UNI ? bias0 : p.bias[i];
+    const int64_t vth = UNI ? vth0 : p.vth[i];
     if constexpr (CUBA) {
-      const int64_t uu = sat(((p.u[i] * p.alpha[i]) >> p.db) + x, p.smin, p.smax);
+      const int64_t alpha = UNI ? alpha0 : p.alpha[i];
+      const int64_t uu = sat(((p.u[i] * alpha) >> p.db) + x, p.smin, p.smax);
       p.u[i] = uu;
       x = uu;
     }
-    int64_t vv = sat(((p.v[i] * p.beta[i]) >> p.db) + x + p.bias[i], p.smin, p.smax);
+    int64_t vv = sat(((p.v[i] * beta) >> p.db) + x + bias, p.smin, p.smax);
     if constexpr (SPIKING) {
-      const int64_t f = vv >= p.vth[i];
-      vv = SUBTRACT ? vv - f * p.vth[i] : (f ? 0 : vv);
+      const int64_t f = vv >= vth;
+      vv = SUBTRACT ? vv - f * vth : (f ? 0 : vv);
       s[i] = static_cast<uint8_t>(f);
     } else {
       p.membrane[i] = static_cast<int32_t>(vv);
     }
     p.v[i] = vv;
   }
-  if constexpr (SPIKING) {
-    for (int64_t i = 0; i < p.n; ++i)
-      if (s[i]) fired.push_back(p.first + i);
+  if constexpr (SPIKING) {  // compaction without a branch per neuron
+    int64_t* out = fired + n_fired;
+    int64_t k = 0;
+    for (int64_t i = 0; i < p.n; ++i) {
+      out[k] = p.first + i;
+      k += s[i];
+    }
+    n_fired += k;
   }
 }
 
@@ -105,17 +120,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
     const at::Tensor& t = arrays[i];
     TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), "spinnaker run: array ", i,
                 " must be a contiguous CPU tensor");
-    if (i == SIM_OFF || i == SIM_VAL) {
+    if (i == SIM_WORD) {
       TORCH_CHECK(t.scalar_type() == at::kInt, "spinnaker run: array ", i, " must be int32");
     } else {
       TORCH_CHECK(t.scalar_type() == at::kLong, "spinnaker run: array ", i, " must be int64");
       a[i] = t.data_ptr<int64_t>();
     }
   }
-  TORCH_CHECK(arrays[SIM_OFF].numel() == arrays[SIM_VAL].numel(),
-              "spinnaker run: sim_off and sim_val differ in length");
-  const int32_t* sim_off = arrays[SIM_OFF].data_ptr<int32_t>();
-  const int32_t* sim_val = arrays[SIM_VAL].data_ptr<int32_t>();
+  TORCH_CHECK(arrays[SIM_WORD].numel() % 2 == 0, "spinnaker run: sim_word must be [words, 2]");
+  const int32_t* sim_word = arrays[SIM_WORD].data_ptr<int32_t>();  // (off, val) pairs
   TORCH_CHECK(input.dim() == 3 && input.scalar_type() == at::kLong && input.is_contiguous(),
               "spinnaker run: input must be contiguous int64 [T, B, S]");
   const int64_t T = input.size(0), B = input.size(1), S = input.size(2);
@@ -124,7 +137,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
   const int64_t cap = scalars[LINK_CAPACITY] < 0 ? INT64_MAX : scalars[LINK_CAPACITY];
   const int64_t db = scalars[DECAY_BITS], smin = scalars[STATE_MIN], smax = scalars[STATE_MAX];
   const int64_t P = arrays[POP_SIZE].numel(), V = arrays[V_KIND].numel();
-  const int64_t ticks = T + latency, R = kSlots * N;
+  // Ring slots in use.  Deliveries of tick t come after its neuron update, which consumed slot
+  // t mod 16, so with 16 slots a word of delay d (offset d * N + target, 1 <= d <= 16) is read at
+  // tick t + d.  When every word's delay is between 1 and d_max, slots = the next power of two
+  // >= d_max gives the same arrival ticks in a smaller buffer (W3: delays 1, one slot of N that
+  // stays in cache instead of 16).  A delay-0 word (read 16 ticks later) keeps the 16 slots.
+  int32_t max_off = 0, min_off = INT32_MAX;
+  const int64_t n_words = arrays[SIM_WORD].numel() / 2;
+  for (int64_t w = 0; w < n_words; ++w) {
+    max_off = std::max(max_off, sim_word[2 * w]);
+    min_off = std::min(min_off, sim_word[2 * w]);
+  }
+  int64_t slots = kSlots;
+  if (N > 0 && n_words > 0 && min_off >= N) {
+    slots = 1;
+    while (slots < kSlots && slots < max_off / N) slots *= 2;
+  }
+  const int64_t ticks = T + latency, R = slots * N;
   const int64_t* x = input.data_ptr<int64_t>();
 
   const int64_t *pop_start = a[POP_START], *pop_size = a[POP_SIZE], *pop_offset = a[POP_OFFSET],
@@ -163,7 +192,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
     int64_t max_pop = 0;
     for (int64_t p = 0; p < P; ++p) max_pop = std::max(max_pop, pop_size[p]);
     std::vector<uint8_t> flag(max_pop);
-    std::vector<int64_t> fired, link_cnt(scalars[N_LINKS], 0), touched, passes, atoms, got;
+    std::vector<int64_t> fired(N), link_cnt(scalars[N_LINKS], 0), touched, passes, atoms, got;
+    std::vector<uint8_t> uniform(P, 1);  // population parameters all equal (update<..., UNI>)
+    for (int64_t p = 0; p < P; ++p) {
+      for (int64_t i = pop_start[p] + 1; i < pop_start[p] + pop_size[p]; ++i) {
+        const int64_t j = pop_start[p];
+        if (bias[i] != bias[j] || beta[i] != beta[j] || alpha[i] != alpha[j] || vth[i] != vth[j]) {
+          uniform[p] = 0;
+          break;
+        }
+      }
+    }
+    int64_t n_fired = 0;
     std::vector<int64_t> ext_index(V, -1);
     int64_t n_ext = 0;
     for (int64_t i = 0; i < V; ++i)
@@ -177,9 +217,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
       for (auto& q : pending) q.clear();
       for (int64_t t = 0; t < ticks; ++t) {
         // 1. neuron update
-        const int64_t slot0 = (t & (kSlots - 1)) * N;
+        const int64_t slot0 = (t & (slots - 1)) * N;
         Acc* rs = ring.data() + slot0;
-        fired.clear();
+        n_fired = 0;
         for (int64_t p = 0; p < P; ++p) {
           const int64_t off = pop_offset[p], s0 = pop_start[p], n = pop_size[p];
           if (t < off || t >= off + T) {  // not running: drop what arrives (never read)
@@ -190,22 +230,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
                              ? membranes + ((t - off) * B + b) * n_li + pop_li_col[p] : nullptr;
           const Params<Acc> prm{rs + s0, v.data() + s0, u.data() + s0, bias + s0, beta + s0,
                            alpha + s0, vth + s0, mem, s0, n, db, smin, smax};
-          const size_t before = fired.size();
+          const int64_t before = n_fired;
           const int kind = (pop_cuba[p] ? 4 : 0) + (pop_spiking[p] ? 2 : 0) + (pop_subtract[p] ? 1 : 0);
-          switch (kind) {
-            case 0: case 1: update<Acc, false, false, false>(prm, fired, flag); break;
-            case 2: update<Acc, false, true, false>(prm, fired, flag); break;
-            case 3: update<Acc, false, true, true>(prm, fired, flag); break;
-            case 4: case 5: update<Acc, true, false, false>(prm, fired, flag); break;
-            case 6: update<Acc, true, true, false>(prm, fired, flag); break;
-            default: update<Acc, true, true, true>(prm, fired, flag); break;
-          }
-          for (size_t i = before; i < fired.size(); ++i) {
+          auto call = [&](auto uni) {
+            constexpr bool U = decltype(uni)::value;
+            int64_t* f = fired.data();
+            switch (kind) {
+              case 0: case 1: update<Acc, false, false, false, U>(prm, f, n_fired, flag); break;
+              case 2: update<Acc, false, true, false, U>(prm, f, n_fired, flag); break;
+              case 3: update<Acc, false, true, true, U>(prm, f, n_fired, flag); break;
+              case 4: case 5: update<Acc, true, false, false, U>(prm, f, n_fired, flag); break;
+              case 6: update<Acc, true, true, false, U>(prm, f, n_fired, flag); break;
+              default: update<Acc, true, true, true, U>(prm, f, n_fired, flag); break;
+            }
+          };
+          if (n > 0 && uniform[p]) call(std::true_type{}); else call(std::false_type{});
+          for (int64_t i = before; i < n_fired; ++i) {
             record.push_back(t - off);
             record.push_back(b);
             record.push_back(fired[i]);
           }
-          cnt[SPIKES] += static_cast<int64_t>(fired.size() - before);
+          cnt[SPIKES] += n_fired - before;
           cnt[UPDATES] += n;
         }
         // 2. packets, vertex by vertex (`fired` is ascending: populations and slices in order)
@@ -216,8 +261,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
             const int64_t p = v_pop[vid], off = pop_offset[p];
             if (t < off || t >= off + T || !pop_spiking[p]) continue;
             const int64_t g0 = pop_start[p] + lo;
-            auto it = std::lower_bound(fired.begin(), fired.end(), g0);
-            for (; it != fired.end() && *it < g0 + n; ++it) atoms.push_back(*it - g0);
+            const int64_t* end = fired.data() + n_fired;
+            const int64_t* it = std::lower_bound(static_cast<const int64_t*>(fired.data()), end, g0);
+            for (; it != end && *it < g0 + n; ++it) atoms.push_back(*it - g0);
           } else if (kind == KIND_SOURCE) {
             if (t >= T) continue;
             const int64_t* xs = x + (t * B + b) * S + src_start[v_pop[vid]] + lo;
@@ -265,18 +311,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
             int64_t* counts = atom_count + v_countbase[vid];
             for (int64_t q = 0; q < k; ++q) {
               const int64_t atom = atoms[q];
-              if (q + 1 < k) {  // the next packet's rows: a random jump in memory
-                const int64_t next = blk[atoms[q + 1]];
-                __builtin_prefetch(sim_off + next);
-                __builtin_prefetch(sim_val + next);
+              if (q + 1 < k) {  // the next packet's rows: a random jump in memory, prefetched
+                const int32_t* nw = sim_word + 2 * blk[atoms[q + 1]];  // whole (up to 32 lines)
+                const int32_t* ne = sim_word + 2 * std::min(blk[atoms[q + 1] + 1],
+                                                            blk[atoms[q + 1]] + 256);
+                for (const int32_t* pw = nw; pw < ne; pw += 16) __builtin_prefetch(pw);
                 if (q + 2 < k) __builtin_prefetch(blk + atoms[q + 2]);
               }
               ++counts[atom];
-              const int64_t w1 = blk[atom + 1];
-              for (int64_t w = blk[atom]; w < w1; ++w) {
-                int64_t idx = slot0 + sim_off[w];
+              const int32_t* wp = sim_word + 2 * blk[atom];
+              const int32_t* we = sim_word + 2 * blk[atom + 1];
+              for (; wp < we; wp += 2) {
+                int64_t idx = slot0 + wp[0];
                 if (idx >= R) idx -= R;
-                ring[idx] += sim_val[w];
+                ring[idx] += wp[1];
               }
             }
           } else if (dm > d0) {  // some cores miss some packets: row by row
@@ -291,9 +339,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
                 ++rows;
                 events += w1 - w0;
                 for (int64_t w = w0; w < w1; ++w) {
-                  int64_t idx = slot0 + sim_off[w];
+                  int64_t idx = slot0 + sim_word[2 * w];
                   if (idx >= R) idx -= R;
-                  ring[idx] += sim_val[w];
+                  ring[idx] += sim_word[2 * w + 1];
                 }
               }
               cnt[EVENTS] += events;
