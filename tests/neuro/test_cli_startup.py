@@ -69,7 +69,8 @@ def test_info_summarises_a_checkpoint_from_its_header(tmp_path, capsys):
     path = save_checkpoint(tmp_path / "m.safetensors", Sequential(Linear(3, 2)), name="x",
                            config={"a": 1}, info={"acc": 0.5})
     meta, tensors = read_header(path)
-    assert meta == {"model": "x", "config": {"a": 1}, "info": {"acc": 0.5}}
+    assert {k: meta[k] for k in ("model", "config")} == {"model": "x", "config": {"a": 1}}
+    assert meta["info"]["acc"] == 0.5  # beside what save_checkpoint records (thread count, ...)
     assert tensors == {"0.weight": {"shape": [2, 3], "dtype": "float32"},
                        "0.bias": {"shape": [2], "dtype": "float32"}}
     (tmp_path / "bad.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{nope")

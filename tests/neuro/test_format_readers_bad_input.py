@@ -160,7 +160,7 @@ def test_type_errors_are_bugs_not_user_errors(monkeypatch, capsys):
         raise TypeError("a bug")
 
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda argv=None: parser)
     parser._subparsers._group_actions[0].choices["info"].set_defaults(func=boom)
     with pytest.raises(TypeError, match="a bug"):
         cli.main(["info", "x"])
