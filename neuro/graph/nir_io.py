@@ -122,7 +122,12 @@ def _dumps(value: Any) -> str:
 def _loads(text: Any) -> Any:
     def hook(d: dict[str, Any]) -> Any:
         if "__array__" in d:
-            return np.array(d["__array__"], dtype=d["dtype"]).reshape(d["shape"])
+            if not {"dtype", "shape"} <= d.keys():
+                raise ValueError(f"NIR metadata: an encoded array lacks {sorted({'dtype', 'shape'} - d.keys())}")
+            try:
+                return np.array(d["__array__"], dtype=d["dtype"]).reshape(d["shape"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"NIR metadata: an encoded array is malformed ({exc})") from None
         if "__tuple__" in d:
             return tuple(d["__tuple__"])
         return d
