@@ -12,7 +12,7 @@ LAVA_STAMP := $(LAVA_VENV)/.lava-installed
 NEURO_LAVA_PYTHON ?= $(CURDIR)/$(LAVA_PY)
 export NEURO_LAVA_PYTHON
 
-.PHONY: demo test bench lint typecheck install clean lava
+.PHONY: demo test bench lint typecheck install clean lava evnn
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,36 @@ $(LAVA_STAMP):
 
 lava: $(LAVA_STAMP)
 
+# evnn-pytorch 0.2.0 (the EGRU authors' package), the speed peer of benchmarks/egru_speed.py, in
+# its own environment that sees .venv's torch through a .pth line. A plain pip install fails: it is
+# built from the checked sdist with torch's CXX11 ABI, against OpenBLAS, and with a stand-in
+# `nvcc` that fails (its setup.py takes the CUDA branch whenever nvcc runs).
+EVNN_VENV ?= .venv-evnn
+EVNN_STAMP := $(EVNN_VENV)/.evnn-installed
+EVNN_SDIST := https://files.pythonhosted.org/packages/78/ce/7a627dafee883ee47c4cf14235580aa34abef802013f7822d05d6dc59009/evnn_pytorch-0.2.0.tar.gz
+EVNN_SHA256 := 10e72dff940b6c2786e7dc0828a72801bd52d32caaf71ada52773832fb6461da
+EVNN_SRC := build/evnn/evnn_pytorch-0.2.0
+
+$(EVNN_STAMP): $(STAMP)
+	test -e /usr/lib/x86_64-linux-gnu/libopenblas.so || (apt-get update -qq && apt-get install -y -qq libopenblas-dev)
+	rm -rf build/evnn $(EVNN_VENV) && mkdir -p build/evnn/no-nvcc
+	$(PY) -c "import urllib.request as u; u.urlretrieve('$(EVNN_SDIST)', 'build/evnn/evnn.tar.gz')"
+	echo "$(EVNN_SHA256)  build/evnn/evnn.tar.gz" | sha256sum -c --quiet -
+	tar xzf build/evnn/evnn.tar.gz -C build/evnn
+	sed -i 's/-D_GLIBCXX_USE_CXX11_ABI=0/-D_GLIBCXX_USE_CXX11_ABI=1/' $(EVNN_SRC)/setup.py
+	printf '#!/bin/sh\nexit 1\n' > build/evnn/no-nvcc/nvcc && chmod +x build/evnn/no-nvcc/nvcc
+	$(PY) -m venv --without-pip $(EVNN_VENV)
+	printf '*\n' > $(EVNN_VENV)/.gitignore
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+	  "$$($(EVNN_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/neuro-venv.pth"
+	cd $(EVNN_SRC) && PATH=$(CURDIR)/build/evnn/no-nvcc:$$PATH $(CURDIR)/$(EVNN_VENV)/bin/python -m pip \
+	  install --quiet --no-build-isolation --no-deps --target "$$($(CURDIR)/$(EVNN_VENV)/bin/python -c \
+	  "import sysconfig; print(sysconfig.get_paths()['platlib'])")" .
+	$(EVNN_VENV)/bin/python -c "import torch, evnn_pytorch_lib, evnn_pytorch; print('evnn', evnn_pytorch.__file__)"
+	touch $(EVNN_STAMP)
+
+evnn: $(EVNN_STAMP)
+
 demo: $(STAMP) $(LAVA_STAMP)
 	$(VENV)/bin/neuro demo
 
@@ -68,7 +98,7 @@ bench: $(STAMP) $(LAVA_STAMP)
 	PYTHONPATH=. $(PY) benchmarks/spikegpt_speed.py
 
 clean:
-	rm -rf $(VENV) $(LAVA_VENV) neuro-demo .pytest_cache
+	rm -rf $(VENV) $(LAVA_VENV) $(EVNN_VENV) neuro-demo .pytest_cache
 
 # mypy sees the installed layout (hardware/ and datasets/ are neuro.hardware and neuro.datasets):
 # a tree of links under build/typecheck, then mypy on the neuro package.

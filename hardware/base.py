@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -272,6 +273,37 @@ def prepare_graph(target: str, formats: tuple[str, ...], graph: Any, fmt: str | 
     return graph
 
 
+_NODE_PROBLEM = re.compile(r"^node '(?P<node>[^']+)' \((?P<kind>[^)]+)\): (?P<why>.*)$", re.S)
+
+
+def group_problems(problems: list[str], *, show: int = 3) -> list[str]:
+    """``problems`` (``supports()``'s list) with the nodes that share a kind and a reason merged
+    into one entry: ``"nodes 'a', 'b', 'c' and 4 more (LayerNorm): why"``; other problems are
+    kept as they are, in order of first appearance. Nothing is dropped but repeated reasons."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    order: list[tuple[str, str] | str] = []
+    for p in problems:
+        m = _NODE_PROBLEM.match(p)
+        if m is None:
+            order.append(p)
+            continue
+        key = (m["kind"], m["why"])
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(m["node"])
+    out = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        nodes = groups[item]
+        names = ", ".join(f"'{n}'" for n in nodes[:show])
+        more = f" and {len(nodes) - show} more" if len(nodes) > show else ""
+        out.append(f"node{'s' if len(nodes) > 1 else ''} {names}{more} ({item[0]}): {item[1]}")
+    return out
+
+
 def quantize_problems(graph: Any, fmt: str) -> list[str]:
     """What ``quantize`` refuses in a float ``graph`` for ``fmt`` (``[]`` for a quantized graph or
     when it quantizes): the last check of a backend's ``supports``, so that ``supports() == []``
@@ -478,5 +510,6 @@ def check_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path |
 
 __all__ = ["ARTIFACT_VERSION", "ArtifactError", "Backend", "Comparison", "Result", "TargetCheck",
            "UnsupportedGraph", "as_int_spikes", "check_target", "compare", "compiled", "float_reference",
+           "group_problems",
            "load_artifact_graph", "prepare_graph", "read_manifest", "reference", "run_on_target", "runs_float",
            "tool_versions", "write_artifact"]

@@ -327,10 +327,12 @@ def _export_hardware(args: argparse.Namespace) -> int:
                         f"got {args.format!r}")
     model, meta = load_checkpoint(args.checkpoint)
     graph = from_module(model)
+    from .hardware.base import group_problems
+
     problems = backend.supports(graph, args.format)
     if problems:  # one line (the CLI's error contract), every problem on it
         raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
-                        f"problem(s): {'; '.join(problems)}; nothing written")
+                        f"problem(s): {'; '.join(group_problems(problems))}; nothing written")
     x, source = _model_input(graph, args.input, meta["model"])
     out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x,
                           **({"force": True} if args.force else {}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -12,9 +13,12 @@ from torch import nn
 def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
              families: list[str] | None = None) -> bool:
     """Every family with a demo (or those named in ``families``): train it offline, write the
-    checkpoint and a sample input ``spikes.npz`` (its held-out test samples, ``[T, B, N]`` 0/1),
-    run it on every target, compare the spikes with the reference executor, write the energy
-    report (``<out>/<family>/``). True when every target kept its promise."""
+    checkpoint and a sample input (``spikes.npz``: held-out test samples, ``[T, B, N]`` 0/1; a
+    language model's ``tokens.npz``: held-out token ids ``[T, B]``), run it on every target,
+    compare with the reference executor and the float model, write the energy report
+    (``<out>/<family>/``); then the summary table across the families (printed, ``summary.md``,
+    and ``demo.json``'s ``families``). True when every target kept its promise (a target that
+    refuses a model by ``supports()`` keeps it)."""
     from . import __version__, kernels
     from .atomic import atomic_dir
     from .datasets import save_spikes
@@ -27,6 +31,7 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
     print(f"output: {out} (written to a temporary folder, renamed into place when the demo "
           "completes; an interrupted demo leaves nothing there)")
     ok = True
+    table: list[dict[str, Any]] = []
     with atomic_dir(out, replace=_replaceable) as tmp:
         for family in FAMILIES.values():
             if family.demo is None or (families is not None and family.name not in families):
@@ -38,17 +43,35 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
             path = save_trained(fam_out / "model.safetensors", trained)
             final = out / path.relative_to(tmp)
             print(f"checkpoint: {final}")
+            rows: list[Any] = []
+            data = None
+            lm = is_language_model(trained.model)
             if trained.test_inputs is not None:
-                sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8))
-                final_sample = out / sample.relative_to(tmp)
-                print(f"sample input: {final_sample} (key 'spikes', [T, B, N] = "
-                      f"{list(trained.test_inputs.shape)}; `neuro run {final} --input "
-                      f"{final_sample}`)")
-                ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
-            lines = energy_summary(energy_run(path, None, fam_out / "energy")["json"])
+                x = trained.test_inputs
+                if lm:
+                    data = save_tokens(fam_out / "tokens.npz", x)
+                    print(f"sample input: {out / data.relative_to(tmp)} (key 'tokens', [T, B] = "
+                          f"{list(x.shape[:2])} token ids; `neuro energy {final} --data "
+                          f"{out / data.relative_to(tmp)}`)")
+                else:
+                    data = save_spikes(fam_out / "spikes.npz", x.astype(np.uint8))
+                    final_sample = out / data.relative_to(tmp)
+                    print(f"sample input: {final_sample} (key 'spikes', [T, B, N] = "
+                          f"{list(x.shape)}; `neuro run {final} --input {final_sample}`)")
+                    data = None  # the energy report uses the checkpoint's own test split
+                rows = run_on_every_target(trained.model, x, fam_out)
+                ok = all(_kept(r) for r in rows) and ok
+            report = energy_run(path, data, fam_out / "energy")["json"]
+            lines = energy_summary(report)
             print("\n".join(line.replace(str(tmp), str(out)) for line in lines))  # final paths
+            table.append(family_summary(family.name, trained, rows, report, per_token=lm))
+        if table:
+            text = summary_table(table)
+            print("\n" + text)
+            (tmp / "summary.md").write_text(text + "\n", encoding="utf-8")
         (tmp / COMPLETE).write_text(json.dumps({"complete": True, "all_targets_ok": ok,
-                                                 "seed": seed, "epochs": epochs}) + "\n")
+                                                 "seed": seed, "epochs": epochs,
+                                                 "families": table}, indent=1) + "\n")
     return ok
 
 
@@ -64,11 +87,11 @@ def _replaceable(existing: Path) -> bool:
     return True
 
 
-def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:
+def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> list[Any]:
     """Run ``model`` on every hardware target and compare with the reference executor and with
-    the float model (``neuro.verify``); True when every target that can run it keeps its promise
-    (bit-exact, or its stated agreement). A target that cannot represent the model is listed
-    with its reason; one whose simulator is missing counts as a failure."""
+    the float model (``neuro.verify``); one ``TargetRow`` per target. A target that cannot
+    represent the model is listed with its reason; one whose simulator is missing is a failure
+    (:func:`_kept`)."""
     from .graph import from_module
     from .hardware import TARGETS
     from .verify import run_targets
@@ -76,9 +99,85 @@ def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:
     graph = from_module(model)
     print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
           "with the reference executor (integer targets: bit for bit) and with the float model")
-    rows = run_targets(graph, x, list(TARGETS), out=out)
-    return all(r.check.comparison.ok if r.ran else r.reason.startswith("cannot run")
-               for r in rows)
+    return run_targets(graph, x, list(TARGETS), out=out)
 
 
-__all__ = ["run_demo", "run_on_every_target"]
+def _kept(row: Any) -> bool:
+    """A target kept its promise: it ran and is identical (or agrees), or it refused the model
+    by ``supports()`` (not a failure: the row names why)."""
+    return row.check.comparison.ok if row.ran else row.reason.startswith("cannot run")
+
+
+def is_language_model(model: nn.Module) -> bool:
+    """Whether ``model`` lowers to a graph whose input is one-hot tokens (SpikeGPT, EGRU LM)."""
+    from .graph import from_module
+
+    return from_module(model).metadata.get("input") == "one-hot tokens"
+
+
+def save_tokens(path: Path, one_hot: np.ndarray) -> Path:
+    """Token ids ``[T, B]`` (int64, key ``tokens``) of one-hot inputs ``[T, B, V]``: the input
+    file of ``neuro energy --data`` for a language model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, tokens=np.asarray(one_hot).argmax(-1).astype(np.int64))
+    return path
+
+
+def family_summary(name: str, trained: Any, rows: list[Any], report_json: Path, *,
+                   per_token: bool = False) -> dict[str, Any]:
+    """One family's row of the demo's summary: task, score, activity sparsity (the energy
+    report's count on the same data), the verdict per target, and the dynamic energy per sample
+    (per token when ``per_token``: a language model, one step per token) per cost-table
+    target."""
+    doc = json.loads(Path(report_json).read_text(encoding="utf-8"))
+    steps = int(doc["data"]["steps"])
+    energy = {key: t["energy_per_sample_J"]["dynamic"] / (steps if per_token else 1)
+              for key, t in doc["targets"].items()}
+    verdicts = {r.target: r.status if r.ran else ("refused" if r.reason.startswith("cannot run")
+                                                   else "NOT RUN") for r in rows}
+    return {"family": name, "task": trained.task,
+            "score": None if trained.score is None else {"metric": trained.score[0],
+                                                         "value": trained.score[1]},
+            "activity_sparsity": doc["counts"]["activation_sparsity"],
+            "targets": verdicts, "unit": "token" if per_token else "sample",
+            "dynamic_energy_J": energy, "baseline": doc["baseline"]}
+
+
+def summary_table(families: list[dict[str, Any]]) -> str:
+    """The demo's closing table (Markdown): per family, the task score, sparsity and verdict
+    per target, then the dynamic energy estimate per sample or token per cost-table target."""
+    from .energy.report import fmt_j
+
+    targets = sorted({t for f in families for t in f["targets"]}, key=_target_order)
+    head = ["family", "task", "score", "activity sparsity"] + targets
+    lines = ["## neuro demo: summary", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for f in families:
+        score = "-" if f["score"] is None else f"{f['score']['metric']} {f['score']['value']:.3g}"
+        cells = [f["family"], f["task"] or "-", score, f"{f['activity_sparsity']:.3f}"]
+        cells += [f["targets"].get(t, "-") for t in targets]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "IDENTICAL: bit for bit equal to the integer reference executor; AGREES: a "
+              "float target within its stated agreement; refused: the target cannot represent "
+              "the model (`neuro verify` prints why). Scores: held-out accuracy, bits per byte "
+              "(bpc, lower is better) or perplexity (lower is better) of the float model.", ""]
+    keys = list(dict.fromkeys(k for f in families for k in f["dynamic_energy_J"]))
+    lines += ["Dynamic energy estimate per sample (per token for the language models), from the "
+              "cost tables (estimates, see each family's energy/report.html):", "",
+              "| family | per | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for f in families:
+        cells = [fmt_j(f["dynamic_energy_J"][k]) if k in f["dynamic_energy_J"] else "-"
+                 for k in keys]
+        lines.append(f"| {f['family']} | {f['unit']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _target_order(name: str) -> int:
+    from .hardware import TARGETS
+
+    order = list(TARGETS)
+    return order.index(name) if name in order else len(order)
+
+
+__all__ = ["family_summary", "is_language_model", "run_demo", "run_on_every_target", "save_tokens",
+           "summary_table"]

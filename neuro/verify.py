@@ -68,7 +68,7 @@ def run_target(name: str, graph: Any, x: np.ndarray, *, out: Path | None = None,
     one that follows the float model (``agreement.choose_format``), announced through ``say``."""
     from .hardware import get_backend
     from .hardware.agreement import choose_format, float_agreement
-    from .hardware.base import check_target
+    from .hardware.base import check_target, group_problems
     from .progress import heartbeat
 
     try:
@@ -77,7 +77,8 @@ def run_target(name: str, graph: Any, x: np.ndarray, *, out: Path | None = None,
         return TargetRow(name, "NOT RUN", reason=str(exc).splitlines()[0])
     problems = backend.supports(graph, fmt)
     if problems:
-        return TargetRow(name, "NOT RUN", reason="cannot run this model: " + "; ".join(problems))
+        return TargetRow(name, "NOT RUN", reason="cannot run this model: "
+                         + "; ".join(group_problems(problems)))
     scores = None
     if fmt is None and len(getattr(backend, "formats", ())) > 1:
         fmt, scores = choose_format(graph, tuple(backend.formats), x)

@@ -190,14 +190,18 @@ class Trained:
 
     ``info`` goes into the checkpoint (metrics, seed, data); ``summary`` is the line printed
     after training; ``test_inputs`` (``[T, B, N]`` float32 spikes, optional) are held-out samples
-    ``neuro demo`` runs on the hardware targets; ``save`` is False on the non-main ranks of a
-    distributed run (nothing is written there)."""
+    ``neuro demo`` runs on the hardware targets (one-hot tokens for a language model);
+    ``save`` is False on the non-main ranks of a distributed run (nothing is written there).
+    ``task`` and ``score`` (``(metric name, value)``, e.g. ``("accuracy", 0.97)``,
+    ``("bpc", 3.1)``) are the demo's summary-table entries (empty when not given)."""
 
     model: nn.Module
     info: dict[str, Any]
     summary: str
     test_inputs: np.ndarray | None = None
     save: bool = True
+    task: str = ""
+    score: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,16 @@ def test_float_target_is_compared_with_the_float_reference_at_its_stated_agreeme
     assert read_manifest(tmp_path / "art")["number_format"] == "float32"
     assert comp.threshold == 0.99 and comp.identical == (flips == 0) and comp.ok == ok
     assert comp.verdict == ("IDENTICAL" if flips == 0 else "AGREES (>= 0.99)" if ok else "MISMATCH")
+
+
+def test_group_problems_merges_nodes_with_the_same_kind_and_reason():
+    from hardware.base import group_problems
+
+    problems = [f"node 'b{i}.ln' (LayerNorm): no process implements LayerNorm" for i in range(5)]
+    problems += ["node 'wkv' (WKV): no process implements WKV", "output 'out': reads two nodes",
+                 "node 'b9.ln' (LayerNorm): another reason"]
+    assert group_problems(problems) == [
+        "nodes 'b0.ln', 'b1.ln', 'b2.ln' and 2 more (LayerNorm): no process implements LayerNorm",
+        "node 'wkv' (WKV): no process implements WKV", "output 'out': reads two nodes",
+        "node 'b9.ln' (LayerNorm): another reason"]
+    assert group_problems([]) == []

@@ -14,7 +14,7 @@ from .config import EGRUGestureConfig, EGRULMConfig
 from .kernels import SparsityStats, egru_sequence
 from .layer import EGRULayer, activity_regularization, output_trace
 from .model import EGRUGestureNet, EGRULanguageModel
-from .training import add_arguments, evaluate, fit, train
+from .training import add_arguments, demo, evaluate, fit, train
 
 FAMILY = Family(
     name="egru",
@@ -23,6 +23,7 @@ FAMILY = Family(
     fit=fit,
     train=train,
     add_arguments=add_arguments,
+    demo=demo,
 )
 
 __all__ = ["FAMILY", "EGRUGestureConfig", "EGRUGestureNet", "EGRULMConfig", "EGRULanguageModel",

@@ -409,5 +409,45 @@ def train(request: TrainRequest) -> Trained:
     return Trained(model=model, info=info, summary=summary)
 
 
-__all__ = ["OFFLINE_GESTURE", "OFFLINE_MODEL", "TRAIN_KEYS", "add_arguments", "evaluate",
+#: ``neuro demo``'s EGRU language model: the offline model with a 2000-word vocabulary and two
+#: layers (128, 64), trained ``epochs // 2`` passes of :data:`DEMO_BATCHES` batches
+#: (8 epochs: 400 batches of 16 x 35 words, about 75 s on one core, test perplexity about 80)
+DEMO_MODEL = {**OFFLINE_MODEL, "hidden_sizes": [128, 64]}
+DEMO_VOCAB = 2000
+DEMO_BATCHES = 100
+DEMO_EVAL_WORDS = 20_000
+
+
+def demo(*, seed: int, epochs: int, samples: int, log=print) -> Trained:
+    """``neuro demo``'s EGRU: a word-level language model (:data:`DEMO_MODEL`) on the offline
+    corpus; ``test_inputs`` are ``samples`` consecutive test windows of 35 words, one-hot
+    ``[35, B, V]`` (the graph's input)."""
+    from neuro.models.spikegpt.graph import one_hot_tokens
+
+    corpus = offline_corpus(DEMO_VOCAB, log=log)
+    torch.manual_seed(seed)
+    model = EGRULanguageModel(EGRULMConfig.from_dict({**DEMO_MODEL,
+                                                      "vocab_size": len(corpus.vocab)}))
+    passes, bptt = max(1, epochs // 2), 35
+    log(f"EGRU language model, embedding {DEMO_MODEL['emb_dim']}, layers "
+        f"{DEMO_MODEL['hidden_sizes']}, {len(corpus.vocab)} words: {passes} x {DEMO_BATCHES} "
+        f"batches of 16 x {bptt} words of {corpus.name}")
+    result = fit(model, corpus.train, corpus.valid[:DEMO_EVAL_WORDS], epochs=passes,
+                 batch_size=16, bptt=bptt, lr=3e-3, max_batches=DEMO_BATCHES, seed=seed, log=log)
+    test = evaluate(model, corpus.test[:DEMO_EVAL_WORDS], bptt=bptt)
+    if corpus.test.numel() < bptt * samples:
+        raise ValueError(f"the test split has {corpus.test.numel()} words, fewer than {samples} "
+                         f"windows of {bptt}")
+    ids = corpus.test[: bptt * samples].numpy().reshape(samples, bptt).T  # [T, B]
+    info = {"task": "lm", "corpus": corpus.name, "vocab": corpus.vocab.itos,
+            "history": result["history"], "test": test, "seed": seed}
+    return Trained(model, info, f"test perplexity {test['ppl']:.1f} on the first "
+                   f"{DEMO_EVAL_WORDS:,} test words ({len(corpus.vocab)}-word vocabulary), "
+                   f"activity sparsity {test['activity_sparsity']:.3f}",
+                   test_inputs=one_hot_tokens(ids, len(corpus.vocab)),
+                   task=f"{corpus.name.split(' (')[0].capitalize()}, next word", score=("perplexity",
+                                                                           float(test["ppl"])))
+
+
+__all__ = ["DEMO_MODEL", "OFFLINE_GESTURE", "OFFLINE_MODEL", "TRAIN_KEYS", "add_arguments", "demo", "evaluate",
            "evaluate_gesture", "fit", "fit_gesture", "offline_corpus", "offline_text", "train"]

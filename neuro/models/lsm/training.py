@@ -233,7 +233,9 @@ def demo(*, seed: int, epochs: int, samples: int, log: Callable[[str], None] = p
     return Trained(model, {"task": "audio_event_task", "seed": seed, **result.as_dict()},
                    f"{what}: test accuracy {result.test_accuracy:.3f} with the reservoir, "
                    f"{result.raw_test_accuracy:.3f} with the same readout on the raw input "
-                   f"(chance {1 / train_set.n_classes:.3f})", test_inputs=x)
+                   f"(chance {1 / train_set.n_classes:.3f})", test_inputs=x,
+                   task=f"temporal event task, {train_set.n_classes} classes",
+                   score=("accuracy", float(result.test_accuracy)))
 
 
 __all__ = ["LSMResult", "READOUTS", "TRAIN_KEYS", "add_arguments", "demo", "load_task", "raw_features",

@@ -12,6 +12,7 @@ from .reference import load_reference
 from .training import (
     add_arguments,
     add_generate_arguments,
+    demo,
     fit,
     resolve_config,
     run_generate,
@@ -26,6 +27,7 @@ FAMILY = Family(
     train=train,
     add_arguments=add_arguments,
     read_config=resolve_config,
+    demo=demo,
     commands=(Command("generate", "stream text from a SpikeGPT checkpoint", add_generate_arguments,
                       lambda args: run_generate(args) and 0),),
 )
