@@ -18,6 +18,7 @@ streams, chunk by chunk, carrying the model state, so every token is scored with
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuro.checkpoint import save_checkpoint
 from neuro.datasets.text import (
     TextCorpus,
     batches,
@@ -92,7 +94,9 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
         steps: int = 200, batch_size: int = 16, ctx_len: int | None = None, lr: float = 6e-4,
         lr_final: float = 1e-5, warmup: int = 10, weight_decay: float = 0.0,
         grad_clip: float = 1.0, eval_tokens: int = 20_000, log_every: int = 10, seed: int = 0,
-        log: Callable[[str], None] | None = None, progress: bool = True) -> dict[str, Any]:
+        log: Callable[[str], None] | None = None, progress: bool = True,
+        resume_state: str | Path | None = None, save_every: int = 0,
+        on_save: Callable[[int, torch.optim.Optimizer], Any] | None = None) -> dict[str, Any]:
     """Train ``model`` on token ids ``train`` for ``steps`` AdamW steps (module docstring).
 
     Each step is one batch of ``batch_size`` random windows ``[ctx_len, B]`` (default the
@@ -101,6 +105,13 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     ``tokens`` seen, ``tokens_per_s``, ``seconds``. With ``progress``: a tqdm bar (on a terminal)
     showing tokens/s, loss and bpc, and a line with the same numbers every ``log_every`` steps
     to ``log`` (default stderr).
+
+    Resuming (``neuro.training.resume``): ``resume_state`` (a ``train_state.safetensors``)
+    restores the optimizer and continues at its step, with the same learning-rate schedule and
+    the same stream of batches (the first ``step`` batches of ``seed`` are skipped), so that a
+    run interrupted and resumed ends with the weights of an uninterrupted one (same thread
+    count). ``on_save(step, optimizer)`` is called on the main rank every ``save_every`` steps
+    (0: never) and after the last step.
     """
     ctx_len = model.config.ctx_len if ctx_len is None else ctx_len
     if ctx_len < 1:
@@ -114,18 +125,27 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
     device = model.head.weight.device
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=4e-9,
                             weight_decay=weight_decay)
+    start = 0
+    if resume_state is not None:
+        from neuro.training.resume import load_train_state
+
+        start = load_train_state(resume_state, opt)["step"]
+        if start >= steps:
+            raise ValueError(f"{resume_state}: the run already took {start} of {steps} steps; "
+                             "ask for a larger total with --steps")
     model.train()
     runner = distributed.wrap(model)  # DDP under torchrun, else the model itself
     progress = progress and distributed.is_main()
     recent: list[float] = []
     t0 = time.perf_counter()
     tokens = 0
-    windows = batches(train, ctx_len, batch_size, seed=seed + distributed.rank(), steps=steps)
+    windows = itertools.islice(batches(train, ctx_len, batch_size, seed=seed + distributed.rank(),
+                                       steps=steps), start, None)
     from tqdm import tqdm
 
-    bar = tqdm(total=steps, desc="spikegpt", unit="step", leave=False,
+    bar = tqdm(total=steps, initial=start, desc="spikegpt", unit="step", leave=False,
                disable=None if progress else True)
-    for step, (x, y) in enumerate(windows):
+    for step, (x, y) in enumerate(windows, start=start):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, lr_final, warmup)
         logits, _ = runner(torch.from_numpy(x).to(device))
@@ -147,11 +167,15 @@ def fit(model: SpikeGPT, train: np.ndarray, valid: np.ndarray | None = None, *,
             line = (f"step {step + 1}/{steps}  {tokens / dt:,.0f} tok/s  loss {mean:.3f}  "
                     f"bpc {mean / LN2:.3f}")
             (log or (lambda s: print(s, file=sys.stderr, flush=True)))(line)
+        if on_save is not None and distributed.is_main() and (
+                step + 1 == steps or (save_every > 0 and (step + 1) % save_every == 0)):
+            on_save(step + 1, opt)
     bar.close()
     seconds = time.perf_counter() - t0
     train_loss = sum(recent) / len(recent)
     out: dict[str, Any] = dict(train_loss=train_loss, train_bpc=train_loss / LN2, tokens=tokens,
-                               tokens_per_s=tokens / seconds, seconds=seconds, steps=steps)
+                               tokens_per_s=tokens / seconds, seconds=seconds, steps=steps,
+                               resumed_at=start)
     if valid is not None and len(valid) > batch_size + 1:
         out["valid_bpc"] = evaluate_bpc(model, valid, ctx_len=ctx_len,
                                         batch_size=min(4, batch_size), max_tokens=eval_tokens)
@@ -195,8 +219,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="peak learning rate (default 6e-4)")
     g.add_argument("--tokenizer", choices=("byte", "char"), help="default byte")
     g.add_argument("--resume", metavar="CKPT",
-                   help="continue from a spikegpt checkpoint's weights and config (the "
-                        "optimizer and schedule restart)")
+                   help="continue from a spikegpt checkpoint: with the train_state.safetensors "
+                        "beside it, at its step with the optimizer, schedule, seed and batch "
+                        "stream restored (--steps: the new total); without it, from the weights "
+                        "alone (the optimizer and schedule restart)")
+    g.add_argument("--save-every", type=int, metavar="N",
+                   help="also write the checkpoint and its training state every N steps "
+                        "(default: only at the end)")
 
 
 def train(request: TrainRequest) -> Trained:
@@ -208,9 +237,28 @@ def train(request: TrainRequest) -> Trained:
     ``eval_tokens``, ``log_every``, ``tokenizer``. A language model has no epochs: the generic
     ``--epochs N`` means ``N x 100`` steps. Under ``torchrun`` every rank trains (DDP) and only
     rank 0's result is saved."""
+    from neuro.training.resume import STATE_FILE, peek_train_state, save_train_state, state_path
+
     cfg = dict(request.config)
-    opts = {**DEFAULTS, **split_keys(cfg, TRAIN_KEYS)}
     args = request.args
+    resume = getattr(args, "resume", None)
+    resume_state, saved = None, None
+    if resume:
+        model, resumed_info = load_model(resume)
+        candidate = state_path(resume)
+        if candidate.is_file():
+            saved = peek_train_state(candidate)
+            if resumed_info.get("step") == saved["step"]:
+                resume_state = candidate
+            elif "step" in resumed_info:
+                raise ValueError(f"{resume}: the checkpoint was written at step "
+                                 f"{resumed_info['step']}, {candidate} at step {saved['step']}: "
+                                 "they are not a pair (resume from a matching save)")
+            else:  # a checkpoint from elsewhere in a folder with another run's state
+                request.log(f"{candidate} is not this checkpoint's (it records no step)")
+                saved = None
+    before = {k: v for k, v in (saved["options"] if saved else {}).items() if k in TRAIN_KEYS}
+    opts = {**DEFAULTS, **before, **split_keys(cfg, TRAIN_KEYS)}  # the saved plan, then changes
     for key in ("preset", "steps", "batch_size", "lr", "tokenizer"):
         value = getattr(args, key, None)
         if value is not None:
@@ -220,10 +268,11 @@ def train(request: TrainRequest) -> Trained:
     if request.epochs is not None:  # no epochs for a language model: --epochs N is N x 100 steps
         opts["steps"] = int(request.epochs) * 100
     preset = opts.pop("preset", None) or "tiny"
-    resume = getattr(args, "resume", None)
+    save_every = int(getattr(args, "save_every", None) or 0)
+    if save_every < 0:
+        raise ValueError(f"--save-every must be >= 0 steps, got {save_every}")
     distributed.init_from_env()
     if resume:
-        model, _ = load_model(resume)
         config = model.config
         corpus = load_corpus(request.data, (config.vocab or {}).get("kind", opts["tokenizer"]))
         opts.pop("tokenizer")
@@ -243,10 +292,29 @@ def train(request: TrainRequest) -> Trained:
     request.log(f"spikegpt {preset}: {config.n_layer} x {config.n_embd}, "
                 f"{sum(p.numel() for p in model.parameters()):,} parameters, "
                 f"{len(corpus.train):,} training tokens from {corpus.source}")
-    metrics = fit(model, corpus.train, corpus.valid, seed=request.seed, log=request.log, **opts)
+    seed = int(saved["options"].get("seed", request.seed)) if saved else request.seed
+    if saved:
+        request.log(f"resuming at step {saved['step']} of {opts['steps']}: optimizer, schedule, "
+                    f"seed {seed} and batch stream restored from {resume_state}")
+    elif resume:
+        request.log(f"{resume}: no matching {STATE_FILE} beside it; continuing from the weights alone "
+                    "(the optimizer and the schedule restart)")
+    out = Path(request.out)
+    plan = {**opts, "seed": seed, "preset": preset}
+
+    def on_save(step: int, opt: torch.optim.Optimizer) -> None:
+        if step < opts["steps"]:  # a periodic save: the weights too (the last come from run())
+            save_checkpoint(out / "model.safetensors", model, name=model.name,
+                            config=model.config_dict(),
+                            info={"step": step, "partial": True, "seed": seed,
+                                  "data": corpus.source, "preset": preset})
+        save_train_state(out / STATE_FILE, opt, step=step, steps=opts["steps"], options=plan)
+
+    metrics = fit(model, corpus.train, corpus.valid, seed=seed, log=request.log,
+                  resume_state=resume_state, save_every=save_every, on_save=on_save, **opts)
     distributed.sync_buffers(model)
-    info = {"metrics": metrics, "seed": request.seed, "data": corpus.source, "preset": preset,
-            "resumed_from": resume}
+    info = {"metrics": metrics, "seed": seed, "data": corpus.source, "preset": preset,
+            "resumed_from": resume, "step": opts["steps"]}
     summary = (f"spikegpt: {metrics['steps']} steps, train bpc {metrics['train_bpc']:.3f}, "
                f"held-out bpc {metrics.get('valid_bpc', float('nan')):.3f}, "
                f"{metrics['tokens_per_s']:,.0f} tokens/s")

