@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...training import distributed
 from ..base import Trained, TrainRequest, split_keys
 from .config import EGRULMConfig
 from .layer import EGRULayer
@@ -75,7 +76,12 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
         eval_batch_size: int = 10, max_batches: int | None = None, progress: bool = True,
         log=print, seed: int = 0) -> dict[str, Any]:
     """Train ``model`` on word ids ``train [N]`` (module docstring); returns
-    ``{"history": [per-epoch dict], "valid": last evaluation or None}``."""
+    ``{"history": [per-epoch dict], "valid": last evaluation or None}``.
+
+    Under ``torchrun`` (``neuro.training.distributed``) the model is wrapped in DDP and each of
+    the ``W`` ranks trains on its own ``batch_size`` of the ``W x batch_size`` streams (the
+    global batch grows with ``W``); gradients are averaged, so the replicas stay identical, and
+    only rank 0 logs and shows progress."""
     from tqdm import tqdm
 
     from neuro.datasets.wordlm import batchify, bptt_batches
@@ -99,7 +105,10 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: 1.0 if e < start else 0.5 * (1 + math.cos(math.pi * (e - start)
                                                                   / max(epochs - start, 1))))
-    stream = batchify(train, batch_size)
+    world, rank = distributed.world_size(), distributed.rank()
+    stream = batchify(train, batch_size * world)[:, rank * batch_size:(rank + 1) * batch_size]
+    runner = distributed.wrap(model)  # DDP under torchrun, else the model itself
+    main = distributed.is_main()
     n_batches = math.ceil((stream.shape[0] - 1) / bptt)
     if max_batches is not None:
         n_batches = min(n_batches, max_batches)
@@ -109,14 +118,14 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
         model.train()
         state = None
         tot_nll, tot_n, ev, un = 0.0, 0, 0.0, 0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False)
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not (progress and main), leave=False)
         for b, (x, y) in enumerate(bptt_batches(stream, bptt)):
             if b >= n_batches:
                 break
             if state is not None:
                 state = [type(s)(*(t.detach() for t in s)) for s in state]
-            logits, state = model(x, state)
+            logits, state = runner(x, state)
             loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
             total = loss + model.last_aux.reg
             opt.zero_grad(set_to_none=True)
@@ -141,9 +150,10 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
             entry["valid_ppl"] = result["ppl"]
             entry["valid_activity_sparsity"] = result["activity_sparsity"]
         history.append(entry)
-        log(f"epoch {epoch + 1}/{epochs}: train ppl {entry['train_ppl']:.2f}"
-            + (f", valid ppl {entry['valid_ppl']:.2f}" if valid is not None else "")
-            + f", activity sparsity {entry['activity_sparsity']:.3f}")
+        if main:
+            log(f"epoch {epoch + 1}/{epochs}: train ppl {entry['train_ppl']:.2f}"
+                + (f", valid ppl {entry['valid_ppl']:.2f}" if valid is not None else "")
+                + f", activity sparsity {entry['activity_sparsity']:.3f}")
     return {"history": history, "valid": result}
 
 
@@ -380,6 +390,7 @@ def train(request: TrainRequest) -> Trained:
     model_cfg = ({} if request.data is not None else dict(OFFLINE_MODEL))
     model_cfg.update(cfg)
     model_cfg["vocab_size"] = len(corpus.vocab)
+    distributed.init_from_env()  # under torchrun: DDP in fit, rank 0 saves
     torch.manual_seed(request.seed)
     model = EGRULanguageModel(EGRULMConfig.from_dict(model_cfg))
     prune_to = opts.pop("prune", None)
@@ -406,7 +417,7 @@ def train(request: TrainRequest) -> Trained:
                f"{test['activity_sparsity']:.3f}" + (f", weight sparsity "
                                                      f"{info['weight_sparsity']:.3f}"
                                                      if "weight_sparsity" in info else ""))
-    return Trained(model=model, info=info, summary=summary)
+    return Trained(model=model, info=info, summary=summary, save=distributed.is_main())
 
 
 #: ``neuro demo``'s EGRU language model: the offline model with a 2000-word vocabulary and two
