@@ -44,8 +44,11 @@ def test_gesture_network_does_not_lower():
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_targets_name_the_embedding_they_cannot_run(target):
+def test_targets_run_the_lm_or_name_the_embedding_they_cannot_run(target):
     problems = get_backend(target).supports(from_module(_lm()))
+    if target in ("spinnaker", "fpga"):  # integer embedding and decoder (egru_lm_int)
+        assert problems == []
+        return
     assert any("(Embedding)" in p for p in problems), problems
     if target == "loihi":  # the reason, not only the name
         assert any("(EGRU)" in p and "multiply" in p and "graded payload" in p for p in problems)
