@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from neuro.checkpoint import save_checkpoint
+from neuro.energy.counting import count
 from neuro.cli import main
 from neuro.graph import from_module
 from neuro.graph.intsim import simulate_int
@@ -75,6 +76,15 @@ def test_spinnaker_runs_the_lm_bit_exact_over_500_tokens_and_counts_by_hand(tmp_
     assert st["readout_rows_fetched"] == int(((y != 0) * cores_reached).sum())
     assert st["router_hops"] > 0 and st["dropped_packets"] == 0
     assert any(c["kind"] == "readout" for c in st["per_core"])
+
+
+def test_energy_counting_gives_the_simulators_packets(tmp_path):
+    g = from_module(tiny_lm(sparsity=0.5))
+    x = tokens(40, 2)
+    res = spinnaker.run(spinnaker.compile(g, tmp_path / "a"), x)
+    for graph in (g, quantize(g, "spinnaker")):  # float and integer reference runs
+        c = count(graph, x, progress=False)
+        assert sum(p.packets for p in c.populations.values()) == res.stats["packets_sent"]
 
 
 def test_fpga_runs_the_lm_bit_exact_over_500_tokens():

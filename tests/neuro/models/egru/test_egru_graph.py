@@ -65,6 +65,15 @@ def test_energy_report_of_an_egru_lm_from_word_ids(tmp_path, capsys):
                  "--targets", "ann-45nm,spinnaker2"]) == 0
     md = (out / "report.md").read_text()
     assert "30 x 2 tokens" in md and "layers.0:recurrent" in md
+    assert "## Per token (language model)" in md and "divided by the 60 tokens" in md
+    import json
+
+    pt = json.loads((out / "report.json").read_text())["per_token"]
+    assert pt["tokens"] == 60 and set(pt["targets"]) >= {"ann-45nm", "spinnaker2"}
+    assert pt["layers"]["decoder"]["dense_ops"] == 50 * 16  # V x H per token
+    assert pt["populations"]["layers.0"]["activity"] + pt["populations"]["layers.0"][
+        "activity_sparsity"] == 1.0
+    assert "per token (60 tokens)" in capsys.readouterr().out
     assert main(["energy", str(ckpt), "--out", str(tmp_path / "r2")]) == 2
     assert "pass --data tokens.npz" in capsys.readouterr().err
     np.savez(tmp_path / "bad.npz", tokens=tokens + 100)
