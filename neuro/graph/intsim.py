@@ -355,11 +355,10 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
             runners[name].trace = []
     lm = egru_lm_int.registers(graph)
     for name in lm["embedding"]:
-        runners[name].lm_call = partial(egru_lm_int.embed, name, np.asarray(graph.nodes[name].weight))
+        runners[name].lm_call = partial(egru_lm_int.embed, name, np.asarray(cast(Any, graph.nodes[name]).weight))
     for name, regs in lm["readout"].items():
         ro = egru_lm_int.Readout(name, graph.nodes[name], regs)
-        r = runners[name]
-        runners[name].lm_call = partial(_readout, ro, r)
+        runners[name].lm_call = partial(_readout, ro, runners[name])
     for group in sched.groups:
         if not sched.cyclic(group):
             (name,) = group

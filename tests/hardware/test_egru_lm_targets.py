@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from neuro.checkpoint import save_checkpoint
-from neuro.energy.counting import count
 from neuro.cli import main
+from neuro.energy.counting import count
 from neuro.graph import from_module
 from neuro.graph.intsim import simulate_int
 from neuro.graph.quantize import quantize
