@@ -201,7 +201,8 @@ def _token_input(graph, path: str | None) -> tuple[np.ndarray, str]:
                 return load_spikes(path), str(path)
         return token_data(graph, path)
     except (OSError, ValueError) as exc:
-        raise UserError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
+        msg = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise UserError(msg.replace("pass --data", "pass --input")) from None
 
 
 def _is_lm(graph) -> bool:
