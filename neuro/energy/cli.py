@@ -268,7 +268,8 @@ def write_report(graph: Any, x: Any, out: str | Path, *, targets: str | list[str
     doc = rep.build(counts, energies, table, model=model, data_source=data_source,
                     extra_assumptions=extra,
                     per_token=graph.metadata.get("input") == "one-hot tokens")
-    page = rep.html_page(doc, rep.figures(counts, energies, table.baseline))
+    page = rep.html_page(doc, rep.figures(counts, energies, table.baseline,
+                                          per_token="per_token" in doc))
     return rep.write(doc, page, out)
 
 

@@ -352,6 +352,10 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
         n_tok = f"{doc['per_token']['tokens']:,}"
         parts += ["<h2 id=\"per-token\">Per token (language model)</h2>",
                   f"<p>{e(TOKEN_INTRO.format(n=n_tok))}</p>"]
+        if "per_token" in figures:
+            parts.append(_img(figures["per_token"], "energy per token per target"))
+        if "sparsity" in figures:
+            parts.append(_img(figures["sparsity"], "weight and activity sparsity per layer"))
         parts += [_html_table(head, rows) for head, rows in _token_rows(doc)]
     for key, t in doc["targets"].items():
         parts += [f"<h2 id=\"{e(key)}\">{e(key)}: {e(t['name'])}</h2>", f"<p>{e(t['description'])}</p>",
@@ -369,11 +373,18 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def figures(counts: Counts, energies: list[TargetEnergy], baseline: str) -> dict[str, bytes]:
+def figures(counts: Counts, energies: list[TargetEnergy], baseline: str,
+            per_token: bool = False) -> dict[str, bytes]:
+    """The report's plots; ``per_token`` (a language model) adds ``"per_token"`` (energy per
+    token per target) and ``"sparsity"`` (weight and activity sparsity per layer)."""
     from . import plots
 
     figs = {"raster": plots.raster(counts), "rates": plots.rates(counts),
             "overview": plots.overview(energies, baseline, counts.samples)}
+    if per_token:
+        figs["per_token"] = plots.overview(energies, baseline, counts.steps * counts.samples,
+                                           unit="token")
+        figs["sparsity"] = plots.sparsity(counts)
     kinds = {**{n: s.kind for n, s in counts.synapses.items()},
              **{n: p.kind for n, p in counts.populations.items()}}
     for en in energies:

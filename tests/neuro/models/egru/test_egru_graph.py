@@ -74,6 +74,8 @@ def test_energy_report_of_an_egru_lm_from_word_ids(tmp_path, capsys):
     assert pt["populations"]["layers.0"]["activity"] + pt["populations"]["layers.0"][
         "activity_sparsity"] == 1.0
     assert "per token (60 tokens)" in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert 'alt="energy per token per target"' in page and 'alt="weight and activity sparsity' in page
     assert main(["energy", str(ckpt), "--out", str(tmp_path / "r2")]) == 2
     assert "pass --data tokens.npz" in capsys.readouterr().err
     np.savez(tmp_path / "bad.npz", tokens=tokens + 100)
