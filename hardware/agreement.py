@@ -5,7 +5,8 @@ nothing about what the quantization itself cost. :func:`float_agreement` compare
 values with the float reference executor on the same input:
 
 * spiking populations: the fraction of equal (step, sample, neuron) entries, and the spikes kept
-  (target spikes / float spikes; a format that silences neurons keeps fewer);
+  (target spikes / float spikes; a format that silences neurons keeps fewer); for EGRU
+  populations the events (``y != 0``), since float and fixed-point ``y`` differ in scale;
 * the readout (a non-spiking output, e.g. an LI membrane, in the target's integer units): the
   decision per sample (``argmax`` over outputs of the membrane summed over time) and the Pearson
   correlation of the traces, both independent of the integer scale.
@@ -109,6 +110,8 @@ def compare_with_float(float_graph: Any, spikes: dict[str, np.ndarray],
         want, got = np.asarray(ref[name]), np.asarray(got)
         if want.shape != got.shape:
             continue
+        if node.kind == "EGRU":  # graded events (float y vs fixed-point y): compare the events
+            want, got = (want != 0).astype(np.int64), (got != 0).astype(np.int64)
         agreement.layers.append({"node": name, "kind": node.kind, "float": int(want.sum()),
                                  "target": int(got.sum()), "entries": int(want.size),
                                  "agreement": float((want == got).mean())})

@@ -105,7 +105,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         model = build(meta["config"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: bad config for {meta['model']}: {exc}") from None
-    _check_shapes(path, meta["model"], model.state_dict(), tensors)
+    optional = getattr(model, "optional_tensor", None)  # e.g. the pruning masks of an EGRU model
+    _check_shapes(path, meta["model"], model.state_dict(),
+                  {k: v for k, v in tensors.items() if not (optional and optional(k))})
     model.load_state_dict(tensors)
     return model, meta
 

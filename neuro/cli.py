@@ -186,6 +186,29 @@ def _run_input(args: argparse.Namespace) -> np.ndarray:
         raise UserError(f"{args.input}: {exc}") from None
 
 
+def _token_input(graph, path: str | None) -> tuple[np.ndarray, str]:
+    """A language model's input (``graph.metadata["input"] == "one-hot tokens"``): one-hot tokens
+    ``[T, B, V]`` from ``path`` (an ``.npz`` with ``tokens``, int ids ``[T, B]``, or ``spikes``,
+    one-hot; a UTF-8 text file), else the held-out offline text (``neuro.energy.cli.token_data``)."""
+    from .datasets import load_spikes
+    from .energy.cli import token_data
+
+    try:
+        if path and str(path).endswith(".npz"):
+            with np.load(path, allow_pickle=False) as f:
+                has_tokens = "tokens" in f.files
+            if not has_tokens:
+                return load_spikes(path), str(path)
+        return token_data(graph, path)
+    except (OSError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise UserError(msg.replace("pass --data", "pass --input")) from None
+
+
+def _is_lm(graph) -> bool:
+    return graph.metadata.get("input") == "one-hot tokens"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .datasets import save_spikes
@@ -196,7 +219,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_artifact(path, args)
     model, meta = load_checkpoint(path)
     graph = from_module(model)
-    spikes_in = _run_input(args)
+    spikes_in = _token_input(graph, args.input)[0] if _is_lm(graph) else _run_input(args)
     want = cast(Any, graph.nodes[graph.inputs()[0]]).shape
     if spikes_in.shape[-1:] != tuple(want):
         raise UserError(f"{args.input}: spikes have {spikes_in.shape[-1]} channels, "
@@ -236,6 +259,8 @@ def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, 
     from .datasets import default_spikes, load_spikes
 
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    if _is_lm(graph):
+        return _token_input(graph, path)
     if not path:
         return default_spikes(n_in)
     x = load_spikes(path)
@@ -282,7 +307,7 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     manifest = read_manifest(path)
     backend = _backend(manifest["target"])
     graph = load_artifact_graph(path)
-    x = _run_input(args)
+    x = _token_input(graph, args.input)[0] if _is_lm(graph) else _run_input(args)
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
     if x.shape[-1:] != n_in:
         raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "

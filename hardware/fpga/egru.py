@@ -4,7 +4,8 @@
 here. The artifact holds ``egru_step.onnx`` (``target_info["path"] == "egru"``, with the resource
 estimate); ``run`` executes it with onnxruntime step by step. ``Result.spikes`` holds every EGRU
 population's graded events ``y`` (integers with the format's EGRU fraction bits, 0 where no
-event), bit for bit those of the integer reference executor. No Verilog for EGRU.
+event), bit for bit those of the integer reference executor; an EGRU language model's integer
+logits are in ``Result.outputs`` (``neuro.graph.egru_lm_int``). No Verilog for EGRU.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from neuro.graph import lm_nodes as LM
 from neuro.graph import nodes as N
+from neuro.graph.egru_lm_int import embed, lm_parts, lm_problems, registers
 from neuro.graph.formats import get_format
 from neuro.hardware.base import (
     ArtifactError,
@@ -44,11 +47,14 @@ def supports(graph: Any, fmt: str | None, formats: tuple[str, ...]) -> list[str]
     if current is not None and current != fmt:
         problems.append(f"the graph is quantized to {current!r}, not {fmt!r}")
     f = get_format(fmt)
+    _, readouts = lm_parts(graph)
+    problems += lm_problems(graph)
     for n, node in graph.nodes.items():
-        if type(node) not in egru_onnx.KINDS:
+        if type(node) not in egru_onnx.KINDS or (type(node) is N.Affine and n not in readouts):
             problems.append(f"node {n!r} ({node.kind}): the FPGA EGRU step graph holds Input, EGRU "
-                            "and Output nodes only (EGRU next to LIF populations or synapse nodes "
-                            "is not implemented)")
+                            "and Output nodes, an Embedding of one-hot tokens and a decoder Affine "
+                            "reading an EGRU only (EGRU next to LIF populations or other synapse "
+                            "nodes is not implemented)")
         elif type(node) is N.EGRU and not (f.frac_bits or f.egru_frac_bits):
             problems.append(f"node {n!r} (EGRU): format {fmt} has no integer EGRU (use 'int16': "
                             "16-bit weights, 12 fraction bits; int8 weights are not enough for "
@@ -88,21 +94,29 @@ def run(artifact: str | Path, manifest: dict[str, Any], x: Any, threads: int = 1
     opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path / STEP_FILE), opts, providers=["CPUExecutionProvider"])
     egrus = [n for n in g.schedule().order if type(g.nodes[n]) is N.EGRU]
+    heads = list(registers(g)["readout"])
+    for n, node in g.nodes.items():  # the reference's check: one-hot tokens into an Embedding
+        if type(node) is LM.Embedding:
+            embed(n, np.asarray(node.weight), inputs[g.predecessors(n)[0]])
     H = {n: int(g.nodes[n].recurrent_kernel.shape[0]) for n in egrus}
     feeds = {f"state/{n}/{s}": np.zeros((B, H[n]), np.int64) for n in egrus for s in ("c", "y")}
     names = [o.name for o in sess.get_outputs()]
     ys = {n: np.zeros((T, B, H[n]), np.int64) for n in egrus}
+    logits = {n: np.zeros((T, B, *g.infer_shapes()[n]), np.int64) for n in heads}
     start = time.perf_counter()
     for t in range(T):
         for n, v in inputs.items():
             feeds[f"x/{n}"] = v[t]
         res = dict(zip(names, sess.run(None, feeds)))
+        for n in heads:
+            logits[n][t] = res[f"logits/{n}"]
         for n in egrus:
             ys[n][t] = res[f"y/{n}"]
             for s in ("c", "y"):
                 feeds[f"state/{n}/{s}"] = res[f"next/{n}/{s}"]
     seconds = time.perf_counter() - start
-    outputs = {o: (ys[p] if p in ys else inputs[p]) for o in g.outputs() for p in g.predecessors(o)}
+    outputs = {o: (ys[p] if p in ys else logits[p] if p in logits else inputs[p])
+               for o in g.outputs() for p in g.predecessors(o)}
     stats = {"runtime": f"onnxruntime {ort.__version__} ({STEP_FILE}, CPU, {threads} thread(s))",
              "steps": int(T), "batch": int(B), "seconds": round(seconds, 4),
              "events": {n: int(np.count_nonzero(ys[n])) for n in egrus},

@@ -11,6 +11,11 @@ Integer ONNX only (opset 17, int64): ``MatMul`` for the exact sums ``x . Wq`` an
 floor shift ``(v - Mod(v, 2^k)) / 2^k`` (``Mod`` with ``fmod=0`` takes the divisor's sign, so the
 ``Div`` is exact), ``Clip`` for saturation, ``Gather`` on the gate tables, ``Greater``/``Where`` for
 the event and the reset. onnxruntime runs it bit-exact with the integer reference executor.
+
+An EGRU language model (``neuro.graph.egru_lm_int``) adds the embedding, ``MatMul`` of the one-hot
+token ``x/<input>`` with the integer table (the token's row, exactly), and the decoder: ``MatMul``
+of the last layer's ``y`` with ``Wq^T``, the floor shift by ``kf``, the bias and ``Clip``, returned
+as ``logits/<decoder>`` (int64 ``[B, V]``, ``F`` fraction bits).
 """
 from __future__ import annotations
 
@@ -18,13 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from neuro.graph import lm_nodes as LM
 from neuro.graph import nodes as N
 from neuro.graph.egru_int import table_shift
+from neuro.graph.egru_lm_int import registers
 
 from .onnx_step import IR_VERSION, OPSET, _Builder, _require_onnx
 
-#: node kinds of an EGRU step graph
-KINDS = (N.Input, N.Output, N.EGRU)
+#: node kinds of an EGRU step graph (Embedding and Affine: an EGRU LM's, ``egru_lm_int``)
+KINDS = (N.Input, N.Output, N.EGRU, LM.Embedding, N.Affine)
 
 
 def _floor_shift(b: _Builder, x: str, k: int) -> str:
@@ -55,12 +62,31 @@ def build_step_model(q: Any) -> Any:
     shapes = q.infer_shapes()
     ins, outs = [], []
     value: dict[str, str] = {}
+    lm = registers(q)
     node: Any  # fields read by name
     for name in q.schedule().order:
         node = q.nodes[name]
         if node.role == "input":
             value[name] = f"x/{name}"
             ins.append(helper.make_tensor_value_info(value[name], TP.INT64, ["B", *shapes[name]]))
+            continue
+        if type(node) is LM.Embedding:  # one-hot token x table: the token's row, exact
+            src = value[q.predecessors(name)[0]]
+            value[name] = b.op("MatMul", [src, b.const(np.asarray(node.weight, np.int64), "E")],
+                               "emb")
+            continue
+        if name in lm["readout"]:
+            regs = lm["readout"][name]
+            acc = b.op("MatMul", [value[q.predecessors(name)[0]],
+                                  b.const(np.ascontiguousarray(np.asarray(node.weight, np.int64).T),
+                                          "Wd")], "accd")
+            sb = int(regs["state_bits"])
+            logit = b.op("Add", [_floor_shift(b, acc, int(regs["kernel_frac"])),
+                                 b.const(np.asarray(node.bias, np.int64), "bd")])
+            b.op("Clip", [logit, b.ic(-(1 << (sb - 1))), b.ic((1 << (sb - 1)) - 1)],
+                 out=f"logits/{name}")
+            outs.append(helper.make_tensor_value_info(f"logits/{name}", TP.INT64,
+                                                      ["B", *shapes[name]]))
             continue
         if type(node) is not N.EGRU:
             continue
@@ -117,7 +143,20 @@ def resources(q: Any) -> dict[str, Any]:
     """Storage and arithmetic of the EGRU step (an estimate of what an FPGA design holds)."""
     out: dict[str, Any] = {"layers": {}}
     node: Any
+    lm = registers(q)
     for name, node in q.nodes.items():
+        if type(node) is LM.Embedding:  # a ROM of the table, read one row per token
+            out["layers"][name] = {"table_entries": int(np.size(node.weight)),
+                                   "weight_memory_bits": int(np.size(node.weight)) * int(
+                                       q.metadata["format"]["state_bits"]),
+                                   "macs_per_step_dense": 0}
+            continue
+        if name in lm["readout"]:
+            nnz = int(np.count_nonzero(node.weight))
+            out["layers"][name] = {"outputs": int(node.weight.shape[0]), "weights_stored": nnz,
+                                   "weight_memory_bits": nnz * int(q.metadata["format"]["weight_bits"]),
+                                   "macs_per_step_dense": int(node.weight.size)}
+            continue
         if type(node) is not N.EGRU:
             continue
         qq: dict[str, Any] = node.q or {}

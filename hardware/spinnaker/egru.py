@@ -3,7 +3,8 @@
 ``supports``/``compile``/``run`` of :mod:`neuro.hardware.spinnaker` hand a graph holding an EGRU
 node to the functions here (mapping: :mod:`.egru_map`, run: :mod:`.egru_engine`, files:
 :mod:`.egru_artifact`). ``Result.spikes`` holds every EGRU population's graded events ``y``
-(s16.15 integers, 0 where no event), bit for bit those of the integer reference executor;
+(s16.15 integers, 0 where no event), bit for bit those of the integer reference executor
+(an EGRU language model's integer logits are in ``Result.outputs``, ``neuro.graph.egru_lm_int``);
 ``Result.stats`` (summed over the batch):
 
 ``ticks``, ``neuron_updates`` (units x T x B), ``spikes`` (events: units with ``y != 0``),
@@ -13,6 +14,10 @@ node to the functions here (mapping: :mod:`.egru_map`, run: :mod:`.egru_engine`,
 ``router_hops``, ``synaptic_rows_fetched`` (non-empty CSR rows fetched), ``synaptic_events``
 (synaptic words processed: one multiply-accumulate of payload x weight each),
 ``dropped_packets``, ``delay_extension_packets`` (0: this path has no delay extension),
+``embedding_row_reads`` (an EGRU LM's Embedding source cores reading the token's row, one per
+core and step), ``readout_synaptic_events`` / ``readout_rows_fetched`` / ``readout_updates``
+(the decoder's part of ``synaptic_events`` and ``synaptic_rows_fetched``, and its logits
+computed: ``V x T x B``),
 ``routing_entries_per_chip``, ``per_core`` and ``link_capacity_per_tick`` as on the spike path.
 """
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from neuro.graph import nodes as N
 from neuro.graph.egru_int import Cell
+from neuro.graph.egru_lm_int import Readout, embed, registers
 from neuro.hardware.base import (
     Result,
     UnsupportedGraph,
@@ -115,12 +121,16 @@ def run(artifact: str | Path, manifest: dict[str, Any], x: Any,
         m.machine = dataclasses.replace(m.machine, link_capacity_per_tick=link_capacity_per_tick)
     inputs = int_inputs(graph, x)
     src = [p for p in m.populations if p.kind == "source"]
-    (T, B), = {inputs[p.name].shape[:2] for p in src}
-    xs = np.concatenate([inputs[p.name] for p in src], axis=2)
+    (T, B), = {inputs[p.lookup or p.name].shape[:2] for p in src}
+    xs = np.concatenate([embed(p.name, np.asarray(graph.nodes[p.name].weight), inputs[p.lookup])
+                         if p.lookup is not None else inputs[p.name] for p in src], axis=2)
     cells = {n: Cell(n, node) for n, node in graph.nodes.items() if type(node) is N.EGRU}
-    values, raw = egru_engine.run(m, cells, xs)
-    spikes = {n: v.reshape(T, B, *graph.infer_shapes()[n]) for n, v in values.items()}
-    outputs = {o: (spikes[p] if p in spikes else inputs[p].reshape(T, B, *graph.nodes[p].shape))
+    heads = {n: Readout(n, graph.nodes[n], r) for n, r in registers(graph)["readout"].items()}
+    values, raw = egru_engine.run(m, cells, xs, heads)
+    shapes = graph.infer_shapes()
+    spikes = {n: v.reshape(T, B, *shapes[n]) for n, v in values.items() if n in cells}
+    outputs = {o: (values[p].reshape(T, B, *shapes[p]) if p in values
+                   else inputs[p].reshape(T, B, *graph.nodes[p].shape))
                for o, p in m.outputs.items()}
     return Result(spikes, outputs, stats(m, raw))
 

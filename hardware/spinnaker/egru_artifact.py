@@ -2,13 +2,15 @@
 
 Next to ``manifest.json`` (``target_info["path"] == "graded"``) and ``graph/``::
 
-    egru_placement.json  machine, populations (kind, size, latency offset, dense), outputs,
-                         projections (synapses kept after pruning), vertices -> chip/core/key/mask
+    egru_placement.json  machine, populations (kind, size, latency offset, dense, lookup),
+                         outputs, projections (synapses kept after pruning), vertices ->
+                         chip/core/key/mask, table_rows (vocabulary of an Embedding source)
     egru_synapses.npz    matrices (mat_kv, mat_tv, mat_row0), row_start, words (graded words)
     egru_routing.npz     router tables: chip, entry_ptr, key, mask, route
 
-The EGRU cores' parameters (biases, thresholds, gate tables, weight fractions) are the quantized
-graph's EGRU nodes in ``graph/`` (digest-checked by the manifest).
+The EGRU cores' parameters (biases, thresholds, gate tables, weight fractions), an Embedding
+source's integer table and a readout's bias and weight fraction are the quantized graph's nodes
+and ``metadata["egru_lm"]`` in ``graph/`` (digest-checked by the manifest).
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ def write(d: Path, m: GradedMapping, digests: dict[str, str]) -> dict[str, str]:
         "populations": [vars(p) for p in m.populations],
         "outputs": m.outputs,
         "projections": m.projections,
+        "table_rows": m.table_rows,
         "vertices": [{**v.to_dict(), "chip": list(m.machine.core_name(v.core)[:2]),
                       "chip_core": m.machine.core_name(v.core)[2]} for v in m.vertices],
     }
@@ -81,6 +84,7 @@ def load(artifact: str | Path, manifest: dict[str, Any]) -> GradedMapping:
                           [GradedPopulation(**p) for p in pl["populations"]], vertices,
                           tables=tables, outputs=dict(pl["outputs"]),
                           projections=list(pl["projections"]),
+                          table_rows={str(k): int(v) for k, v in pl.get("table_rows", {}).items()},
                           **{f: (mats[f].astype(np.uint32) if f == "words" else mats[f].astype(np.int64))
                              for f in _MAT})
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -7,10 +7,14 @@ empty), for ``T + latency`` ticks of one step each. Tick ``t``:
    ``s = t - offset``): read the two accumulator banks filled during tick ``t - 1``, turn them
    into gate inputs (``ax = sat(acc_x >> (kf + in_frac - F)) + bx``, ``bh = sat(acc_h >> rf) +
    br``), take the fixed-point EGRU step (``neuro.graph.egru_int.Cell``: the same core routine
-   as the integer reference executor) and clear the banks.
+   as the integer reference executor) and clear the banks. A readout core (an EGRU LM's decoder)
+   turns its input bank into integer logits (``neuro.graph.egru_lm_int.Readout.finish``: the
+   reference's routine) and clears it; it sends nothing.
 2. Packets, vertex by vertex in placement order: an EGRU core sends one packet per unit that
    emitted (``y != 0``, ascending unit), payload ``y``; a source core sends its step-``t`` values
-   (``t < T``): every channel when ``dense``, else the non-zero ones, payload the value. A packet
+   (``t < T``): every channel when ``dense``, else the non-zero ones, payload the value (an
+   Embedding source first reads the token's row of its table columns: one row read per core and
+   step, ``embedding_row_reads``). A packet
    crosses its vertex's multicast tree; a link carries at most ``link_capacity_per_tick`` packets
    per tick (later ones are dropped there). Every reached core fetches the sending atom's row of
    its matrix (one fetch per non-empty row) and adds ``payload x weight`` of every word into
@@ -28,13 +32,15 @@ from typing import Any
 import numpy as np
 
 from neuro.graph.egru_int import Cell
+from neuro.graph.egru_lm_int import Readout
 
 from .egru_map import GradedMapping, decode_words
 from .routing import walk
 
 COUNTERS = ("packets_sent", "payload_bytes", "dense_input_packets", "router_hops",
             "synaptic_rows_fetched", "synaptic_events", "dropped_packets", "neuron_updates",
-            "spikes", "ticks")
+            "spikes", "ticks", "embedding_row_reads", "readout_synaptic_events",
+            "readout_rows_fetched", "readout_updates")
 #: bytes of one packet's payload (the graded value y, or an input value)
 PAYLOAD_BYTES = 4
 
@@ -51,10 +57,14 @@ class _Tree:
         self.targets = [(core_vertex[c], pos) for c, pos in cores]
 
 
-def run(m: GradedMapping, cells: dict[str, Cell], inputs: np.ndarray
+def run(m: GradedMapping, cells: dict[str, Cell], inputs: np.ndarray,
+        readouts: dict[str, Readout] | None = None
         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run ``m`` on int64 ``inputs [T, B, S]`` (the sources' values concatenated in placement
-    order). Returns ``({EGRU population: y [T, B, H]}, counters and per-vertex counts)``."""
+    order; an Embedding source's values are its rows). Returns ``({EGRU population: y [T, B, H],
+    readout: logits [T, B, V]}, counters and per-vertex counts)``; ``readouts``: the
+    :class:`~neuro.graph.egru_lm_int.Readout` of every readout population."""
+    readouts = readouts or {}
     T, B, _ = inputs.shape
     if inputs.size and np.abs(inputs).max() >= 2**31:
         raise ValueError("input values must fit the 32-bit packet payload")
@@ -68,16 +78,17 @@ def run(m: GradedMapping, cells: dict[str, Cell], inputs: np.ndarray
         if p.kind == "source":
             src_at[p.name] = at
             at += p.size
-    egrus = [p for p in m.populations if p.kind != "source"]
+    egrus = [p for p in m.populations if p.kind == "EGRU"]
+    heads = [p for p in m.populations if p.kind == "readout"]
     cap = m.machine.link_capacity_per_tick
     cap = np.iinfo(np.int64).max if cap is None else cap
     c = dict.fromkeys(COUNTERS, 0)
     per_vertex = np.zeros((3, len(m.vertices)), np.int64)  # packets sent, received, synaptic events
-    out = {p.name: np.zeros((T, B, p.size), np.int64) for p in egrus}
+    out = {p.name: np.zeros((T, B, p.size), np.int64) for p in (*egrus, *heads)}
     link_cnt: dict[int, int] = {}
     for b in range(B):
         state = {p.name: np.zeros(p.size, np.int64) for p in egrus}
-        acc = {p.name: np.zeros((2, 3 * p.size), np.int64) for p in egrus}
+        acc = {p.name: np.zeros((2, 3 * p.size), np.int64) for p in (*egrus, *heads)}
         y_now = {p.name: np.zeros(p.size, np.int64) for p in egrus}
         for t in range(ticks):
             for p in egrus:  # 1. update
@@ -93,15 +104,26 @@ def run(m: GradedMapping, cells: dict[str, Cell], inputs: np.ndarray
                 out[p.name][s, b] = y
                 c["neuron_updates"] += p.size
                 c["spikes"] += int(np.count_nonzero(y))
+            for p in heads:  # 1. readout cores: logits of step s
+                s = t - p.offset
+                if 0 <= s < T:
+                    a = acc[p.name]
+                    out[p.name][s, b] = readouts[p.name].finish(a[0, :p.size])
+                    a[:] = 0
+                    c["readout_updates"] += p.size
             link_cnt.clear()
             for v in m.vertices:  # 2. packets
                 tree = trees.get(v.id)
                 p = pops[v.population]
+                if p.kind == "readout":
+                    continue
                 if p.kind == "source":
                     if t >= T:
                         continue
                     vals = inputs[t, b, src_at[p.name] + v.lo:src_at[p.name] + v.lo + v.n]
                     atoms = np.arange(v.n) if p.dense else np.flatnonzero(vals)
+                    if p.lookup is not None:
+                        c["embedding_row_reads"] += 1
                 else:
                     vals = y_now[p.name][v.lo:v.lo + v.n]
                     atoms = np.flatnonzero(vals)
@@ -137,6 +159,9 @@ def run(m: GradedMapping, cells: dict[str, Cell], inputs: np.ndarray
                     events = int(length.sum())
                     c["synaptic_rows_fetched"] += int(np.count_nonzero(length))
                     c["synaptic_events"] += events
+                    if pops[target.population].kind == "readout":
+                        c["readout_synaptic_events"] += events
+                        c["readout_rows_fetched"] += int(np.count_nonzero(length))
                     per_vertex[2, tv] += events
                     if not events:
                         continue

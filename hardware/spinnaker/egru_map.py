@@ -6,7 +6,13 @@ its packets carry a payload and its rows hold gate-tagged signed weights:
 
 * **populations**: every ``Input`` (a source core sends its values) and every EGRU (a core holds up
   to ``neurons_per_core`` units: their states ``c`` and two banks of ``3 x units`` 64-bit
-  accumulators, *input* and *recurrent*);
+  accumulators, *input* and *recurrent*). An EGRU language model (``neuro.graph.egru_lm_int``)
+  adds an ``Embedding`` source (``kind="source"``, ``lookup`` = the Input of one-hot tokens; its
+  cores hold the columns ``Eq[:, atoms]`` of the integer table and send, every step, the token's
+  row as dense values; the one-hot Input itself gets no core) and a *readout* population for the
+  decoder ``Affine`` (``kind="readout"``: ``V`` accumulators fed by the last EGRU's graded packets
+  through CSR rows of ``Wq^T``, turned into integer logits ``sat((acc >> kf) + bq)`` one tick
+  later; it sends nothing);
 * **packets**: multicast AER packets with a 32-bit payload. An EGRU unit sends one only when it
   emits (``y != 0``; payload ``y``, s16.15). An ``Input`` read with fraction bits (``in_frac >
   0``: dense real values such as an embedding) sends every channel every step; one read as spikes
@@ -38,7 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from neuro.graph import lm_nodes as LM
 from neuro.graph import nodes as N
+from neuro.graph.egru_lm_int import lm_parts, lm_problems, registers
 from neuro.hardware.base import UnsupportedGraph
 
 from .machine import Machine
@@ -46,8 +54,8 @@ from .placement import Vertex, place
 from .routing import allocate_keys, build_tables
 
 TARGET = "spinnaker"
-#: node kinds the graded-event path runs (exact classes)
-KINDS = (N.Input, N.Output, N.EGRU)
+#: node kinds the graded-event path runs (exact classes; an Affine only as a graded readout)
+KINDS = (N.Input, N.Output, N.EGRU, LM.Embedding, N.Affine)
 WEIGHT_SHIFT, BANK_SHIFT, GATE_SHIFT = 16, 13, 11
 INDEX_MASK = (1 << 11) - 1
 BANKS = ("input", "recurrent")
@@ -71,26 +79,29 @@ def decode_words(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 @dataclass
 class GradedPopulation:
-    """An ``Input`` (``kind="source"``; ``dense``: sends every value every step) or an EGRU
-    population of ``size`` units with latency ``offset`` (ticks)."""
+    """An ``Input`` or ``Embedding`` (``kind="source"``; ``dense``: sends every value every step;
+    ``lookup``: an Embedding's token Input), an EGRU population of ``size`` units, or a readout
+    (``kind="readout"``, the decoder's ``size`` logits), with latency ``offset`` (ticks)."""
 
     name: str
     kind: str
     size: int
     offset: int
     dense: bool = False
+    lookup: str | None = None  # an Embedding source: the Input of one-hot tokens it reads
 
 
 @dataclass
 class GradedProjection:
-    """Weights ``[pre size, 3 x post size]`` (gate-major columns ``g H + unit``) from ``pre``
-    into bank ``bank`` of EGRU ``post``."""
+    """Weights ``[pre size, gates x post size]`` (gate-major columns ``g H + unit``; ``gates`` 3
+    into an EGRU, 1 into a readout) from ``pre`` into bank ``bank`` of ``post``."""
 
     name: str
     pre: str
     post: str
     bank: int
     weight: np.ndarray
+    gates: int = 3
 
 
 @dataclass
@@ -110,6 +121,7 @@ class GradedMapping:
     tables: dict[int, np.ndarray]
     outputs: dict[str, str]
     projections: list[dict[str, Any]] = field(default_factory=list)
+    table_rows: dict[str, int] = field(default_factory=dict)  # Embedding source -> vocabulary V
 
     @property
     def latency(self) -> int:
@@ -122,8 +134,13 @@ class GradedMapping:
         raise KeyError(name)
 
     def row_bytes(self) -> np.ndarray:
-        """Synaptic-row memory (address words + synaptic words, 4 bytes each) per vertex."""
+        """Synaptic-row memory (address words + synaptic words, 4 bytes each) per vertex, plus
+        an Embedding source core's table columns (``V x atoms`` 32-bit values)."""
         out = np.zeros(len(self.vertices), np.int64)
+        for v in self.vertices:
+            p = self.population(v.population)
+            if p.lookup is not None:
+                out[v.id] += 4 * v.n * self.table_rows.get(p.name, 0)
         for m, (kv, tv) in enumerate(zip(self.mat_kv.tolist(), self.mat_tv.tolist())):
             n = self.vertices[kv].n
             r0 = int(self.mat_row0[m])
@@ -145,20 +162,27 @@ def has_egru(graph: Any) -> bool:
 def graph_problems(graph: Any, integer: bool) -> list[str]:
     """Every reason a graph with EGRU populations cannot run on the graded-event path."""
     problems = []
+    _, readouts = lm_parts(graph)
     for name, node in graph.nodes.items():
-        if type(node) not in KINDS:
+        if type(node) not in KINDS or (type(node) is N.Affine and name not in readouts):
             problems.append(f"node {name!r} ({node.kind}): a graph with EGRU populations runs on the "
-                            "SpiNNaker simulator's graded-event path, which holds Input, EGRU and "
-                            "Output nodes only (EGRU next to spiking LIF populations or synapse "
-                            "nodes is not implemented)")
+                            "SpiNNaker simulator's graded-event path, which holds Input, EGRU, "
+                            "Output nodes, an Embedding of one-hot tokens and a decoder Affine "
+                            "reading an EGRU only (EGRU next to spiking LIF populations or other "
+                            "synapse nodes is not implemented)")
     if problems:
         return problems
+    problems += lm_problems(graph)
     for name, node in graph.nodes.items():
         preds = graph.predecessors(name)
-        if node.role == "output" and (len(preds) != 1 or graph.nodes[preds[0]].role == "output"):
-            problems.append(f"output {name!r}: must read one EGRU population or Input")
+        if node.role == "output" and (len(preds) != 1 or graph.nodes[preds[0]].role == "output"
+                                      or type(graph.nodes[preds[0]]) is LM.Embedding):
+            problems.append(f"output {name!r}: must read one EGRU population, decoder or Input")
         if type(node) is N.EGRU and integer and node.q is None:
             problems.append(f"node {name!r} (EGRU): no integer registers (run quantize first)")
+        if name in readouts and integer and name not in registers(graph)["readout"]:
+            problems.append(f"node {name!r} (Affine): no graded-readout registers (run quantize "
+                            "first)")
     try:
         _offsets(graph)
     except ValueError as exc:
@@ -170,8 +194,10 @@ def _offsets(graph: Any) -> dict[str, int]:
     off: dict[str, int] = {}
     for name in graph.schedule().order:
         node = graph.nodes[name]
-        if node.role == "input":
+        if node.role == "input" or type(node) is LM.Embedding:
             off[name] = 0
+        elif type(node) is N.Affine:  # a graded readout: one tick after its EGRU
+            off[name] = off[graph.predecessors(name)[0]] + 1
         elif type(node) is N.EGRU:
             ks = {off[p] for p in graph.predecessors(name)}
             if len(ks) != 1:
@@ -193,12 +219,26 @@ def build(graph: Any, machine: Machine, *, integer: bool = True) -> GradedMappin
     shapes = graph.infer_shapes()
     off = _offsets(graph)
     egrus = [n for n in graph.schedule().order if type(graph.nodes[n]) is N.EGRU]
+    embeddings, readouts = lm_parts(graph)
     dense_inputs = {p for e in egrus for p in graph.predecessors(e)
-                    if graph.nodes[p].role == "input" and int((graph.nodes[e].q or {}).get("in_frac", 0)) > 0}
+                    if (graph.nodes[p].role == "input" or p in embeddings)
+                    and (not integer or int((graph.nodes[e].q or {}).get("in_frac", 0)) > 0)}
+    looked_up = {graph.predecessors(e)[0] for e in embeddings}
     pops = [GradedPopulation(n, "source", int(np.prod(shapes[n])), 0, n in dense_inputs)
-            for n in graph.inputs()]
+            for n in graph.inputs() if n not in looked_up
+            or any(s not in embeddings for s in graph.successors(n))]
+    pops += [GradedPopulation(n, "source", int(shapes[n][0]), 0, n in dense_inputs,
+                              lookup=graph.predecessors(n)[0]) for n in embeddings]
     pops += [GradedPopulation(n, "EGRU", int(shapes[n][0]), off[n]) for n in egrus]
+    pops += [GradedPopulation(n, "readout", int(shapes[n][0]), off[n]) for n in readouts]
+    table_rows = {n: int(np.shape(graph.nodes[n].weight)[0]) for n in embeddings}
     projs = []
+    for ro in readouts:
+        w = np.asarray(graph.nodes[ro].weight)
+        w = w if integer else (w != 0)
+        src = graph.predecessors(ro)[0]
+        projs.append(GradedProjection(f"{ro}:readout<-{src}", src, ro, 0,
+                                      np.ascontiguousarray(w.T).astype(np.int64), gates=1))
     for e in egrus:
         node = graph.nodes[e]
         k, r = np.asarray(node.kernel), np.asarray(node.recurrent_kernel)
@@ -211,6 +251,7 @@ def build(graph: Any, machine: Machine, *, integer: bool = True) -> GradedMappin
     per_core = {p.name: min(machine.neurons_per_core, p.size) for p in pops}
     while True:
         m = _mapping(machine, pops, projs, per_core, outputs)
+        m.table_rows = table_rows
         over = sorted({m.vertices[i].population
                        for i in np.flatnonzero(m.row_bytes() > machine.row_memory_per_core)})
         if not over:
@@ -233,21 +274,21 @@ def _mapping(machine: Machine, pops: list[GradedPopulation], projs: list[GradedP
     by_pop: dict[str, list[Vertex]] = {}
     for p in pops:
         for lo in range(0, p.size, per_core[p.name]):
-            v = Vertex(len(vertices), "source" if p.kind == "source" else "egru", p.name, lo,
-                       min(per_core[p.name], p.size - lo))
+            v = Vertex(len(vertices), {"source": "source", "readout": "readout"}.get(p.kind, "egru"),
+                       p.name, lo, min(per_core[p.name], p.size - lo))
             vertices.append(v)
             by_pop.setdefault(p.name, []).append(v)
     # (key vertex, target vertex) -> [(atoms, words)] of every projection
     rows: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
     summary = []
     for pr in projs:
-        H = pr.weight.shape[1] // 3
+        H = pr.weight.shape[1] // pr.gates
         nnz = 0
         for kv in by_pop[pr.pre]:
             block = pr.weight[kv.lo:kv.lo + kv.n]
             for tv in by_pop[pr.post]:
-                cols = (np.arange(3)[:, None] * H + tv.lo + np.arange(tv.n)[None, :]).reshape(-1)
-                sub = block[:, cols]  # [atoms, 3 x units], gate-major
+                cols = (np.arange(pr.gates)[:, None] * H + tv.lo + np.arange(tv.n)[None, :]).reshape(-1)
+                sub = block[:, cols]  # [atoms, gates x units], gate-major
                 a, j = np.nonzero(sub)
                 if a.size == 0:
                     continue

@@ -120,9 +120,9 @@ def _operator_note(graph: Any) -> list[str]:
     return [f"One step is one token (the input is one-hot tokens), so a sample is a window of "
             f"tokens: divide by the steps for energy per token. The language-model operators "
             f"({kinds}) are not priced: the cost tables have no figures for them (embedding "
-            f"lookups, normalisation, exponentials, gates). Only the synapse layers (Linear) and "
-            f"the LIF populations are; every Linear here reads real values, so its operations are "
-            f"MACs."]
+            f"lookups, normalisation, exponentials, gates). Only the synapse layers and the neuron "
+            f"populations (LIF, EGRU) are; a synapse layer reading real values (a LayerNorm output, "
+            f"an EGRU's graded events) does MACs."]
 
 
 def _deployability_note(graph: Any) -> list[str]:
@@ -266,8 +266,10 @@ def write_report(graph: Any, x: Any, out: str | Path, *, targets: str | list[str
     model = model or {"checkpoint": None, "model": graph.metadata.get("source", "graph"),
                       "graph_digest": graph.digest(), "dt_s": float(graph.dt)}
     doc = rep.build(counts, energies, table, model=model, data_source=data_source,
-                    extra_assumptions=extra)
-    page = rep.html_page(doc, rep.figures(counts, energies, table.baseline))
+                    extra_assumptions=extra,
+                    per_token=graph.metadata.get("input") == "one-hot tokens")
+    page = rep.html_page(doc, rep.figures(counts, energies, table.baseline,
+                                          per_token="per_token" in doc))
     return rep.write(doc, page, out)
 
 
@@ -284,6 +286,10 @@ def summary(report_json: str | Path) -> list[str]:
         static = f" (+{rep.fmt_j(ps['static'])} static)" if ps["static"] else ""
         lines.append(f"  {key:12s} {rep.fmt_j(ps['dynamic']):>10s}{static}  "
                      f"{rep.vs_text(t['vs_baseline']['dynamic_ratio'])}")
+    if "per_token" in doc:
+        pt = doc["per_token"]
+        lines.append(f"per token ({pt['tokens']} tokens): "
+                     + ", ".join(f"{k} {rep.fmt_j(t['dynamic_J'])}" for k, t in pt["targets"].items()))
     lines.append(f"report: {Path(report_json).with_name('report.html')}")
     return lines
 

@@ -31,7 +31,8 @@ Populations (neuron nodes ``LIF``, ``CubaLIF``, ``IF``, ``LI``, ``EGRU``, ``Thre
   event, whatever the fan-out; an ``EGRU`` with recurrent weights feeds its own). An ``Input``
   read by an EGRU as fixed-point reals (``in_frac > 0`` in a quantized graph; non-integer values
   in a float graph, such as an embedding) is sent densely, one packet per entry per step, as the
-  SpiNNaker simulator's graded-event path does;
+  SpiNNaker simulator's graded-event path does; so is an EGRU language model's embedding row
+  (``D`` packets per token, counted on the token ``Input``);
 * activation sparsity: ``1 - events / (neurons x T x B)`` over the spiking populations (not the
   input, not ``LI``), NeuroBench's ``ActivationSparsity``.
 """
@@ -310,6 +311,10 @@ def _count_population(p: PopulationCounts, graph: Graph, delayed: set[tuple[str,
         else:
             p.packets += events
     if node.role == "input":
+        for s in graph.successors(p.name):  # an EGRU LM's embedding row, sent densely every step
+            if graph.nodes[s].kind == "Embedding" and any(
+                    type(graph.nodes[e]) is N.EGRU for e in graph.successors(s)):
+                p.packets += out.shape[0] * out.shape[1] * int(np.shape(cast(Any, graph.nodes[s]).weight)[1])
         return
     n = p.neurons * out.shape[0] * out.shape[1]
     p.updates += n

@@ -121,8 +121,10 @@ def _fmt(value: float) -> str:
     return f"{value / scale:.3g} {unit}"
 
 
-def overview(energies: list[TargetEnergy], baseline: str, samples: int) -> bytes:
-    """Energy per sample of every target on a log scale: the dynamic energy as the bar, the static
+def overview(energies: list[TargetEnergy], baseline: str, samples: int,
+             unit: str = "sample") -> bytes:
+    """Energy per ``unit`` (``samples`` of them in the run: samples, or the tokens of a language
+    model) of every target on a log scale: the dynamic energy as the bar, the static
     energy of the run (a target's idle power over the run time) as a hatched extension, each
     labelled with its value, so a static share that dwarfs the dynamic one is seen, not hidden."""
     from matplotlib.lines import Line2D
@@ -152,7 +154,7 @@ def overview(energies: list[TargetEnergy], baseline: str, samples: int) -> bytes
     ax.set_xscale("log")
     ax.set_xlim(dyn.min() / 3, tot.max() * 3e3)  # room for the labels right of the longest bar
     ax.invert_yaxis()
-    ax.set_xlabel("energy per sample (J, log scale)")
+    ax.set_xlabel(f"energy per {unit} (J, log scale)")
     ax.set_title("Estimated energy per target")
     handles = [Patch(color="#999999", label="ANN twin, dynamic"),
                Patch(color="#4C72B0", label="spiking target, dynamic"),
@@ -161,6 +163,28 @@ def overview(energies: list[TargetEnergy], baseline: str, samples: int) -> bytes
         handles.insert(2, Patch(facecolor="#F4C7C7", edgecolor="#C44E52", hatch="//",
                                 label="static power over the run time"))
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
+def sparsity(counts: Counts) -> bytes:
+    """Weight sparsity of every synapse layer and activity sparsity (``1 - events / (neurons x
+    steps x samples)``) of every spiking population, as horizontal bars in [0, 1]."""
+    rows = [(f"{n} (weights)", 1.0 - s.n_nonzero_weights / max(s.n_weights, 1))
+            for n, s in counts.synapses.items()]
+    rows += [(f"{n} (activity)", 1.0 - p.rate) for n, p in counts.populations.items()
+             if p.spiking and not p.is_input]
+    fig = _figure(7.5, 1.2 + 0.32 * max(len(rows), 1))
+    ax = fig.subplots()
+    ys = np.arange(len(rows))
+    ax.barh(ys, [v for _, v in rows],
+            color=["#999999" if "(weights)" in n else "#4C72B0" for n, _ in rows])
+    for y, (_, v) in enumerate(rows):
+        ax.text(min(v, 0.98) + 0.01, y, f"{v:.3f}", va="center", fontsize=8)
+    ax.set_yticks(ys, [n for n, _ in rows])
+    ax.set_xlim(0, 1.1)
+    ax.invert_yaxis()
+    ax.set_xlabel("sparsity (fraction of zeros)")
+    ax.set_title("Weight sparsity per layer, activity sparsity per population")
     return _png(fig)
 
 

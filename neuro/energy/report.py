@@ -74,8 +74,10 @@ BASE_ASSUMPTIONS = [
 
 # ------------------------------------------------------------------------------ document
 def build(counts: Counts, energies: list[TargetEnergy], table: CostTable, *, model: dict[str, Any],
-          data_source: str, extra_assumptions: list[str] | None = None) -> dict[str, Any]:
-    """The report document (JSON-able; see the module docstring)."""
+          data_source: str, extra_assumptions: list[str] | None = None,
+          per_token: bool = False) -> dict[str, Any]:
+    """The report document (JSON-able; see the module docstring); ``per_token``: a language
+    model's run (one step is one token) also gets the ``per_token`` section."""
     base = next((e for e in energies if e.target.key == table.baseline), None)
     targets = {}
     for e in energies:
@@ -99,7 +101,7 @@ def build(counts: Counts, energies: list[TargetEnergy], table: CostTable, *, mod
         }
     from .. import __version__
 
-    return {
+    doc = {
         "schema": SCHEMA_ID, "estimate": True, "neuro_version": __version__,
         "model": model,
         "data": {"source": data_source, "steps": counts.steps, "samples": counts.samples,
@@ -110,6 +112,56 @@ def build(counts: Counts, energies: list[TargetEnergy], table: CostTable, *, mod
         "targets": targets,
         "cost_tables": list(table.sources),
     }
+    if per_token:
+        doc["per_token"] = token_section(counts, energies)
+    return doc
+
+
+def token_section(counts: Counts, energies: list[TargetEnergy]) -> dict[str, Any]:
+    """Per-token figures of a language model's run (``n = steps x samples`` tokens): per target
+    the energy and its synaptic operations and packets, per synapse layer the dense and effective
+    operations and the weight sparsity, per population the activity and packets."""
+    n = counts.steps * counts.samples
+    tg = {}
+    for e in energies:
+        ev = e.event_totals()
+        tg[e.target.key] = {"dynamic_J": e.dynamic_J / n, "static_J": e.static_J / n,
+                            "total_J": e.total_J / n, "synaptic_ops": (ev["acs"] + ev["macs"]) / n,
+                            "packets": ev["packets"] / n}
+    layers = {name: {"dense_ops": s.dense_ops / n, "effective_macs": s.effective_macs / n,
+                     "effective_acs": s.effective_acs / n,
+                     "weight_sparsity": 1.0 - s.n_nonzero_weights / max(s.n_weights, 1)}
+              for name, s in counts.synapses.items()}
+    pops = {name: {"activity": p.rate, "activity_sparsity": 1.0 - p.rate, "events": p.events / n,
+                   "packets": p.packets / n}
+            for name, p in counts.populations.items() if not p.is_input}
+    return {"tokens": n, "targets": tg, "layers": layers, "populations": pops}
+
+
+TOKEN_TARGET_HEAD = ["target", "energy / token", "synaptic ops / token", "packets / token"]
+TOKEN_LAYER_HEAD = ["layer", "dense ops / token", "effective MACs / token", "effective ACs / token",
+                    "weight sparsity"]
+TOKEN_POP_HEAD = ["population", "activity", "activity sparsity", "packets / token"]
+
+
+def _token_rows(doc: dict[str, Any]) -> list[tuple[list[str], list[list[str]]]]:
+    pt = doc["per_token"]
+    return [
+        (TOKEN_TARGET_HEAD, [[k, fmt_j(t["dynamic_J"]) + (f" (+{fmt_j(t['static_J'])} static)"
+                                                          if t["static_J"] else ""),
+                              fmt_n(t["synaptic_ops"]), fmt_n(t["packets"])]
+                             for k, t in pt["targets"].items()]),
+        (TOKEN_LAYER_HEAD, [[k, fmt_n(v["dense_ops"]), fmt_n(v["effective_macs"]),
+                             fmt_n(v["effective_acs"]), f"{v['weight_sparsity']:.3f}"]
+                            for k, v in pt["layers"].items()]),
+        (TOKEN_POP_HEAD, [[k, f"{v['activity']:.4f}", f"{v['activity_sparsity']:.4f}",
+                           fmt_n(v["packets"])] for k, v in pt["populations"].items()])]
+
+
+TOKEN_INTRO = ("One step is one token: every figure below is divided by the {n} tokens of the run. "
+               "Synaptic operations per target are those it is priced for (the ANN twins: every "
+               "connection every step; event targets: effective operations, or the simulator's "
+               "synaptic events).")
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -225,6 +277,11 @@ def markdown(doc: dict[str, Any]) -> str:
            "## Activity (one run on the data)", "", _md_table(SYN_HEAD, _syn_rows(doc)), "",
            _md_table(POP_HEAD, _pop_rows(doc)), "",
            "NeuroBench metrics of this run:", "", _md_table(["metric", "value"], _nb_rows(doc)), ""]
+    if "per_token" in doc:
+        out += ["## Per token (language model)", "",
+                TOKEN_INTRO.format(n=f"{doc['per_token']['tokens']:,}"), ""]
+        for head, rows in _token_rows(doc):
+            out += [_md_table(head, rows), ""]
     for key, t in doc["targets"].items():
         out += [f"## {key}: {t['name']}", "", t["description"], "",
                 f"Counts from: {t['count_source']}. Dynamic energy per sample "
@@ -291,6 +348,15 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
              _img(figures["rates"], "spike rate per population"),
              _html_table(SYN_HEAD, _syn_rows(doc)), _html_table(POP_HEAD, _pop_rows(doc)),
              "<p>NeuroBench metrics of this run:</p>", _html_table(["metric", "value"], _nb_rows(doc))]
+    if "per_token" in doc:
+        n_tok = f"{doc['per_token']['tokens']:,}"
+        parts += ["<h2 id=\"per-token\">Per token (language model)</h2>",
+                  f"<p>{e(TOKEN_INTRO.format(n=n_tok))}</p>"]
+        if "per_token" in figures:
+            parts.append(_img(figures["per_token"], "energy per token per target"))
+        if "sparsity" in figures:
+            parts.append(_img(figures["sparsity"], "weight and activity sparsity per layer"))
+        parts += [_html_table(head, rows) for head, rows in _token_rows(doc)]
     for key, t in doc["targets"].items():
         parts += [f"<h2 id=\"{e(key)}\">{e(key)}: {e(t['name'])}</h2>", f"<p>{e(t['description'])}</p>",
                   f"<p>Counts from: {e(t['count_source'])}. Dynamic energy per sample "
@@ -307,11 +373,18 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def figures(counts: Counts, energies: list[TargetEnergy], baseline: str) -> dict[str, bytes]:
+def figures(counts: Counts, energies: list[TargetEnergy], baseline: str,
+            per_token: bool = False) -> dict[str, bytes]:
+    """The report's plots; ``per_token`` (a language model) adds ``"per_token"`` (energy per
+    token per target) and ``"sparsity"`` (weight and activity sparsity per layer)."""
     from . import plots
 
     figs = {"raster": plots.raster(counts), "rates": plots.rates(counts),
             "overview": plots.overview(energies, baseline, counts.samples)}
+    if per_token:
+        figs["per_token"] = plots.overview(energies, baseline, counts.steps * counts.samples,
+                                           unit="token")
+        figs["sparsity"] = plots.sparsity(counts)
     kinds = {**{n: s.kind for n, s in counts.synapses.items()},
              **{n: p.kind for n, p in counts.populations.items()}}
     for en in energies:

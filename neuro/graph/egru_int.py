@@ -144,9 +144,9 @@ class Cell:
         return np.where(o, u, 0), np.where(o, u - self.vth, u)
 
 
-def weight_frac(w: np.ndarray, fmt: NumberFormat, name: str, field: str) -> int:
+def weight_frac(w: np.ndarray, fmt: NumberFormat, name: str, field: str, kind: str = "EGRU") -> int:
     """The largest fraction width (``<= MAX_WEIGHT_FRAC``) at which ``round(w 2^f)`` fits the
-    format's signed weights; ``ValueError`` naming the node and field when none does."""
+    format's signed weights; ``ValueError`` naming the node (of ``kind``) and field when none does."""
     wmax = float(np.abs(w).max(initial=0.0))
     if wmax == 0.0:
         return fmt.frac_bits
@@ -154,7 +154,7 @@ def weight_frac(w: np.ndarray, fmt: NumberFormat, name: str, field: str) -> int:
     while f >= 0 and np.abs(np.round(w.astype(np.float64) * 2.0 ** f)).max() > fmt.weight_max:
         f -= 1
     if f < 0:
-        raise ValueError(f"node {name!r} (EGRU): field {field!r} holds {wmax:.4g}, beyond the "
+        raise ValueError(f"node {name!r} ({kind}): field {field!r} holds {wmax:.4g}, beyond the "
                          f"{fmt.weight_bits}-bit weights of format {fmt.name}")
     return f
 

@@ -6,15 +6,17 @@ registers (24-bit Loihi u/v, s16.15, int16, ...) are modelled by explicit wrap/c
 which are exact while every partial sum stays below 2^53 (checked).
 
 Values: spikes are 0/1, non-spiking readouts (LI) give their integer membrane, EGRU populations
-their graded events ``y`` in s16.15 (``neuro.graph.egru_int``; ``"<name>.v"`` records ``c``).
+their graded events ``y`` in s16.15 (``neuro.graph.egru_int``; ``"<name>.v"`` records ``c``); an
+EGRU language model's embedding and decoder give rows and integer logits (``neuro.graph.egru_lm_int``).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
 
-from . import egru_int
+from . import egru_int, egru_lm_int
 from . import nodes as N
 from .formats import NumberFormat
 from .graph import Graph, GraphError
@@ -95,6 +97,7 @@ class _IntRunner:
         self.trace: list[np.ndarray] | None = None  # membrane after reset, per step, when recording
         self.compiled = True  # whole-sequence neurons use the C++ kernel when it is available
         self.bias = bias  # summed integer bias of the incoming synapses (v units), or None
+        self.lm_call: Any = None  # EGRU LM embedding or graded readout (egru_lm_int), set by simulate_int
         if node.role == "synapse" and node.has_integer_form:
             w = node.weight
             if not np.issubdtype(w.dtype, np.integer):
@@ -124,6 +127,8 @@ class _IntRunner:
         kind = type(node)
         if node.role in ("input", "output"):
             return x
+        if self.lm_call is not None:
+            return self.lm_call(x)
         if kind in DENSE:
             return self._shift_exp(_matmul_exact(x, self.w, self.w_t, self.w_t32, self.wmax))
         if kind is N.DelayedAffine:
@@ -307,6 +312,11 @@ def _compiled_recurrence(graph: Graph, group: list[str], sched: Any, values: dic
     return {n: out_np, r: runners[r].sequence(prev)}
 
 
+def _readout(ro: egru_lm_int.Readout, r: _IntRunner, y: np.ndarray) -> np.ndarray:
+    """An EGRU LM decoder (``egru_lm_int.Readout``) with the exact matmul of the synapses."""
+    return ro.finish(_matmul_exact(y, r.w, r.w_t, r.w_t32, r.wmax))
+
+
 def _ext_ok() -> bool:
     from ..kernels import _ext
 
@@ -343,6 +353,12 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
         runners[name].compiled = compiled
         if record_membranes and type(node) in (*NEURONS, N.EGRU):
             runners[name].trace = []
+    lm = egru_lm_int.registers(graph)
+    for name in lm["embedding"]:
+        runners[name].lm_call = partial(egru_lm_int.embed, name, np.asarray(cast(Any, graph.nodes[name]).weight))
+    for name, regs in lm["readout"].items():
+        ro = egru_lm_int.Readout(name, graph.nodes[name], regs)
+        runners[name].lm_call = partial(_readout, ro, runners[name])
     for group in sched.groups:
         if not sched.cyclic(group):
             (name,) = group

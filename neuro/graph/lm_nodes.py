@@ -29,7 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .nodes import Node, _f32, _need, _same_shape
+from .nodes import Node, _f32, _need, _num, _same_shape
 
 
 @dataclass(eq=False)
@@ -43,7 +43,7 @@ class Embedding(Node):
     role: ClassVar[str] = "operator"
 
     def __post_init__(self) -> None:
-        self.weight = _f32(self.weight)
+        self.weight = _num(self.weight)  # integer in a quantized EGRU LM (neuro.graph.egru_lm_int)
         self.binary = bool(self.binary)
 
     def output_shape(self, name, in_shape):

@@ -21,7 +21,8 @@ mantissas with a per-population left shift; FPGA formats choose ``S`` per popula
 
 EGRU populations (fixed formats with fraction bits, i.e. ``spinnaker``): weights as 16-bit
 mantissas with one fraction width per matrix, biases and thresholds in s16.15, gate tables from
-the format (``neuro.graph.egru_int``); ``S = 2^15``.
+the format (``neuro.graph.egru_int``); ``S = 2^15``. An EGRU language model (Embedding, EGRU
+layers, the decoder Affine reading the last layer's events) goes to ``neuro.graph.egru_lm_int``.
 
 Integer parameters go to ``node.q`` (neurons) and the synapse nodes' ``weight``/``bias``
 (integer arrays) and ``weight_exp``; ``graph.metadata["format"]`` names the format. Anything the
@@ -119,6 +120,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     spikes (counts) from their Inputs.
     """
     from .egru_int import quantize_egru
+    from .egru_lm_int import is_lm, quantize_lm
     from .simulate import simulate
 
     node: Any  # neurons and synapses of every class: fields read by name
@@ -137,6 +139,12 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                                  f"delay_limit={fmt.max_delay})")
     fold_channel_affines(g)
     fold_input_decay(g)
+    in_frac = int(graph.metadata.get("input_frac_bits", 0) if input_frac_bits is None
+                  else input_frac_bits)
+    if not 0 <= in_frac <= 31:
+        raise GraphError(f"input_frac_bits must lie in [0, 31], got {in_frac}")
+    if is_lm(g):  # an EGRU language model: embedding, EGRU layers, decoder (egru_lm_int)
+        return quantize_lm(g, fmt, in_frac)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None and any(type(g.nodes[n]) is not N.EGRU for n in pops):
@@ -146,10 +154,6 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
             if key in rec:
                 bound[n] = float(rec[key].abs().max())
     scales: dict[str, float] = {}
-    in_frac = int(graph.metadata.get("input_frac_bits", 0) if input_frac_bits is None
-                  else input_frac_bits)
-    if not 0 <= in_frac <= 31:
-        raise GraphError(f"input_frac_bits must lie in [0, 31], got {in_frac}")
     for n, syns in pops.items():
         node = g.nodes[n]
         if type(node) is N.EGRU:

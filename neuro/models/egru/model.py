@@ -105,6 +105,12 @@ class EGRULanguageModel(nn.Module, FamilyModel):
         self.decoder_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.last_aux = Aux()
 
+    @staticmethod
+    def optional_tensor(key: str) -> bool:
+        """Tensors a checkpoint may hold beyond a fresh model's: the pruning masks
+        (``layers.<i>.kernel_mask``/``recurrent_mask``, loaded by the layer)."""
+        return key.startswith("layers.") and key.endswith((".kernel_mask", ".recurrent_mask"))
+
     def forward(self, tokens: Tensor, state: list[EGRUState] | None = None
                 ) -> tuple[Tensor, list[EGRUState]]:
         """``tokens [T, B]`` (int64 word ids) -> ``(logits [T, B, vocab], state)``."""

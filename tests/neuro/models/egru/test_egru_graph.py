@@ -44,8 +44,11 @@ def test_gesture_network_does_not_lower():
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_targets_name_the_embedding_they_cannot_run(target):
+def test_targets_run_the_lm_or_name_the_embedding_they_cannot_run(target):
     problems = get_backend(target).supports(from_module(_lm()))
+    if target in ("spinnaker", "fpga"):  # integer embedding and decoder (egru_lm_int)
+        assert problems == []
+        return
     assert any("(Embedding)" in p for p in problems), problems
     if target == "loihi":  # the reason, not only the name
         assert any("(EGRU)" in p and "multiply" in p and "graded payload" in p for p in problems)
@@ -62,6 +65,17 @@ def test_energy_report_of_an_egru_lm_from_word_ids(tmp_path, capsys):
                  "--targets", "ann-45nm,spinnaker2"]) == 0
     md = (out / "report.md").read_text()
     assert "30 x 2 tokens" in md and "layers.0:recurrent" in md
+    assert "## Per token (language model)" in md and "divided by the 60 tokens" in md
+    import json
+
+    pt = json.loads((out / "report.json").read_text())["per_token"]
+    assert pt["tokens"] == 60 and set(pt["targets"]) >= {"ann-45nm", "spinnaker2"}
+    assert pt["layers"]["decoder"]["dense_ops"] == 50 * 16  # V x H per token
+    assert pt["populations"]["layers.0"]["activity"] + pt["populations"]["layers.0"][
+        "activity_sparsity"] == 1.0
+    assert "per token (60 tokens)" in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert 'alt="energy per token per target"' in page and 'alt="weight and activity sparsity' in page
     assert main(["energy", str(ckpt), "--out", str(tmp_path / "r2")]) == 2
     assert "pass --data tokens.npz" in capsys.readouterr().err
     np.savez(tmp_path / "bad.npz", tokens=tokens + 100)
