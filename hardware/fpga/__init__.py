@@ -39,6 +39,7 @@ from neuro.graph.populations import neuron_problems
 from neuro.hardware.base import (
     ArtifactError,
     Result,
+    UnsupportedGraph,
     as_int_spikes,
     load_artifact_graph,
     prepare_graph,
@@ -61,7 +62,8 @@ agreement = 1.0
 VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to this many synapses
 
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
-FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine}
+#: and AvgPool2d (quantize folds 1/(kh kw) into the synapse after it, keeping a SumPool2d)
+FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine, N.AvgPool2d}
 
 
 def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = False) -> list[str]:
@@ -156,8 +158,12 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
     est = resources.estimate(desc, arrays)
     n_syn = sum(int(np.prod(np.shape(layer_w))) for layer_w in
                 (arrays[la["weight"]] for la in desc["layers"] if la.get("weight")))
+    spatial = [la["name"] for la in desc["layers"] if la["op"] in ("conv2d", "sumpool2d")]
+    if verilog and spatial:
+        raise UnsupportedGraph(name, [f"the Verilog generator has no conv2d/sumpool2d layers "
+                                      f"(layers {spatial}); compile with verilog=False"])
     if verilog is None:
-        verilog = n_syn <= VERILOG_AUTO_SYNAPSES
+        verilog = n_syn <= VERILOG_AUTO_SYNAPSES and not spatial
 
     def write_files(tmp: Path) -> dict[str, str]:
         files = intgraph.save(desc, arrays, tmp)
@@ -179,6 +185,8 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
             "layers": [layer["name"] for layer in desc["layers"]],
             "saturated_weights": saturated, "resources": est["total"],
             "verilog": ("verilog/neuro_net.v (fully parallel design)" if verilog else
+                        f"not written (conv2d/sumpool2d layers {spatial}: no Verilog form yet)"
+                        if spatial else
                         f"not written ({n_syn} synapses; compile(..., verilog=True) writes it)"),
             "resources_per_layer": [{k: r[k] for k in ("layer", "op", "weight_memory_bits",
                                                        "parameter_memory_bits", "state_memory_bits",
@@ -242,6 +250,10 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
                              "for spike counts up to 255)")
     T, B = next(iter(x.values())).shape[:2]
     if engine == "verilog":
+        spatial = [la["name"] for la in desc["layers"] if la["op"] in ("conv2d", "sumpool2d")]
+        if spatial:
+            raise ValueError(f"target fpga: no Verilog for conv2d/sumpool2d layers {spatial}; "
+                             "run with engine='onnxruntime'")
         return _run_verilog(path, desc, x, T, B)
     ort, sess = _session(path / "step.onnx", threads)
     feeds: dict[str, np.ndarray] = {}
