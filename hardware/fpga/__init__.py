@@ -63,7 +63,7 @@ VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to 
 
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
 #: and AvgPool2d (quantize folds 1/(kh kw) into the synapse after it, keeping a SumPool2d)
-FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine, N.AvgPool2d}
+FLOAT_KINDS: frozenset[type[N.Node]] = intgraph.KINDS | {N.ChannelAffine, N.AvgPool2d}
 
 
 def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = False) -> list[str]:

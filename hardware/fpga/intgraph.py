@@ -121,7 +121,7 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
             continue
         in_kinds = [value[s["node"]] if s["node"] in value else _neuron_value(q.nodes[s["node"]], vbits)
                     for s in srcs]
-        summed = (in_kinds[0] if len(in_kinds) == 1 else {"kind": "int", "bits": vbits})
+        summed: dict[str, Any] = (in_kinds[0] if len(in_kinds) == 1 else {"kind": "int", "bits": vbits})
         layer: dict[str, Any] = {"name": name, "kind": node.kind, "sources": srcs,
                                  "size": size[name], "shape": list(shapes[name]), "state": []}
         if type(node) is N.Conv2d:

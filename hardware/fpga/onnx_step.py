@@ -255,9 +255,9 @@ def build_step_model(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any
             co, cg, kh, kw = w.shape
             cin, g = layer["in_shape"][0], layer["groups"]
             full = np.zeros((co, cin, kh, kw), np.int64)  # groups as a block-diagonal kernel
-            for o in range(co):
-                gi = o // (co // g)
-                full[o, gi * cg:(gi + 1) * cg] = w[o]
+            for oc in range(co):
+                gi = oc // (co // g)
+                full[oc, gi * cg:(gi + 1) * cg] = w[oc]
             wk = full.reshape(co, -1).T  # [Cin kh kw, Cout]
             idx = im2col_index(layer["in_shape"], [kh, kw], layer["stride"], layer["padding"],
                                layer["dilation"])

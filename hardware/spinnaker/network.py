@@ -43,7 +43,7 @@ NEURON_KINDS: dict[str, type[N.Node]] = {c.kind: c for c in (N.LIF, N.CubaLIF, N
 KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.Delay, N.Flatten, N.Linear, N.Affine, N.DelayedAffine,
                    N.Conv2d, N.SumPool2d, *NEURON_KINDS.values()})
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
-FLOAT_KINDS = KINDS | {N.ChannelAffine, N.AvgPool2d}  # quantize folds both
+FLOAT_KINDS: frozenset[type[N.Node]] = KINDS | {N.ChannelAffine, N.AvgPool2d}  # quantize folds both
 
 
 def _i64(x: Any, n: int, what: str) -> np.ndarray:
