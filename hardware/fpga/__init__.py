@@ -237,7 +237,7 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
             raise ValueError("target fpga: an EGRU artifact runs on onnxruntime only (no Verilog)")
         return egru.run(path, manifest, spikes, threads)
     g = load_artifact_graph(path)
-    desc, _ = intgraph.load(path)
+    desc, arrays = intgraph.load(path)
     if desc.get("graph_digest") != manifest.get("graph_digest"):
         raise ArtifactError(f"{path}: graph.json was built from another graph than graph/ "
                             "(digest differs)")
@@ -282,9 +282,14 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
               **{n: result_spikes[n] for n in lif}}
     syn_ops = 0
     for layer in desc["layers"]:
-        if layer["op"] in ("dense", "delayed_dense") and len(layer["sources"]) == 1 \
-                and layer["sources"][0]["node"] in active:
-            syn_ops += int(active[layer["sources"][0]["node"]].sum()) * layer["n_out"]
+        if len(layer["sources"]) != 1 or layer["sources"][0]["node"] not in active:
+            continue
+        src = active[layer["sources"][0]["node"]]
+        if layer["op"] in ("dense", "delayed_dense"):
+            syn_ops += int(src.sum()) * layer["n_out"]
+        elif layer["op"] == "conv2d":  # each event reaches its kernel taps inside the output
+            fan = onnx_step.conv_fan_out(layer, intgraph.array(arrays, layer["weight"]))
+            syn_ops += int((src.reshape(T, B, -1).sum((0, 1)) * fan).sum())
     stats = {
         "runtime": f"onnxruntime {ort.__version__} (step.onnx, CPU, {threads} thread(s))",
         "steps": int(T), "batch": int(B), "seconds": round(seconds, 4),

@@ -162,6 +162,18 @@ def im2col_index(in_shape: Sequence[int], kernel: Sequence[int], stride: Sequenc
     return np.ascontiguousarray(idx.reshape(C * Ho * Wo, kh * kw))
 
 
+def conv_fan_out(layer: dict[str, Any], w: np.ndarray) -> np.ndarray:
+    """Per input cell of a ``conv2d`` layer, the synapses it reaches: the kernel taps (zero
+    weights included, as a dense layer's row) whose output pixel reads it, times the output
+    channels of its group; zero padding excluded. ``[Cin H W]`` int64."""
+    co, _, kh, kw = w.shape
+    idx = im2col_index(layer["in_shape"], [kh, kw], layer["stride"], layer["padding"],
+                       layer["dilation"])  # [P, Cin kh kw]
+    n_in = int(np.prod(layer["in_shape"]))
+    per = np.full(idx.shape, co // layer["groups"], np.int64)
+    return np.bincount(idx.ravel(), weights=per.ravel(), minlength=n_in + 1)[:n_in].astype(np.int64)
+
+
 def build_step_model(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     """The ``onnx.ModelProto`` of one step (checked with ``onnx.checker.check_model``)."""
     b = _Builder(compute_bits(desc, arrays))

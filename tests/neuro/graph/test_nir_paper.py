@@ -394,6 +394,25 @@ def test_sinabs_cnn_runs_bit_exact_on_the_integer_targets(target, tmp_path):
 
         ops = {n.op_type for n in onnx.load(str(tmp_path / "art" / "step.onnx")).graph.node}
         assert {"Gather", "MatMulInteger", "ReduceSum"} <= ops
+        # its synaptic accumulates (layers fed by spikes directly: conv 0, conv 2, Affine 11;
+        # zero weights included) equal the events times the fan-out of the explicit synapse
+        # rows of the same layers with every weight 1
+        import copy
+
+        from neuro.graph.populations import partition, projection_synapses
+
+        q = copy.deepcopy(check.graph)
+        for n in ("0", "2", "11"):
+            q.nodes[n].weight = np.ones_like(q.nodes[n].weight)
+        shapes, view = q.infer_shapes(), partition(q)
+        spikes = {"input": x, **{n: check.result.spikes[n] for n in ("1", "10")}}
+        want = 0
+        for pr in view.projections:
+            if pr.synapse in ("0", "2", "11"):
+                _, pre, _, _ = projection_synapses(q, pr, shapes)
+                fan = np.bincount(pre, minlength=int(np.prod(shapes[pr.source])))
+                want += int((spikes[pr.source].reshape(*x.shape[:2], -1).sum((0, 1)) * fan).sum())
+        assert check.result.stats["synaptic_accumulates"] == want > 0
 
 
 def test_sinabs_cnn_on_loihi_is_refused_naming_the_convolutions():
