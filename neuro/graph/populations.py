@@ -316,6 +316,21 @@ def projection_synapses(graph: Graph, pr: Projection, shapes: dict[str, tuple[in
     return post.astype(np.int64), mid.astype(np.int64), w, d.astype(np.int64)
 
 
+def pool_overlap(graph: Graph, name: str) -> int:
+    """The most pooling windows that one source cell of synapse ``name`` lies in, over the
+    ``SumPool2d`` nodes on its input path (``prod ceil(k / s)`` per pool; 1 without overlap).
+    A weight of :func:`projection_synapses`' rows is at most this many kernel weights summed, so
+    quantize keeps ``overlap x |W|`` inside the format's weight range."""
+    m = 1
+    cur = graph.predecessors(name)
+    while len(cur) == 1 and _is_pass_through(graph.nodes[cur[0]]):
+        pn: Any = graph.nodes[cur[0]]
+        if type(pn) in (N.SumPool2d, N.AvgPool2d):
+            m *= int(np.prod([-(-k // st) for k, st in zip(pn.kernel_size, pn.stride)]))
+        cur = graph.predecessors(cur[0])
+    return m
+
+
 def synapse_abs_rowsum(graph: Graph, name: str) -> float:
     """The largest sum of ``|W|`` over the inputs of one neuron fed by synapse ``name``, times
     the window of every ``SumPool2d`` in front of it (each input then carries up to that many
@@ -419,5 +434,5 @@ def neuron_bias(g: Graph, n: str, dtype: Any = None) -> np.ndarray | None:
 
 __all__ = ["Chain", "Populations", "Projection", "chains", "conv2d_synapses", "fold_avg_pools",
            "fold_channel_affines", "fold_input_decay", "input_decay_synapses", "neuron_bias",
-           "neuron_problems", "partition", "projection_synapses", "synapse_abs_rowsum",
+           "neuron_problems", "partition", "pool_overlap", "projection_synapses", "synapse_abs_rowsum",
            "synapse_target"]

@@ -15,7 +15,9 @@ Convolutions and pooling: a ``Conv2d`` synapse is quantized like an ``Affine`` (
 weights, its per-channel bias in membrane units); ``SumPool2d`` sums integers (exact) and needs
 nothing; an ``AvgPool2d`` becomes a ``SumPool2d`` with ``1 / (kh kw)`` folded into the float
 weights of the synapse it feeds before they are quantized
-(``neuro.graph.populations.fold_avg_pools``).
+(``neuro.graph.populations.fold_avg_pools``). Behind overlapping pooling windows (stride below
+the window) the weight range is checked for ``overlap x |W|`` (``populations.pool_overlap``):
+a target that stores explicit synapse rows sums that many kernel weights into one row entry.
 
 Loihi (``family="loihi"``): weights ``w = W s_w`` in the 8-bit register (mixed sign: even values in
 [-256, 254]; one sign: [0, 255]), ``S = 64 s_w 2^weight_exp``, ``vth = round(theta s_w 2^weight_exp)``,
@@ -51,6 +53,7 @@ from .populations import (
     fold_input_decay,
     neuron_problems,
     partition,
+    pool_overlap,
     synapse_abs_rowsum,
 )
 
@@ -182,8 +185,8 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         problems = neuron_problems(n, node, fmt)
         if problems:
             raise GraphError(problems[0])
-        ws = [np.abs(cast(Any, g.nodes[s]).weight).max() if cast(Any, g.nodes[s]).weight.size else 0.0
-              for s in syns]
+        ws = [np.abs(cast(Any, g.nodes[s]).weight).max() * pool_overlap(g, s)
+              if cast(Any, g.nodes[s]).weight.size else 0.0 for s in syns]
         wmax = float(max(ws, default=0.0)) or 1.0
         theta = float(np.max(node.threshold)) if node.spiking else 0.0
         rowsum = sum(synapse_abs_rowsum(g, s) + _abs_bias(g.nodes[s])
