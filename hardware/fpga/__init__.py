@@ -39,6 +39,7 @@ from neuro.graph.populations import neuron_problems
 from neuro.hardware.base import (
     ArtifactError,
     Result,
+    UnsupportedGraph,
     as_int_spikes,
     load_artifact_graph,
     prepare_graph,
@@ -61,7 +62,8 @@ agreement = 1.0
 VERILOG_AUTO_SYNAPSES = 20_000  # compile() writes the Verilog by default up to this many synapses
 
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
-FLOAT_KINDS = intgraph.KINDS | {N.ChannelAffine}
+#: and AvgPool2d (quantize folds 1/(kh kw) into the synapse after it, keeping a SumPool2d)
+FLOAT_KINDS: frozenset[type[N.Node]] = intgraph.KINDS | {N.ChannelAffine, N.AvgPool2d}
 
 
 def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = False) -> list[str]:
@@ -156,8 +158,12 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
     est = resources.estimate(desc, arrays)
     n_syn = sum(int(np.prod(np.shape(layer_w))) for layer_w in
                 (arrays[la["weight"]] for la in desc["layers"] if la.get("weight")))
+    spatial = [la["name"] for la in desc["layers"] if la["op"] in ("conv2d", "sumpool2d")]
+    if verilog and spatial:
+        raise UnsupportedGraph(name, [f"the Verilog generator has no conv2d/sumpool2d layers "
+                                      f"(layers {spatial}); compile with verilog=False"])
     if verilog is None:
-        verilog = n_syn <= VERILOG_AUTO_SYNAPSES
+        verilog = n_syn <= VERILOG_AUTO_SYNAPSES and not spatial
 
     def write_files(tmp: Path) -> dict[str, str]:
         files = intgraph.save(desc, arrays, tmp)
@@ -179,6 +185,8 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
             "layers": [layer["name"] for layer in desc["layers"]],
             "saturated_weights": saturated, "resources": est["total"],
             "verilog": ("verilog/neuro_net.v (fully parallel design)" if verilog else
+                        f"not written (conv2d/sumpool2d layers {spatial}: no Verilog form yet)"
+                        if spatial else
                         f"not written ({n_syn} synapses; compile(..., verilog=True) writes it)"),
             "resources_per_layer": [{k: r[k] for k in ("layer", "op", "weight_memory_bits",
                                                        "parameter_memory_bits", "state_memory_bits",
@@ -229,7 +237,7 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
             raise ValueError("target fpga: an EGRU artifact runs on onnxruntime only (no Verilog)")
         return egru.run(path, manifest, spikes, threads)
     g = load_artifact_graph(path)
-    desc, _ = intgraph.load(path)
+    desc, arrays = intgraph.load(path)
     if desc.get("graph_digest") != manifest.get("graph_digest"):
         raise ArtifactError(f"{path}: graph.json was built from another graph than graph/ "
                             "(digest differs)")
@@ -242,6 +250,10 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
                              "for spike counts up to 255)")
     T, B = next(iter(x.values())).shape[:2]
     if engine == "verilog":
+        spatial = [la["name"] for la in desc["layers"] if la["op"] in ("conv2d", "sumpool2d")]
+        if spatial:
+            raise ValueError(f"target fpga: no Verilog for conv2d/sumpool2d layers {spatial}; "
+                             "run with engine='onnxruntime'")
         return _run_verilog(path, desc, x, T, B)
     ort, sess = _session(path / "step.onnx", threads)
     feeds: dict[str, np.ndarray] = {}
@@ -270,9 +282,14 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
               **{n: result_spikes[n] for n in lif}}
     syn_ops = 0
     for layer in desc["layers"]:
-        if layer["op"] in ("dense", "delayed_dense") and len(layer["sources"]) == 1 \
-                and layer["sources"][0]["node"] in active:
-            syn_ops += int(active[layer["sources"][0]["node"]].sum()) * layer["n_out"]
+        if len(layer["sources"]) != 1 or layer["sources"][0]["node"] not in active:
+            continue
+        src = active[layer["sources"][0]["node"]]
+        if layer["op"] in ("dense", "delayed_dense"):
+            syn_ops += int(src.sum()) * layer["n_out"]
+        elif layer["op"] == "conv2d":  # each event reaches its kernel taps inside the output
+            fan = onnx_step.conv_fan_out(layer, intgraph.array(arrays, layer["weight"]))
+            syn_ops += int((src.reshape(T, B, -1).sum((0, 1)) * fan).sum())
     stats = {
         "runtime": f"onnxruntime {ort.__version__} (step.onnx, CPU, {threads} thread(s))",
         "steps": int(T), "batch": int(B), "seconds": round(seconds, 4),

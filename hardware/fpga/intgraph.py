@@ -23,6 +23,10 @@ as two's complement)::
     dense          y[o] = (sum_i W[o, i] a[i]) << weight_exp          (>> floors for exp < 0)
     delayed_dense  y[o] = (sum_i W[o, i] a_{t - D[o, i]}[i]) << weight_exp;  a_{t-d} = 0 for t < d
     delay          y[i] = a_{t - D[i]}[i]
+    conv2d         y[o, i, j] = (sum_{c, a, b} W[o, c, a, b] x[c, i s0 + a d0 - p0, j s1 + b d1 - p1])
+                                << weight_exp     (x = a as [C, H, W] = in_shape, 0 outside it;
+                                                   W [Cout, Cin / groups, kh, kw]; flat [Cout, Ho, Wo])
+    sumpool2d      y[c, i, j] = sum_{a < kh, b < kw} x[c, i s0 + a - p0, j s1 + b - p1]   (0 outside)
     identity       y = a                                   (Flatten)
     lif / li       i = overflow(decay(i, alpha) + a)       (cuba only; else i = a)
                    v = overflow(decay(v, beta) + i + bias)
@@ -40,13 +44,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any, overload
 
 import numpy as np
 
 from neuro.graph import nodes as N
 from neuro.graph.formats import NumberFormat
 from neuro.graph.graph import Graph
+from neuro.graph.populations import neuron_bias
 
 INTGRAPH_FORMAT = "neuro-fpga-intgraph"
 INTGRAPH_VERSION = 1
@@ -54,7 +59,7 @@ INPUT_BITS = 1  # default width of graph inputs: spikes 0/1 (8 allows counts 0..
 
 #: node kinds with an FPGA integer form (exact classes: a subclass of one of them is refused)
 KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.Linear, N.Affine, N.DelayedAffine, N.Delay, N.Flatten,
-                   N.LIF, N.CubaLIF, N.IF, N.LI})
+                   N.LIF, N.CubaLIF, N.IF, N.LI, N.Conv2d, N.SumPool2d})
 
 
 def int_dtype(bits: int, signed: bool = True) -> np.dtype:
@@ -116,10 +121,28 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
             continue
         in_kinds = [value[s["node"]] if s["node"] in value else _neuron_value(q.nodes[s["node"]], vbits)
                     for s in srcs]
-        summed = (in_kinds[0] if len(in_kinds) == 1 else {"kind": "int", "bits": vbits})
+        summed: dict[str, Any] = (in_kinds[0] if len(in_kinds) == 1 else {"kind": "int", "bits": vbits})
         layer: dict[str, Any] = {"name": name, "kind": node.kind, "sources": srcs,
                                  "size": size[name], "shape": list(shapes[name]), "state": []}
-        if node.role == "synapse":
+        if type(node) is N.Conv2d:
+            w = np.asarray(node.weight, np.int64)
+            in_shape = list(shapes[q.predecessors(name)[0]])
+            layer.update(op="conv2d", in_shape=in_shape, n_in=int(np.prod(in_shape)),
+                         n_out=size[name], stride=list(node.stride), padding=list(node.padding),
+                         dilation=list(node.dilation), groups=int(node.groups),
+                         weight=put(f"{name}/weight", w, max(fmt.weight_bits, signed_bits(w))),
+                         weight_bits=fmt.weight_bits, weight_exp=int(node.weight_exp),
+                         input=summed)
+            value[name] = {"kind": "int", "bits": vbits}
+        elif type(node) is N.SumPool2d:
+            in_shape = list(shapes[q.predecessors(name)[0]])
+            window = int(np.prod(node.kernel_size))
+            layer.update(op="sumpool2d", in_shape=in_shape, kernel_size=list(node.kernel_size),
+                         stride=list(node.stride), padding=list(node.padding), input=summed)
+            bits = summed["bits"] + (window - 1).bit_length()
+            value[name] = ({"kind": "u8", "bits": bits} if summed["kind"] == "u8" and bits <= 8
+                           else {"kind": "int", "bits": max(vbits, bits)})
+        elif node.role == "synapse":
             w = np.asarray(node.weight, np.int64)
             layer.update(op="delayed_dense" if type(node) is N.DelayedAffine else "dense",
                          n_in=int(w.shape[1]), n_out=int(w.shape[0]),
@@ -163,10 +186,11 @@ def build(q: Graph, input_bits: int = INPUT_BITS) -> tuple[dict[str, Any], dict[
             layer["beta"] = _leak(fmt, qp, "beta", n, name, put)
             if cuba:
                 layer["alpha"] = _leak(fmt, qp, "alpha", n, name, put)
-            biases = [np.asarray(cast(Any, q.nodes[s]).bias, np.int64) for s in q.predecessors(name)
-                      if q.nodes[s].role == "synapse" and getattr(q.nodes[s], "bias", None) is not None]
-            layer["bias"] = (put(f"{name}/bias", _full(sum(biases), n, name, "bias"), fmt.state_bits)
-                             if biases and any(b.any() for b in biases) else None)
+            bsum = neuron_bias(q, name, np.int64)  # a Conv2d's [Cout] bias as [Cout, 1, 1]
+            if bsum is not None and np.asarray(bsum).ndim == 3:
+                bsum = np.broadcast_to(bsum, shapes[name])
+            layer["bias"] = (put(f"{name}/bias", _full(bsum, n, name, "bias"), fmt.state_bits)
+                             if bsum is not None and np.any(bsum) else None)
             if spiking:
                 layer.update(threshold=put(f"{name}/threshold", _full(qp["vth"], n, name, "vth"),
                                            fmt.state_bits),

@@ -8,7 +8,10 @@ state ``next/<layer>/<register>``. Running it ``T`` times, feeding ``next/...`` 
 latency: everything of step ``t`` is computed inside one call).
 
 Ops: ``MatMulInteger`` (uint8 spikes x int8 weights -> int32) where the source is unsigned 8-bit
-and the weights fit 8 bits, else ``MatMul`` on the compute type; ``Add``/``Sub``/``Mul``/``Div``/
+and the weights fit 8 bits, else ``MatMul`` on the compute type; a ``conv2d`` layer is an im2col
+``Pad`` + ``Gather`` (one row of ``Cin kh kw`` input cells per output pixel, padding cells read
+an appended zero) followed by the same ``MatMulInteger``/``MatMul`` and a ``Transpose`` to
+``[Cout, Ho, Wo]``; ``sumpool2d`` is ``Pad`` + ``Gather`` of the windows + ``ReduceSum``; ``Add``/``Sub``/``Mul``/``Div``/
 ``Mod``, ``Clip``, ``Greater``/``GreaterOrEqual``, ``Where``, ``Cast``, and ``Concat``/``Slice``/
 ``Gather``/``Reshape``/``Unsqueeze`` for the delay lines. Right shifts are integer ``Div`` by
 ``2^k``: ONNX Runtime's integer ``Div`` truncates toward zero (the ``toward_zero`` rule); the
@@ -21,6 +24,7 @@ holds ``state_bits`` (int16 for ``int8`` formats). Opset 17, IR version 8 (onnxr
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,11 +54,14 @@ def compute_bits(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
     worst = 1 << (sb + desc["arithmetic"]["decay_bits"] + 1)
     for layer in desc["layers"]:
         a = sum(bound[s["node"]] for s in layer["sources"])
-        if layer["op"] in ("dense", "delayed_dense"):
+        if layer["op"] in ("dense", "delayed_dense", "conv2d"):
             w = array(arrays, layer["weight"])
-            y = int(np.abs(w).sum(1).max(initial=0)) * a
+            y = int(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) * a
             e = layer["weight_exp"]
             bound[layer["name"]] = y << e if e > 0 else y
+            worst = max(worst, bound[layer["name"]])
+        elif layer["op"] == "sumpool2d":
+            bound[layer["name"]] = a * int(np.prod(layer["kernel_size"]))
             worst = max(worst, bound[layer["name"]])
         elif layer["op"] in ("lif", "li"):
             worst = max(worst, a + (3 << (sb - 1)))
@@ -134,6 +141,37 @@ class _Builder:
         if not (k > 0).all():
             shr = self.op("Mul", [shr, self.ic((k > 0).astype(np.int64), "leak_on")])
         return self.op("Sub", [v, shr], "decay")
+
+
+def im2col_index(in_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                 padding: Sequence[int], dilation: Sequence[int] = (1, 1),
+                 channels: bool = True) -> np.ndarray:
+    """Gather indices of the windows of a ``[C, H, W]`` value flattened to ``n = C H W``:
+    ``[Ho Wo, C kh kw]`` (``channels``: one row per output pixel over every channel, the im2col
+    of a convolution) or ``[C Ho Wo, kh kw]`` (a pooling window per channel and pixel); a cell
+    outside the input (zero padding) reads index ``n``, a zero appended to the value."""
+    C, H, W = in_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    Ho, Wo = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    c, i, j, a, b = np.meshgrid(np.arange(C), np.arange(Ho), np.arange(Wo), np.arange(kh),
+                                np.arange(kw), indexing="ij")
+    y, x = i * sh + a * dh - ph, j * sw + b * dw - pw
+    idx = np.where((y >= 0) & (y < H) & (x >= 0) & (x < W), (c * H + y) * W + x, C * H * W)
+    if channels:  # [C, Ho, Wo, kh, kw] -> [Ho Wo, C kh kw]
+        return np.ascontiguousarray(idx.transpose(1, 2, 0, 3, 4).reshape(Ho * Wo, C * kh * kw))
+    return np.ascontiguousarray(idx.reshape(C * Ho * Wo, kh * kw))
+
+
+def conv_fan_out(layer: dict[str, Any], w: np.ndarray) -> np.ndarray:
+    """Per input cell of a ``conv2d`` layer, the synapses it reaches: the kernel taps (zero
+    weights included, as a dense layer's row) whose output pixel reads it, times the output
+    channels of its group; zero padding excluded. ``[Cin H W]`` int64."""
+    co, _, kh, kw = w.shape
+    idx = im2col_index(layer["in_shape"], [kh, kw], layer["stride"], layer["padding"],
+                       layer["dilation"])  # [P, Cin kh kw]
+    n_in = int(np.prod(layer["in_shape"]))
+    per = np.full(idx.shape, co // layer["groups"], np.int64)
+    return np.bincount(idx.ravel(), weights=per.ravel(), minlength=n_in + 1)[:n_in].astype(np.int64)
 
 
 def build_step_model(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
@@ -224,6 +262,47 @@ def build_step_model(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any
             elif e < 0:
                 y = b.shr(y, b.ic(1 << -e), "floor")
             val[name] = (y, "int")
+        elif op == "conv2d":  # im2col: Gather of the padded input, then one integer MatMul
+            w = array(arrays, layer["weight"])  # [Cout, Cin / groups, kh, kw]
+            co, cg, kh, kw = w.shape
+            cin, g = layer["in_shape"][0], layer["groups"]
+            full = np.zeros((co, cin, kh, kw), np.int64)  # groups as a block-diagonal kernel
+            for oc in range(co):
+                gi = oc // (co // g)
+                full[oc, gi * cg:(gi + 1) * cg] = w[oc]
+            wk = full.reshape(co, -1).T  # [Cin kh kw, Cout]
+            idx = im2col_index(layer["in_shape"], [kh, kw], layer["stride"], layer["padding"],
+                               layer["dilation"])
+            pad = b.op("Pad", [a[0], b.const(np.array([0, 0, 0, 1], np.int64))], f"{name}/pad")
+            cols = b.op("Gather", [pad, b.const(idx.astype(np.int64), f"{name}/im2col")],
+                        f"{name}/cols", axis=1)  # [B, Ho Wo, Cin kh kw]
+            if a[1] == "u8" and np.abs(wk).max(initial=0) <= 127 and wk.min(initial=0) >= -128:
+                y = b.op("MatMulInteger", [cols, b.const(wk.astype(np.int8), f"{name}/W")], f"{name}/mm")
+                if b.T != TP.INT32:
+                    y = b.cast(y, b.T)
+            else:
+                y = b.op("MatMul", [as_int((cols, a[1])), b.const(wk.astype(b.np), f"{name}/W")],
+                         f"{name}/mm")
+            y = b.op("Transpose", [y], f"{name}/chw", perm=[0, 2, 1])  # [B, Cout, Ho Wo]
+            y = b.op("Reshape", [y, b.const(np.array([0, layer["size"]], np.int64))], f"{name}/flat")
+            e = layer["weight_exp"]
+            if e > 0:
+                y = b.op("Mul", [y, b.ic(1 << e)], f"{name}/exp")
+            elif e < 0:
+                y = b.shr(y, b.ic(1 << -e), "floor")
+            val[name] = (y, "int")
+        elif op == "sumpool2d":
+            idx = im2col_index(layer["in_shape"], layer["kernel_size"], layer["stride"],
+                               layer["padding"], channels=False)
+            pad = b.op("Pad", [a[0], b.const(np.array([0, 0, 0, 1], np.int64))], f"{name}/pad")
+            win = b.op("Gather", [pad, b.const(idx.astype(np.int64), f"{name}/windows")],
+                       f"{name}/win", axis=1)  # [B, C Ho Wo, kh kw]
+            y = b.op("ReduceSum", [as_int((win, a[1])), b.const(np.array([2], np.int64))],
+                     f"{name}/sum", keepdims=0)
+            if layer["value"]["kind"] == "u8":
+                val[name] = (b.cast(y, TP.UINT8), "u8")
+            else:
+                val[name] = (y, "int")
         elif op == "delay":
             D = layer["max_delay"]
             if D == 0:

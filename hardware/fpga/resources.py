@@ -11,7 +11,8 @@ and arithmetic units of one time step for two designs:
 Storage (bits; the same for both designs):
 
 * ``weight_memory_bits``: ``n_out n_in weight_bits`` per dense layer (dense storage, zeros
-  included) plus ``n_out n_in delay_bits`` of per-synapse delays for delayed layers;
+  included) plus ``n_out n_in delay_bits`` of per-synapse delays for delayed layers; the kernel
+  ``Cout Cin/groups kh kw weight_bits`` of a ``conv2d`` layer (stored once, shared by the pixels);
 * ``parameter_memory_bits``: per neuron ``state_bits`` for the threshold and the bias when present
   (one register when the value is shared by the whole layer), the leak code (``shift``: the bits of
   the largest ``k``; ``mantissa``: ``decay_bits + 1``), and per-channel delays of ``delay`` layers;
@@ -25,7 +26,9 @@ Arithmetic per step (two-input adders/subtractors, multipliers, comparators):
 * dense layer, fully parallel: an adder tree per output, ``n_out (n_in - 1)`` adders of
   ``accumulator_bits``; a spike (1-bit) input gates the weight, so there are no multipliers; a
   multi-bit input needs ``n_out n_in`` multipliers. Time-multiplexed: one accumulator (1 adder,
-  1 multiplier for multi-bit inputs), ``n_out n_in`` cycles;
+  1 multiplier for multi-bit inputs), ``n_out n_in`` cycles; a ``conv2d`` layer likewise with
+  ``n_in`` = its receptive field ``Cin/groups kh kw``; ``sumpool2d``: ``kh kw - 1`` adders per
+  output (time-multiplexed: one adder, that many cycles);
 * neuron layer, fully parallel per neuron: the leak (``shift``: 1 subtractor, the shift is wiring;
   ``mantissa``: 1 multiplier ``state_bits x (decay_bits + 1)``), 1 adder for the input, 1 for the
   bias when present, 2 comparators for saturation (``saturate``; ``wrap`` is free), and for LIF 1
@@ -82,6 +85,23 @@ def estimate(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, A
             par["multipliers"] = 0 if spikes_in else n_out * n_in
             tm.update(adders=1, multipliers=0 if spikes_in else 1, cycles_per_step=n_out * n_in)
             max_in[name] = acc
+        elif op == "conv2d":  # the kernel is stored once; each output sums its receptive field
+            w = array(arrays, layer["weight"])
+            n_out, fan_in = layer["n_out"], int(np.prod(w.shape[1:]))
+            row["weight_memory_bits"] = int(w.size) * layer["weight_bits"]
+            spikes_in = layer["input"]["kind"] == "u8" and layer["input"]["bits"] == 1
+            acc = int(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) * max(a_max, 1)
+            row["accumulator_bits"] = signed_bits(np.array([acc, -acc]))
+            row["synapses"] = int(n_out * fan_in)  # padding cells included
+            par["adders"] = n_out * max(fan_in - 1, 0)
+            par["multipliers"] = 0 if spikes_in else n_out * fan_in
+            tm.update(adders=1, multipliers=0 if spikes_in else 1, cycles_per_step=n_out * fan_in)
+            max_in[name] = acc
+        elif op == "sumpool2d":
+            k = int(np.prod(layer["kernel_size"]))
+            par["adders"] = layer["size"] * (k - 1)
+            tm.update(adders=1, cycles_per_step=layer["size"] * (k - 1))
+            max_in[name] = a_max * k
         elif op == "delay":
             row["parameter_memory_bits"] = layer["size"] * layer["delay_bits"]
             max_in[name] = a_max

@@ -133,6 +133,13 @@ WHY_NOT: dict[str, str] = {
             "is implemented",
     "Embedding": "a table lookup of real values per token; Lava's processes take spikes, not a "
                  "token index",
+    "Conv2d": "neuro does not lower it yet: Lava 0.10's Conv process (lava.proc.conv) is not "
+              "wired into the mapping and no expansion into Sparse weights is written (the "
+              "fpga and spinnaker targets run convolutions bit-exact)",
+    "SumPool2d": "Lava 0.10 has no pooling process, and folding the pool into the next synapse "
+                 "is not written for Loihi yet (the fpga and spinnaker targets run it)",
+    "AvgPool2d": "quantize folds its mean into the next synapse and keeps a SumPool2d, which "
+                 "has no Lava process (the fpga and spinnaker targets run it)",
     "LayerNorm": "a mean and variance over the whole population each step (a division and a "
                  "square root); neurons on Loihi see only their own synaptic input",
     "TokenShift": "mixes a real value with its previous step's value per channel; no Lava "

@@ -2,8 +2,10 @@
 
 A :class:`Network` is what the mapper places: spike-source populations (the graph's ``Input``
 nodes, like PyNN's ``SpikeSourceArray``), neuron populations (``LIF``, ``CubaLIF``, ``IF``, ``LI``
-nodes) and projections (every ``Linear``/``Affine``/``DelayedAffine`` node, per source chain) held
-as sparse lists of synapses ``(pre, post, weight, delay)``. :func:`from_graph` builds it from a
+nodes) and projections (every ``Linear``/``Affine``/``DelayedAffine``/``Conv2d`` node, per source
+chain) held as sparse lists of synapses ``(pre, post, weight, delay)``: a convolution is a sparse
+projection, expanded to one synapse per kernel entry and output pixel, with the ``SumPool2d``
+windows on its path folded in (``neuro.graph.populations.projection_synapses``). :func:`from_graph` builds it from a
 quantized graph through the shared population view (``neuro.graph.populations``: one projection
 per synapse and source path); large networks (the W3 benchmark's 10,000-neuron reservoir, whose dense weight
 matrix would take 400 MB) are built directly from sparse arrays with the same classes.
@@ -31,7 +33,7 @@ import numpy as np
 
 from neuro.graph import nodes as N
 from neuro.graph.formats import NumberFormat, get_format
-from neuro.graph.populations import neuron_bias, neuron_problems, partition
+from neuro.graph.populations import neuron_bias, neuron_problems, partition, projection_synapses
 from neuro.hardware.base import UnsupportedGraph
 
 TARGET = "spinnaker"
@@ -39,9 +41,9 @@ TARGET = "spinnaker"
 NEURON_KINDS: dict[str, type[N.Node]] = {c.kind: c for c in (N.LIF, N.CubaLIF, N.IF, N.LI)}
 #: node kinds of a quantized graph the simulator runs (exact classes)
 KINDS: frozenset[type[N.Node]] = frozenset({N.Input, N.Output, N.Delay, N.Flatten, N.Linear, N.Affine, N.DelayedAffine,
-                   *NEURON_KINDS.values()})
+                   N.Conv2d, N.SumPool2d, *NEURON_KINDS.values()})
 #: a float graph may also hold ChannelAffine nodes (quantize folds them into the synapse before)
-FLOAT_KINDS = KINDS | {N.ChannelAffine}
+FLOAT_KINDS: frozenset[type[N.Node]] = KINDS | {N.ChannelAffine, N.AvgPool2d}  # quantize folds both
 
 
 def _i64(x: Any, n: int, what: str) -> np.ndarray:
@@ -258,23 +260,19 @@ def from_graph(graph: Any, *, integer: bool = True) -> Network:
         if integer and not np.issubdtype(w.dtype, np.integer):
             problems.append(f"node {name!r} ({node.kind}): weights are not integer")
             continue
-        o, i = np.nonzero(w)
-        syn_delay = node.delay[o, i] if type(node) is N.DelayedAffine else np.zeros(o.size, np.int64)
         for c, pr in enumerate(chains):
             src = pr.source
             if not pops[src].spiking:
                 problems.append(f"node {src!r} ({graph.nodes[src].kind}) is non-spiking and feeds "
                                 f"synapse {name!r}: its membrane cannot be sent as spike packets")
                 continue
-            if size(src) != w.shape[1]:
-                problems.append(f"node {name!r}: {w.shape[1]} inputs, source {src!r} has {size(src)}")
-                continue
-            d = (pr.delay + int(pr.recurrent))[i]  # a previous-step (recurrent) edge adds one step
+            # explicit rows: a Conv2d expanded, SumPool2d windows on the path folded in
+            o, i, wv, d = projection_synapses(graph, pr, shapes)
             projections.append(Projection(
                 name=name if len(chains) == 1 else f"{name}#{c}", pre=src, post=pr.target,
                 pre_idx=i, post_idx=o,
-                weight=w[o, i].astype(np.int64) if integer else np.ones(o.size, np.int64),
-                delay=d + syn_delay, weight_exp=node.weight_exp if integer else 0))
+                weight=wv.astype(np.int64) if integer else np.ones(o.size, np.int64),
+                delay=d + int(pr.recurrent), weight_exp=node.weight_exp if integer else 0))
 
     outputs: dict[str, str] = {}
     for name, src in view.outputs.items():

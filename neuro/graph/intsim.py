@@ -88,6 +88,38 @@ def _matmul_exact(x: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None,
     return x.astype(np.int64) @ w.T.astype(np.int64)
 
 
+def _conv2d_exact(x: np.ndarray, w: np.ndarray, node: Any) -> np.ndarray:
+    """Integer cross-correlation of ``x [T, B, C, H, W]`` with the integer kernel ``w``
+    (``Conv2d``'s geometry, zero padding; the bias is added to the membrane by the neuron),
+    exact: torch's float64 convolution, every partial sum an integer below 2^53 (checked;
+    ``GraphError`` beyond)."""
+    import torch
+    import torch.nn.functional as F
+
+    T, B = x.shape[:2]
+    flat = x.reshape(T * B, *x.shape[2:])
+    bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0))
+    if bound >= 2**53:
+        raise GraphError(f"Conv2d: partial sums up to {bound:.3g} exceed the exact range 2^53")
+    y = F.conv2d(torch.from_numpy(np.ascontiguousarray(flat, np.float64)),
+                 torch.from_numpy(np.ascontiguousarray(w, np.float64)), None, node.stride,
+                 node.padding, node.dilation, node.groups)
+    return y.round().to(torch.int64).numpy().reshape(T, B, *y.shape[1:])
+
+
+def _sumpool2d_exact(x: np.ndarray, node: Any) -> np.ndarray:
+    """Integer window sums of ``x [T, B, C, H, W]`` (``SumPool2d``, zero padding), exact."""
+    (kh, kw), (sh, sw), (ph, pw) = node.kernel_size, node.stride, node.padding
+    xp = np.pad(np.asarray(x, np.int64), [(0, 0)] * 3 + [(ph, ph), (pw, pw)])
+    H, W = xp.shape[-2:]
+    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    out = np.zeros((*x.shape[:3], Ho, Wo), np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            out += xp[..., a:a + sh * (Ho - 1) + 1:sh, b:b + sw * (Wo - 1) + 1:sw]
+    return out
+
+
 class _IntRunner:
     #: the node's fields are read by its exact class (``type(node)``), which mypy does not narrow
     node: Any
@@ -104,7 +136,7 @@ class _IntRunner:
                 raise GraphError(f"node {name!r} ({node.kind}): field 'weight' is not integer; "
                                  "run neuro.graph.quantize first")
             self.w = lava_weights(w) if fmt.family == "loihi" else w.astype(np.int64)
-            self.w_t = np.ascontiguousarray(self.w.T)
+            self.w_t = np.ascontiguousarray(self.w.T) if self.w.ndim == 2 else self.w
             self.wmax = int(np.abs(self.w).max(initial=0))
             self.w_t32 = self.w_t.astype(np.int32) if self.wmax < 2**31 else None
         if type(node) is N.EGRU:
@@ -138,6 +170,10 @@ class _IntRunner:
             return self._shift_exp(out)
         if kind is N.Delay:
             return np.stack([_shift(x[..., i], int(d)) for i, d in enumerate(node.delay)], -1)
+        if kind is N.Conv2d:
+            return self._shift_exp(_conv2d_exact(x, self.w, node))
+        if kind is N.SumPool2d:
+            return _sumpool2d_exact(x, node)
         if kind is N.Flatten:
             n = x.ndim - 2
             s, e = node.start_dim % n + 2, node.end_dim % n + 2

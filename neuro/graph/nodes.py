@@ -400,7 +400,14 @@ class Conv1d(Node):
 
 @dataclass(eq=False)
 class Conv2d(Node):
-    """Cross-correlation over ``[C, H, W]``, ``weight [Cout, Cin/groups, kh, kw]``."""
+    """Cross-correlation over ``[C, H, W]``, ``weight [Cout, Cin/groups, kh, kw]``, ``bias
+    [Cout]`` (or None), zero padding:
+    ``y[o, i, j] = sum_{c, a, b} W[o, c, a, b] x[c, i s0 + a d0 - p0, j s1 + b d1 - p1] + b[o]``.
+
+    Integer form (``neuro.graph.quantize``): ``weight`` holds integer mantissas scaled by
+    ``2^weight_exp``, ``bias`` integers in membrane units, like ``Affine``; the integer executor
+    computes the same sum exactly. A target that runs explicit synapses expands it with
+    ``neuro.graph.populations.projection_synapses``."""
 
     weight: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.float32))
     bias: np.ndarray | None = None
@@ -408,12 +415,15 @@ class Conv2d(Node):
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    weight_exp: int = 0
     kind: ClassVar[str] = "Conv2d"
     role: ClassVar[str] = "synapse"
+    has_integer_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        self.weight = _f32(self.weight)
-        self.bias = None if self.bias is None else _f32(self.bias)
+        self.weight = _num(self.weight)
+        self.bias = None if self.bias is None else _num(self.bias)
+        self.weight_exp = int(self.weight_exp)
         self.stride, self.padding, self.dilation = (
             cast(tuple[int, int], tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x))))
             for x in (self.stride, self.padding, self.dilation))
@@ -438,14 +448,17 @@ class Conv2d(Node):
 class SumPool2d(Node):
     """Sum over ``kernel_size`` windows of each channel of ``[C, H, W]`` (NIR ``SumPool2d``):
     ``y[c, i, j] = sum_{a, b} x[c, i s0 + a - p0, j s1 + b - p1]`` (zero padding), per step.
-    It does additions (not yet counted by ``neuro.energy``) but has no weights and keeps channels
-    apart, so its role is structural; no integer form yet. Each field is two ints (an int is
-    used for both axes)."""
+    It does additions (counted free by ``neuro.energy``, as NeuroBench does) but has no weights
+    and keeps channels apart, so its role is structural: a pass-through between a population and
+    the synapse it feeds. Integer form: the same sum of integers (exact); a target that runs
+    explicit synapses folds it into them (``neuro.graph.populations.projection_synapses``). Each
+    field is two ints (an int is used for both axes)."""
 
     kernel_size: tuple[int, ...] = (2, 2)
     stride: tuple[int, ...] = (2, 2)
     padding: tuple[int, ...] = (0, 0)
     kind: ClassVar[str] = "SumPool2d"
+    has_integer_form: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.kernel_size, self.stride, self.padding = (
@@ -474,9 +487,15 @@ class SumPool2d(Node):
 @dataclass(eq=False)
 class AvgPool2d(SumPool2d):
     """Mean over ``kernel_size`` windows (NIR ``AvgPool2d``): the :class:`SumPool2d` sum divided
-    by ``kh * kw`` (zero padding counted, as PyTorch's ``count_include_pad=True``)."""
+    by ``kh * kw`` (zero padding counted, as PyTorch's ``count_include_pad=True``).
+
+    No integer division of its own (``1 / (kh kw)`` is not a power of two in general):
+    ``quantize`` folds the factor into the weights of the synapse it feeds (exact in real
+    arithmetic, then quantized with them) and keeps a :class:`SumPool2d`
+    (``neuro.graph.populations.fold_avg_pools``)."""
 
     kind: ClassVar[str] = "AvgPool2d"
+    has_integer_form: ClassVar[bool] = False
 
 
 @dataclass(eq=False)

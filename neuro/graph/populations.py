@@ -8,7 +8,8 @@ lives here once:
   inputs are Inputs or populations directly); a synapse feeds exactly one population (per-channel
   rescalings after it, ``folds_into_synapse``, are skipped: quantize folds them into it);
 * a **projection** is one synapse seen from its source: the ``Input`` or population whose values
-  reach the synapse through pass-through nodes (``role == "structural"``: ``Delay``, ``Flatten``),
+  reach the synapse through pass-through nodes (``role == "structural"``: ``Delay``, ``Flatten``,
+  ``SumPool2d``; :func:`projection_synapses` gives a projection as explicit synapse rows),
   the per-channel delay those ``Delay`` nodes add, and whether the edge leaving the source is
   delivered one step later (a recurrent edge inside a cycle, ``Graph.schedule().delayed``). A
   synapse summing several paths has one projection per path;
@@ -161,7 +162,8 @@ def partition(graph: Graph) -> Populations:
             if not _is_source(nodes[c.origin]):
                 problems.append((c.origin, f"node {c.origin!r} ({nodes[c.origin].kind}) feeds synapse "
                                            f"{s!r}: a synapse's input must come from an Input or a "
-                                           "neuron population, through Delay/Flatten nodes only"))
+                                           "neuron population, through Delay/Flatten/SumPool2d "
+                                           "nodes only"))
                 continue
             projections.append(Projection(s, c.origin, target, c.delay, c.delayed_edge, c.path))
     outputs: dict[str, str] = {}
@@ -201,6 +203,148 @@ def fold_channel_affines(g: Graph) -> None:
             syn.weight, syn.bias = w.astype(np.float32), new_bias
         g.edges = [(src, d) if s_ == name else (s_, d) for s_, d in g.edges if d != name]
         del g.nodes[name]
+
+
+def fold_avg_pools(g: Graph) -> None:
+    """Replace every ``AvgPool2d`` by a ``SumPool2d`` and fold its ``1 / (kh kw)`` into the
+    synapse it feeds (in place): ``W' = W / (kh kw)``, exact in real arithmetic; the integer
+    formats then quantize ``W'`` (an integer mean would need a division that no power-of-two
+    shift gives exactly for a 3x3 window). The pool must feed exactly one synapse, through
+    ``Flatten`` nodes only, and be that synapse's only input (``GraphError`` naming it)."""
+    for name in [n for n, node in g.nodes.items() if type(node) is N.AvgPool2d]:
+        pool: Any = g.nodes[name]
+        cur, succ = name, g.successors(name)
+        while len(succ) == 1 and type(g.nodes[succ[0]]) is N.Flatten and \
+                g.predecessors(succ[0]) == [cur]:
+            cur, succ = succ[0], g.successors(succ[0])
+        syn: Any = g.nodes[succ[0]] if len(succ) == 1 else None
+        if syn is None or syn.role != "synapse" or g.predecessors(succ[0]) != [cur] \
+                or not np.issubdtype(np.asarray(syn.weight).dtype, np.floating):
+            raise GraphError(f"node {name!r} (AvgPool2d): its integer form folds 1/(kh kw) into "
+                             "the one synapse it feeds (through Flatten nodes), which it does not "
+                             f"here (it feeds {succ})")
+        k = float(np.prod(pool.kernel_size))
+        syn.weight = (syn.weight.astype(np.float64) / k).astype(np.float32)
+        g.nodes[name] = N.SumPool2d(kernel_size=pool.kernel_size, stride=pool.stride,
+                                    padding=pool.padding)
+
+
+def _pool_map(node: Any, in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(out_idx, in_idx)``: every (output, input) pair of a ``SumPool2d`` window (flat indices
+    over ``[C, H, W]``; padding cells have no input)."""
+    C, H, W = in_shape
+    (kh, kw), (sh, sw), (ph, pw) = node.kernel_size, node.stride, node.padding
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    c, i, j, a, b = np.meshgrid(np.arange(C), np.arange(Ho), np.arange(Wo), np.arange(kh),
+                                np.arange(kw), indexing="ij")
+    y, x = i * sh + a - ph, j * sw + b - pw
+    ok = (y >= 0) & (y < H) & (x >= 0) & (x < W)
+    return ((c * Ho + i) * Wo + j)[ok], ((c * H + y) * W + x)[ok]
+
+
+def conv2d_synapses(node: Any, in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(post, pre, weight)``: the explicit synapses of a ``Conv2d`` node on input ``[C, H, W]``
+    (flat indices of its output ``[Cout, Ho, Wo]`` and input), one per non-zero kernel entry
+    and output pixel whose receptive cell lies inside the input (zero padding has no synapse)."""
+    C, H, W = in_shape
+    w = np.asarray(node.weight)
+    Co, Cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw), g = node.stride, node.padding, node.dilation, node.groups
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    o, c, a, b = np.nonzero(w)
+    vals = w[o, c, a, b]
+    cin = (o // (Co // g)) * Cg + c
+    i, j = np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij")
+    i, j = i.reshape(1, -1), j.reshape(1, -1)
+    y, x = i * sh + a[:, None] * dh - ph, j * sw + b[:, None] * dw - pw
+    ok = (y >= 0) & (y < H) & (x >= 0) & (x < W)
+    post = (o[:, None] * Ho + i) * Wo + j
+    pre = (cin[:, None] * H + y) * W + x
+    return post[ok], pre[ok], np.broadcast_to(vals[:, None], ok.shape)[ok]
+
+
+def projection_synapses(graph: Graph, pr: Projection, shapes: dict[str, tuple[int, ...]]
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(post, pre, weight, delay)``: projection ``pr`` as explicit synapses from the source's
+    channels (flat) to the target's, non-zero weights only, for targets that store synapse rows.
+
+    The synapse node gives its entries (``Affine``/``Linear``/``DelayedAffine``: the non-zero
+    ``W[o, i]``; ``Conv2d``: :func:`conv2d_synapses`), then the pass-through nodes on the path
+    are composed in: ``Flatten``/``Delay`` keep the index, a ``SumPool2d`` maps each pooled cell to
+    the cells of its window (weight unchanged: the sum is linear). Entries that meet on the same
+    ``(post, pre, delay)`` add up. ``delay``: the ``DelayedAffine`` delay plus the path's ``Delay``
+    steps (not the recurrent step)."""
+    node: Any = graph.nodes[pr.synapse]
+    in_shape = tuple(shapes[graph.predecessors(pr.synapse)[0]])
+    if type(node) is N.Conv2d:
+        post, mid, w = conv2d_synapses(node, in_shape)
+        d = np.zeros(post.size, np.int64)
+    else:
+        wm = np.asarray(node.weight)
+        post, mid = np.nonzero(wm)
+        w = wm[post, mid]
+        d = (np.asarray(node.delay)[post, mid].astype(np.int64) if type(node) is N.DelayedAffine
+             else np.zeros(post.size, np.int64))
+    d = d + np.asarray(pr.delay, np.int64)[mid]
+    pooled = False
+    for p in pr.path:  # nearest the synapse first
+        pn: Any = graph.nodes[p]
+        if type(pn) in (N.SumPool2d, N.AvgPool2d):  # (a float AvgPool2d: its mean, 1/(kh kw))
+            m_out, m_in = _pool_map(pn, tuple(shapes[graph.predecessors(p)[0]]))
+            if type(pn) is N.AvgPool2d:
+                w = w / float(np.prod(pn.kernel_size))
+            order = np.argsort(m_out, kind="stable")
+            m_out, m_in = m_out[order], m_in[order]
+            lo, hi = np.searchsorted(m_out, mid, "left"), np.searchsorted(m_out, mid, "right")
+            cnt = hi - lo
+            rep = np.repeat(np.arange(mid.size), cnt)
+            idx = np.repeat(lo, cnt) + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            post, mid, w, d = post[rep], m_in[idx], w[rep], d[rep]
+            pooled = True
+    if pooled and post.size:  # sum the entries that meet
+        n_pre = int(np.prod(shapes[pr.source]))
+        nd = int(d.max(initial=0)) + 1
+        key = (post.astype(np.int64) * n_pre + mid) * nd + d
+        uniq, inv = np.unique(key, return_inverse=True)
+        acc = np.bincount(inv, weights=w.astype(np.float64), minlength=uniq.size)
+        if np.issubdtype(w.dtype, np.integer):  # integer sums: exact below 2^53
+            acc = np.round(acc).astype(np.int64)
+        keep = acc != 0
+        uniq, w = uniq[keep], acc[keep]
+        post, mid, d = uniq // (n_pre * nd), (uniq // nd) % n_pre, uniq % nd
+    return post.astype(np.int64), mid.astype(np.int64), w, d.astype(np.int64)
+
+
+def pool_overlap(graph: Graph, name: str) -> int:
+    """The most pooling windows that one source cell of synapse ``name`` lies in, over the
+    ``SumPool2d`` nodes on its input path (``prod ceil(k / s)`` per pool; 1 without overlap).
+    A weight of :func:`projection_synapses`' rows is at most this many kernel weights summed, so
+    quantize keeps ``overlap x |W|`` inside the format's weight range."""
+    m = 1
+    cur = graph.predecessors(name)
+    while len(cur) == 1 and _is_pass_through(graph.nodes[cur[0]]):
+        pn: Any = graph.nodes[cur[0]]
+        if type(pn) in (N.SumPool2d, N.AvgPool2d):
+            m *= int(np.prod([-(-k // st) for k, st in zip(pn.kernel_size, pn.stride)]))
+        cur = graph.predecessors(cur[0])
+    return m
+
+
+def synapse_abs_rowsum(graph: Graph, name: str) -> float:
+    """The largest sum of ``|W|`` over the inputs of one neuron fed by synapse ``name``, times
+    the window of every ``SumPool2d`` in front of it (each input then carries up to that many
+    spikes per step): the membrane bound of quantize without calibration data."""
+    node: Any = graph.nodes[name]
+    w = np.abs(np.asarray(node.weight, np.float64))
+    row = float(w.reshape(w.shape[0], -1).sum(1).max(initial=0))
+    cur = graph.predecessors(name)
+    while len(cur) == 1 and _is_pass_through(graph.nodes[cur[0]]):
+        pn: Any = graph.nodes[cur[0]]
+        if type(pn) is N.SumPool2d:
+            row *= int(np.prod(pn.kernel_size))
+        cur = graph.predecessors(cur[0])
+    return row
 
 
 def input_decay_synapses(g: Graph, name: str) -> list[str] | None:
@@ -271,12 +415,24 @@ def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
 
 def neuron_bias(g: Graph, n: str, dtype: Any = None) -> np.ndarray | None:
     """The summed bias of the synapses feeding ``n`` (membrane units in a quantized graph), each
-    converted to ``dtype`` first when given; None when no synapse has a bias."""
-    bs = [np.asarray(cast(Any, g.nodes[s]).bias, dtype) for s in g.predecessors(n)
-          if g.nodes[s].role == "synapse" and getattr(g.nodes[s], "bias", None) is not None]
+    converted to ``dtype`` first when given; None when no synapse has a bias. A ``Conv2d``'s
+    per-channel bias ``[Cout]`` is given as ``[Cout, 1, 1]`` (it broadcasts over the pixels);
+    an all-zero one counts as no bias."""
+    bs = []
+    for s in g.predecessors(n):
+        node: Any = g.nodes[s]
+        if node.role != "synapse" or getattr(node, "bias", None) is None:
+            continue
+        b = np.asarray(node.bias, dtype)
+        if type(node) is N.Conv2d:
+            if not b.any():
+                continue
+            b = b.reshape(-1, 1, 1)
+        bs.append(b)
     return sum(bs[1:], bs[0]) if bs else None
 
 
-__all__ = ["Chain", "Populations", "Projection", "chains", "fold_channel_affines", "fold_input_decay",
-           "input_decay_synapses", "neuron_bias",
-           "neuron_problems", "partition", "synapse_target"]
+__all__ = ["Chain", "Populations", "Projection", "chains", "conv2d_synapses", "fold_avg_pools",
+           "fold_channel_affines", "fold_input_decay", "input_decay_synapses", "neuron_bias",
+           "neuron_problems", "partition", "pool_overlap", "projection_synapses", "synapse_abs_rowsum",
+           "synapse_target"]

@@ -8,7 +8,16 @@ membrane units to integer state units; it is the largest scale at which
 * the threshold fits the threshold register,
 * the membrane bound fits the state register with a 2x margin. The bound is the largest membrane
   seen when ``calibration_inputs`` are given, else ``max(threshold, largest row sum of |W| + |b|)``
-  (every input spiking at once).
+  (every input spiking at once; a ``Conv2d`` row is one output channel's kernel, times the
+  window of each ``SumPool2d`` in front of it).
+
+Convolutions and pooling: a ``Conv2d`` synapse is quantized like an ``Affine`` (its kernel is its
+weights, its per-channel bias in membrane units); ``SumPool2d`` sums integers (exact) and needs
+nothing; an ``AvgPool2d`` becomes a ``SumPool2d`` with ``1 / (kh kw)`` folded into the float
+weights of the synapse it feeds before they are quantized
+(``neuro.graph.populations.fold_avg_pools``). Behind overlapping pooling windows (stride below
+the window) the weight range is checked for ``overlap x |W|`` (``populations.pool_overlap``):
+a target that stores explicit synapse rows sums that many kernel weights into one row entry.
 
 Loihi (``family="loihi"``): weights ``w = W s_w`` in the 8-bit register (mixed sign: even values in
 [-256, 254]; one sign: [0, 255]), ``S = 64 s_w 2^weight_exp``, ``vth = round(theta s_w 2^weight_exp)``,
@@ -39,7 +48,15 @@ import numpy as np
 from . import nodes as N
 from .formats import NumberFormat, get_format
 from .graph import Graph, GraphError
-from .populations import fold_channel_affines, fold_input_decay, neuron_problems, partition
+from .populations import (
+    fold_avg_pools,
+    fold_channel_affines,
+    fold_input_decay,
+    neuron_problems,
+    partition,
+    pool_overlap,
+    synapse_abs_rowsum,
+)
 
 #: neuron kinds quantize has an integer encoding for (exact classes: a subclass is refused)
 NEURON_KINDS = (N.LIF, N.CubaLIF, N.IF, N.LI)
@@ -56,6 +73,11 @@ def _integer_populations(g: Graph) -> dict[str, list[str]]:
     if view.problems:
         raise GraphError(view.problems[0][1])
     return view.neurons
+
+
+def _abs_bias(node: N.Node) -> float:
+    b = getattr(node, "bias", None)
+    return 0.0 if b is None else float(np.abs(np.asarray(b, np.float64)).max(initial=0))
 
 
 def decay_code(fmt: NumberFormat, beta: np.ndarray, name: str, fieldname: str) -> dict[str, Any]:
@@ -145,6 +167,7 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         raise GraphError(f"input_frac_bits must lie in [0, 31], got {in_frac}")
     if is_lm(g):  # an EGRU language model: embedding, EGRU layers, decoder (egru_lm_int)
         return quantize_lm(g, fmt, in_frac)
+    fold_avg_pools(g)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None and any(type(g.nodes[n]) is not N.EGRU for n in pops):
@@ -166,14 +189,14 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
         problems = neuron_problems(n, node, fmt)
         if problems:
             raise GraphError(problems[0])
-        ws = [np.abs(cast(Any, g.nodes[s]).weight).max() if cast(Any, g.nodes[s]).weight.size else 0.0
-              for s in syns]
+        ws = [np.abs(cast(Any, g.nodes[s]).weight).max() * pool_overlap(g, s)
+              if cast(Any, g.nodes[s]).weight.size else 0.0 for s in syns]
         wmax = float(max(ws, default=0.0)) or 1.0
         theta = float(np.max(node.threshold)) if node.spiking else 0.0
-        rowsum = sum(float(np.abs(cast(Any, g.nodes[s]).weight).sum(1).max()) + float(np.abs(getattr(g.nodes[s], "bias", 0)).max())
+        rowsum = sum(synapse_abs_rowsum(g, s) + _abs_bias(g.nodes[s])
                      for s in syns) if syns else 1.0
         vb = bound.get(n, max(theta, rowsum)) or 1.0
-        if type(node) is N.CubaLIF and any(np.any(getattr(g.nodes[s], "bias", 0) != 0) for s in syns):
+        if type(node) is N.CubaLIF and any(_abs_bias(g.nodes[s]) > 0 for s in syns):
             raise GraphError(f"node {n!r} (CubaLIF): a synapse bias has no exact integer form "
                              "(it would bypass the current)")
         if fmt.family == "loihi":

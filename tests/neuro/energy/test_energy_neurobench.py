@@ -97,3 +97,37 @@ def test_counts_equal_neurobench_on_the_snntorch_model(make, inputs):
         assert so["Effective_MACs"] > 0 and so["Effective_ACs"] > 0  # first layer MACs, hidden ACs
     assert 0 < nb["ActivationSparsity"] < 1
     assert np.isclose(ours.total("effective_acs") / B, so["Effective_ACs"])
+
+
+def test_conv_and_pooling_counts_equal_neurobench():
+    """A Conv2d -> Leaky -> AvgPool2d -> Flatten -> Linear -> Leaky model: NeuroBench counts the
+    convolution per non-zero input and kernel tap inside the input (ACs on spikes), pooling
+    free, and the Linear after the pool as MACs (its input, a mean of spikes, is not binary)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, stride=2, padding=1),
+        snn.Leaky(beta=torch.full((4, 5, 5), 0.9), threshold=torch.full((4, 5, 5), 1.0),
+                  init_hidden=True),
+        torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, NO),
+        snn.Leaky(beta=_vec(0.8, NO), threshold=_vec(1.0, NO), init_hidden=True, output=True))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[0].weight[net[0].weight.abs() < 0.2] = 0
+        net[4].weight.mul_(4.0)
+    x = (torch.rand(T, B, 2, 10, 10) < 0.3).float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = from_nir(export_to_nir(net, torch.zeros(1, 2, 10, 10), ignore_dims=[0]),
+                         reset="subtract", reset_timing="deferred")
+    ref = _snntorch_spikes(net, x)
+    assert ref.sum() > 0
+    assert torch.equal(simulate(graph, x)[graph.outputs()[0]], ref)
+    ours = count(graph, x, progress=False).neurobench()
+    bench = Benchmark(SNNTorchModel(net), DataLoader(TensorDataset(x.transpose(0, 1), torch.zeros(B)),
+                                                     batch_size=2),
+                      [], [], [[], [SynapticOperations, ActivationSparsity]])
+    theirs = bench.run(quiet=True)
+    so = theirs["SynapticOperations"]
+    assert ours["SynapticOperations"] == so
+    assert so["Effective_ACs"] > 0 and so["Effective_MACs"] > 0
+    assert ours["ActivationSparsity"] == pytest.approx(theirs["ActivationSparsity"], rel=0, abs=1e-12)

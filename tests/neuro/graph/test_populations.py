@@ -23,7 +23,7 @@ def test_every_node_class_declares_its_role():
                                                               "EGRU", "Threshold"}
     assert {k for k, c in NODE_TYPES.items() if c.has_integer_form} == {
         "Input", "Output", "Affine", "Linear", "DelayedAffine", "Delay", "Flatten", "LIF", "CubaLIF",
-        "IF", "LI", "EGRU"}
+        "IF", "LI", "EGRU", "Conv2d", "SumPool2d"}
     assert [k for k, c in NODE_TYPES.items() if c.owns_weights] == ["EGRU"]
     assert [k for k, c in NODE_TYPES.items() if c.folds_into_synapse] == ["ChannelAffine"]
     assert {k for k, r in roles.items() if r == "operator"} == {
