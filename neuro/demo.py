@@ -135,12 +135,19 @@ def family_summary(name: str, trained: Any, rows: list[Any], report_json: Path, 
               for key, t in doc["targets"].items()}
     verdicts = {r.target: r.status if r.ran else ("refused" if r.reason.startswith("cannot run")
                                                    else "NOT RUN") for r in rows}
+    from .energy.costs import load_cost_table
+
+    table = load_cost_table(None)
+    hardware = {key: (table.targets[key].backend if key in table.targets else None) or key
+                for key in energy}  # the cost target's simulator (spinnaker1 -> spinnaker)
     return {"family": name, "task": trained.task,
             "score": None if trained.score is None else {"metric": trained.score[0],
                                                          "value": trained.score[1]},
             "activity_sparsity": doc["counts"]["activation_sparsity"],
             "targets": verdicts, "unit": "token" if per_token else "sample",
-            "dynamic_energy_J": energy, "baseline": doc["baseline"]}
+            "dynamic_energy_J": energy, "baseline": doc["baseline"],
+            "energy_for_refused_targets": sorted(k for k, h in hardware.items()
+                                                 if verdicts.get(h) in ("refused", "NOT RUN"))}
 
 
 def summary_table(families: list[dict[str, Any]]) -> str:
@@ -166,9 +173,14 @@ def summary_table(families: list[dict[str, Any]]) -> str:
               "cost tables (estimates, see each family's energy/report.html):", "",
               "| family | per | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for f in families:
-        cells = [fmt_j(f["dynamic_energy_J"][k]) if k in f["dynamic_energy_J"] else "-"
-                 for k in keys]
+        refused = set(f.get("energy_for_refused_targets", ()))
+        cells = [(fmt_j(f["dynamic_energy_J"][k]) + (" *" if k in refused else ""))
+                 if k in f["dynamic_energy_J"] else "-" for k in keys]
         lines.append(f"| {f['family']} | {f['unit']} | " + " | ".join(cells) + " |")
+    if any(f.get("energy_for_refused_targets") for f in families):
+        lines += ["", "\\* the chip's cost figures applied to the model's counted activity; that "
+                  "target refused the model above, so the figure prices a mapping that does not "
+                  "exist yet."]
     return "\n".join(lines)
 
 
