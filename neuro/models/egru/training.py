@@ -334,25 +334,26 @@ def _train_gesture(request: TrainRequest) -> Trained:
     args = request.args
     cfg = dict(request.config)
     opts = split_keys(cfg, GESTURE_KEYS)
+    pool = opts.pop("pool", 4 if request.data is None else 1)
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise ValueError(f"pool must be a positive integer, got {pool!r}")
+    model_cfg = dict(OFFLINE_GESTURE) if request.data is None else {}
+    model_cfg.update(cfg)
+    model_cfg.setdefault("frame_size", dvs_gesture.SENSOR // pool)
+    config = EGRUGestureConfig.from_dict(model_cfg)  # sizes and memory, before anything is written
     if request.data is None:
         root = Path(request.out) / "dvs_gesture_standin"
         if not (root / "trials_to_train.txt").exists():
             dvs_gesture.write_standin(root, n_users=4, per_class=2, gesture_ms=1000,
                                       rate_per_ms=40, seed=request.seed)
-        pool = int(opts.pop("pool", 4))
-        model_cfg = dict(OFFLINE_GESTURE)
         source = "stand-in (synthetic AEDAT 3.1)"
     else:
         root = Path(request.data)
-        pool = int(opts.pop("pool", 1))
-        model_cfg = {}
         source = str(root)
-    model_cfg.update(cfg)
-    model_cfg.setdefault("frame_size", dvs_gesture.SENSOR // pool)
     train_items = dvs_gesture.load_split(root, "train", pool=pool)
     test_items = dvs_gesture.load_split(root, "test", pool=pool)
     torch.manual_seed(request.seed)
-    model = EGRUGestureNet(EGRUGestureConfig.from_dict(model_cfg))
+    model = EGRUGestureNet(config)
     if getattr(args, "batch_size", None) is not None:
         opts["batch_size"] = args.batch_size
     result = fit_gesture(model, train_items, test_items, epochs=1 if request.epochs is None else request.epochs,
@@ -375,10 +376,11 @@ def train(request: TrainRequest) -> Trained:
         return _train_gesture(request)
     cfg = dict(request.config)
     opts = split_keys(cfg, TRAIN_KEYS)
-    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)),
-                     str(opts.pop("offline_corpus", "auto")), request.log)
     model_cfg = ({} if request.data is not None else dict(OFFLINE_MODEL))
     model_cfg.update(cfg)
+    EGRULMConfig.from_dict(model_cfg)  # sizes and memory before the corpus is read (vocab: default)
+    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)),
+                     str(opts.pop("offline_corpus", "auto")), request.log)
     model_cfg["vocab_size"] = len(corpus.vocab)
     torch.manual_seed(request.seed)
     model = EGRULanguageModel(EGRULMConfig.from_dict(model_cfg))
