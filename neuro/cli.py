@@ -396,6 +396,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
         raise UserError(f"{src}: the file records no time step (metadata 'dt'; snnTorch and Norse "
                         "do not write one): pass --dt SECONDS, the step the exporter simulated "
                         f"with (snnTorch: {nir_io.SNNTORCH_DT:g})")
+    try:  # before any warning: an error is the first line on stderr
+        graph = nir_io.from_nir(nir_graph, args.dt if args.dt is not None else recorded,
+                                reset=args.reset, reset_timing=args.reset_timing)
+    except ValueError as exc:  # the node and field; the file too
+        raise UserError(f"{src}: {exc}") from None
     if args.dt is not None and recorded is not None and not np.isclose(args.dt, recorded):
         print(f"neuro: warning: {src} records dt={recorded:g} s; using --dt {args.dt:g}",
               file=sys.stderr)
@@ -405,8 +410,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"neuro: warning: {src} does not record the reset of {names}: read by NIR's rule "
               "(reset to v_reset at once; --reset zero --reset-timing immediate). snnTorch's "
               "Leaky/Synaptic default is --reset subtract --reset-timing deferred", file=sys.stderr)
-    graph = nir_io.from_nir(nir_graph, args.dt if args.dt is not None else recorded,
-                            reset=args.reset, reset_timing=args.reset_timing)
     gm = GraphModel(graph)
     path = save_checkpoint(args.out, gm, name="graph", config=gm.config_dict(),
                            info={"imported_from": str(src), "format": "nir", "dt": graph.dt,
