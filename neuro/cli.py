@@ -65,7 +65,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     family = FAMILIES[args.model]
     cfg = family.read_config(args.config) if args.config else {}
     family.run(TrainRequest(data=getattr(args, "data", None), config=cfg, epochs=args.epochs,
-                            seed=args.seed, out=Path(args.out or f"runs/{args.model}"), args=args))
+                            seed=args.seed, out=Path(f"runs/{args.model}" if args.out is None else args.out), args=args))
     return 0
 
 
@@ -655,8 +655,10 @@ def _check_out(args: argparse.Namespace) -> None:
     directory is wanted (or the reverse), or a parent that is not a writable directory."""
     kind = _OUT_KINDS.get(getattr(args, "command", ""), None)
     out = getattr(args, "out", None)
-    if kind is None or not out:
+    if kind is None or out is None:
         return
+    if not str(out).strip():  # not replaced by a default: an empty name is a mistake
+        raise UserError("--out: an empty path (give a file or directory name)")
     path = Path(out)
     if path.exists():
         if kind == "dir" and not path.is_dir():

@@ -1,4 +1,4 @@
-"""A corpus of malformed inputs (44 cases), one or more per class of issue 19, through the ``neuro`` command.
+"""A corpus of malformed inputs (46 cases), one or more per class of issue 19, through the ``neuro`` command.
 
 Every case must exit with status 2 and print exactly one line, ``neuro: error: ...`` naming the
 problem; write nothing at its ``--out``; execute nothing (pickle payloads create a marker file if
@@ -59,6 +59,8 @@ EXPECT = {
     "train_egru_lm_wide": "NEURO_MAX_MODEL_BYTES",
     "train_egru_gesture_wide": "NEURO_MAX_MODEL_BYTES",
     "train_shd_ragged_huge": "variable-length elements",
+    "train_out_empty": "--out: an empty path",
+    "train_egru_max_batches_0": "max_batches must be >= 1",
     "import_nir_deep_groups": "nested more than",
     "train_width_1e12": "over the limit",
     "train_hidden_0": "sizes must be at least 1",
@@ -269,6 +271,8 @@ def _cases(d: Path) -> tuple[dict, dict]:
                                     str(d / "huge_gesture.json"), "--out", o],
         "train_shd_ragged_huge": ["train", "delay-snn", "--data", str(shd), "--out", o,
                                   "--epochs", "1"],
+        "train_out_empty": ["train", "delay-snn", "--out", "", "--epochs", "1"],
+        "train_egru_max_batches_0": ["train", "egru", "--max-batches", "0", "--out", o],
         "train_nmnist_fifo": ["train", "lsm", "--data", str(d / "nm_fifo"), "--out", o],
         "train_nmnist_symlink_loop": ["train", "lsm", "--data", str(d / "nm_loop"), "--out", o],
     }

@@ -85,6 +85,7 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
     if epochs < 1 or batch_size < 1 or bptt < 1:
         raise ValueError(f"fit: epochs, batch_size and bptt must be >= 1, got {epochs}, "
                          f"{batch_size}, {bptt}")
+    _check_max_batches(max_batches)
     torch.manual_seed(seed)
     random.seed(seed)
     thr = [p for n, p in model.named_parameters() if n.endswith("threshold")]
@@ -269,6 +270,13 @@ def evaluate_gesture(model, items, *, window: int = 40, batch_size: int = 16) ->
     return {"accuracy": correct / max(n, 1), "activity_sparsity": 1 - ev / max(un, 1)}
 
 
+def _check_max_batches(max_batches: int | None) -> None:
+    """``max_batches`` (``--max-batches``) is None (every batch) or at least 1: 0 batches would
+    train nothing and report a loss of 0/0."""
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"max_batches must be >= 1 (or not given), got {max_batches}")
+
+
 def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_size: int = 16,
                 lr: float = 1e-3, weight_decay: float = 0.0, window: int = 40,
                 max_batches: int | None = None, progress: bool = True, log=print,
@@ -278,6 +286,10 @@ def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_s
     ``window`` 25 ms frames, inputs ``log1p(counts)``."""
     from tqdm import tqdm
 
+    if epochs < 1 or batch_size < 1 or window < 1:
+        raise ValueError(f"fit_gesture: epochs, batch_size and window must be >= 1, got "
+                         f"{epochs}, {batch_size}, {window}")
+    _check_max_batches(max_batches)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
