@@ -247,26 +247,44 @@ def check_hdf5_dataset(ds: Any, where: str) -> None:
                             "variable-length fields inside a compound type are not read)")
         return
     itemsize = 1 if base in (str, bytes) else max(int(np.dtype(base).itemsize), 1)
-    lengths = hdf5_vlen_lengths(ds, where)
-    total = int(lengths.sum())
-    check_array_size(f"{where}: dataset {ds.name!r} (the contents of its {lengths.size} "
-                     "variable-length elements)", (total,), itemsize)
+    total = count = 0
+    for block in _vlen_length_blocks(ds, where):  # a block at a time: bounded memory
+        total += int(block.sum())
+        count += block.size
+        check_array_size(f"{where}: dataset {ds.name!r} (the contents of its variable-length "
+                         f"elements, {count} read so far)", (total,), itemsize)
 
 
 def hdf5_vlen_lengths(ds: Any, where: str) -> np.ndarray:
     """The declared length of every element of variable-length dataset ``ds`` (int64, in
-    storage order), read from its raw storage and nothing else.
+    storage order; chunked storage: whole chunks, so padding past the extent counts as
+    elements too), read from its raw storage and nothing else (:func:`_vlen_length_blocks`)."""
+    blocks = list(_vlen_length_blocks(ds, where))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
 
-    HDF5 stores each element as a 4-byte little-endian length and a global-heap ID (an
-    address and a 4-byte index); only these records are read: contiguous storage directly
-    from the file, chunked storage chunk by chunk (deflate and shuffle filters undone, with the
-    output bounded by the chunk's declared size). A dataset whose records neuro cannot reach
-    (compact or virtual layout, external files, other filters) raises :class:`ReadError`."""
+
+_BLOCK_RECORDS = 1 << 20  # records read at a time: 16 MiB with 8-byte addresses
+
+
+def _vlen_length_blocks(ds: Any, where: str) -> Iterator[np.ndarray]:
+    """The declared lengths of ``ds``'s elements, a block at a time (bounded memory).
+
+    HDF5 stores each variable-length element as a 4-byte little-endian length and a
+    global-heap ID (an address and a 4-byte index); only these records are read: contiguous
+    storage directly from the file, chunked storage chunk by chunk (deflate and shuffle filters
+    undone, the output bounded by the chunk's declared size). A dataset whose records neuro
+    cannot reach (compact or virtual layout, external files, other filters) raises
+    :class:`ReadError`."""
     from h5py import h5d, h5z
 
     name = f"{where}: dataset {ds.name!r}"
     n = 0 if ds.shape is None else int(np.prod(ds.shape, dtype=np.int64))
     record = 4 + int(ds.file.id.get_create_plist().get_sizes()[0]) + 4
+    rec_dtype = np.dtype([("length", "<u4"), ("id", f"V{record - 4}")])
+
+    def lengths(raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, rec_dtype, count=len(raw) // record)["length"].astype(np.int64)
+
     dcpl = ds.id.get_create_plist()
     if dcpl.get_external_count():
         raise ReadError(f"{name}: stored in external files (not read)")
@@ -274,43 +292,40 @@ def hdf5_vlen_lengths(ds: Any, where: str) -> np.ndarray:
     if layout == h5d.CONTIGUOUS:
         offset = ds.id.get_offset()
         if offset is None or n == 0:  # storage never allocated: every element is empty
-            return np.zeros(n, np.int64)
-        raw = _read_at(ds.file.filename, int(offset), n * record, name)
+            return
+        for start in range(0, n, _BLOCK_RECORDS):
+            count = min(_BLOCK_RECORDS, n - start)
+            yield lengths(_read_at(ds.file.filename, int(offset) + start * record,
+                                   count * record, name))
     elif layout == h5d.CHUNKED:
         filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
         unknown = [f for f in filters if f not in (h5z.FILTER_DEFLATE, h5z.FILTER_SHUFFLE)]
         if unknown:
             raise ReadError(f"{name}: a variable-length dataset with HDF5 filter {unknown[0]} "
                             "(neuro checks the declared sizes of deflate/shuffle chunks only)")
-        size = int(np.prod(dcpl.get_chunk(), dtype=np.int64)) * record
-        parts = []
+        chunk = tuple(dcpl.get_chunk())
+        check_array_size(f"{name} (one chunk)", chunk, record)
+        size = int(np.prod(chunk, dtype=np.int64)) * record
         for i in range(ds.id.get_num_chunks()):
             mask, data = ds.id.read_direct_chunk(ds.id.get_chunk_info(i).chunk_offset)
             for bit in reversed(range(len(filters))):  # undo the pipeline, last filter first
                 if mask & (1 << bit):
                     continue
                 if filters[bit] == h5z.FILTER_DEFLATE:
-                    inflate = zlib.decompressobj()
                     try:
-                        data = inflate.decompress(data, size + 1)
+                        data = zlib.decompressobj().decompress(data, size + 1)
                     except zlib.error as exc:
                         raise ReadError(f"{name}: corrupt chunk ({exc})") from None
-                else:
-                    data = np.frombuffer(data[:size], np.uint8).reshape(record, -1).T.tobytes() \
-                        if len(data) == size else data
+                elif len(data) == size:  # shuffle: byte k of every record was stored together
+                    data = np.frombuffer(data, np.uint8).reshape(record, -1).T.tobytes()
             if len(data) != size:
                 raise ReadError(f"{name}: chunk {i} holds {len(data)} bytes, its declared size "
                                 f"is {size} (corrupt)")
-            parts.append(data)
-        raw = b"".join(parts)  # every chunk's records; parts past the dataset's extent count too
-        n = len(raw) // record
+            yield lengths(data)
     else:
         kind = {h5d.COMPACT: "compact"}.get(layout, "virtual")
         raise ReadError(f"{name}: a variable-length dataset in {kind} layout (neuro reads "
                         "variable-length data from contiguous or chunked storage only)")
-    records = np.frombuffer(raw, np.dtype([("length", "<u4"), ("id", f"V{record - 4}")]),
-                            count=n)
-    return records["length"].astype(np.int64)
 
 
 def _read_at(path: str, offset: int, nbytes: int, name: str) -> bytes:
