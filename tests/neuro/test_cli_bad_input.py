@@ -292,7 +292,7 @@ def corpus(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     r = subprocess.run([sys.executable, str(HERE / "cli_corpus_driver.py"), str(d / "cases.json"),
                         str(d / "results.json"), str(LIMIT)], capture_output=True, text=True,
-                       timeout=300, env=env)
+                       timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads((d / "results.json").read_text()), d, extra
 

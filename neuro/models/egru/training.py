@@ -384,6 +384,7 @@ def train(request: TrainRequest) -> Trained:
     corpus; returns the trained model, its held-out perplexity and sparsity."""
     args = request.args
     task = getattr(args, "task", "lm")
+    _check_max_batches(getattr(args, "max_batches", None))  # before any data is read
     if task == "gesture":
         return _train_gesture(request)
     cfg = dict(request.config)
