@@ -24,8 +24,8 @@ Artifact directory (written atomically: a temporary directory renamed into place
 
     manifest.json   target, artifact_version, number format, graph digest, tool versions,
                     the files below, the SHA-256 of every file ("sha256": run and verify
-                    refuse a file that does not match), and what the backend adds under
-                    "target_info"
+                    refuse a file that does not match, and a file it does not list), and
+                    what the backend adds under "target_info"
     graph/          the quantized graph IR (graph.json + arrays.npz): what the artifact implements
     ...             the backend's own files
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import re
 import shutil
@@ -209,9 +210,14 @@ def read_manifest(artifact: str | Path, target: str | None = None) -> dict[str, 
     manifest = _read_manifest_json(mf)
     if "target" not in manifest:
         raise ArtifactError(f"{mf}: no 'target' key")
-    if manifest.get("artifact_version") != ARTIFACT_VERSION:
-        raise ArtifactError(f"{mf}: artifact_version {manifest.get('artifact_version')!r} is not "
-                            f"supported (this neuro reads {ARTIFACT_VERSION}; export it again)")
+    version = manifest.get("artifact_version")
+    if version != ARTIFACT_VERSION or isinstance(version, bool):
+        age = ("written by an older neuro" if isinstance(version, int) and not isinstance(version, bool)
+               and version < ARTIFACT_VERSION else "not a version this neuro knows")
+        raise ArtifactError(f"{mf}: artifact_version {version!r} ({age}) is not supported: this "
+                            f"neuro reads version {ARTIFACT_VERSION}, which records the SHA-256 of "
+                            "every file; rebuild the artifact from its checkpoint with `neuro "
+                            f"export CHECKPOINT --target {manifest['target']} --out {path} --force`")
     try:
         check_json(manifest, MANIFEST_SCHEMA, str(mf))
     except ValueError as exc:
@@ -234,7 +240,27 @@ def read_manifest(artifact: str | Path, target: str | None = None) -> dict[str, 
         if sha256_file(f) != digest:
             raise ArtifactError(f"{f}: does not match the manifest's digest (the artifact was "
                                 "modified)")
+    unlisted = unlisted_files(path, manifest)
+    if unlisted:
+        more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
+        raise ArtifactError(f"{path}: file {unlisted[0]!r}{more} is not listed in manifest.json "
+                            "(the artifact was modified; remove it or export the artifact again)")
     return manifest
+
+
+def unlisted_files(artifact: str | Path, manifest: dict[str, Any]) -> list[str]:
+    """Entries of the artifact directory that its manifest does not record (sorted relative
+    paths): every file, symlink or other non-directory besides ``manifest.json`` must have a
+    SHA-256 in ``manifest["sha256"]``. Symlinks are listed, never followed; empty folders are
+    allowed. No target writes into its artifact at run time, so this holds after any run."""
+    root = Path(artifact)
+    listed = set(manifest.get("sha256", {})) | {"manifest.json"}
+    found = []
+    for folder, dirs, files in os.walk(root):  # does not follow symlinks to folders
+        here = Path(folder)
+        entries = files + [d for d in dirs if (here / d).is_symlink()]
+        found += [(here / e).relative_to(root).as_posix() for e in entries]
+    return sorted(rel for rel in found if rel not in listed)
 
 
 def load_artifact_graph(artifact: str | Path) -> Any:
@@ -515,4 +541,4 @@ __all__ = ["ARTIFACT_VERSION", "ArtifactError", "Backend", "Comparison", "Result
            "UnsupportedGraph", "as_int_spikes", "check_target", "compare", "compiled", "float_reference",
            "group_problems",
            "load_artifact_graph", "prepare_graph", "read_manifest", "reference", "run_on_target", "runs_float",
-           "tool_versions", "write_artifact"]
+           "tool_versions", "unlisted_files", "write_artifact"]

@@ -65,7 +65,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     family = FAMILIES[args.model]
     cfg = family.read_config(args.config) if args.config else {}
     family.run(TrainRequest(data=getattr(args, "data", None), config=cfg, epochs=args.epochs,
-                            seed=args.seed, out=Path(args.out or f"runs/{args.model}"), args=args))
+                            seed=args.seed, out=Path(f"runs/{args.model}" if args.out is None else args.out), args=args))
     return 0
 
 
@@ -423,6 +423,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
         raise UserError(f"{src}: the file records no time step (metadata 'dt'; snnTorch and Norse "
                         "do not write one): pass --dt SECONDS, the step the exporter simulated "
                         f"with (snnTorch: {nir_io.SNNTORCH_DT:g})")
+    try:  # before any warning: an error is the first line on stderr
+        graph = nir_io.from_nir(nir_graph, args.dt if args.dt is not None else recorded,
+                                reset=args.reset, reset_timing=args.reset_timing)
+    except ValueError as exc:  # the node and field; the file too
+        raise UserError(f"{src}: {exc}") from None
     if args.dt is not None and recorded is not None and not np.isclose(args.dt, recorded):
         print(f"neuro: warning: {src} records dt={recorded:g} s; using --dt {args.dt:g}",
               file=sys.stderr)
@@ -432,8 +437,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"neuro: warning: {src} does not record the reset of {names}: read by NIR's rule "
               "(reset to v_reset at once; --reset zero --reset-timing immediate). snnTorch's "
               "Leaky/Synaptic default is --reset subtract --reset-timing deferred", file=sys.stderr)
-    graph = nir_io.from_nir(nir_graph, args.dt if args.dt is not None else recorded,
-                            reset=args.reset, reset_timing=args.reset_timing)
     gm = GraphModel(graph)
     path = save_checkpoint(args.out, gm, name="graph", config=gm.config_dict(),
                            info={"imported_from": str(src), "format": "nir", "dt": graph.dt,
@@ -679,8 +682,10 @@ def _check_out(args: argparse.Namespace) -> None:
     directory is wanted (or the reverse), or a parent that is not a writable directory."""
     kind = _OUT_KINDS.get(getattr(args, "command", ""), None)
     out = getattr(args, "out", None)
-    if kind is None or not out:
+    if kind is None or out is None:
         return
+    if not str(out).strip():  # not replaced by a default: an empty name is a mistake
+        raise UserError("--out: an empty path (give a file or directory name)")
     path = Path(out)
     if path.exists():
         if kind == "dir" and not path.is_dir():

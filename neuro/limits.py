@@ -16,6 +16,9 @@ variable                       default      what it bounds
                                             or gzip file (beyond the first MiB)
 ``NEURO_MAX_JSON_BYTES``       64 MiB       one JSON/TOML text (graph, manifest, config, costs)
 ``NEURO_MAX_JSON_DEPTH``       64           nesting depth of JSON values and NIR groups
+``NEURO_MAX_MODEL_BYTES``      16 GiB (*)   the memory a model config declares (parameters,
+                                            buffers and what building/running one sample
+                                            needs), checked before the model is built
 =============================  ===========  ===============================================
 
 (*) or less: a quarter of the address-space limit (``ulimit -v``) or half of the available
@@ -35,7 +38,9 @@ DEFAULTS: dict[str, int] = {
     "NEURO_MAX_INFLATE_RATIO": 1_000,
     "NEURO_MAX_JSON_BYTES": 64 << 20,
     "NEURO_MAX_JSON_DEPTH": 64,
+    "NEURO_MAX_MODEL_BYTES": 16 << 30,
 }
+_BUDGETED = ("NEURO_MAX_ARRAY_BYTES", "NEURO_MAX_MODEL_BYTES")  # capped by memory_budget()
 _SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -69,9 +74,10 @@ def memory_budget() -> int | None:
 def limit(name: str) -> int:
     """The current value of limit ``name`` (a key of :data:`DEFAULTS`), read from the
     environment each time (so tests and users can change it without re-importing).
-    ``NEURO_MAX_ARRAY_BYTES`` defaults to the smaller of 4 GiB and :func:`memory_budget`."""
+    ``NEURO_MAX_ARRAY_BYTES`` and ``NEURO_MAX_MODEL_BYTES`` default to the smaller of their
+    :data:`DEFAULTS` entry and :func:`memory_budget`."""
     default = DEFAULTS[name]
-    if name == "NEURO_MAX_ARRAY_BYTES":
+    if name in _BUDGETED:
         budget = memory_budget()
         default = min(default, budget) if budget else default
     text = os.environ.get(name, "").strip()
@@ -105,4 +111,26 @@ def check_array_size(where: str, shape: tuple[int, ...], itemsize: int) -> None:
                          "NEURO_MAX_ARRAY_BYTES to allow it)")
 
 
-__all__ = ["DEFAULTS", "LimitError", "check_array_size", "limit", "memory_budget"]
+def check_model_size(where: str, nbytes: int, detail: str = "") -> None:
+    """Raise :class:`LimitError` when a model config declares ``nbytes`` of memory (its
+    parameters, buffers and working arrays, computed from the config alone) over
+    ``NEURO_MAX_MODEL_BYTES``; ``detail`` says where the bytes come from."""
+    top = limit("NEURO_MAX_MODEL_BYTES")
+    if nbytes > top:
+        more = f" ({detail})" if detail else ""
+        raise LimitError(f"{where}: the model would need {_human(nbytes)}{more}, over the limit "
+                         f"of {_human(top)} (raise NEURO_MAX_MODEL_BYTES to allow it)")
+
+
+def _human(n: int) -> str:
+    """``n`` bytes with a binary unit: ``"3.7 TiB"``."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+__all__ = ["DEFAULTS", "LimitError", "check_array_size", "check_model_size", "limit",
+           "memory_budget"]

@@ -11,7 +11,8 @@ the CLI prints one line and exits 2) naming the file and the problem, never a tr
   uncompressed size and inflation ratio, and each ``.npy`` header's shape and dtype (no object
   arrays, so no pickle) are checked before any array is allocated.
 * :func:`read_hdf5_tree`, :func:`check_hdf5_dataset`: HDF5 groups with the depth limit and
-  each dataset's declared (lazy) shape checked before it is read.
+  each dataset's declared (lazy) shape checked before it is read; for ragged (variable-length)
+  datasets, the declared length of every element too (:func:`hdf5_vlen_lengths`).
 * :func:`regular_files`: the regular files of a dataset folder (FIFOs, devices and sockets are
   never opened; a symlink loop is reported).
 * :func:`sha256_file`: the digest artifacts record for every file.
@@ -228,9 +229,116 @@ def _first_line(exc: BaseException) -> str:
 
 def check_hdf5_dataset(ds: Any, where: str) -> None:
     """Raise :class:`~neuro.limits.LimitError` when an HDF5 dataset's declared (lazy) shape is
-    over the ``NEURO_MAX_*`` limits, before any of it is read."""
+    over the ``NEURO_MAX_*`` limits, before any of it is read.
+
+    A variable-length dataset (ragged arrays such as SHD's ``spikes/times``, or strings) also
+    has the total of its elements' declared lengths checked, read from the dataset's raw
+    storage (:func:`hdf5_vlen_lengths`) without reading the contents: HDF5 allocates each
+    element at the length the file declares, so a small file could otherwise ask for
+    gigabytes. Variable-length fields inside a compound type are refused."""
+    import h5py
+
     shape = tuple(int(d) for d in (ds.shape or ()))
     check_array_size(f"{where}: dataset {ds.name!r}", shape, max(int(ds.dtype.itemsize), 1))
+    base = h5py.check_vlen_dtype(ds.dtype)
+    if base is None:
+        if ds.dtype.hasobject:
+            raise ReadError(f"{where}: dataset {ds.name!r} has type {ds.dtype} (references or "
+                            "variable-length fields inside a compound type are not read)")
+        return
+    itemsize = 1 if base in (str, bytes) else max(int(np.dtype(base).itemsize), 1)
+    total = count = 0
+    for block in _vlen_length_blocks(ds, where):  # a block at a time: bounded memory
+        total += int(block.sum())
+        count += block.size
+        check_array_size(f"{where}: dataset {ds.name!r} (the contents of its variable-length "
+                         f"elements, {count} read so far)", (total,), itemsize)
+
+
+def hdf5_vlen_lengths(ds: Any, where: str) -> np.ndarray:
+    """The declared length of every element of variable-length dataset ``ds`` (int64, in
+    storage order; chunked storage: whole chunks, so padding past the extent counts as
+    elements too), read from its raw storage and nothing else (:func:`_vlen_length_blocks`)."""
+    blocks = list(_vlen_length_blocks(ds, where))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+
+
+_BLOCK_RECORDS = 1 << 20  # records read at a time: 16 MiB with 8-byte addresses
+
+
+def _vlen_length_blocks(ds: Any, where: str) -> Iterator[np.ndarray]:
+    """The declared lengths of ``ds``'s elements, a block at a time (bounded memory).
+
+    HDF5 stores each variable-length element as a 4-byte little-endian length and a
+    global-heap ID (an address and a 4-byte index); only these records are read: contiguous
+    storage directly from the file, chunked storage chunk by chunk (deflate and shuffle filters
+    undone, the output bounded by the chunk's declared size). A dataset whose records neuro
+    cannot reach (compact or virtual layout, external files, other filters) raises
+    :class:`ReadError`."""
+    from h5py import h5d, h5z
+
+    name = f"{where}: dataset {ds.name!r}"
+    n = 0 if ds.shape is None else int(np.prod(ds.shape, dtype=np.int64))
+    record = 4 + int(ds.file.id.get_create_plist().get_sizes()[0]) + 4
+    rec_dtype = np.dtype([("length", "<u4"), ("id", f"V{record - 4}")])
+
+    def lengths(raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, rec_dtype, count=len(raw) // record)["length"].astype(np.int64)
+
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_external_count():
+        raise ReadError(f"{name}: stored in external files (not read)")
+    layout = dcpl.get_layout()
+    if layout == h5d.CONTIGUOUS:
+        offset = ds.id.get_offset()
+        if offset is None or n == 0:  # storage never allocated: every element is empty
+            return
+        for start in range(0, n, _BLOCK_RECORDS):
+            count = min(_BLOCK_RECORDS, n - start)
+            yield lengths(_read_at(ds.file.filename, int(offset) + start * record,
+                                   count * record, name))
+    elif layout == h5d.CHUNKED:
+        filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+        unknown = [f for f in filters if f not in (h5z.FILTER_DEFLATE, h5z.FILTER_SHUFFLE)]
+        if unknown:
+            raise ReadError(f"{name}: a variable-length dataset with HDF5 filter {unknown[0]} "
+                            "(neuro checks the declared sizes of deflate/shuffle chunks only)")
+        chunk = tuple(dcpl.get_chunk())
+        check_array_size(f"{name} (one chunk)", chunk, record)
+        size = int(np.prod(chunk, dtype=np.int64)) * record
+        for i in range(ds.id.get_num_chunks()):
+            mask, data = ds.id.read_direct_chunk(ds.id.get_chunk_info(i).chunk_offset)
+            for bit in reversed(range(len(filters))):  # undo the pipeline, last filter first
+                if mask & (1 << bit):
+                    continue
+                if filters[bit] == h5z.FILTER_DEFLATE:
+                    try:
+                        data = zlib.decompressobj().decompress(data, size + 1)
+                    except zlib.error as exc:
+                        raise ReadError(f"{name}: corrupt chunk ({exc})") from None
+                elif len(data) == size:  # shuffle: byte k of every record was stored together
+                    data = np.frombuffer(data, np.uint8).reshape(record, -1).T.tobytes()
+            if len(data) != size:
+                raise ReadError(f"{name}: chunk {i} holds {len(data)} bytes, its declared size "
+                                f"is {size} (corrupt)")
+            yield lengths(data)
+    else:
+        kind = {h5d.COMPACT: "compact"}.get(layout, "virtual")
+        raise ReadError(f"{name}: a variable-length dataset in {kind} layout (neuro reads "
+                        "variable-length data from contiguous or chunked storage only)")
+
+
+def _read_at(path: str, offset: int, nbytes: int, name: str) -> bytes:
+    """``nbytes`` bytes of file ``path`` from ``offset`` (:class:`ReadError` if it ends early)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(nbytes)
+    except OSError as exc:
+        raise ReadError(f"{name}: cannot read its storage ({exc.strerror or exc})") from None
+    if len(data) != nbytes:
+        raise ReadError(f"{name}: storage ends early (truncated file)")
+    return data
 
 
 def read_hdf5_tree(group: Any, where: str) -> dict[str, Any]:
@@ -321,5 +429,6 @@ def sha256_file(path: str | Path) -> str:
 
 
 __all__ = ["ReadError", "bounded_copy", "check_depth", "check_hdf5_dataset", "hdf5_file",
+           "hdf5_vlen_lengths",
            "read_hdf5_tree", "json_depth", "parse_json", "read_json", "read_npz",
            "read_text", "regular_files", "sha256_file"]

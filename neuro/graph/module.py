@@ -6,12 +6,14 @@ returns ``(output, None)`` like every neuro model. Lowering a ``GraphModel`` ret
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..limits import check_array_size, check_model_size
 from .graph import Graph
 from .simulate import simulate
 
@@ -53,7 +55,13 @@ class GraphModel(nn.Module):
         """Rebuild with zero arrays of the recorded shapes (``load_state_dict`` fills them; the
         graph is validated when it is read through :attr:`graph`)."""
         try:
-            arrays = {k: np.zeros(v["shape"], dtype=v["dtype"]) for k, v in cfg["arrays"].items()}
+            declared = {k: (tuple(v["shape"]), np.dtype(v["dtype"])) for k, v in cfg["arrays"].items()}
+            total = 0
+            for k, (shape, dtype) in declared.items():  # declared sizes before any allocation
+                check_array_size(f"graph checkpoint config: array {k!r}", shape, dtype.itemsize)
+                total += math.prod(shape) * dtype.itemsize
+            check_model_size("graph checkpoint config", total, f"{len(declared)} arrays")
+            arrays = {k: np.zeros(shape, dtype=dtype) for k, (shape, dtype) in declared.items()}
             return cls(Graph.from_dict(_fill(cfg["graph"], arrays)), validate=False)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad graph checkpoint config ({exc})") from None

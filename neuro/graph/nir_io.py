@@ -846,9 +846,14 @@ def read_nir(path: str | Path, dt: float | None = None, *, reset: str | None = N
     """Read a NIR file (``nir.write`` format) into a validated :class:`Graph` (see :func:`from_nir`).
 
     Raises ``ValueError`` naming the file, and the node and field where there is one, for a file
-    that is not NIR, a NIR version this neuro does not read, or a node type it cannot import.
+    that is not NIR, a NIR version this neuro does not read, a node type it cannot import, or
+    values it refuses (NaN or infinite weights).
     """
-    return from_nir(read_nir_graph(path), dt, reset=reset, reset_timing=reset_timing)
+    nir_graph = read_nir_graph(path)
+    try:
+        return from_nir(nir_graph, dt, reset=reset, reset_timing=reset_timing)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def read_nir_graph(path: str | Path) -> Any:

@@ -54,6 +54,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """The config of JSON object ``d``: unknown keys, sizes, types and the declared memory
+        (:meth:`check_memory`) are checked before anything is built from it."""
         if not isinstance(d, dict):
             raise ValueError(f"{cls.__name__}: a config is a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -62,10 +64,38 @@ class ModelConfig:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(known)}")
         _check_sizes(cls.__name__, d, cls.SIZES)
         _check_types(cls, d)
-        return cls(**d)
+        config = cls(**d)
+        config.check_memory()
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    # -- declared memory: computed from the config alone, before the model is built ----------
+    def n_elements(self) -> int:
+        """Elements of the state dict (parameters and buffers) of the model this config builds,
+        computed from the config alone (Python integers: nothing is allocated)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its size")
+
+    def n_working(self) -> int:
+        """Further float32-sized elements that building the model or running one sample needs
+        beyond its state dict (temporary weight draws, per-step kernels, neuron state); 0 by
+        default."""
+        return 0
+
+    def memory_bytes(self) -> int:
+        """Bytes the model declares: ``4 * (n_elements() + n_working())`` (float32)."""
+        return 4 * (self.n_elements() + self.n_working())
+
+    def check_memory(self, where: str | None = None) -> None:
+        """Raise :class:`~neuro.limits.LimitError` when :meth:`memory_bytes` is over
+        ``NEURO_MAX_MODEL_BYTES`` (default: 16 GiB or less, see :mod:`neuro.limits`), so a
+        config with huge but individually allowed widths fails before anything is allocated."""
+        from ..limits import check_model_size
+
+        n, w = self.n_elements(), self.n_working()
+        detail = f"{n:,} parameter/buffer elements" + (f" + {w:,} working" if w else "")
+        check_model_size(where or type(self).__name__, 4 * (n + w), detail)
 
 
 def _check_types(cls: type, d: dict[str, Any]) -> None:

@@ -38,6 +38,16 @@ class SpikingMLPConfig(ModelConfig):
         if len(self.layers) < 2 or any(not isinstance(n, int) or n <= 0 for n in self.layers):
             raise ValueError(f"SpikingMLPConfig.layers must be >= 2 positive ints, got {self.layers}")
 
+    def n_elements(self) -> int:
+        """Linear weights (and biases), two scalars per LIF, one for the LI readout."""
+        s = self.layers
+        linear = sum(a * b + (b if self.bias else 0) for a, b in zip(s[:-1], s[1:]))
+        return linear + 2 * (len(s) - 2) + 1
+
+    def n_working(self) -> int:
+        """One sample's activations."""
+        return sum(self.layers)
+
 
 
 class SpikingMLP(Sequential, FamilyModel):

@@ -137,6 +137,76 @@ def test_heidelberg_lazy_shape_and_gzip_bomb(tmp_path, monkeypatch):
         read_heidelberg(bomb)
 
 
+def _declare_length(path: Path, key: str, index: int, length: int) -> None:
+    """Overwrite the declared length of element ``index`` of ragged dataset ``key`` in the
+    file's raw storage (the 4-byte length before the element's heap ID); the data stays small."""
+    with h5py.File(path, "r") as f:
+        ds = f[key]
+        offset = ds.id.get_offset()
+        record = 8 + f.id.get_create_plist().get_sizes()[0]
+    with open(path, "r+b") as f:
+        f.seek(offset + index * record)
+        f.write(int(length).to_bytes(4, "little"))
+
+
+def test_heidelberg_ragged_lengths_are_checked_before_reading(tmp_path):
+    """A small file whose ragged element declares 4 * 10**9 spikes (16 GB for HDF5 to allocate)
+    is refused from the declared lengths alone, before any contents are read."""
+    p = _write_shd(tmp_path / "huge.h5")
+    _declare_length(p, "spikes/times", 1, 4_000_000_000)
+    assert p.stat().st_size < 100_000
+    with pytest.raises(LimitError, match=r"spikes/times.*variable-length elements.*NEURO_MAX_"):
+        read_heidelberg(p)
+
+
+def test_heidelberg_ragged_total_over_a_lowered_limit(tmp_path, monkeypatch):
+    p = _write_shd(tmp_path / "ok.h5", n=4)
+    times, _, _ = read_heidelberg(p)
+    total = sum(len(t) for t in times)
+    monkeypatch.setenv("NEURO_MAX_ELEMENTS", str(total - 1))  # the outer shape (4) is allowed
+    with pytest.raises(LimitError, match=rf"spikes/times.*\({total},\).*NEURO_MAX_ELEMENTS"):
+        read_heidelberg(p)
+    monkeypatch.setenv("NEURO_MAX_ELEMENTS", str(total))
+    assert len(read_heidelberg(p)[0]) == 4
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "chunked-gzip", "empty"])
+def test_vlen_lengths_match_what_h5py_reads(tmp_path, layout, monkeypatch):
+    from neuro.safeio import hdf5_vlen_lengths
+
+    monkeypatch.setattr("neuro.safeio._BLOCK_RECORDS", 2)  # several blocks
+
+    rng = np.random.default_rng(2)
+    rows = [] if layout == "empty" else [rng.random(int(k)) for k in rng.integers(0, 30, 7)]
+    kw = {"chunks": (3,), "compression": "gzip"} if layout == "chunked-gzip" else {}
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        ds = f.create_dataset("x", (len(rows),), dtype=h5py.vlen_dtype(np.float64), **kw)
+        for i, r in enumerate(rows):
+            ds[i] = r
+        f.create_dataset("s", data="a string of 28 UTF-8 bytes..", dtype=h5py.string_dtype())
+    with h5py.File(tmp_path / "v.h5", "r") as f:
+        got = hdf5_vlen_lengths(f["x"], "v.h5")
+        want = [len(r) for r in rows]
+        # chunked storage counts whole chunks: the last one's padding holds empty elements
+        assert got[:len(want)].tolist() == want and not got[len(want):].any()
+        assert hdf5_vlen_lengths(f["s"], "v.h5").tolist() == [28]
+
+
+def test_vlen_compact_layout_is_refused(tmp_path):
+    from h5py import h5d, h5p, h5s, h5t
+
+    from neuro.safeio import ReadError, check_hdf5_dataset
+
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        dcpl.set_layout(h5d.COMPACT)
+        tid = h5t.vlen_create(h5t.NATIVE_FLOAT)
+        h5d.create(f.id, b"x", tid, h5s.create_simple((2,)), dcpl=dcpl)
+    with h5py.File(tmp_path / "c.h5", "r") as f, \
+            pytest.raises(ReadError, match="'/x': a variable-length dataset in compact layout"):
+        check_hdf5_dataset(f["x"], "c.h5")
+
+
 # ------------------------------------------------------------------------------ N-TIDIGITS
 def _write_tidigits(path: Path, times=None) -> Path:
     t = [np.array([0.001, 0.02, 0.5]), np.array([0.003])] if times is None else times

@@ -125,6 +125,50 @@ def test_every_file_is_digested_and_checked(networks, tmp_path):
         read_manifest(out)
 
 
+def test_files_the_manifest_does_not_list_are_refused(networks, tmp_path):
+    """Anything added to an artifact (a file, a nested file, a symlink, a FIFO) is refused by
+    name; an empty folder is harmless. The SHA-256 of every listed file is still checked."""
+    import os
+
+    from neuro.hardware.base import unlisted_files
+
+    g, x = networks["feedforward"](T=20)
+    q = quantize(g, "int8", calibration_inputs=x)
+    out = write_artifact(tmp_path / "art", target="fake", graph=q,
+                         write_files=lambda d: ((d / "sub").mkdir(), (d / "sub" / "a.bin").write_bytes(
+                             b"a"), {"sub/a.bin": "test"})[2])
+    (out / "empty").mkdir()
+    assert unlisted_files(out, read_manifest(out)) == []
+    for extra, make in (("sub/b.bin", lambda p: p.write_bytes(b"b")),
+                        ("graph/extra.json", lambda p: p.write_text("{}")),
+                        ("link", lambda p: p.symlink_to(out / "sub")),
+                        ("fifo", lambda p: os.mkfifo(p))):
+        make(out / extra)
+        with pytest.raises(ArtifactError, match=rf"file '{extra}' is not listed in manifest.json"):
+            read_manifest(out)
+        (out / extra).unlink()
+    assert read_manifest(out)["target"] == "fake"
+
+
+@pytest.mark.parametrize("version,age", [(1, "written by an older neuro"),
+                                         (3, "not a version this neuro knows"),
+                                         (None, "not a version this neuro knows"),
+                                         (True, "not a version this neuro knows")])
+def test_other_artifact_versions_are_refused_naming_the_rebuild(networks, tmp_path, version, age):
+    g, x = networks["feedforward"](T=20)
+    q = quantize(g, "int8", calibration_inputs=x)
+    out = write_artifact(tmp_path / "art", target="fake", graph=q, write_files=lambda d: {})
+    mf = json.loads((out / "manifest.json").read_text())
+    mf["artifact_version"] = version
+    if version == 1:
+        del mf["sha256"]  # version 1 had no digests
+    (out / "manifest.json").write_text(json.dumps(mf))
+    with pytest.raises(ArtifactError, match=rf"artifact_version {version!r} \({age}\) is not "
+                                            r"supported: .* `neuro export CHECKPOINT --target "
+                                            rf"fake --out {out} --force`$"):
+        read_manifest(out)
+
+
 def test_export_over_another_targets_artifact_needs_force(networks, tmp_path):
     g, x = networks["feedforward"](T=20)
     q = quantize(g, "int8", calibration_inputs=x)

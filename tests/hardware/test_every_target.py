@@ -9,7 +9,13 @@ from __future__ import annotations
 import pytest
 
 from neuro.hardware import TARGETS, get_backend
-from neuro.hardware.base import check_target, runs_float
+from neuro.hardware.base import (
+    ArtifactError,
+    check_target,
+    read_manifest,
+    runs_float,
+    unlisted_files,
+)
 
 NETWORK_NAMES = ["delay", "egru", "feedforward", "lsm", "reservoir"]  # the ``networks`` fixture
 #: (target, network) pairs the target refuses, with the words its reason must contain
@@ -33,7 +39,12 @@ def test_target_runs_the_shared_network(target, network, networks, tmp_path):
         assert comp.identical and comp.threshold == 1.0
     assert comp.steps == 60 and comp.batch == 2
     assert comp.spike_count() > 0  # the networks are active: agreement on silence proves nothing
-    assert (check.artifact / "manifest.json").is_file()
+    art = check.artifact
+    # the manifest lists every file compile wrote, and running wrote nothing into the artifact
+    assert unlisted_files(art, read_manifest(art)) == []
+    (art / "graph" / "extra.npz").write_bytes(b"added later")
+    with pytest.raises(ArtifactError, match="file 'graph/extra.npz' is not listed in manifest.json"):
+        backend.run(art, spikes)
 
 
 @pytest.mark.parametrize("target,network", sorted(REFUSED))

@@ -1,4 +1,4 @@
-"""A corpus of malformed inputs (35 cases), one or more per class of issue 19, through the ``neuro`` command.
+"""A corpus of malformed inputs (46 cases), one or more per class of issue 19, through the ``neuro`` command.
 
 Every case must exit with status 2 and print exactly one line, ``neuro: error: ...`` naming the
 problem; write nothing at its ``--out``; execute nothing (pickle payloads create a marker file if
@@ -49,7 +49,18 @@ EXPECT = {
     "export_nir_into_artifact": "holds a hardware artifact",
     "energy_values_2": "values up to 2",
     "energy_costs_deep": "nested",
-    "import_nir_nan": "NaN or infinite",
+    "import_nir_nan": "nan.nir: node",  # the file, then the node and field
+    "run_artifact_unlisted_file": "file 'graph/extra.npz' is not listed in manifest.json",
+    "run_artifact_v1": "--target fpga --out",
+    "run_checkpoint_huge_config": "NEURO_MAX_MODEL_BYTES",
+    "train_delay_snn_many_layers": "NEURO_MAX_MODEL_BYTES",
+    "train_lsm_huge_reservoir": "NEURO_MAX_MODEL_BYTES",
+    "train_spikegpt_wide": "NEURO_MAX_MODEL_BYTES",
+    "train_egru_lm_wide": "NEURO_MAX_MODEL_BYTES",
+    "train_egru_gesture_wide": "NEURO_MAX_MODEL_BYTES",
+    "train_shd_ragged_huge": "variable-length elements",
+    "train_out_empty": "--out: an empty path",
+    "train_egru_max_batches_0": "max_batches must be >= 1",
     "import_nir_deep_groups": "nested more than",
     "train_width_1e12": "over the limit",
     "train_hidden_0": "sizes must be at least 1",
@@ -125,6 +136,12 @@ def _cases(d: Path) -> tuple[dict, dict]:
         del mf["files"]
         (a / "manifest.json").write_text(json.dumps(mf))
 
+    def version_1(a):
+        mf = json.loads((a / "manifest.json").read_text())
+        mf["artifact_version"] = 1
+        del mf["sha256"]
+        (a / "manifest.json").write_text(json.dumps(mf))
+
     (d / "garbage.npz").write_bytes(b"PK\x03\x04 this is no zip")
     full = (d / "full.npz")
     np.savez_compressed(full, spikes=good)
@@ -148,6 +165,27 @@ def _cases(d: Path) -> tuple[dict, dict]:
     (d / "zero.json").write_text(json.dumps({"n_hidden": 0}))
     (d / "wide.json").write_text(json.dumps({"n_hidden": "wide"}))
     (d / "a_file").write_text("x")
+    for name, cfg in (("layers", {"n_hidden": 1000, "n_layers": 10**6}), ("lsm", {"size": 10**6}),
+                      ("gpt", {"n_embd": 10**6}), ("egru", {"emb_dim": 10**5, "hidden_sizes": [10**5]}),
+                      ("gesture", {"hidden_size": 10**6})):
+        (d / f"huge_{name}.json").write_text(json.dumps(cfg))
+    from safetensors.torch import save_file  # tiny tensors, a config declaring 1e8 units
+    save_file({"w": torch.zeros(1)}, str(d / "huge.safetensors"), metadata={
+        "neuro_format": "1", "model": "delay-snn", "config": json.dumps({"n_hidden": 10**8}),
+        "info": "{}"})
+    shd = d / "shd"
+    shd.mkdir()
+    with h5py.File(shd / "shd_train.h5", "w") as f:  # element 1 declares 4e9 spikes (16 GB)
+        sp = f.create_group("spikes")
+        for key, dt in (("times", np.float32), ("units", np.uint16)):
+            ds = sp.create_dataset(key, (2,), dtype=h5py.vlen_dtype(dt))
+            ds[0] = ds[1] = np.zeros(3, dt)
+        f.create_dataset("labels", data=np.zeros(2, np.uint16))
+        offset, record = f["spikes/times"].id.get_offset(), 8 + f.id.get_create_plist().get_sizes()[0]
+    with open(shd / "shd_train.h5", "r+b") as fh:
+        fh.seek(offset + record)
+        fh.write((4_000_000_000).to_bytes(4, "little"))
+    shutil.copy(shd / "shd_train.h5", shd / "shd_test.h5")
     for split in ("Train", "Test"):
         (d / "nm_fifo" / split / "0").mkdir(parents=True)
         os.mkfifo(d / "nm_fifo" / split / "0" / "a.bin")
@@ -196,6 +234,13 @@ def _cases(d: Path) -> tuple[dict, dict]:
             d / "deep.json", a / "manifest.json")), "--input", str(d / "good.npz"), "--out", o + ".npz"],
         "run_manifest_missing_files": ["run", tampered("t_mfiles", drop_files), "--input",
                                        str(d / "good.npz"), "--out", o + ".npz"],
+        "run_artifact_unlisted_file": ["run", tampered("t_extra", lambda a: (
+            a / "graph" / "extra.npz").write_bytes(b"x")), "--input", str(d / "good.npz"),
+            "--out", o + ".npz"],
+        "run_artifact_v1": ["run", tampered("t_v1", version_1), "--input", str(d / "good.npz"),
+                            "--out", o + ".npz"],
+        "run_checkpoint_huge_config": ["run", str(d / "huge.safetensors"), "--input",
+                                       str(d / "good.npz"), "--out", o + ".npz"],
         "run_out_parent_is_file": ["run", ckpt, "--input", str(d / "good.npz"), "--out",
                                    str(d / "a_file" / "x.npz")],
         "info_graph_list": ["info", str(gl)],
@@ -217,6 +262,17 @@ def _cases(d: Path) -> tuple[dict, dict]:
                            "--epochs", "1"],
         "train_config_wrong_type": ["train", "delay-snn", "--config", str(d / "wide.json"),
                                     "--out", o, "--epochs", "1"],
+        "train_delay_snn_many_layers": ["train", "delay-snn", "--config", str(d / "huge_layers.json"),
+                                        "--out", o, "--epochs", "1"],
+        "train_lsm_huge_reservoir": ["train", "lsm", "--config", str(d / "huge_lsm.json"), "--out", o],
+        "train_spikegpt_wide": ["train", "spikegpt", "--config", str(d / "huge_gpt.json"), "--out", o],
+        "train_egru_lm_wide": ["train", "egru", "--config", str(d / "huge_egru.json"), "--out", o],
+        "train_egru_gesture_wide": ["train", "egru", "--task", "gesture", "--config",
+                                    str(d / "huge_gesture.json"), "--out", o],
+        "train_shd_ragged_huge": ["train", "delay-snn", "--data", str(shd), "--out", o,
+                                  "--epochs", "1"],
+        "train_out_empty": ["train", "delay-snn", "--out", "", "--epochs", "1"],
+        "train_egru_max_batches_0": ["train", "egru", "--max-batches", "0", "--out", o],
         "train_nmnist_fifo": ["train", "lsm", "--data", str(d / "nm_fifo"), "--out", o],
         "train_nmnist_symlink_loop": ["train", "lsm", "--data", str(d / "nm_loop"), "--out", o],
     }
@@ -236,7 +292,7 @@ def corpus(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     r = subprocess.run([sys.executable, str(HERE / "cli_corpus_driver.py"), str(d / "cases.json"),
                         str(d / "results.json"), str(LIMIT)], capture_output=True, text=True,
-                       timeout=300, env=env)
+                       timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads((d / "results.json").read_text()), d, extra
 

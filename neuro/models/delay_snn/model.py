@@ -58,6 +58,24 @@ class DelaySNNConfig(ModelConfig):
         if self.n_layers < 1:
             raise ValueError("DelaySNNConfig.n_layers must be >= 1")
 
+    def _synapses(self) -> int:
+        """Synapses of the ``n_layers + 1`` DelayedLinear layers (closed form: no list of
+        ``n_layers`` entries is built)."""
+        h = self.n_hidden
+        return self.n_inputs * h + (self.n_layers - 1) * h * h + h * self.n_outputs
+
+    def n_elements(self) -> int:
+        """Per DelayedLinear ``weight`` and ``P`` (``[out, in]``) and ``sigma``; per hidden
+        layer BatchNormTime (4 per channel and a counter) and the LIF's two scalars; the LI's."""
+        hidden = self.n_layers * ((4 * self.n_hidden + 1 if self.batchnorm else 0) + 2)
+        return 2 * self._synapses() + (self.n_layers + 1) + hidden + 1
+
+    def n_working(self) -> int:
+        """The dense delay kernels ``[out, in, K]`` every forward builds, and one sample's
+        membranes."""
+        K = 1 if self.delays == "none" else self.max_delay
+        return self._synapses() * K + self.n_layers * self.n_hidden + self.n_outputs
+
 
 
 class DelaySNN(Sequential, FamilyModel):

@@ -121,12 +121,13 @@ def train(req: TrainRequest) -> Trained:
     if req.data:
         from ...datasets import load_shd
 
+        config = DelaySNNConfig.from_dict(cfg)  # the SHD defaults; checked before reading data
         train_set, test_set = load_shd("train", data=req.data), load_shd("test", data=req.data)
-        base: dict = {}  # the SHD defaults of DelaySNNConfig
     else:
         train_set, test_set = delay_pattern_task(seed=seed + 1)
-        base = {"n_inputs": train_set.n_channels, "n_outputs": train_set.n_classes, **OFFLINE}
-    model = DelaySNN(DelaySNNConfig.from_dict({**base, **cfg}))
+        config = DelaySNNConfig.from_dict({"n_inputs": train_set.n_channels,
+                                           "n_outputs": train_set.n_classes, **OFFLINE, **cfg})
+    model = DelaySNN(config)
     req.log(f"training delay-snn on {req.data or 'the offline delay task'}: {len(train_set)} train / "
             f"{len(test_set)} test, {epochs} epochs")
     result = train_delay_snn(model, train_set, test_set, epochs=epochs, seed=seed, **opts)

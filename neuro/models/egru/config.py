@@ -19,6 +19,12 @@ def _check_prob(owner: str, **probs: float) -> None:
             raise ValueError(f"{owner}: {name} must lie in [0, 1), got {p}")
 
 
+def _egru_layer(n_in: int, hidden: int) -> int:
+    """Elements of one :class:`~.layer.EGRULayer`: ``kernel [in, 3H]``, ``recurrent_kernel
+    [H, 3H]``, two biases ``[3H]`` and the thresholds ``[H]``."""
+    return 3 * hidden * (n_in + hidden + 2) + hidden
+
+
 def _check_cell(owner: str, thr_mean: float, dampening: float, support: float,
                 backend: str) -> None:
     if not 0.0 < thr_mean < 1.0:
@@ -74,6 +80,16 @@ class EGRULMConfig(ModelConfig):
                     dropconnect=self.dropconnect, zoneout=self.zoneout)
         _check_cell(name, self.thr_mean, self.dampening, self.support, self.backend)
 
+    def n_elements(self) -> int:
+        """The embedding ``[V, E]`` (tied decoder), the decoder bias and the EGRU layers."""
+        sizes = [self.emb_dim] + self.hidden_sizes
+        layers = sum(_egru_layer(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        return self.vocab_size * (self.emb_dim + 1) + layers
+
+    def n_working(self) -> int:
+        """One step's logits and layer states for one sequence."""
+        return self.vocab_size + 4 * sum(self.hidden_sizes)
+
 
 @dataclass
 class EGRUGestureConfig(ModelConfig):
@@ -113,3 +129,17 @@ class EGRUGestureConfig(ModelConfig):
         _check_prob(name, dropout=self.dropout, dropconnect=self.dropconnect,
                     zoneout=self.zoneout)
         _check_cell(name, self.thr_mean, self.dampening, self.support, self.backend)
+
+    def n_elements(self) -> int:
+        """3x3 convolutions with batch norm (4 per channel and a counter), the linear map to
+        ``features``, the EGRU layer and the readout."""
+        chans = [self.in_channels] + self.channels
+        convs = sum(9 * a * b + 4 * b + 1 for a, b in zip(chans[:-1], chans[1:]))
+        return (convs + chans[-1] * self.features + self.features
+                + _egru_layer(self.features, self.hidden_size)
+                + self.hidden_size * self.classes + self.classes)
+
+    def n_working(self) -> int:
+        """One frame and the first convolution's output for one sample."""
+        side = self.frame_size
+        return self.in_channels * side * side + self.channels[0] * ((side + 1) // 2) ** 2

@@ -91,6 +91,7 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
     if epochs < 1 or batch_size < 1 or bptt < 1:
         raise ValueError(f"fit: epochs, batch_size and bptt must be >= 1, got {epochs}, "
                          f"{batch_size}, {bptt}")
+    _check_max_batches(max_batches)
     torch.manual_seed(seed)
     random.seed(seed)
     thr = [p for n, p in model.named_parameters() if n.endswith("threshold")]
@@ -279,6 +280,13 @@ def evaluate_gesture(model, items, *, window: int = 40, batch_size: int = 16) ->
     return {"accuracy": correct / max(n, 1), "activity_sparsity": 1 - ev / max(un, 1)}
 
 
+def _check_max_batches(max_batches: int | None) -> None:
+    """``max_batches`` (``--max-batches``) is None (every batch) or at least 1: 0 batches would
+    train nothing and report a loss of 0/0."""
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"max_batches must be >= 1 (or not given), got {max_batches}")
+
+
 def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_size: int = 16,
                 lr: float = 1e-3, weight_decay: float = 0.0, window: int = 40,
                 max_batches: int | None = None, progress: bool = True, log=print,
@@ -288,6 +296,10 @@ def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_s
     ``window`` 25 ms frames, inputs ``log1p(counts)``."""
     from tqdm import tqdm
 
+    if epochs < 1 or batch_size < 1 or window < 1:
+        raise ValueError(f"fit_gesture: epochs, batch_size and window must be >= 1, got "
+                         f"{epochs}, {batch_size}, {window}")
+    _check_max_batches(max_batches)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -344,25 +356,26 @@ def _train_gesture(request: TrainRequest) -> Trained:
     args = request.args
     cfg = dict(request.config)
     opts = split_keys(cfg, GESTURE_KEYS)
+    pool = opts.pop("pool", 4 if request.data is None else 1)
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise ValueError(f"pool must be a positive integer, got {pool!r}")
+    model_cfg = dict(OFFLINE_GESTURE) if request.data is None else {}
+    model_cfg.update(cfg)
+    model_cfg.setdefault("frame_size", dvs_gesture.SENSOR // pool)
+    config = EGRUGestureConfig.from_dict(model_cfg)  # sizes and memory, before anything is written
     if request.data is None:
         root = Path(request.out) / "dvs_gesture_standin"
         if not (root / "trials_to_train.txt").exists():
             dvs_gesture.write_standin(root, n_users=4, per_class=2, gesture_ms=1000,
                                       rate_per_ms=40, seed=request.seed)
-        pool = int(opts.pop("pool", 4))
-        model_cfg = dict(OFFLINE_GESTURE)
         source = "stand-in (synthetic AEDAT 3.1)"
     else:
         root = Path(request.data)
-        pool = int(opts.pop("pool", 1))
-        model_cfg = {}
         source = str(root)
-    model_cfg.update(cfg)
-    model_cfg.setdefault("frame_size", dvs_gesture.SENSOR // pool)
     train_items = dvs_gesture.load_split(root, "train", pool=pool)
     test_items = dvs_gesture.load_split(root, "test", pool=pool)
     torch.manual_seed(request.seed)
-    model = EGRUGestureNet(EGRUGestureConfig.from_dict(model_cfg))
+    model = EGRUGestureNet(config)
     if getattr(args, "batch_size", None) is not None:
         opts["batch_size"] = args.batch_size
     result = fit_gesture(model, train_items, test_items, epochs=1 if request.epochs is None else request.epochs,
@@ -381,14 +394,16 @@ def train(request: TrainRequest) -> Trained:
     corpus; returns the trained model, its held-out perplexity and sparsity."""
     args = request.args
     task = getattr(args, "task", "lm")
+    _check_max_batches(getattr(args, "max_batches", None))  # before any data is read
     if task == "gesture":
         return _train_gesture(request)
     cfg = dict(request.config)
     opts = split_keys(cfg, TRAIN_KEYS)
-    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)),
-                     str(opts.pop("offline_corpus", "auto")), request.log)
     model_cfg = ({} if request.data is not None else dict(OFFLINE_MODEL))
     model_cfg.update(cfg)
+    EGRULMConfig.from_dict(model_cfg)  # sizes and memory before the corpus is read (vocab: default)
+    corpus = _corpus(request.data, int(opts.pop("max_vocab", 10000)),
+                     str(opts.pop("offline_corpus", "auto")), request.log)
     model_cfg["vocab_size"] = len(corpus.vocab)
     distributed.init_from_env()  # under torchrun: DDP in fit, rank 0 saves
     torch.manual_seed(request.seed)

@@ -62,6 +62,7 @@ import torch
 from torch import Tensor, nn
 
 from ...layers import Linear, Recurrent, Sequential
+from ...limits import check_model_size
 from ...neurons import LI, LIF
 from ..base import FamilyModel, ModelConfig, eval_mode
 from .device_model import DeviceModel
@@ -254,6 +255,18 @@ class LSMConfig(ModelConfig):
                              f"{self.size} != prod(grid {self.grid}) = {math.prod(self.grid)}")
         DeviceModel.from_dict(self.device)  # validates
 
+    def n_elements(self) -> int:
+        """``w_rec [N, N]``, ``w_in [N, n_inputs]``, the readout (weights and bias) and the
+        neurons' scalars."""
+        n, m, c = self.size, self.n_inputs, self.n_outputs
+        return n * n + n * m + c * n + c + 3
+
+    def n_working(self) -> int:
+        """The float64 draws :func:`build_weights` makes (normal values, density mask and
+        their product: about six float32-sized elements per weight) and one sample's state."""
+        n, m = self.size, self.n_inputs
+        return 6 * (n * n + n * m) + 2 * n
+
     @property
     def device_model(self) -> DeviceModel:
         return DeviceModel.from_dict(self.device)
@@ -280,6 +293,19 @@ def build_weights(config: LSMConfig) -> tuple[Tensor, Tensor, Tensor]:
     return w_in, w_rec, exc
 
 
+def _head_elements(head: dict[str, Any]) -> int:
+    """Elements of the :class:`~neuro.models.lsm.readout.ProjectionHead` that ``head`` (its
+    ``config_dict``) describes: normalisation buffers, the MLP and the class embeddings."""
+    dims = head["dims"]
+    if not isinstance(dims, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                             for d in dims) or len(dims) < 2:
+        raise ValueError(f"bad lsm-projection config (head dims must be a list of at least two "
+                         f"integers, got {dims!r})")
+    n_classes = head.get("n_classes") or 0
+    classes = int(n_classes) * dims[-1] if head.get("loss") == "contrastive" else 0
+    return 2 * dims[0] + sum(a * b + b for a, b in zip(dims[:-1], dims[1:])) + classes
+
+
 class LSMClassifier(nn.Module, FamilyModel):
     """A reservoir (:class:`LSM`, whose own linear readout is unused) and a trained projection
     head (:class:`neuro.models.lsm.readout.ProjectionHead`) on its spike-count/trace features.
@@ -302,8 +328,14 @@ class LSMClassifier(nn.Module, FamilyModel):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> LSMClassifier:
+        """The classifier of checkpoint config ``{"lsm": ..., "head": {"dims": ...}}``; the
+        declared memory of both parts is checked before either is built."""
         try:
-            return cls(LSMConfig.from_dict(cfg["lsm"]), cfg["head"])
+            lsm_config = LSMConfig.from_dict(cfg["lsm"])
+            head = cfg["head"]
+            check_model_size("lsm-projection", lsm_config.memory_bytes()
+                             + 4 * _head_elements(head), "reservoir and projection head")
+            return cls(lsm_config, head)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad lsm-projection config ({exc})") from None
 

@@ -206,6 +206,7 @@ def train(req: TrainRequest) -> Trained:
     data_kw = {k: opts.pop(k) for k in ("max_samples", "n_steps", "dt_us", "dt", "crop", "polarity") if k in opts}
     if req.epochs is not None:
         opts["epochs"] = req.epochs
+    LSMConfig.from_dict({"seed": seed, **cfg})  # sizes and memory before the data is read
     train_set, test_set, what = load_task(req.data, task, seed=seed, **data_kw)
     lsm_cfg = LSMConfig.from_dict({"n_inputs": train_set.n_channels, "n_outputs": train_set.n_classes,
                                    "n_steps": train_set.n_steps, "seed": seed, **cfg})

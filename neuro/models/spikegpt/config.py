@@ -12,7 +12,7 @@ Presets (``SpikeGPTConfig.preset(name)``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from neuro.models.base import ModelConfig
@@ -69,16 +69,26 @@ class SpikeGPTConfig(ModelConfig):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SpikeGPTConfig:
-        """The named preset (``tiny``, ``46M``, ``216M``) with ``overrides`` applied."""
+        """The named preset (``tiny``, ``46M``, ``216M``) with ``overrides`` applied (checked as
+        :meth:`from_dict` checks a config: unknown keys, types, declared memory)."""
         if name not in PRESETS:
             raise ValueError(f"unknown SpikeGPT preset {name!r}; known: {sorted(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
+        return cls.from_dict({**PRESETS[name].to_dict(), **overrides})
 
     def n_params(self) -> int:
         """Parameter count of the model this config builds."""
         C, V, L, H = self.n_embd, self.vocab_size, self.n_layer, self.ffn_mult * self.n_embd
         per_block = 4 * C + 5 * C + 4 * C * C + 2 * C + 2 * C * H + C * C  # LNs, att, ffn
         return V * C + 2 * C + L * per_block + 2 * C + V * C
+
+    def n_elements(self) -> int:
+        """:meth:`n_params` and the two LIF units' scalars per block (buffers)."""
+        return self.n_params() + (4 * self.n_layer if self.spiking else 0)
+
+    def n_working(self) -> int:
+        """One token's logits and the per-block state (token shifts, WKV numerator/denominator,
+        LIF membranes) of one sequence."""
+        return self.vocab_size + 8 * self.n_layer * self.n_embd
 
 
 PRESETS: dict[str, SpikeGPTConfig] = {

@@ -280,6 +280,7 @@ def train(request: TrainRequest) -> Trained:
             raise ValueError(f"{resume}: the checkpoint's vocabulary differs from the data's "
                              f"tokenizer ({corpus.tokenizer.to_dict().get('kind')})")
     else:
+        SpikeGPTConfig.preset(preset, **cfg)  # sizes and memory before the corpus is read
         corpus = load_corpus(request.data, opts.pop("tokenizer"))
         cfg.setdefault("vocab_size", corpus.tokenizer.vocab_size)
         cfg["vocab"] = corpus.tokenizer.to_dict()
