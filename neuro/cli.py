@@ -236,6 +236,13 @@ def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, 
     from .datasets import default_spikes, load_spikes
 
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
+    if graph.metadata.get("input") == "one-hot tokens":  # a language model (SpikeGPT): tokens
+        from .energy.cli import token_data
+
+        try:
+            return token_data(graph, path)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     if not path:
         return default_spikes(n_in)
     x = load_spikes(path)
@@ -282,7 +289,10 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     manifest = read_manifest(path)
     backend = _backend(manifest["target"])
     graph = load_artifact_graph(path)
-    x = _run_input(args)
+    if graph.metadata.get("input") == "one-hot tokens":  # tokens (.npz 'tokens' or text)
+        x = _model_input(graph, args.input, str(path))[0]
+    else:
+        x = _run_input(args)
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
     if x.shape[-1:] != n_in:
         raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "
