@@ -25,18 +25,21 @@ Registers and fields of the quantized graph (node fields hold integers; ``graph.
 
                     mu  = (sum x + C/2) // C ;  d = x - mu                       (F frac)
                     var = (sum d^2) // C + eps                                   (2F frac, >= 1)
+                    dc  = C x - sum x                         (C (x - mean), exact)
                     e   = #{j in 0..31 : var >= 4^j}      (so 4^(e-1) <= var < 4^e)
                     m   = var 4^(K-e)  or  var // 4^(e-K)  (K = 8: m in [4^7, 4^8))
                     R   = rsqrt_lut(m)  ~ 2^RF / sqrt(m / 4^K)                   (RF = 14)
-                    yn  = (d R + D/2) // D,  D = 2^(RF + e - F)                  (F frac)
+                    yn  = (dc R + D/2) // D,  D = C 2^(RF + e - F)               (F frac)
                     y   = sat(rnd(yn w_q, F) + b_q)
 
                 ``rsqrt_lut``: ``RSQRT_BITS = 8`` segments of width ``3 4^(K-1) / 256 = 192``
                 over ``[4^(K-1), 4^K)`` with linear interpolation, knots ``round(2^RF /
                 sqrt(m_k / 4^K))``. Relative error of ``1/sqrt(var)``: below ``1e-4`` (the
-                truncation of ``m`` to 16 bits, ``3e-5``, interpolation ``1.3e-5``, rounding),
-                measured in ``tests/neuro/graph/test_spikegpt_int.py``.
-``TokenShift``  ``mix [C]``: ``round(mu 2^12)``; state ``prev`` (the previous input, F frac, 0 at
+                truncation of ``m`` to 16 bits, ``3e-5``, interpolation ``1.3e-5``, rounding);
+                the rounded ``mu`` only biases ``var`` by at most ``1/4`` LSB^2 (the output uses
+                the exact ``dc``). ``C <= 4096`` channels (bounds). Measured in
+                ``tests/neuro/graph/test_spikegpt_int.py``.
+``TokenShift``  ``mix [C]``: ``round(mu 2^12)`` (any sign, ``|mu| < 2^10``); state ``prev`` (the previous input, F frac, 0 at
                 the start); ``y = rnd(mix x + (2^12 - mix) prev, 12)``.
 ``Linear``      ``weight [out, in]``: signed ``weight_bits``-bit (8 for ``int8``) mantissas with
                 a **per-output-channel scale as an integer multiplier and a per-layer shift**:
@@ -81,7 +84,8 @@ Registers and fields of the quantized graph (node fields hold integers; ``graph.
                 LSB of rounding.
 ``Add``         ``y = sat(sum of the inputs)``, spikes taken as ``s 2^F``.
 
-Bounds: activations ``< 2^23``; LayerNorm ``d^2 < 2^46`` summed over ``C < 2^16`` channels;
+Bounds: activations ``< 2^23``; LayerNorm ``d^2 < 2^48`` summed over ``C <= 2^12`` channels,
+``dc R < 2^(24 + 12 + 15)``;
 Linear ``|x . W_q| < 2^(23 + 7 + log2 in)`` times ``M < 2^15`` (``in < 2^17``); WKV as above.
 
 **Exactness.** The integer reference and the FPGA's ONNX step graph are built from one step
@@ -276,8 +280,9 @@ def _layer_norm(o: Ops, x: Any, w: Any, b: Any, eps: int, C: int, F: int,
     t0 = o.gather(table, i)
     r = o.add(t0, o.floordiv(o.mul(o.sub(o.gather(table, o.add(i, o.c(1))), t0), f), o.c(step)))
     pow_t = np.array([1 << max(RSQRT_FRAC + j - F, 0) for j in range(33)], np.int64)
-    D = o.gather(pow_t, e)
-    yn = o.floordiv(o.add(o.mul(d, r), o.floordiv(D, o.c(2))), D)
+    D = o.mul(o.gather(pow_t, e), o.c(C))
+    dc = o.sub(o.mul(x, o.c(C)), o.rowsum(x))  # C (x - mean), exact
+    yn = o.floordiv(o.add(o.mul(dc, r), o.floordiv(D, o.c(2))), D)
     return _sat(o, o.add(_rnd(o, o.mul(yn, w), F), b))
 
 
@@ -309,6 +314,9 @@ def problems(graph: Graph, fmt: str | NumberFormat) -> list[str]:
                     node.reset_timing != "immediate" or np.any(node.v_leak) or np.any(node.v_reset):
                 out.append(f"node {n!r} (LIF): the integer SpikeGPT LIF needs reset 'zero' or "
                            "'subtract', immediate, no refractory period, v_leak = v_reset = 0")
+        elif type(node) is LM.LayerNorm and node.weight.size > 4096:
+            out.append(f"node {n!r} (LayerNorm): {node.weight.size} channels, the integer "
+                       "LayerNorm takes at most 4096 (int64 bounds)")
         elif type(node) is LM.Embedding and any(p not in ins for p in graph.predecessors(n)):
             out.append(f"node {n!r} (Embedding): reads a one-hot Input only")
     for n in ins:
@@ -396,8 +404,11 @@ def quantize_spikegpt(graph: Graph, fmt: str | NumberFormat = "int8",
             node.weight, node.bias = _rq(node.weight, F), _rq(node.bias, F)
             meta["eps"][n] = max(1, round(node.eps * 4.0 ** F))
         elif kind is LM.TokenShift:
-            node.mix = np.clip(np.round(np.asarray(node.mix, np.float64) * (1 << MIX_BITS)), 0,
-                               1 << MIX_BITS).astype(np.int64)
+            mix = np.asarray(node.mix, np.float64)
+            if not (np.isfinite(mix).all() and np.abs(mix).max(initial=0) < 1 << 10):
+                raise ValueError(f"node {n!r} (TokenShift): field 'mix' must be finite and below "
+                                 "2^10 in magnitude")
+            node.mix = np.round(mix * (1 << MIX_BITS)).astype(np.int64)
         elif kind is LM.WKV:
             node.time_decay = _rq(-np.exp(np.asarray(node.time_decay, np.float64)), F)
             node.time_first = _rq(node.time_first, F)
