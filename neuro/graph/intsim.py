@@ -332,7 +332,8 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
     if "spikegpt_int" in graph.metadata:  # the integer SpikeGPT (neuro.graph.spikegpt_int)
         from .spikegpt_int import simulate_spikegpt_int
 
-        return simulate_spikegpt_int(graph, inputs, record=record)
+        return simulate_spikegpt_int(graph, inputs, record=record,
+                                     record_membranes=record_membranes)
     fmt = NumberFormat.from_dict(graph.metadata["format"])
     sched = graph.schedule()
     shapes = graph.infer_shapes()

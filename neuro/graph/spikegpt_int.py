@@ -72,7 +72,7 @@ Registers and fields of the quantized graph (node fields hold integers; ``graph.
                 (``lut``: 256 segments over ``[-8, 8)``, knots ``round(sigmoid 2^F)``).
 ``SquaredReLU`` ``y = sat(rnd(max(x, 0)^2, F))``.
 ``LIF``         the shared fixed-family LIF of the integer targets (``neuro.graph.intsim``) with
-                its membrane in the activation format: ``q = {"vth": round(theta 2^F), leak code
+                its membrane in the activation format: ``q = {"scale": 2^F, "vth": round(theta 2^F), leak code
                 (``beta_shift`` or ``beta_m``, ``neuro.graph.quantize.decay_code``), "gain_m":
                 round((1 - beta) 2^12) (decay_input) or 2^12}``::
 
@@ -415,7 +415,7 @@ def quantize_spikegpt(graph: Graph, fmt: str | NumberFormat = "int8",
         elif kind is N.LIF:
             beta = np.asarray(node.beta, np.float64)
             gain = (1.0 - beta) if node.decay_input else np.ones_like(beta)
-            node.q = {"vth": _rq(node.threshold, F).tolist(), "frac_bits": F,
+            node.q = {"scale": float(1 << F), "vth": _rq(node.threshold, F).tolist(), "frac_bits": F,
                       "gain_m": np.round(gain * (1 << MIX_BITS)).astype(np.int64).tolist(),
                       **decay_code(f, beta, n, "beta")}
     for node in g.nodes.values():  # integers held in float32 (exact below 2^24), as a saved
@@ -592,11 +592,12 @@ def check_one_hot(name: str, x: np.ndarray) -> None:
                          "step and sample, zeros elsewhere)")
 
 
-def simulate_spikegpt_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = False
-                          ) -> dict[str, np.ndarray]:
+def simulate_spikegpt_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = False,
+                          record_membranes: bool = False) -> dict[str, np.ndarray]:
     """Run a quantized SpikeGPT graph token by token on one-hot ``{input: [T, B, V]}``; every
     node's int64 values ``[T, B, C]`` (``record``) or the outputs'. LIF nodes give spikes 0/1,
-    the rest integers with ``frac_bits`` fraction bits (logits at the Output)."""
+    the rest integers with ``frac_bits`` fraction bits (logits at the Output);
+    ``record_membranes`` adds ``"<lif>.v"``, the membrane after reset (``frac_bits``)."""
     R = Regs(graph)
     xs = {k: np.asarray(v, np.int64) for k, v in inputs.items()}
     for k, v in xs.items():
@@ -607,10 +608,15 @@ def simulate_spikegpt_int(graph: Graph, inputs: dict[str, np.ndarray], *, record
     names = [n for n in R.order if n in graph.outputs()] if not record else \
         [n for n in R.order if type(graph.nodes[n]) is not N.Input]
     out = {n: np.empty((T, B, *R.shapes[n]), np.int64) for n in names}
+    lifs = [n for n in R.order if type(graph.nodes[n]) is N.LIF] if record_membranes else []
+    mem = {n: np.empty((T, B, *R.shapes[n]), np.int64) for n in lifs}
     for t in range(T):
         val, state = step(o, R, {k: v[t] for k, v in xs.items()}, state)
         for n in names:
             out[n][t] = val[n]
+        for n in lifs:
+            mem[n][t] = state[f"{n}/v"]
+    out.update({f"{n}.v": v for n, v in mem.items()})
     if record:
         out.update(xs)
     return out

@@ -81,7 +81,9 @@ def test_cli_export_run_verify(tmp_path, capsys):
         assert f["output"].shape == (40, 2, 256)
     assert main(["verify", str(ckpt), "--formats", "int8", "--targets", "fpga",
                  "--input", str(tmp_path / "tok.npz"), "--out", str(tmp_path / "v.json")]) == 0
-    assert "target fpga: 40 steps x 2 samples, IDENTICAL" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "target fpga: 40 steps x 2 samples, IDENTICAL" in out
+    assert "format int8: 40 steps x 2 samples" in out  # the per-LIF mismatch report vs float
     assert json.loads((tmp_path / "v.json").read_text())["targets"][0]["identical"]
     # a bad token file: one line, exit 2
     np.savez(tmp_path / "bad.npz", tokens=np.full((5, 1), 300))
