@@ -491,10 +491,10 @@ def step(o: Ops, R: Regs, x: dict[str, Any], state: dict[str, Any]
             y = o.matmul(val[srcs[0]], R.int_field(n, "weight"))
         elif kind is N.Linear:
             lin = R.meta["linear"][n]
-            xin = val[srcs[0]]
-            for s in srcs[1:]:
-                xin = o.add(xin, val[s])
-            fr = frac[srcs[0]]
+            if len(srcs) == 1:  # spikes (frac 0) or activations (F) straight into the MACs
+                xin, fr = val[srcs[0]], frac[srcs[0]]
+            else:  # a sum of inputs: in the activation format
+                xin, fr = _sat(o, _sum(o, [act(s) for s in srcs])), F
             acc = o.matmul(xin, R.int_field(n, "weight").T)
             y = _sat(o, _rnd(o, o.mul(acc, o.c(lin["mult"])), int(lin["shift"]) + fr - F))
         elif kind is LM.LayerNorm:
