@@ -134,3 +134,36 @@ def test_refusals_name_the_problem():
         SI.simulate_spikegpt_int(q, {"input": bad})
     nl = tiny(spiking=False)  # the non-spiking baseline has an integer form too
     assert SI.problems(nl, "int8") == []
+
+
+@pytest.mark.parametrize("s", (0, 1, 2))
+def test_integer_form_of_the_golden_model_follows_the_authors_data(s):
+    """The authors' golden data (tests/fixtures/spikegpt, 2 x 32, vocabulary 77) as the
+    independent oracle: spikes, next-token decisions and loss of the int8 integer model."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from neuro.graph import from_module
+    from neuro.models.spikegpt.reference import load_reference
+
+    fix = Path(__file__).resolve().parents[2] / "fixtures" / "spikegpt"
+    model = load_reference(fix / "weights.safetensors").eval()
+    golden = {k: v.transpose(0, 1).numpy() for k, v in
+              load_file(str(fix / "golden.safetensors")).items() if k.startswith(f"set{s}.")
+              and v.dim() == 3 or k in (f"set{s}.idx", f"set{s}.targets")}
+    loss = float(load_file(str(fix / "golden.safetensors"))[f"set{s}.loss"])
+    x = one_hot_tokens(golden[f"set{s}.idx"], 77)
+    q = SI.quantize_spikegpt(from_module(model), "int8", x)
+    F = q.metadata["spikegpt_int"]["frac_bits"]
+    r = SI.simulate_spikegpt_int(q, {"input": x.astype(np.int64)}, record=True)
+    for i in range(2):
+        for lif, name in (("lif1", "att"), ("lif2", "ffn")):
+            agree = (r[f"blocks.{i}.{lif}"] == golden[f"set{s}.L{i}.{name}_spikes"]).mean()
+            assert agree > 0.985, (i, name, agree)  # measured 0.991 .. 1.0
+    logits = r["output"] / 2.0 ** F
+    assert (logits.argmax(-1) == golden[f"set{s}.logits"].argmax(-1)).mean() >= 0.93  # 0.94 .. 0.97
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    ce = float(-np.take_along_axis(logp, golden[f"set{s}.targets"][..., None], -1).mean())
+    assert abs(ce - loss) < 0.03, (ce, loss)  # nats; measured 0.022, 0.002, 0.001
