@@ -31,7 +31,7 @@ def tokens(T, B, V=16, seed=1):
     return one_hot_tokens(np.random.default_rng(seed).integers(0, V, (T, B)), V)
 
 
-@pytest.mark.parametrize("fmt,T", [("int8", 256), ("int16", 64)])
+@pytest.mark.parametrize("fmt,T", [("int8", 256), pytest.param("int16", 64, marks=pytest.mark.slow)])
 def test_step_graph_is_bit_exact_over_256_tokens(fmt, T, tmp_path):
     g, x = to_graph(model()), tokens(T, 2)
     chk = check_target(fpga, g, x, tmp_path / "a", fmt=fmt)
@@ -67,9 +67,9 @@ def test_verilog_is_refused_and_inputs_are_checked(tmp_path):
 
 
 def test_cli_export_run_verify(tmp_path, capsys):
-    m = model(V=256, L=1, C=16)
+    m = model(V=256, L=1, C=8)
     ckpt = save_checkpoint(tmp_path / "s.safetensors", m, name=m.name, config=m.config_dict())
-    ids = np.random.default_rng(0).integers(0, 256, (40, 2))
+    ids = np.random.default_rng(0).integers(0, 256, (20, 2))
     np.savez(tmp_path / "tok.npz", tokens=ids)
     assert main(["export", str(ckpt), "--target", "fpga", "--out", str(tmp_path / "art"),
                  "--input", str(tmp_path / "tok.npz")]) == 0
@@ -78,12 +78,12 @@ def test_cli_export_run_verify(tmp_path, capsys):
                  "--out", str(tmp_path / "y.npz")]) == 0
     assert "onnxruntime" in capsys.readouterr().out
     with np.load(tmp_path / "y.npz") as f:
-        assert f["output"].shape == (40, 2, 256)
+        assert f["output"].shape == (20, 2, 256)
     assert main(["verify", str(ckpt), "--formats", "int8", "--targets", "fpga",
                  "--input", str(tmp_path / "tok.npz"), "--out", str(tmp_path / "v.json")]) == 0
     out = capsys.readouterr().out
-    assert "target fpga: 40 steps x 2 samples, IDENTICAL" in out
-    assert "format int8: 40 steps x 2 samples" in out  # the per-LIF mismatch report vs float
+    assert "target fpga: 20 steps x 2 samples, IDENTICAL" in out
+    assert "format int8: 20 steps x 2 samples" in out  # the per-LIF mismatch report vs float
     assert json.loads((tmp_path / "v.json").read_text())["targets"][0]["identical"]
     # a bad token file: one line, exit 2
     np.savez(tmp_path / "bad.npz", tokens=np.full((5, 1), 300))

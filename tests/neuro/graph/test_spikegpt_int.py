@@ -136,7 +136,8 @@ def test_refusals_name_the_problem():
     assert SI.problems(nl, "int8") == []
 
 
-@pytest.mark.parametrize("s", (0, 1, 2))
+@pytest.mark.parametrize("s", (0, pytest.param(1, marks=pytest.mark.slow),
+                               pytest.param(2, marks=pytest.mark.slow)))
 def test_integer_form_of_the_golden_model_follows_the_authors_data(s):
     """The authors' golden data (tests/fixtures/spikegpt, 2 x 32, vocabulary 77) as the
     independent oracle: spikes, next-token decisions and loss of the int8 integer model."""
