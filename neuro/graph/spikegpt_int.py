@@ -474,7 +474,6 @@ def step(o: Ops, R: Regs, x: dict[str, Any], state: dict[str, Any]
 
     ``x``: ``{input: [B, V]}`` one-hot tokens; ``state``: ``{"<node>/<register>": [B, C]}``."""
     g, F, fmt = R.graph, R.F, R.fmt
-    one = 1 << F
     val: dict[str, Any] = dict(x)
     frac: dict[str, int] = {n: 0 for n in x}
     nxt: dict[str, Any] = {}
@@ -532,7 +531,6 @@ def step(o: Ops, R: Regs, x: dict[str, Any], state: dict[str, Any]
         else:  # problems() refuses these before
             raise GraphError(f"node {n!r} ({node.kind}): no integer SpikeGPT form")
         val[n] = y
-    del one
     return val, nxt
 
 
