@@ -146,6 +146,7 @@ def choose_format(float_graph: Any, formats: tuple[str, ...], x: Any) -> tuple[s
     from neuro.graph import simulate
     from neuro.graph.formats import get_format
     from neuro.graph.quantize import quantize
+    from neuro.graph.spikegpt_int import is_spikegpt_graph, quantize_spikegpt
 
     def cost(name: str) -> tuple[int, int, int]:  # weight width, state width, leak precision
         f = get_format(name)
@@ -158,7 +159,10 @@ def choose_format(float_graph: Any, formats: tuple[str, ...], x: Any) -> tuple[s
     good = []
     for fmt in formats:
         try:
-            q = quantize(float_graph, fmt, calibration_inputs=xb)
+            if is_spikegpt_graph(float_graph):  # the integer SpikeGPT (neuro.graph.spikegpt_int)
+                q = quantize_spikegpt(float_graph, fmt, xb)
+            else:
+                q = quantize(float_graph, fmt, calibration_inputs=xb)
         except ValueError:
             continue
         vals = {k: v.numpy() for k, v in simulate(q, xb, record=True).items()}

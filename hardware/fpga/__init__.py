@@ -22,6 +22,11 @@ executor (see :mod:`.intgraph`).
 A graph with EGRU populations (``int16``: 16-bit weights, 12 fraction bits, gate tables) gets
 ``egru_step.onnx`` instead (:mod:`.egru`, :mod:`.egru_onnx`): the step graph of the EGRU stack,
 run by onnxruntime bit-exact with the integer reference executor; no Verilog, no int8 form.
+
+A SpikeGPT graph (language-model nodes) gets ``spikegpt_step.onnx`` (:mod:`.spikegpt`,
+:mod:`.spikegpt_onnx`; ``int8`` or ``int16`` weights with per-channel multipliers, 24-bit
+activations, ``neuro.graph.spikegpt_int``): one token, run by onnxruntime bit-exact with the
+integer reference executor; no Verilog.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ from neuro.hardware.base import (
     write_artifact,
 )
 
-from . import egru, intgraph, onnx_step, resources
+from . import egru, intgraph, onnx_step, resources, spikegpt
 
 if TYPE_CHECKING:
     from neuro.graph import Graph
@@ -75,6 +80,8 @@ def supports(graph: Graph, fmt: str | None = None, *, saturate_weights: bool = F
     ``saturate_weights`` (then ``compile`` clips it to the format's range)."""
     if egru.has_egru(graph):  # the EGRU step graph (hardware/fpga/egru.py)
         return egru.supports(graph, fmt, formats)
+    if spikegpt.has_spikegpt(graph):  # the SpikeGPT step graph (hardware/fpga/spikegpt.py)
+        return spikegpt.supports(graph, fmt, formats)
     problems: list[str] = []
     meta_fmt = graph.metadata.get("format")
     current = meta_fmt.get("name") if meta_fmt else None
@@ -139,6 +146,9 @@ def compile(graph: Graph, out: str | Path, *, fmt: str | None = None, calibratio
     if egru.has_egru(graph):
         return egru.compile(graph, out, fmt=fmt, calibration_inputs=calibration_inputs,
                             formats=formats)
+    if spikegpt.has_spikegpt(graph):
+        return spikegpt.compile(graph, out, fmt=fmt, calibration_inputs=calibration_inputs,
+                                formats=formats, force=force)
     q = prepare_graph(name, formats, graph, fmt, calibration_inputs,
                       lambda g, f: supports(g, f, saturate_weights=saturate_weights))
     saturated: dict[str, int] = {}
@@ -236,6 +246,10 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, engine: str = "o
         if engine != "onnxruntime":
             raise ValueError("target fpga: an EGRU artifact runs on onnxruntime only (no Verilog)")
         return egru.run(path, manifest, spikes, threads)
+    if manifest.get("target_info", {}).get("path") == "spikegpt":
+        if engine != "onnxruntime":
+            raise ValueError("target fpga: a SpikeGPT artifact runs on onnxruntime only (no Verilog)")
+        return spikegpt.run(path, manifest, spikes, threads)
     g = load_artifact_graph(path)
     desc, arrays = intgraph.load(path)
     if desc.get("graph_digest") != manifest.get("graph_digest"):

@@ -375,6 +375,11 @@ def simulate_int(graph: Graph, inputs: dict[str, np.ndarray], *, record: bool = 
     ``record_membranes`` adds ``"<neuron>.v"``: the integer membrane after reset at every step.
     ``compiled=False`` steps every neuron in numpy (the same arithmetic; used to test the kernel).
     """
+    if "spikegpt_int" in graph.metadata:  # the integer SpikeGPT (neuro.graph.spikegpt_int)
+        from .spikegpt_int import simulate_spikegpt_int
+
+        return simulate_spikegpt_int(graph, inputs, record=record,
+                                     record_membranes=record_membranes)
     fmt = NumberFormat.from_dict(graph.metadata["format"])
     sched = graph.schedule()
     shapes = graph.infer_shapes()

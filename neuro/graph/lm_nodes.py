@@ -1,9 +1,10 @@
 r"""Graph nodes of the recurrent language models (SpikeGPT's spiking RWKV).
 
 The graph's time axis is the token axis: one step is one token. Shapes are per step (``[C]``
-channels); the executors run ``[T, B, C]``. Every node here is float only (no integer form yet):
-the integer targets refuse them by name (``supports()``), and the float reference executor
-(``neuro.graph.simulate``) runs them. Equations (``H(z) = 1`` if ``z >= 0``):
+channels); the executors run ``[T, B, C]``. The float reference executor
+(``neuro.graph.simulate``) runs these nodes; their integer form, as a whole SpikeGPT graph, is
+``neuro.graph.spikegpt_int`` (run by the FPGA target); the other integer targets refuse them by
+name (``supports()``). Equations (``H(z) = 1`` if ``z >= 0``):
 
 ``Embedding``   ``y_t = E^T x_t`` for a one-hot token ``x_t [V]`` (a row lookup), then
                 ``H(y_t)`` when ``binary``. ``weight E [V, C]``.

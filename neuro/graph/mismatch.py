@@ -19,6 +19,7 @@ from . import nodes as N
 from .graph import Graph
 from .quantize import quantize
 from .simulate import simulate
+from .spikegpt_int import is_spikegpt_graph, quantize_spikegpt
 
 
 @dataclass
@@ -62,6 +63,8 @@ class MismatchReport:
 def mismatch_report(graph: Graph, fmt: str, inputs: Any, *, quantized: Graph | None = None) -> MismatchReport:
     """Quantize ``graph`` to ``fmt`` (calibrated on ``inputs``) unless ``quantized`` is given,
     run both on ``inputs`` and compare every neuron node."""
+    if quantized is None and is_spikegpt_graph(graph):  # the integer SpikeGPT
+        quantized = quantize_spikegpt(graph, fmt, inputs)
     q = quantized if quantized is not None else quantize(graph, fmt, calibration_inputs=inputs)
     rf = simulate(graph, inputs, record=True, record_membranes=True)
     ri = simulate(q, inputs, record=True, record_membranes=True)

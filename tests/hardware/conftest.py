@@ -1,4 +1,5 @@
-"""Float graphs shared by every backend's tests: feed-forward LIF, delay, recurrent and EGRU networks.
+"""Float graphs shared by every backend's tests: feed-forward LIF, delay, recurrent, EGRU and
+SpikeGPT networks.
 
 Use the ``networks`` fixture: ``graph, spikes = networks["delay"](T=300)``. Each builder returns ``(graph, spikes)`` with spikes ``[T, B, N]`` float32 0/1. The networks have
 negative weights, biases where a format allows them, and fire at a moderate rate, so the
@@ -87,8 +88,24 @@ def egru(T: int = 200, B: int = 2, *, n_in: int = 6, sizes: tuple[int, ...] = (1
     return from_module(model), _spikes(T, B, n_in, 0.3, seed + 1)
 
 
+def spikegpt(T: int = 200, B: int = 2, *, vocab: int = 8, channels: int = 8,
+             seed: int = 0) -> tuple[Graph, np.ndarray]:
+    """One SpikeGPT block (LayerNorm, token shift, WKV, gates, squared ReLU, two LIFs, residual
+    adds) on one-hot tokens; weights moved off the initialisation's zeros so the LIFs fire."""
+    from neuro.models.spikegpt import SpikeGPT, SpikeGPTConfig
+    from neuro.models.spikegpt.graph import one_hot_tokens
+
+    torch.manual_seed(seed)
+    model = SpikeGPT(SpikeGPTConfig(vocab_size=vocab, n_layer=1, n_embd=channels, ctx_len=8)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ids = np.random.default_rng(seed + 1).integers(0, vocab, (T, B))
+    return from_module(model), one_hot_tokens(ids, vocab)
+
+
 NETWORKS = {"feedforward": feedforward, "delay": delay_network, "reservoir": reservoir, "lsm": lsm,
-            "egru": egru}
+            "egru": egru, "spikegpt": spikegpt}
 
 
 @pytest.fixture

@@ -17,16 +17,28 @@ from neuro.hardware.base import (
     unlisted_files,
 )
 
-NETWORK_NAMES = ["delay", "egru", "feedforward", "lsm", "reservoir"]  # the ``networks`` fixture
+NETWORK_NAMES = ["delay", "egru", "feedforward", "lsm", "reservoir", "spikegpt"]  # ``networks``
 #: (target, network) pairs the target refuses, with the words its reason must contain
 REFUSED = {
     ("loihi", "egru"): ("no Lava process implements EGRU", "multiply", "graded"),
     ("nest", "egru"): ("no mapping for kind EGRU", "multiplicative gates", "graded"),
 }
+#: pairs refused for several reasons (one per node kind): (node kind, words of its reason)
+REFUSED_KINDS = {
+    ("loihi", "spikegpt"): {"WKV": ("no Lava process implements WKV", "exp"),
+                            "LayerNorm": ("no Lava process implements LayerNorm", "square root"),
+                            "Embedding": ("no Lava process implements Embedding",)},
+    ("spinnaker", "spikegpt"): {"WKV": ("the SpiNNaker simulator runs",),
+                                "LayerNorm": ("the SpiNNaker simulator runs",),
+                                "Gate": ("the SpiNNaker simulator runs",)},
+    ("nest", "spikegpt"): {"WKV": ("no mapping for kind WKV",),
+                           "LayerNorm": ("no mapping for kind LayerNorm",)},
+}
 PAIRS = [(t, n) for t in TARGETS for n in NETWORK_NAMES]
 
 
-@pytest.mark.parametrize("target,network", [p for p in PAIRS if p not in REFUSED])
+@pytest.mark.parametrize("target,network",
+                         [p for p in PAIRS if p not in REFUSED and p not in REFUSED_KINDS])
 def test_target_runs_the_shared_network(target, network, networks, tmp_path):
     backend = get_backend(target)
     assert sorted(networks) == NETWORK_NAMES  # a new shared network is added to the list above
@@ -57,3 +69,16 @@ def test_target_refuses_the_shared_network_with_reasons(target, network, network
         assert p.startswith("node '") and any(f"({k})" in p for k in kinds), p
     for word in REFUSED[(target, network)]:
         assert all(word in p for p in problems), (word, problems)
+
+
+@pytest.mark.parametrize("target,network", sorted(REFUSED_KINDS))
+def test_target_refuses_each_node_kind_by_name(target, network, networks, tmp_path):
+    graph, spikes = networks[network](T=10, B=1)
+    backend = get_backend(target)
+    problems = backend.supports(graph)
+    assert problems, f"{target} now supports {network}: move the pair out of REFUSED_KINDS"
+    for kind, words in REFUSED_KINDS[(target, network)].items():
+        named = [p for p in problems if p.startswith("node '") and f"({kind})" in p]
+        assert named and all(w in p for p in named for w in words), (kind, words, problems)
+    with pytest.raises(Exception, match="cannot"):  # compile refuses too (UnsupportedGraph)
+        check_target(backend, graph, spikes, tmp_path / "a")

@@ -30,7 +30,8 @@ def _exact(check):
 
 @pytest.mark.parametrize("network", ["delay", "feedforward", "lsm", "reservoir"])
 def test_shared_networks_spike_for_spike(network, networks, tmp_path):
-    assert sorted(networks) == ["delay", "egru", "feedforward", "lsm", "reservoir"]  # EGRU: refused
+    assert sorted(networks) == ["delay", "egru", "feedforward", "lsm", "reservoir",
+                                "spikegpt"]  # EGRU, SpikeGPT: refused
     # (tests/hardware/test_every_target.py checks the reason)
     graph, spikes = networks[network](T=80, B=2)
     assert nest_backend.supports(graph) == []
