@@ -291,8 +291,12 @@ def _layer_norm(o: Ops, x: Any, w: Any, b: Any, eps: int, C: int, F: int,
 
 # -- quantization ---------------------------------------------------------------------------------
 def is_spikegpt_graph(graph: Graph) -> bool:
-    """Whether ``graph`` holds language-model nodes (``neuro.graph.lm_nodes``)."""
-    return any(type(n) in LM.LM_NODE_TYPES for n in graph.nodes.values())
+    """Whether ``graph`` is a SpikeGPT-style graph: language-model operator nodes
+    (``neuro.graph.lm_nodes``) beyond an ``Embedding``, and no EGRU population (an EGRU language
+    model, Embedding + EGRU + decoder, has its own integer form: ``neuro.graph.egru_lm_int``)."""
+    kinds = {type(n) for n in graph.nodes.values()}
+    return (any(k in LM.LM_NODE_TYPES and k is not LM.Embedding for k in kinds)
+            and not any(k.kind == "EGRU" for k in kinds))
 
 
 def problems(graph: Graph, fmt: str | NumberFormat) -> list[str]:

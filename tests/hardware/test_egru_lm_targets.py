@@ -150,3 +150,15 @@ def test_cli_verify_a_pruned_checkpoint(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("IDENTICAL to its reference") == 2
     assert "vs the float model: spike agreement 0.9" in out  # events compared, not payloads
+
+
+def test_format_choice_quantizes_an_egru_lm_with_its_own_integer_form():
+    """verify/demo/export choose the FPGA format of an EGRU LM through egru_lm_int (int16 fits,
+    int8 does not), not through the SpikeGPT integer form that also has an Embedding."""
+    from hardware.agreement import choose_format
+
+    graph = from_module(tiny_lm().eval())
+    x = tokens(30, 2)
+    fmt, scores = choose_format(graph, tuple(fpga.formats), x)
+    assert fmt.startswith("int16") and scores[fmt] == pytest.approx(1.0, abs=0.02)
+    assert "int8" not in scores  # refused by the EGRU form (no room for its fraction bits)
