@@ -23,6 +23,11 @@ EGRU populations (fixed formats with fraction bits, i.e. ``spinnaker``): weights
 mantissas with one fraction width per matrix, biases and thresholds in s16.15, gate tables from
 the format (``neuro.graph.egru_int``); ``S = 2^15``.
 
+Biases: a population's synapse biases are summed onto one synapse before rounding
+(``populations.merge_biases``); a CubaLIF's synapse bias, a constant input current, becomes a
+spike source firing every step with the bias as its weight column
+(``populations.current_bias_sources``): exact in real arithmetic, then quantized like weights.
+
 Integer parameters go to ``node.q`` (neurons) and the synapse nodes' ``weight``/``bias``
 (integer arrays) and ``weight_exp``; ``graph.metadata["format"]`` names the format. Anything the
 format cannot represent raises ``ValueError`` naming the node, the field and the bits needed.
@@ -38,7 +43,14 @@ import numpy as np
 from . import nodes as N
 from .formats import NumberFormat, get_format
 from .graph import Graph, GraphError
-from .populations import fold_channel_affines, fold_input_decay, neuron_problems, partition
+from .populations import (
+    current_bias_sources,
+    fold_channel_affines,
+    fold_input_decay,
+    merge_biases,
+    neuron_problems,
+    partition,
+)
 
 #: neuron kinds quantize has an integer encoding for (exact classes: a subclass is refused)
 NEURON_KINDS = (N.LIF, N.CubaLIF, N.IF, N.LI)
@@ -137,6 +149,8 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
                                  f"delay_limit={fmt.max_delay})")
     fold_channel_affines(g)
     fold_input_decay(g)
+    current_bias_sources(g)
+    merge_biases(g)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None and any(type(g.nodes[n]) is not N.EGRU for n in pops):
