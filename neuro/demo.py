@@ -39,12 +39,17 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
             final = out / path.relative_to(tmp)
             print(f"checkpoint: {final}")
             if trained.test_inputs is not None:
-                sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8))
+                labels = trained.test_labels
+                extra = {} if labels is None else {"labels": np.asarray(labels, np.int64)}
+                sample = save_spikes(fam_out / "spikes.npz", trained.test_inputs.astype(np.uint8),
+                                     **extra)
                 final_sample = out / sample.relative_to(tmp)
                 print(f"sample input: {final_sample} (key 'spikes', [T, B, N] = "
-                      f"{list(trained.test_inputs.shape)}; `neuro run {final} --input "
-                      f"{final_sample}`)")
-                ok = run_on_every_target(trained.model, trained.test_inputs, fam_out) and ok
+                      f"{list(trained.test_inputs.shape)}"
+                      + ("" if labels is None else f", 'labels' [B] = [{len(labels)}]")
+                      + f"; `neuro run {final} --input {final_sample}`)")
+                ok = run_on_every_target(trained.model, trained.test_inputs, fam_out,
+                                         labels=labels) and ok
             lines = energy_summary(energy_run(path, None, fam_out / "energy")["json"])
             print("\n".join(line.replace(str(tmp), str(out)) for line in lines))  # final paths
         (tmp / COMPLETE).write_text(json.dumps({"complete": True, "all_targets_ok": ok,
@@ -64,11 +69,13 @@ def _replaceable(existing: Path) -> bool:
     return True
 
 
-def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:
+def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path,
+                        labels: np.ndarray | None = None) -> bool:
     """Run ``model`` on every hardware target and compare with the reference executor and with
     the float model (``neuro.verify``); True when every target that can run it keeps its promise
     (bit-exact, or its stated agreement). A target that cannot represent the model is listed
-    with its reason; one whose simulator is missing counts as a failure."""
+    with its reason; one whose simulator is missing counts as a failure. With ``labels`` [B]
+    each row also gives the task accuracy of the target's decisions next to the float model's."""
     from .graph import from_module
     from .hardware import TARGETS
     from .verify import run_targets
@@ -76,7 +83,9 @@ def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> bool:
     graph = from_module(model)
     print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
           "with the reference executor (integer targets: bit for bit) and with the float model")
-    rows = run_targets(graph, x, list(TARGETS), out=out)
+    decide = getattr(model, "decide", None)
+    rows = run_targets(graph, x, list(TARGETS), out=out, labels=labels,
+                       decide=decide if callable(decide) else None)
     return all(r.check.comparison.ok if r.ran else r.reason.startswith("cannot run")
                for r in rows)
 

@@ -122,6 +122,13 @@ class FamilyModel:
         out, _ = self(x)  # type: ignore[operator]
         return out.sum(0).argmax(-1)
 
+    def decide(self, out: Tensor) -> Tensor:
+        """Class labels ``[B]`` from the deployed graph's output ``out [T, B, ...]`` in float
+        units (what a hardware target's run gives, rescaled): the rule :meth:`predict` applies
+        to the model's own output; default argmax of the sum over time. ``neuro verify`` and
+        the demo score each target's decisions on labelled data with it."""
+        return out.sum(0).argmax(-1)
+
     @contextlib.contextmanager
     def export_view(self) -> Iterator[nn.Module]:
         """The module that deploys, in eval mode; training mode is restored on exit."""
@@ -190,7 +197,8 @@ class Trained:
 
     ``info`` goes into the checkpoint (metrics, seed, data); ``summary`` is the line printed
     after training; ``test_inputs`` (``[T, B, N]`` float32 spikes, optional) are held-out samples
-    ``neuro demo`` runs on the hardware targets; ``save`` is False on the non-main ranks of a
+    ``neuro demo`` runs on the hardware targets, ``test_labels`` (``[B]`` int, optional) their
+    classes (the demo scores each target's decisions on them); ``save`` is False on the non-main ranks of a
     distributed run (nothing is written there)."""
 
     model: nn.Module
@@ -198,6 +206,7 @@ class Trained:
     summary: str
     test_inputs: np.ndarray | None = None
     save: bool = True
+    test_labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -98,3 +98,50 @@ def test_choose_format_prefers_the_cheapest_format_that_follows_the_float_model(
     # the shift leak cannot make 0.9 (it gives 1 - 2^-k: 0.875, 0.9375); a 12-bit mantissa can
     assert scores["int8"] < agreement.GOOD_AGREEMENT <= scores[fmt]
     assert fmt == "int8-m12"
+
+
+def test_labels_give_each_target_its_task_accuracy_next_to_the_float_model(tmp_path, capsys,
+                                                                           monkeypatch):
+    """A spike file with ``labels`` [B]: every target row shows the accuracy of *its* decisions
+    on the labels next to the float model's. The expected numbers are computed here on another
+    path: the float model's own ``predict``, and argmax over the target's raw outputs."""
+    ckpt = _ckpt(tmp_path, "zero")
+    from neuro.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(ckpt)
+    x = (np.random.default_rng(3).random((40, 12, 12)) < 0.3).astype(np.uint8)
+    pred = model.predict(torch.from_numpy(x).float()).numpy()
+    labels = pred.copy()
+    labels[:4] = (labels[:4] + 1) % 3  # 8 of 12 labels are what the float model decides
+    np.savez(tmp_path / "in.npz", spikes=x, labels=labels)
+    from neuro.hardware import fpga
+
+    real_run, seen = fpga.run, {}
+
+    def rolled(*a, **kw):  # a target whose readout is shifted by one class: wrong decisions
+        res = real_run(*a, **kw)
+        name = next(iter(res.outputs))
+        res.outputs[name] = np.roll(res.outputs[name], 1, axis=-1)
+        seen["out"] = res.outputs[name]
+        return res
+
+    monkeypatch.setattr(fpga, "run", rolled)
+    code = main(["verify", str(ckpt), "--formats", "", "--targets", "spinnaker,fpga",
+                 "--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / "v.json")])
+    out = capsys.readouterr().out
+    assert code == 1  # the rolled readout differs from its reference
+    assert "labels: 12 from" in out
+    rep = {t["target"]: t for t in json.loads((tmp_path / "v.json").read_text())["targets"]}
+    assert rep["spinnaker"]["float_accuracy"] == rep["fpga"]["float_accuracy"] == 8 / 12
+    want = float(np.mean(seen["out"].sum(0).argmax(-1) == labels))
+    assert rep["fpga"]["accuracy"] == want and want < 8 / 12
+    assert f"task accuracy {rep['spinnaker']['accuracy']:.3f} (float model 0.667)" in out
+
+
+def test_bad_labels_are_one_line_errors(tmp_path, capsys):
+    ckpt = _ckpt(tmp_path, "zero")
+    np.savez(tmp_path / "in.npz", spikes=np.zeros((5, 4, 12), np.uint8), labels=np.zeros(3, np.int64))
+    assert main(["verify", str(ckpt), "--formats", "int8", "--input", str(tmp_path / "in.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuro: error: ") and "'labels' must be [B] = [4]" in err
+    assert len(err.strip().splitlines()) == 1

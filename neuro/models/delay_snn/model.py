@@ -120,6 +120,10 @@ class DelaySNN(Sequential, FamilyModel):
         with self.export_view() as m:
             return predict(m(x)[0])
 
+    def decide(self, out: Tensor) -> Tensor:
+        """Class labels ``[B]`` from the readout ``out [T, B, C]``: argmax of the summed softmax."""
+        return predict(out)
+
     @contextlib.contextmanager
     def export_view(self) -> Iterator[DelaySNN]:
         """Eval mode with the rounded integer delays (what evaluation and export use); the

@@ -233,7 +233,8 @@ def demo(*, seed: int, epochs: int, samples: int, log: Callable[[str], None] = p
     return Trained(model, {"task": "audio_event_task", "seed": seed, **result.as_dict()},
                    f"{what}: test accuracy {result.test_accuracy:.3f} with the reservoir, "
                    f"{result.raw_test_accuracy:.3f} with the same readout on the raw input "
-                   f"(chance {1 / train_set.n_classes:.3f})", test_inputs=x)
+                   f"(chance {1 / train_set.n_classes:.3f})", test_inputs=x,
+                   test_labels=np.asarray(test_set.labels[:samples], np.int64))
 
 
 __all__ = ["LSMResult", "READOUTS", "TRAIN_KEYS", "add_arguments", "demo", "load_task", "raw_features",
