@@ -145,3 +145,28 @@ def test_bad_labels_are_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("neuro: error: ") and "'labels' must be [B] = [4]" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_decisions_rescale_a_quantized_readout_to_the_model_rule():
+    """DelaySNN decides by the summed softmax (not scale-free): on the s16.15 integer readout,
+    rescaled by the population's scale, it decides as the float model's ``predict``."""
+    from neuro.graph import quantize, simulate
+    from neuro.models import DelaySNN, DelaySNNConfig
+    from neuro.verify import decisions
+
+    torch.manual_seed(0)
+    m = DelaySNN(DelaySNNConfig(n_inputs=12, n_hidden=16, n_layers=2, n_outputs=4, max_delay=5,
+                                dropout=0.0, tau=2.0, right_padding=0))
+    with torch.no_grad():
+        for layer in m.delayed_layers():
+            layer.weight.mul_(2.0)
+    m.eval().integer_delays()
+    x = (torch.rand(40, 16, 12) < 0.2).float()
+    g = from_module(m)
+    want = m.predict(x).numpy()
+    assert len(set(want.tolist())) > 1  # not one class for every sample
+    assert np.array_equal(decisions(m.decide, g, {k: v.numpy() for k, v in simulate(g, x).items()}), want)
+    q = quantize(g, "spinnaker", calibration_inputs=x)
+    out = {k: v.numpy() for k, v in simulate(q, x.numpy().astype(np.int64)).items()}
+    assert np.abs(out[q.outputs()[0]]).max() > 100  # integer units, far from float ones
+    assert np.array_equal(decisions(m.decide, q, out), want)
