@@ -332,7 +332,19 @@ def _export_hardware(args: argparse.Namespace) -> int:
         raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
                         f"problem(s): {'; '.join(problems)}; nothing written")
     x, source = _model_input(graph, args.input, meta["model"])
-    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x,
+    fmt = args.format
+    if fmt is None and len(backend.formats) > 1:  # the rule of verify and the demo
+        from .hardware.agreement import GOOD_AGREEMENT, choose_format
+
+        try:
+            fmt, scores = choose_format(graph, tuple(backend.formats), x)
+        except ValueError as exc:
+            raise UserError(f"target {args.target}: {exc}") from None
+        print(f"format {fmt}: the cheapest of {', '.join(backend.formats)} whose spikes agree with "
+              f"the float model to {GOOD_AGREEMENT} on {source} ("
+              + ", ".join(f"{f} {a:.3f}" for f, a in scores.items())
+              + "); --format NAME chooses by hand")
+    out = backend.compile(graph, args.out, fmt=fmt, calibration_inputs=x,
                           **({"force": True} if args.force else {}))
     from .hardware.base import read_manifest
 
@@ -617,7 +629,9 @@ def _add_builtin_commands(sub: Any) -> None:
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
     export.add_argument("--format", metavar="NAME",
                         help="number format (loihi: loihi2; spinnaker: spinnaker; fpga: "
-                             "int8|int16|int8-m12|int16-m12)")
+                             "int8|int16|int8-m12|int16-m12); default for a target with several: "
+                             "the cheapest whose spikes agree with the float model to 0.99 on "
+                             "--input, as verify and the demo choose")
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
     export.add_argument("--force", action="store_true",

@@ -122,6 +122,12 @@ class FamilyModel:
         out, _ = self(x)  # type: ignore[operator]
         return out.sum(0).argmax(-1)
 
+    def layer_names(self) -> dict[str, str]:
+        """Readable names for the lowered graph's nodes, ``{module path: name}`` (e.g. ``"2"`` ->
+        ``"hidden.0.lif"`` where the model is a flat ``Sequential``); the energy report names
+        layers by them. Default: none (the module paths are the names)."""
+        return {}
+
     def decide(self, out: Tensor) -> Tensor:
         """Class labels ``[B]`` from the deployed graph's output ``out [T, B, ...]`` in float
         units (what a hardware target's run gives, rescaled): the rule :meth:`predict` applies

@@ -14,9 +14,9 @@ from neuro.hardware.agreement import SPIKE_LOSS_WARNING, choose_format, compare_
 from neuro.models import SpikingMLP, SpikingMLPConfig
 
 
-def _ckpt(tmp_path, reset):
+def _ckpt(tmp_path, reset, **cfg):
     torch.manual_seed(0)
-    m = SpikingMLP(SpikingMLPConfig(layers=[12, 10, 3], reset=reset))
+    m = SpikingMLP(SpikingMLPConfig(layers=[12, 10, 3], reset=reset, **cfg))
     with torch.no_grad():
         m[0].weight.mul_(5)
     return save_checkpoint(tmp_path / "m.safetensors", m, name=m.name, config=m.config_dict())
@@ -170,3 +170,26 @@ def test_decisions_rescale_a_quantized_readout_to_the_model_rule():
     out = {k: v.numpy() for k, v in simulate(q, x.numpy().astype(np.int64)).items()}
     assert np.abs(out[q.outputs()[0]]).max() > 100  # integer units, far from float ones
     assert np.array_equal(decisions(m.decide, q, out), want)
+
+
+def test_export_chooses_the_fpga_format_by_agreement_unless_given(tmp_path, capsys):
+    """``neuro export --target fpga`` without ``--format`` applies verify's rule on ``--input``
+    and says so; ``--format`` is kept as given."""
+    from neuro.checkpoint import load_checkpoint
+    from neuro.hardware.base import read_manifest
+
+    ckpt = _ckpt(tmp_path, "zero", beta=0.6)  # int8's shift leak makes 0.6 into 0.5
+    x = (np.random.default_rng(5).random((40, 6, 12)) < 0.3).astype(np.uint8)
+    np.savez(tmp_path / "in.npz", spikes=x)
+    model, _ = load_checkpoint(ckpt)
+    want, scores = choose_format(from_module(model), ("int8", "int16", "int8-m12", "int16-m12"), x)
+    assert want == "int8-m12" and scores["int8"] < 0.99  # not the old fixed default
+    assert main(["export", str(ckpt), "--target", "fpga", "--out", str(tmp_path / "a"),
+                 "--input", str(tmp_path / "in.npz")]) == 0
+    out = capsys.readouterr().out
+    assert f"format {want}: the cheapest of" in out and "--format NAME chooses by hand" in out
+    assert read_manifest(tmp_path / "a")["number_format"] == want
+    assert main(["export", str(ckpt), "--target", "fpga", "--format", "int8", "--out",
+                 str(tmp_path / "b"), "--input", str(tmp_path / "in.npz")]) == 0
+    assert "the cheapest of" not in capsys.readouterr().out
+    assert read_manifest(tmp_path / "b")["number_format"] == "int8"

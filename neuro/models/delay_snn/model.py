@@ -89,6 +89,20 @@ class DelaySNN(Sequential, FamilyModel):
                 m.P.requires_grad_(False)
                 m.integer_delays()
 
+    def layer_names(self) -> dict[str, str]:
+        """``{"0": "hidden.0.synapse", "1": "hidden.0.batchnorm", "2": "hidden.0.lif", ...,
+        "readout.synapse", "readout.li"}``: the lowered nodes by their role in the network."""
+        names, layer = {}, 0
+        role = {DelayedLinear: "synapse", BatchNormTime: "batchnorm", LIF: "lif",
+                TimeDropout: "dropout", LI: "li"}
+        n_hidden = self.config.n_layers
+        for i, m in enumerate(self):
+            if isinstance(m, DelayedLinear) and i > 0:
+                layer += 1
+            where = "readout" if layer >= n_hidden else f"hidden.{layer}"
+            names[str(i)] = f"{where}.{role.get(type(m), type(m).__name__.lower())}"
+        return names
+
     def delayed_layers(self) -> list[DelayedLinear]:
         return [m for m in self if isinstance(m, DelayedLinear)]
 
