@@ -255,7 +255,7 @@ def merge_biases(g: Graph) -> None:
         biased = [s for s in syns if np.any(cast(Any, g.nodes[s]).bias != 0)]
         if len(biased) < 2:
             continue
-        total = sum(np.asarray(cast(Any, g.nodes[s]).bias, np.float64) for s in biased)
+        total = np.sum([np.asarray(cast(Any, g.nodes[s]).bias, np.float64) for s in biased], 0)
         for i, s in enumerate(biased):
             syn: Any = g.nodes[s]
             syn.bias = (total if i == 0 else np.zeros_like(total)).astype(np.float32)
@@ -289,7 +289,7 @@ def current_bias_sources(g: Graph) -> list[str]:
                 and getattr(g.nodes[s], "bias", None) is not None]
         if not any(np.any(cast(Any, g.nodes[s]).bias != 0) for s in syns):
             continue
-        total = sum(np.asarray(cast(Any, g.nodes[s]).bias, np.float64) for s in syns)
+        total = np.sum([np.asarray(cast(Any, g.nodes[s]).bias, np.float64) for s in syns], 0)
         for s in syns:
             syn: Any = g.nodes[s]
             syn.bias = np.zeros_like(syn.bias)
@@ -303,8 +303,8 @@ def current_bias_sources(g: Graph) -> list[str]:
             raise GraphError(f"node {n!r} (CubaLIF): its synapse bias becomes a constant spike "
                              "source read from a flat Input; the graph's first Input has shape "
                              f"{shape}")
-        g.nodes[src] = N.LIF(shape=(1,), beta=np.float32(0.0), threshold=np.float32(0.5),
-                             reset="zero")
+        g.nodes[src] = N.LIF(shape=(1,), beta=np.zeros(1, np.float32),
+                             threshold=np.full(1, 0.5, np.float32), reset="zero")
         g.nodes[on] = N.Affine(weight=np.zeros((1, shape[0]), np.float32),
                                bias=np.ones(1, np.float32))
         g.nodes[w] = N.Linear(weight=np.asarray(total, np.float32).reshape(-1, 1))
