@@ -33,16 +33,11 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# lava-nc 0.10.0 declares Python <3.11 (the worker carries the 3.11 work-around): its own
-# dependencies install normally, only lava-nc itself skips the Python check.
+# The recipe (pins, lava-nc 0.10.0 without its Python <3.11 check, the probe) is the one of
+# `neuro setup lava`: hardware/loihi/provision.py, a standard-library script that writes
+# $(LAVA_STAMP) when the probe passes.
 $(LAVA_STAMP):
-	$(PYTHON) -m venv $(LAVA_VENV)
-	printf '*\n' > $(LAVA_VENV)/.gitignore
-	$(LAVA_PY) -m pip install --quiet --upgrade pip
-	$(LAVA_PY) -m pip install --quiet numpy==1.26.4 networkx==2.8.7 asteval==0.9.33 scipy==1.16.3 scikit-learn==1.9.1
-	$(LAVA_PY) -m pip install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
-	$(LAVA_PY) hardware/loihi/worker.py --probe
-	touch $(LAVA_STAMP)
+	$(PYTHON) hardware/loihi/provision.py --into $(LAVA_VENV)
 
 lava: $(LAVA_STAMP)
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("dvs_gesture", "text", "wordlm"), ""),
     **dict.fromkeys(("audio_event_task", "digits_nmnist_task", "saccade_events"), ".events"),
-    **dict.fromkeys(("default_spikes", "load_npz_array", "load_spikes", "save_spikes"), ".io"),
+    **dict.fromkeys(("default_spikes", "load_labels", "load_npz_array", "load_spikes",
+                    "save_spikes"), ".io"),
     **dict.fromkeys(("events_to_frames", "load_nmnist", "read_nmnist_file", "write_nmnist_file"),
                     ".nmnist"),
     **dict.fromkeys(("load_ntidigits", "read_ntidigits", "write_ntidigits"), ".ntidigits"),
@@ -28,7 +29,7 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from . import dvs_gesture, text, wordlm
     from .events import audio_event_task, digits_nmnist_task, saccade_events
-    from .io import default_spikes, load_npz_array, load_spikes, save_spikes
+    from .io import default_spikes, load_labels, load_npz_array, load_spikes, save_spikes
     from .nmnist import events_to_frames, load_nmnist, read_nmnist_file, write_nmnist_file
     from .ntidigits import load_ntidigits, read_ntidigits, write_ntidigits
     from .shd import (
@@ -66,6 +67,7 @@ __all__ = [
     "download_file",
     "load_shd",
     "load_npz_array",
+    "load_labels",
     "load_spikes",
     "load_ssc",
     "read_heidelberg",

@@ -27,6 +27,25 @@ def load_spikes(path: str | Path, key: str = "spikes") -> np.ndarray:
     return arr
 
 
+def load_labels(path: str | Path, batch: int, key: str = "labels") -> np.ndarray | None:
+    """The optional class labels of a spike file: ``key`` of the ``.npz``, int64 ``[B]`` (one
+    non-negative class per sample of ``spikes [T, B, N]``); None when the file has none.
+    ``ValueError`` naming the file, key and shape when they do not fit."""
+    from neuro.safeio import read_npz
+
+    got = read_npz(Path(path), [key], required=False)
+    if key not in got:
+        return None
+    y = np.asarray(got[key])
+    if y.ndim != 1 or y.shape[0] != batch:
+        raise ValueError(f"{path}: {key!r} must be [B] = [{batch}] (one class per sample of "
+                         f"'spikes'), got shape {list(y.shape)}")
+    if y.dtype.kind not in "iub" or (y.size and int(y.min()) < 0):
+        raise ValueError(f"{path}: {key!r} must hold non-negative integer classes, got "
+                         f"dtype {y.dtype}" + (f", min {y.min()}" if y.size else ""))
+    return y.astype(np.int64)
+
+
 def load_npz_array(path: str | Path, key: str) -> np.ndarray:
     """Array ``key`` of the ``.npz`` file ``path``, read by :func:`neuro.safeio.read_npz` (no
     pickles; corrupt, hostile or oversized files give one ``ValueError`` naming the file)."""

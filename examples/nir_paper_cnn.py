@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from neuro.graph import quantize, read_nir, simulate
+from neuro.graph.nir_io import SNNTORCH_DT  # the file records no step: the NIR paper used 1e-4 s
 
 NIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "nir_paper" / "nir" / "cnn_sinabs.nir"
 LAYERS = ("1", "3", "6", "10", "12")  # the IF populations, input side first; "12" is the output
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    g = read_nir(NIR)
+    g = read_nir(NIR, SNNTORCH_DT)
     x, labels = frames(args.samples, args.steps)
     xt = torch.from_numpy(x)
     ref = {k: v.numpy() for k, v in simulate(g, xt, record=True).items() if k in LAYERS}

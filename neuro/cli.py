@@ -359,7 +359,19 @@ def _export_hardware(args: argparse.Namespace) -> int:
         raise UserError(f"target {args.target} cannot run {args.checkpoint}: {len(problems)} "
                         f"problem(s): {'; '.join(group_problems(problems))}; nothing written")
     x, source = _model_input(graph, args.input, meta["model"])
-    out = backend.compile(graph, args.out, fmt=args.format, calibration_inputs=x,
+    fmt = args.format
+    if fmt is None and len(backend.formats) > 1:  # the rule of verify and the demo
+        from .hardware.agreement import GOOD_AGREEMENT, choose_format
+
+        try:
+            fmt, scores = choose_format(graph, tuple(backend.formats), x)
+        except ValueError as exc:
+            raise UserError(f"target {args.target}: {exc}") from None
+        print(f"format {fmt}: the cheapest of {', '.join(backend.formats)} whose spikes agree with "
+              f"the float model to {GOOD_AGREEMENT} on {source} ("
+              + ", ".join(f"{f} {a:.3f}" for f, a in scores.items())
+              + "); --format NAME chooses by hand")
+    out = backend.compile(graph, args.out, fmt=fmt, calibration_inputs=x,
                           **({"force": True} if args.force else {}))
     from .hardware.base import read_manifest
 
@@ -448,6 +460,30 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_labels(path: str | None, x: np.ndarray, model: Any) -> tuple[Any, Any]:
+    """``(labels [B], decision rule)`` for scoring targets on the task: the spike file's optional
+    ``labels`` key and the model's ``decide``; ``(None, None)`` without labels (said when the
+    model has no decision rule for them)."""
+    from .datasets import load_labels
+
+    if not path:
+        return None, None
+    try:
+        labels = load_labels(path, x.shape[1] if x.ndim == 3 else 1)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if labels is None:
+        return None, None
+    decide = getattr(model, "decide", None)
+    if not callable(decide):
+        print(f"labels: {path} has {len(labels)}, but {type(model).__name__} has no decision "
+              "rule (FamilyModel.decide): no task accuracy")
+        return None, None
+    print(f"labels: {len(labels)} from {path}: each target's task accuracy is shown next to the "
+          "float model's")
+    return labels, decide
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .atomic import atomic_write
     from .checkpoint import load_checkpoint
@@ -469,6 +505,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     graph = from_module(model)
     x, source = _model_input(graph, args.input, meta["model"])
     print(f"verify {meta['model']} ({args.checkpoint}) on {source}")
+    labels, decide = _task_labels(args.input, x, model)
     reports, problems = [], []
     for f in formats:
         try:
@@ -482,7 +519,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     rows = []
     if targets:
         print(f"targets ({len(targets)}): each against its reference executor and the float model")
-        rows = run_targets(graph, x, targets)
+        rows = run_targets(graph, x, targets, labels=labels, decide=decide)
         for r in rows:
             if r.check is not None and r.check.comparison.ok:
                 print(r.check.comparison.table())
@@ -622,7 +659,9 @@ def _add_builtin_commands(sub: Any) -> None:
     export.add_argument("--out", required=True, help="output directory (gets model.nir)")
     export.add_argument("--format", metavar="NAME",
                         help="number format (loihi: loihi2; spinnaker: spinnaker; fpga: "
-                             "int8|int16|int8-m12|int16-m12)")
+                             "int8|int16|int8-m12|int16-m12); default for a target with several: "
+                             "the cheapest whose spikes agree with the float model to 0.99 on "
+                             "--input, as verify and the demo choose")
     export.add_argument("--input", help="spikes .npz used to calibrate the quantization "
                                         "(default: random Bernoulli(0.1), T=100, B=8)")
     export.add_argument("--force", action="store_true",
@@ -642,7 +681,9 @@ def _add_builtin_commands(sub: Any) -> None:
                           "(float targets), and with the float model; a target with several "
                           "formats gets the cheapest that follows the float model: "
                           + ",".join(_export_targets()[:-1]))
-    ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8)")
+    ver.add_argument("--input", help="spikes .npz (default: random Bernoulli(0.1), T=100, B=8); "
+                                     "with a 'labels' [B] array, each target's task accuracy is "
+                                     "shown next to the float model's")
     ver.add_argument("--out", help="also write the report as JSON to this file")
     ver.set_defaults(func=_cmd_verify)
     en = sub.add_parser("energy", help="estimate energy per target from a run on data: "

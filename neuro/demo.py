@@ -48,18 +48,22 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
             lm = is_language_model(trained.model)
             if trained.test_inputs is not None:
                 x = trained.test_inputs
+                labels = trained.test_labels
                 if lm:
                     data = save_tokens(fam_out / "tokens.npz", x)
                     print(f"sample input: {out / data.relative_to(tmp)} (key 'tokens', [T, B] = "
                           f"{list(x.shape[:2])} token ids; `neuro energy {final} --data "
                           f"{out / data.relative_to(tmp)}`)")
                 else:
-                    data = save_spikes(fam_out / "spikes.npz", x.astype(np.uint8))
+                    extra = {} if labels is None else {"labels": np.asarray(labels, np.int64)}
+                    data = save_spikes(fam_out / "spikes.npz", x.astype(np.uint8), **extra)
                     final_sample = out / data.relative_to(tmp)
                     print(f"sample input: {final_sample} (key 'spikes', [T, B, N] = "
-                          f"{list(x.shape)}; `neuro run {final} --input {final_sample}`)")
+                          f"{list(x.shape)}"
+                          + ("" if labels is None else f", 'labels' [B] = [{len(labels)}]")
+                          + f"; `neuro run {final} --input {final_sample}`)")
                     data = None  # the energy report uses the checkpoint's own test split
-                rows = run_on_every_target(trained.model, x, fam_out)
+                rows = run_on_every_target(trained.model, x, fam_out, labels=labels)
                 ok = all(_kept(r) for r in rows) and ok
             report = energy_run(path, data, fam_out / "energy")["json"]
             lines = energy_summary(report)
@@ -87,11 +91,13 @@ def _replaceable(existing: Path) -> bool:
     return True
 
 
-def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> list[Any]:
+def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path,
+                        labels: np.ndarray | None = None) -> list[Any]:
     """Run ``model`` on every hardware target and compare with the reference executor and with
     the float model (``neuro.verify``); one ``TargetRow`` per target. A target that cannot
     represent the model is listed with its reason; one whose simulator is missing is a failure
-    (:func:`_kept`)."""
+    (:func:`_kept`). With ``labels`` [B] each row also gives the task accuracy of the target's
+    decisions next to the float model's."""
     from .graph import from_module
     from .hardware import TARGETS
     from .verify import run_targets
@@ -99,7 +105,9 @@ def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path) -> list[Any]
     graph = from_module(model)
     print(f"hardware targets: {x.shape[1]} test samples x {x.shape[0]} steps on each, compared "
           "with the reference executor (integer targets: bit for bit) and with the float model")
-    return run_targets(graph, x, list(TARGETS), out=out)
+    decide = getattr(model, "decide", None)
+    return run_targets(graph, x, list(TARGETS), out=out, labels=labels,
+                       decide=decide if callable(decide) else None)
 
 
 def _kept(row: Any) -> bool:

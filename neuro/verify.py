@@ -6,7 +6,9 @@ Every requested target gets a row, whatever happens to the others: it ran and ke
 and DIFFERS, or it was NOT RUN (the target cannot represent the model, or its simulator is
 missing), with the reason. Next to the verdict each row shows the agreement with the float
 model (``neuro.hardware.agreement``), and a warning when the target's spike count departs from
-the float model's by more than ``SPIKE_LOSS_WARNING``.
+the float model's by more than ``SPIKE_LOSS_WARNING``. Given class labels (``labels`` [B] in the
+spike file) and the model's decision rule (``FamilyModel.decide``), each row also shows the task
+accuracy of that target's decisions next to the float model's (:func:`decisions`).
 
 Exit status of ``neuro verify`` (:func:`exit_status`): 0 every target ran and kept its promise,
 1 a target's values differ from its reference, 3 a target could not run (and none differed);
@@ -37,6 +39,8 @@ class TargetRow:
     check: Any = None           # hardware.base.TargetCheck when it ran
     float_agreement: Any = None  # hardware.agreement.FloatAgreement when it ran
     format_scores: dict[str, float] | None = None
+    accuracy: float | None = None        # the target's decisions on the labels
+    float_accuracy: float | None = None  # the float model's, on the same samples
 
     @property
     def ran(self) -> bool:
@@ -46,8 +50,10 @@ class TargetRow:
         if not self.ran:
             return f"  {self.target:10s} {'-':9s} NOT RUN: {self.reason}"
         spikes = self.check.comparison.spike_count()
+        task = ("" if self.accuracy is None else f"; task accuracy {self.accuracy:.3f} "
+                f"(float model {self.float_accuracy:.3f})")
         return (f"  {self.target:10s} {self.fmt:9s} {self.status} to its reference "
-                f"({spikes} spikes, {self.seconds:.1f} s); {self.float_agreement.summary()}")
+                f"({spikes} spikes, {self.seconds:.1f} s); {self.float_agreement.summary()}{task}")
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"target": self.target, "status": self.status, "format": self.fmt,
@@ -58,14 +64,47 @@ class TargetRow:
             d["float"] = self.float_agreement.as_dict()
         if self.format_scores:
             d["format_agreement"] = self.format_scores
+        if self.accuracy is not None:
+            d["accuracy"], d["float_accuracy"] = self.accuracy, self.float_accuracy
         return d
 
 
+Decide = Callable[[Any], Any]  # torch Tensor [T, B, ...] (float units) -> class labels [B]
+
+
+def decisions(decide: Decide, graph: Any, outputs: dict[str, Any]) -> np.ndarray:
+    """Class labels ``[B]`` that ``decide`` (a model's ``FamilyModel.decide``) draws from a run's
+    first Output. A quantized ``graph``'s non-spiking readout is in integer state units: it is
+    divided by its population's scale ``S`` (``graph.metadata["scales"]``) first, so a rule that
+    is not scale-free (a softmax) sees float units; spikes are taken as they are."""
+    import torch
+
+    from .graph.populations import partition
+
+    out = graph.outputs()[0]
+    val = np.asarray(outputs[out], np.float64)
+    src = partition(graph).outputs.get(out)
+    scales = graph.metadata.get("scales", {})
+    if src is not None and src in scales and not graph.nodes[src].spiking:
+        val = val / float(scales[src])
+    if val.ndim == 2:
+        val = val[:, None]
+    return np.asarray(decide(torch.from_numpy(val).float())).reshape(-1).astype(np.int64)
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of ``pred == labels`` (both ``[B]``)."""
+    return float(np.mean(np.asarray(pred) == np.asarray(labels)))
+
+
 def run_target(name: str, graph: Any, x: np.ndarray, *, out: Path | None = None,
-               fmt: str | None = None, say: Callable[[str], None] = print) -> TargetRow:
+               fmt: str | None = None, say: Callable[[str], None] = print,
+               labels: np.ndarray | None = None, decide: Decide | None = None) -> TargetRow:
     """Run ``graph`` on target ``name`` and compare; never raises for a target that cannot run
     (the row says why). Without ``fmt`` a target with several number formats gets the cheapest
-    one that follows the float model (``agreement.choose_format``), announced through ``say``."""
+    one that follows the float model (``agreement.choose_format``), announced through ``say``.
+    With ``labels`` ``[B]`` and ``decide``: the task accuracy of the target's decisions and of
+    the float model's (:func:`decisions`)."""
     from .hardware import get_backend
     from .hardware.agreement import choose_format, float_agreement
     from .hardware.base import check_target, group_problems
@@ -96,20 +135,30 @@ def run_target(name: str, graph: Any, x: np.ndarray, *, out: Path | None = None,
     comp = check.comparison
     status = "IDENTICAL" if comp.identical else ("AGREES" if comp.ok else "DIFFERS")
     used = check.graph.metadata.get("format", {}).get("name", "float32")
-    return TargetRow(name, status, used, seconds=time.perf_counter() - t0, check=check,
-                     float_agreement=float_agreement(graph, check.result, x),
-                     format_scores=scores)
+    row = TargetRow(name, status, used, seconds=time.perf_counter() - t0, check=check,
+                    float_agreement=float_agreement(graph, check.result, x),
+                    format_scores=scores)
+    if labels is not None and decide is not None:
+        from .graph import simulate
+
+        xb = np.asarray(x, np.float32)
+        xb = xb[:, None] if xb.ndim == 2 else xb
+        ref = {k: v.numpy() for k, v in simulate(graph, xb).items()}
+        row.float_accuracy = accuracy(decisions(decide, graph, ref), labels)
+        row.accuracy = accuracy(decisions(decide, check.graph, check.result.outputs), labels)
+    return row
 
 
 def run_targets(graph: Any, x: np.ndarray, targets: list[str], *, out: Path | None = None,
                 formats: dict[str, str] | None = None,
-                say: Callable[[str], None] = print) -> list[TargetRow]:
+                say: Callable[[str], None] = print, labels: np.ndarray | None = None,
+                decide: Decide | None = None) -> list[TargetRow]:
     """:func:`run_target` for each of ``targets`` in order, each row printed as it completes,
     then the warnings (spike counts that depart from the float model's)."""
     rows = []
     for name in targets:
         row = run_target(name, graph, x, out=None if out is None else out / name,
-                         fmt=(formats or {}).get(name), say=say)
+                         fmt=(formats or {}).get(name), say=say, labels=labels, decide=decide)
         say(row.line())
         if row.check is not None and not row.check.comparison.ok:
             say(row.check.comparison.table())
@@ -130,5 +179,5 @@ def exit_status(rows: list[TargetRow]) -> int:
     return EXIT_OK
 
 
-__all__ = ["EXIT_DIFFERS", "EXIT_NOT_RUN", "EXIT_OK", "TargetRow", "exit_status", "run_target",
-           "run_targets"]
+__all__ = ["EXIT_DIFFERS", "EXIT_NOT_RUN", "EXIT_OK", "Decide", "TargetRow", "accuracy",
+           "decisions", "exit_status", "run_target", "run_targets"]

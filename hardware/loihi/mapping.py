@@ -54,6 +54,7 @@ from neuro.graph.formats import LOIHI2
 from neuro.graph.intsim import lava_weights
 from neuro.graph.populations import (
     Projection,
+    current_bias_sources,
     fold_channel_affines,
     neuron_problems,
     partition,
@@ -311,9 +312,11 @@ def neuron_bias(g: Graph, n: str) -> np.ndarray | None:
 
 
 def _float_graph(graph: Graph) -> Graph:
-    """The float graph with its ChannelAffine nodes folded into the synapses (as quantize does)."""
+    """The float graph with its ChannelAffine nodes folded into the synapses and its CubaLIF
+    biases turned into spike sources (as quantize does: the same nodes as the integer graph)."""
     g = copy.deepcopy(graph)
     fold_channel_affines(g)
+    current_bias_sources(g)
     return g
 
 

@@ -10,9 +10,11 @@ in this order and takes the first that exists:
 3. ``.venv-lava`` beside the project (what ``make lava`` creates in a source checkout);
 4. the current interpreter (Lava installed next to neuro: works where Lava's pins allow it).
 
-The recipe is the Makefile's ``.venv-lava`` target (``LAVA_PACKAGES`` then lava-nc without its
-dependency or Python checks; the worker carries the work-around Lava needs on Python 3.11), kept
-equal to it by a test.
+The recipe (:func:`commands`: ``LAVA_PACKAGES`` then lava-nc without its dependency or Python
+checks; the worker carries the work-around Lava needs on Python 3.11) lives here only. The
+Makefile's ``.venv-lava`` target runs this file as a script (``python3
+hardware/loihi/provision.py --into .venv-lava``): it imports nothing but the standard library, so
+it needs neither neuro's environment nor an installed neuro.
 """
 from __future__ import annotations
 
@@ -118,5 +120,27 @@ def provision(venv: Path | None = None, *, python: str = sys.executable, force: 
     return py
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python hardware/loihi/provision.py [--into DIR] [--python PY] [--force]`` (the Makefile's
+    ``lava`` target; ``neuro setup lava`` takes the same options). Exit 1 naming the failed step."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="provision.py", description="create the Lava environment")
+    p.add_argument("--into", metavar="DIR", help=f"where (default: {cache_home()})")
+    p.add_argument("--python", default=sys.executable, help="the Python that creates the venv")
+    p.add_argument("--force", action="store_true", help="rebuild an existing environment")
+    args = p.parse_args(argv)
+    try:
+        provision(Path(args.into) if args.into else None, python=args.python, force=args.force)
+    except OSError as exc:
+        print(f"provision.py: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
 __all__ = ["ENV_HOME", "ENV_PYTHON", "LAVA_NC", "LAVA_PACKAGES", "SETUP_COMMAND", "cache_home",
-           "candidates", "commands", "find_lava_python", "missing_message", "provision"]
+           "candidates", "commands", "find_lava_python", "main", "missing_message", "provision"]

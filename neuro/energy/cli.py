@@ -307,8 +307,13 @@ def run(checkpoint: str | Path, data: str | Path | None, out: str | Path,
     table.select(_split_targets(targets))  # unknown names fail before the model is loaded
     model, meta = load_checkpoint(checkpoint)
     graph = from_module(model.eval())
+    layer_names = getattr(model, "layer_names", None)
+    names: dict[str, str] = layer_names() if callable(layer_names) else {}
+    names = {k: v for k, v in names.items() if k in graph.nodes}  # layers lowering drops (dropout)
+    graph = graph.renamed(names)  # the report names layers as the model does
     x, source = load_data(graph, data, meta.get("info"), f"the model {Path(checkpoint).name}")
     info = {"checkpoint": str(checkpoint), "model": meta["model"], "graph_digest": graph.digest(),
+            "layer_names": {v: k for k, v in names.items()},  # report name -> graph node
             "dt_s": float(graph.dt),
             "accuracy": model_accuracy(model, x, None if graph.metadata.get("input") ==
                                        "one-hot tokens" else load_labels(data, meta.get("info"),

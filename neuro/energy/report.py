@@ -264,6 +264,15 @@ def accuracy_text(model: dict[str, Any]) -> str:
     return "accuracy: unknown (the data has no labels and the checkpoint records none)"
 
 
+def names_text(m: dict[str, Any]) -> str:
+    """The line saying how layers are named ("" when the graph's node names are used as they are)."""
+    names = m.get("layer_names") or {}
+    if not names:
+        return ""
+    pairs = ", ".join(f"{k} = {v}" for k, v in names.items())
+    return f"layers named as the model names them (graph node in the checkpoint's lowering: {pairs})"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m, d, b = doc["model"], doc["data"], doc["data"]["samples"]
     out = [f"# Energy estimate: {m.get('model')}", "",
@@ -272,6 +281,7 @@ def markdown(doc: dict[str, Any]) -> str:
            f"- data: {d['source']}: {d['samples']} samples x {d['steps']} steps of {m.get('dt_s'):g} s, "
            f"{d['input_kind']} input",
            f"- {accuracy_text(m)}",
+           *([f"- {names_text(m)}"] if names_text(m) else []),
            f"- baseline: `{doc['baseline']}`", "",
            "## Energy per target", "", _md_table(SUMMARY_HEAD, _summary_rows(doc)), "",
            "## Activity (one run on the data)", "", _md_table(SYN_HEAD, _syn_rows(doc)), "",
@@ -339,7 +349,9 @@ def html_page(doc: dict[str, Any], figures: dict[str, bytes]) -> str:
              f"<p>checkpoint <code>{e(str(m.get('checkpoint')))}</code>, graph digest "
              f"<code>{e(str(m.get('graph_digest'))[:16])}</code><br>data: {e(d['source'])}: "
              f"{d['samples']} samples x {d['steps']} steps of {m.get('dt_s'):g} s, {e(d['input_kind'])} "
-             f"input<br>{e(accuracy_text(m))}<br>baseline: <code>{e(str(doc['baseline']))}</code></p>",
+             f"input<br>{e(accuracy_text(m))}<br>"
+             + (f"{e(names_text(m))}<br>" if names_text(m) else "")
+             + f"baseline: <code>{e(str(doc['baseline']))}</code></p>",
              _toc(doc),
              "<h2 id=\"summary\">Energy per target</h2>", _html_table(SUMMARY_HEAD, _summary_rows(doc)),
              _img(figures["overview"], "energy per target"),

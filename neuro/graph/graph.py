@@ -274,6 +274,24 @@ class Graph:
             h.update(buf.getvalue())
         return h.hexdigest()
 
+    def renamed(self, names: dict[str, str]) -> Graph:
+        """A copy with the nodes of ``names`` (old -> new) renamed, edges and order kept (e.g.
+        readable layer names for a report, ``FamilyModel.layer_names``). ``ValueError`` naming
+        the node when an old name is not in the graph or a new one is taken twice."""
+        import copy
+
+        missing = [o for o in names if o not in self.nodes]
+        if missing:
+            raise ValueError(f"renamed: node {missing[0]!r} is not in the graph")
+        new = [names.get(n, n) for n in self.nodes]
+        dup = sorted({n for n in new if new.count(n) > 1})
+        if dup:
+            raise ValueError(f"renamed: node name {dup[0]!r} would be used twice")
+        g = copy.deepcopy(self)
+        g.nodes = {names.get(n, n): node for n, node in g.nodes.items()}
+        g.edges = [(names.get(a, a), names.get(b, b)) for a, b in g.edges]
+        return g
+
     def equals(self, other: Graph) -> bool:
         return (self.dt == other.dt and list(self.edges) == list(other.edges)
                 and self.nodes.keys() == other.nodes.keys()

@@ -12,8 +12,9 @@ snnTorch's convention (``snntorch.export_to_nir``/``import_from_nir``)::
 
 so an Euler simulator running NIR's ``tau dv/dt = (v_leak - v) + R I`` with step ``dt`` performs
 neuro's ``v = beta v + x`` step for step. ``dt`` is recorded as graph metadata ``"dt"``. On import
-``dt`` is, in order: the ``dt=`` argument, the file's ``metadata["dt"]``, else ``1e-4`` s
-(:data:`SNNTORCH_DT`, the step snnTorch hard-codes in its exporter and importer and never writes).
+``dt`` is, in order: the ``dt=`` argument, the file's ``metadata["dt"]``, else a ``ValueError``
+naming ``dt``: nothing is guessed (snnTorch and Norse write no step; snnTorch's is
+:data:`SNNTORCH_DT` = 1e-4 s, hard-coded in its exporter and importer).
 
 Mapping (neuro node -> NIR node; parameters broadcast to the population shape):
 
@@ -679,7 +680,12 @@ def _group_delayed_affines(nir: Any, nodes: dict[str, Any], edges: list[tuple[st
 def _resolve_dt(nir_graph: Any, dt: float | None) -> float:
     if dt is None:
         meta = nir_graph.metadata if isinstance(nir_graph.metadata, dict) else {}
-        dt = meta.get("dt", SNNTORCH_DT)
+        if "dt" not in meta:
+            raise ValueError("the NIR graph records no time step (metadata 'dt'; snnTorch and "
+                             "Norse do not write one): pass dt=SECONDS, the step its exporter "
+                             f"simulated (snnTorch's is {SNNTORCH_DT:g} s: "
+                             "neuro.graph.nir_io.SNNTORCH_DT)")
+        dt = meta["dt"]
     try:
         dt = float(np.asarray(dt).reshape(-1)[0])
     except (TypeError, ValueError, IndexError):
@@ -693,7 +699,8 @@ def from_nir(nir_graph: Any, dt: float | None = None, *, reset: str | None = Non
              reset_timing: str | None = None) -> Graph:
     """Convert a ``nir.NIRGraph`` to a validated :class:`Graph`.
 
-    ``dt`` (seconds per step): default the graph's ``metadata["dt"]``, else :data:`SNNTORCH_DT`.
+    ``dt`` (seconds per step): default the graph's ``metadata["dt"]``; a ``ValueError`` naming
+    ``dt`` when neither gives one (pass :data:`SNNTORCH_DT` for a file snnTorch wrote).
     ``reset``/``reset_timing``: for spiking NIR neurons that carry no neuro metadata (NIR itself
     means ``"zero"``/``"immediate"``); e.g. ``reset="subtract", reset_timing="deferred"`` for a
     model exported by snnTorch with its default ``Leaky``/``Synaptic`` reset.

@@ -383,6 +383,80 @@ def fold_input_decay(g: Graph) -> None:
         node.decay_input = False
 
 
+def merge_biases(g: Graph) -> None:
+    """Move the summed bias of each population's synapses onto one synapse (in place).
+
+    A neuron adds ``sum_s b_s`` to its input every step, so the sum may sit on any one synapse
+    (the first biased one keeps ``sum_s b_s``, the others get zeros): the same float network,
+    but quantize then rounds one bias instead of each, so the integer bias is the rounded sum
+    (an ``RLeaky``'s feed-forward + recurrent bias on Loihi: a sum of two ``mant << exp`` values
+    need not be one, their rounded sum is)."""
+    for n, node in g.nodes.items():
+        if node.role != "neuron" or node.owns_weights:
+            continue
+        syns = [s for s in g.predecessors(n) if g.nodes[s].role == "synapse"
+                and getattr(g.nodes[s], "bias", None) is not None]
+        biased = [s for s in syns if np.any(cast(Any, g.nodes[s]).bias != 0)]
+        if len(biased) < 2:
+            continue
+        total = np.sum([np.asarray(cast(Any, g.nodes[s]).bias, np.float64) for s in biased], 0)
+        for i, s in enumerate(biased):
+            syn: Any = g.nodes[s]
+            syn.bias = (total if i == 0 else np.zeros_like(total)).astype(np.float32)
+
+
+#: name suffixes of the nodes :func:`current_bias_sources` adds
+BIAS_SOURCE, BIAS_SOURCE_ON, BIAS_WEIGHT = ".bias_source", ".bias_source.on", ".bias_weight"
+
+
+def current_bias_sources(g: Graph) -> list[str]:
+    """Turn each ``CubaLIF``'s synapse bias into a constant spike source (in place); returns the
+    populations changed.
+
+    The float ``CubaLIF`` charges its current with the whole synaptic input,
+    ``i_t = alpha i_{t-1} + W s_t + b``, so a synapse bias ``b`` is a constant input *current*;
+    the integer neurons add a bias to the membrane ``v`` (Lava's ``bias_mant``), which would skip
+    the current's decay. Exactly equal in real arithmetic: a one-neuron population
+    ``<n>.bias_source`` that spikes on every step (an LIF with ``beta = 0``, threshold 0.5, zero
+    reset, whose only synapse ``<n>.bias_source.on`` reads the graph's first Input with zero
+    weights and bias 1: ``v_t = 1 > 0.5`` from the first step on, whatever the input; the Input
+    edge only anchors its shape and timing) and a synapse ``<n>.bias_weight`` (``Linear``, weight
+    ``b`` [N, 1]) from it into ``n``: ``i_t = alpha i_{t-1} + W s_t + b * 1``. Every target then
+    runs it with the LIF, synapse and recurrence it already has; the bias becomes one weight
+    column, quantized with the population's other weights (so it shares their scale and
+    range), and the source costs one neuron spiking every step (counted like any other)."""
+    changed = []
+    for n, node in list(g.nodes.items()):
+        if type(node) is not N.CubaLIF:
+            continue
+        syns = [s for s in g.predecessors(n) if g.nodes[s].role == "synapse"
+                and getattr(g.nodes[s], "bias", None) is not None]
+        if not any(np.any(cast(Any, g.nodes[s]).bias != 0) for s in syns):
+            continue
+        total = np.sum([np.asarray(cast(Any, g.nodes[s]).bias, np.float64) for s in syns], 0)
+        for s in syns:
+            syn: Any = g.nodes[s]
+            syn.bias = np.zeros_like(syn.bias)
+        src, on, w = n + BIAS_SOURCE, n + BIAS_SOURCE_ON, n + BIAS_WEIGHT
+        if any(k in g.nodes for k in (src, on, w)):
+            raise GraphError(f"node {n!r} (CubaLIF): cannot add its bias source, a node named "
+                             f"{src!r}, {on!r} or {w!r} exists")
+        inp = [k for k, nd in g.nodes.items() if nd.role == "input"]
+        shape = g.infer_shapes()[inp[0]] if inp else ()
+        if len(shape) != 1:
+            raise GraphError(f"node {n!r} (CubaLIF): its synapse bias becomes a constant spike "
+                             "source read from a flat Input; the graph's first Input has shape "
+                             f"{shape}")
+        g.nodes[src] = N.LIF(shape=(1,), beta=np.zeros(1, np.float32),
+                             threshold=np.full(1, 0.5, np.float32), reset="zero")
+        g.nodes[on] = N.Affine(weight=np.zeros((1, shape[0]), np.float32),
+                               bias=np.ones(1, np.float32))
+        g.nodes[w] = N.Linear(weight=np.asarray(total, np.float32).reshape(-1, 1))
+        g.edges += [(inp[0], on), (on, src), (src, w), (w, n)]
+        changed.append(n)
+    return changed
+
+
 def neuron_problems(name: str, node: N.Node, fmt: NumberFormat,
                     one_value: Sequence[str] = (), graph: Graph | None = None) -> list[str]:
     """What number format ``fmt`` cannot express of neuron node ``name`` (reset mode, reset
@@ -432,7 +506,8 @@ def neuron_bias(g: Graph, n: str, dtype: Any = None) -> np.ndarray | None:
     return sum(bs[1:], bs[0]) if bs else None
 
 
-__all__ = ["Chain", "Populations", "Projection", "chains", "conv2d_synapses", "fold_avg_pools",
-           "fold_channel_affines", "fold_input_decay", "input_decay_synapses", "neuron_bias",
-           "neuron_problems", "partition", "pool_overlap", "projection_synapses", "synapse_abs_rowsum",
-           "synapse_target"]
+__all__ = ["BIAS_SOURCE", "BIAS_SOURCE_ON", "BIAS_WEIGHT", "Chain", "Populations", "Projection",
+           "chains", "conv2d_synapses", "current_bias_sources", "fold_avg_pools",
+           "fold_channel_affines", "fold_input_decay", "input_decay_synapses", "merge_biases",
+           "neuron_bias", "neuron_problems", "partition", "pool_overlap", "projection_synapses",
+           "synapse_abs_rowsum", "synapse_target"]

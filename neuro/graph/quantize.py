@@ -33,6 +33,11 @@ mantissas with one fraction width per matrix, biases and thresholds in s16.15, g
 the format (``neuro.graph.egru_int``); ``S = 2^15``. An EGRU language model (Embedding, EGRU
 layers, the decoder Affine reading the last layer's events) goes to ``neuro.graph.egru_lm_int``.
 
+Biases: a population's synapse biases are summed onto one synapse before rounding
+(``populations.merge_biases``); a CubaLIF's synapse bias, a constant input current, becomes a
+spike source firing every step with the bias as its weight column
+(``populations.current_bias_sources``): exact in real arithmetic, then quantized like weights.
+
 Integer parameters go to ``node.q`` (neurons) and the synapse nodes' ``weight``/``bias``
 (integer arrays) and ``weight_exp``; ``graph.metadata["format"]`` names the format. Anything the
 format cannot represent raises ``ValueError`` naming the node, the field and the bits needed.
@@ -49,9 +54,11 @@ from . import nodes as N
 from .formats import NumberFormat, get_format
 from .graph import Graph, GraphError
 from .populations import (
+    current_bias_sources,
     fold_avg_pools,
     fold_channel_affines,
     fold_input_decay,
+    merge_biases,
     neuron_problems,
     partition,
     pool_overlap,
@@ -168,6 +175,8 @@ def quantize(graph: Graph, fmt: str | NumberFormat, calibration_inputs: Any = No
     if is_lm(g):  # an EGRU language model: embedding, EGRU layers, decoder (egru_lm_int)
         return quantize_lm(g, fmt, in_frac)
     fold_avg_pools(g)
+    current_bias_sources(g)
+    merge_biases(g)
     pops = _integer_populations(g)
     bound: dict[str, float] = {}
     if calibration_inputs is not None and any(type(g.nodes[n]) is not N.EGRU for n in pops):

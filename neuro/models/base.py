@@ -152,6 +152,19 @@ class FamilyModel:
         out, _ = self(x)  # type: ignore[operator]
         return out.sum(0).argmax(-1)
 
+    def layer_names(self) -> dict[str, str]:
+        """Readable names for the lowered graph's nodes, ``{module path: name}`` (e.g. ``"2"`` ->
+        ``"hidden.0.lif"`` where the model is a flat ``Sequential``); the energy report names
+        layers by them. Default: none (the module paths are the names)."""
+        return {}
+
+    def decide(self, out: Tensor) -> Tensor:
+        """Class labels ``[B]`` from the deployed graph's output ``out [T, B, ...]`` in float
+        units (what a hardware target's run gives, rescaled): the rule :meth:`predict` applies
+        to the model's own output; default argmax of the sum over time. ``neuro verify`` and
+        the demo score each target's decisions on labelled data with it."""
+        return out.sum(0).argmax(-1)
+
     @contextlib.contextmanager
     def export_view(self) -> Iterator[nn.Module]:
         """The module that deploys, in eval mode; training mode is restored on exit."""
@@ -220,10 +233,12 @@ class Trained:
 
     ``info`` goes into the checkpoint (metrics, seed, data); ``summary`` is the line printed
     after training; ``test_inputs`` (``[T, B, N]`` float32 spikes, optional) are held-out samples
-    ``neuro demo`` runs on the hardware targets (one-hot tokens for a language model);
-    ``save`` is False on the non-main ranks of a distributed run (nothing is written there).
-    ``task`` and ``score`` (``(metric name, value)``, e.g. ``("accuracy", 0.97)``,
-    ``("bpc", 3.1)``) are the demo's summary-table entries (empty when not given)."""
+    ``neuro demo`` runs on the hardware targets (one-hot tokens for a language model),
+    ``test_labels`` (``[B]`` int, optional) their classes (the demo scores each target's
+    decisions on them); ``save`` is False on the non-main ranks of a distributed run (nothing
+    is written there). ``task`` and ``score`` (``(metric name, value)``, e.g.
+    ``("accuracy", 0.97)``, ``("bpc", 3.1)``) are the demo's summary-table entries (empty when
+    not given)."""
 
     model: nn.Module
     info: dict[str, Any]
@@ -232,6 +247,7 @@ class Trained:
     save: bool = True
     task: str = ""
     score: tuple[str, float] | None = None
+    test_labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,20 @@ class DelaySNN(Sequential, FamilyModel):
                 m.P.requires_grad_(False)
                 m.integer_delays()
 
+    def layer_names(self) -> dict[str, str]:
+        """``{"0": "hidden.0.synapse", "1": "hidden.0.batchnorm", "2": "hidden.0.lif", ...,
+        "readout.synapse", "readout.li"}``: the lowered nodes by their role in the network."""
+        names, layer = {}, 0
+        role = {DelayedLinear: "synapse", BatchNormTime: "batchnorm", LIF: "lif",
+                TimeDropout: "dropout", LI: "li"}
+        n_hidden = self.config.n_layers
+        for i, m in enumerate(self):
+            if isinstance(m, DelayedLinear) and i > 0:
+                layer += 1
+            where = "readout" if layer >= n_hidden else f"hidden.{layer}"
+            names[str(i)] = f"{where}.{role.get(type(m), type(m).__name__.lower())}"
+        return names
+
     def delayed_layers(self) -> list[DelayedLinear]:
         return [m for m in self if isinstance(m, DelayedLinear)]
 
@@ -137,6 +151,10 @@ class DelaySNN(Sequential, FamilyModel):
         """Class labels ``[B]`` (summed softmax, integer delays as deployed)."""
         with self.export_view() as m:
             return predict(m(x)[0])
+
+    def decide(self, out: Tensor) -> Tensor:
+        """Class labels ``[B]`` from the readout ``out [T, B, C]``: argmax of the summed softmax."""
+        return predict(out)
 
     @contextlib.contextmanager
     def export_view(self) -> Iterator[DelaySNN]:

@@ -156,7 +156,8 @@ def demo(*, seed: int, epochs: int, samples: int, log: Callable[[str], None] = p
                    f"test accuracy: {result.test_accuracy[-1]:.3f} (integer delays; chance "
                    f"{1 / train_set.n_classes:.3f}), trained in {result.seconds:.1f} s",
                    test_inputs=x, task=f"delay pattern task, {train_set.n_classes} classes",
-                   score=("accuracy", float(result.test_accuracy[-1])))
+                   score=("accuracy", float(result.test_accuracy[-1])),
+                   test_labels=np.asarray(test_set.labels[:samples], np.int64))
 
 
 __all__ = ["TRAIN_KEYS", "add_arguments", "demo", "evaluate_delay_snn", "train", "train_delay_snn"]

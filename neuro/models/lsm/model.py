@@ -354,6 +354,15 @@ class LSMClassifier(nn.Module, FamilyModel):
     def predict(self, x: Tensor) -> Tensor:
         return self.logits(x).argmax(-1)
 
+    def decide(self, out: Tensor) -> Tensor:
+        """Class labels ``[B]`` from reservoir spikes ``out [T, B, N]`` (the deployed graph's
+        output, from any target): the head on their features, as in :meth:`forward`."""
+        from .readout import spike_features
+
+        with torch.no_grad():
+            f = spike_features(out.float(), beta=self.lsm.config.trace_beta)
+            return self.head.logits(f).argmax(-1)
+
     @contextlib.contextmanager
     def export_view(self) -> Iterator[nn.Module]:
         """The part that lowers to the graph IR: the reservoir alone (shares its weights)."""
@@ -460,6 +469,10 @@ class LSM(Sequential, FamilyModel):
         """Class scores ``[B, n_outputs]``: the integrator's membrane at the last step."""
         out, _ = self(x)
         return out[-1]
+
+    def decide(self, out: Tensor) -> Tensor:
+        """Class labels ``[B]`` from the integrator's membrane ``out [T, B, C]``: its last step."""
+        return out[-1].argmax(-1)
 
     def predict(self, x: Tensor) -> Tensor:
         return self.logits(x).argmax(-1)

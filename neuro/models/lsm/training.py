@@ -236,7 +236,8 @@ def demo(*, seed: int, epochs: int, samples: int, log: Callable[[str], None] = p
                    f"{result.raw_test_accuracy:.3f} with the same readout on the raw input "
                    f"(chance {1 / train_set.n_classes:.3f})", test_inputs=x,
                    task=f"temporal event task, {train_set.n_classes} classes",
-                   score=("accuracy", float(result.test_accuracy)))
+                   score=("accuracy", float(result.test_accuracy)),
+                   test_labels=np.asarray(test_set.labels[:samples], np.int64))
 
 
 __all__ = ["LSMResult", "READOUTS", "TRAIN_KEYS", "add_arguments", "demo", "load_task", "raw_features",

@@ -223,9 +223,11 @@ def test_supports_reports_what_quantize_cannot_express():
     g = _chain((np.ones((3, 4)), N.LIF(reset="zero")))
     g.nodes["w0"].weight[0, 0] = np.nan
     assert loihi.supports(g) == ["node 'w0' (Linear): field 'weight' holds NaN or infinite values"]
-    cuba = Graph({"in": N.Input(shape=(2,)),
-                  "w": N.Affine(weight=np.ones((2, 2), np.float32), bias=np.ones(2, np.float32)),
-                  "n": N.CubaLIF(reset="zero"), "out": N.Output()},
-                 [("in", "w"), ("w", "n"), ("n", "out")]).validate()
-    (p,) = loihi.supports(cuba)
-    assert p.startswith("quantize to loihi2: ") and "CubaLIF" in p
+    # a threshold 10^6 times the weights: no 8-bit weight and 24-bit membrane scale holds both
+    far = Graph({"in": N.Input(shape=(2,)),
+                 "w": N.Affine(weight=np.ones((2, 2), np.float32), bias=np.ones(2, np.float32)),
+                 "n": N.LIF(reset="zero", threshold=np.float32(1e6)), "out": N.Output()},
+                [("in", "w"), ("w", "n"), ("n", "out")]).validate()
+    (p,) = loihi.supports(far)
+    assert p.startswith("quantize to loihi2: ") and "cannot hold its weights and membrane" in p
+    # (a CubaLIF's synapse bias, once refused here, now runs: tests/hardware/test_snntorch_biases.py)

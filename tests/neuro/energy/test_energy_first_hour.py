@@ -48,3 +48,31 @@ def test_counts_keep_several_samples_and_the_readout_trace():
     assert all(np.array_equal(c.rasters[n][:, 0], c.raster[n]) for n in spiking)
     (readout,) = c.readouts.values()
     assert readout.shape == (25, RASTER_SAMPLES, 3) and np.abs(readout).sum() > 0
+
+
+def test_report_names_layers_as_the_model_does(tmp_path):
+    """A DelaySNN is a flat Sequential (nodes "0", "1", ...): the report names its layers by
+    their role (``DelaySNN.layer_names``: ``hidden.0.lif``, ``readout.li``) and records which
+    graph node each is."""
+    import json
+
+    from neuro.checkpoint import save_checkpoint
+    from neuro.energy.cli import run
+    from neuro.models import DelaySNN, DelaySNNConfig
+
+    torch.manual_seed(0)
+    m = DelaySNN(DelaySNNConfig(n_inputs=10, n_hidden=12, n_layers=2, n_outputs=3, max_delay=5,
+                                dropout=0.0, right_padding=0))
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", m, name=m.name, config=m.config_dict())
+    x = (np.random.default_rng(0).random((20, 4, 10)) < 0.3).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", spikes=x)
+    paths = run(ckpt, tmp_path / "d.npz", tmp_path / "rep", targets="snn-45nm", progress=False,
+                run_simulators=False)
+    doc = json.loads(paths["json"].read_text())
+    pops, syns = doc["counts"]["populations"], doc["counts"]["synapses"]
+    assert list(pops) == ["input", "hidden.0.lif", "hidden.1.lif", "readout.li"]
+    assert list(syns) == ["hidden.0.synapse", "hidden.1.synapse", "readout.synapse"]
+    names = doc["model"]["layer_names"]
+    assert names["hidden.0.lif"] == "2" and names["readout.li"] == "9"
+    html = paths["html"].read_text()
+    assert "hidden.1.lif" in html and "hidden.1.lif = 6" in html

@@ -75,7 +75,7 @@ def test_counts_equal_neurobench_on_the_snntorch_model(make, inputs):
         x = torch.rand(T, B, NI) * (torch.rand(T, B, NI) < 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = from_nir(export_to_nir(net, torch.zeros(1, NI), ignore_dims=[0]),
+        graph = from_nir(export_to_nir(net, torch.zeros(1, NI), ignore_dims=[0]), 1e-4,
                          reset="subtract", reset_timing="deferred")  # snnTorch's default reset
     # the same run: neuro's graph gives snnTorch's spikes
     ref = _snntorch_spikes(net, x)

@@ -133,7 +133,8 @@ def test_nir_parameters_follow_the_snntorch_convention():
 
 
 def test_import_of_foreign_nir_graphs():
-    """No neuro metadata: dt defaults to snnTorch's 1e-4 s, gains fold into the threshold."""
+    """No neuro metadata: no step is guessed (``ValueError`` naming ``dt``); with snnTorch's
+    1e-4 s given, gains fold into the threshold."""
     n = 3
     tau = np.full(n, 1e-3)
     graph = nir.NIRGraph(nodes={
@@ -142,7 +143,9 @@ def test_import_of_foreign_nir_graphs():
         "b": nir.LI(tau=tau, r=np.ones(n), v_leak=np.zeros(n)),
         "output": nir.Output(np.array([n]))},
         edges=[("input", "a"), ("a", "b"), ("b", "output")])
-    g = from_nir(graph)
+    with pytest.raises(ValueError, match=r"records no time step.*pass dt=SECONDS"):
+        from_nir(graph)
+    g = from_nir(graph, SNNTORCH_DT)
     assert g.dt == SNNTORCH_DT and g.metadata == {"source": "nir"}
     a, b = g.nodes["a"], g.nodes["b"]
     assert a.reset == "zero" and a.reset_timing == "immediate" and not a.decay_input
@@ -150,7 +153,7 @@ def test_import_of_foreign_nir_graphs():
     np.testing.assert_allclose(a.threshold, 0.5)  # input gain 2 -> threshold / 2
     assert b.decay_input  # r = 1: gain dt / tau = 1 - beta
     assert from_nir(graph, dt=5e-4).nodes["a"].beta[0] == np.float32(0.5)
-    g2 = from_nir(graph, reset="subtract", reset_timing="deferred")
+    g2 = from_nir(graph, SNNTORCH_DT, reset="subtract", reset_timing="deferred")
     assert g2.nodes["a"].reset == "subtract" and g2.nodes["a"].reset_timing == "deferred"
 
 
@@ -168,7 +171,7 @@ def test_import_errors_name_node_and_field(node, match):
                                 "output": nir.Output(np.array([2]))},
                          edges=[("input", "x"), ("x", "output")], type_check=False)
     with pytest.raises(ValueError, match=match):
-        from_nir(graph)
+        from_nir(graph, SNNTORCH_DT)
 
 
 # ------------------------------------------------------------------------------ DelayedAffine
@@ -290,7 +293,7 @@ def test_oracle_snntorch_export_imports_with_the_same_spikes(make, kwargs, tmp_p
         warnings.simplefilter("ignore")
         exported = export_to_nir(net, torch.zeros(1, NI), ignore_dims=[0])
     nir.write(tmp_path / "snn.nir", exported)
-    g = read_nir(tmp_path / "snn.nir", **kwargs)
+    g = read_nir(tmp_path / "snn.nir", SNNTORCH_DT, **kwargs)
     assert g.dt == SNNTORCH_DT
     last = g.nodes[g.predecessors(g.outputs()[0])[0]]
     assert np.array_equal(last.beta, np.full(NO, 0.8, np.float32))  # beta back bit for bit
@@ -367,14 +370,14 @@ def test_read_rejects_bad_files(tmp_path):
                                   padding=np.array([0, 0])),
                "output": nir.Output(np.array([1, 2, 2]))},
         edges=[("input", "p"), ("p", "output")], type_check=False))
-    assert type(read_nir(pool).nodes["p"]).__name__ == "SumPool2d"
+    assert type(read_nir(pool, SNNTORCH_DT).nodes["p"]).__name__ == "SumPool2d"
     scale = tmp_path / "scale.nir"
     nir.write(scale, nir.NIRGraph(
         nodes={"input": nir.Input(np.array([2])), "p": nir.Scale(scale=np.ones(2, np.float32)),
                "output": nir.Output(np.array([2]))},
         edges=[("input", "p"), ("p", "output")], type_check=False))
     with pytest.raises(ValueError, match=r"node 'p': NIR node type 'Scale' has no neuro"):
-        read_nir(scale)
+        read_nir(scale, SNNTORCH_DT)
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -460,6 +463,6 @@ def test_nested_nir_graphs_are_inlined():
                                "output": nir.Output(np.array([n]))},
                         edges=[("input", "fc"), ("rnn.lif", "rnn.w"), ("rnn.w", "rnn.lif"),
                                ("fc", "rnn.lif"), ("rnn.lif", "output")])
-    a, b = from_nir(nested), from_nir(flat)
+    a, b = from_nir(nested, SNNTORCH_DT), from_nir(flat, SNNTORCH_DT)
     assert set(a.nodes) == set(b.nodes) and set(a.edges) == set(b.edges)
     assert _same_run(a, b)

@@ -38,6 +38,7 @@ def test_ridge_readout_is_stored_in_the_model():
     assert 0 < res.reservoir["mean_rate"] < 0.5
     x = torch.from_numpy(test.spikes).transpose(0, 1).float()
     acc = float((model.logits(x).argmax(1).numpy() == test.labels).mean())
+    assert torch.equal(model.decide(simulate(from_module(model), x)["output"]), model.predict(x))
     assert acc == pytest.approx(res.test_accuracy, abs=0.02)  # float32 module vs float64 ridge
 
 
@@ -58,6 +59,8 @@ def test_projection_readouts(readout, tmp_path):
     with loaded.export_view() as view:
         g = from_module(view)
     assert torch.equal(simulate(g, x)["output"], model.lsm.reservoir_spikes(x))
+    # the decision rule on a target's output (the graph's spikes) is the model's own predict
+    assert torch.equal(loaded.decide(simulate(g, x)["output"]), model.predict(x))
 
 
 def test_train_lsm_bad_arguments():
