@@ -247,6 +247,27 @@ def test_lif_neuron_equals_recorded_spikes(trace):
         np.testing.assert_allclose(out["1.v"].numpy()[:, 0], a[:, 1], atol=1e-6)
 
 
+@pytest.mark.parametrize("target", ["loihi", "spinnaker", "fpga"])
+def test_lif_neuron_runs_bit_exact_on_the_integer_targets_with_its_recorded_input(target, tmp_path):
+    """Norse's LIF file (its input decay folded into the Affine) on the recorded 1,000-step input:
+    each integer target equals its integer reference; the s16.15 form keeps Norse's 4 spikes."""
+    from neuro.graph import quantize
+    from neuro.hardware import get_backend
+    from neuro.hardware.base import check_target
+
+    a = np.loadtxt(FIX / "lif" / "lif_norse.csv", delimiter=",")
+    x = a[:, :1].astype(np.float32)[:, None, :]  # [T, B=1, N=1]
+    g = read_nir(NIR_DIR / "lif_norse.nir", DT)
+    backend = get_backend(target)
+    assert backend.supports(g) == []
+    check = check_target(backend, g, x, tmp_path / "art")
+    assert check.comparison.identical and check.comparison.spike_count() > 0
+    if target == "spinnaker":
+        q = quantize(g, "spinnaker", calibration_inputs=x)
+        out = simulate(q, torch.from_numpy(x[:, 0]), record=True)["1"].numpy()[:, 0]
+        np.testing.assert_array_equal(out, a[:, 2])
+
+
 def test_two_lif_neurons_leak_potential_drives_spikes():
     g = read_nir(NIR_DIR / "two_lif_neurons.nir", DT)
     lif1 = g.nodes["lif1"]
