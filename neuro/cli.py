@@ -220,10 +220,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     model, meta = load_checkpoint(path)
     graph = from_module(model)
     spikes_in = _token_input(graph, args.input)[0] if _is_lm(graph) else _run_input(args)
-    want = cast(Any, graph.nodes[graph.inputs()[0]]).shape
-    if spikes_in.shape[-1:] != tuple(want):
-        raise UserError(f"{args.input}: spikes have {spikes_in.shape[-1]} channels, "
-                        f"the model {path.name} expects {want[0]}")
+    want = tuple(cast(Any, graph.nodes[graph.inputs()[0]]).shape)
+    spikes_in = _fit_input_shape(spikes_in, want, args.input, f"the model {path.name}")
     values = simulate(graph, spikes_in, record=True)
     out_name = graph.outputs()[0]
     spiking = [n for n in graph.nodes if graph.nodes[n].spiking and graph.nodes[n].role != "input"]
@@ -255,6 +253,19 @@ def _backend(target: str):
         raise UserError(f"target {target}: {exc}") from None
 
 
+def _fit_input_shape(x: np.ndarray, n_in: tuple[int, ...], path: str | None, what: str) -> np.ndarray:
+    """``x [T, (B,) N]`` for a model whose input is ``n_in``: as it is when ``N`` matches; a model
+    with an image-shaped input ``[C, H, W]`` also takes the flattened ``N = C H W`` (row-major,
+    as ``numpy.reshape``), reshaped here; anything else is a one-line error."""
+    if tuple(x.shape[-len(n_in):]) == n_in and x.ndim in (len(n_in) + 1, len(n_in) + 2):
+        return x
+    size = int(np.prod(n_in))
+    if len(n_in) > 1 and x.ndim in (2, 3) and x.shape[-1] == size:
+        return x.reshape(*x.shape[:-1], *n_in)
+    want = n_in[0] if len(n_in) == 1 else f"{list(n_in)} (or {size} flattened)"
+    raise UserError(f"{path}: spikes have {x.shape[-1]} channels, {what} expects {want}")
+
+
 def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, str]:
     from .datasets import default_spikes, load_spikes
 
@@ -263,11 +274,7 @@ def _model_input(graph, path: str | None, model_name: str) -> tuple[np.ndarray, 
         return _token_input(graph, path)
     if not path:
         return default_spikes(n_in)
-    x = load_spikes(path)
-    if x.shape[-1:] != n_in:
-        raise UserError(f"{path}: spikes have {x.shape[-1]} channels, the model {model_name} "
-                        f"expects {n_in[0]}")
-    return x, path
+    return _fit_input_shape(load_spikes(path), n_in, path, f"the model {model_name}"), path
 
 
 def _stats_table(rows: list[dict], indent: str) -> list[str]:
@@ -309,9 +316,7 @@ def _run_artifact(path: Path, args: argparse.Namespace) -> int:
     graph = load_artifact_graph(path)
     x = _token_input(graph, args.input)[0] if _is_lm(graph) else _run_input(args)
     n_in = tuple(graph.nodes[graph.inputs()[0]].shape)
-    if x.shape[-1:] != n_in:
-        raise UserError(f"{args.input}: spikes have {x.shape[-1]} channels, the artifact "
-                        f"{path} expects {n_in[0]}")
+    x = _fit_input_shape(x, n_in, args.input, f"the artifact {path}")
     options = {}
     if args.threads is not None:
         if "threads" not in inspect.signature(backend.run).parameters:

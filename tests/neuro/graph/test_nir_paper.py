@@ -453,3 +453,26 @@ def test_sinabs_cnn_integer_formats_agree_with_the_float_model():
         out = simulate(quantize(g, fmt, calibration_inputs=x), x, record=True)
         for n in ("1", "3", "6", "10", "12"):
             assert float((out[n].numpy() == ref[n].numpy()).mean()) >= floor, (fmt, n)
+
+
+def test_sinabs_cnn_through_the_cli_takes_flattened_image_spikes(tmp_path, capsys):
+    """`neuro import` then `neuro verify`/`neuro run` of the CNN ([2, 34, 34] input) with a spike
+    file of flattened frames ([T, B, 2312], row-major): identical on fpga and spinnaker; a file of
+    another width is one line naming both shapes."""
+    from neuro.cli import main
+
+    ckpt = tmp_path / "cnn.safetensors"
+    assert main(["import", str(NIR_DIR / "cnn_sinabs.nir"), "--dt", str(DT), "--out", str(ckpt)]) == 0
+    x = (np.random.default_rng(0).random((10, 1, 2 * 34 * 34)) < 0.05).astype(np.uint8)
+    np.savez(tmp_path / "s.npz", spikes=x)
+    assert main(["verify", str(ckpt), "--targets", "spinnaker,fpga", "--input",
+                 str(tmp_path / "s.npz")]) == 0
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "s.npz"), "--out",
+                 str(tmp_path / "o.npz")]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "to its reference" in line]
+    assert len(rows) == 2 and all("IDENTICAL" in r for r in rows), rows
+    assert "(10, 1, 2, 34, 34) input" in out
+    np.savez(tmp_path / "bad.npz", spikes=x[..., :7])
+    assert main(["run", str(ckpt), "--input", str(tmp_path / "bad.npz")]) == 2
+    assert "expects [2, 34, 34] (or 2312 flattened)" in capsys.readouterr().err
