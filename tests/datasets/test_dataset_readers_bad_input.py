@@ -76,7 +76,6 @@ def test_nmnist_decode_any_bytes(data):
     assert (ev["x"] < 34).all() and (ev["y"] < 34).all() and (np.diff(ev["t"]) >= 0).all()
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_nmnist_folder_skips_fifos_and_reports_loops(tmp_path):
     good = tmp_path / "Train" / "3"
     good.mkdir(parents=True)

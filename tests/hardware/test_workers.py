@@ -39,7 +39,6 @@ def _alive(pid: int) -> bool:
         return f.read().split()[2] != "Z"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups, /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM])  # SIGINT (KeyboardInterrupt) takes the same path
 def test_signal_kills_the_worker_group_and_removes_temporary_files(tmp_path, sig):
     fake = tmp_path / "fake-python"
