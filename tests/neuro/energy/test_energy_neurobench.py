@@ -117,7 +117,7 @@ def test_conv_and_pooling_counts_equal_neurobench():
     x = (torch.rand(T, B, 2, 10, 10) < 0.3).float()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = from_nir(export_to_nir(net, torch.zeros(1, 2, 10, 10), ignore_dims=[0]),
+        graph = from_nir(export_to_nir(net, torch.zeros(1, 2, 10, 10), ignore_dims=[0]), 1e-4,
                          reset="subtract", reset_timing="deferred")
     ref = _snntorch_spikes(net, x)
     assert ref.sum() > 0
