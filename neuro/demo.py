@@ -65,7 +65,9 @@ def run_demo(out: Path, *, seed: int = 0, epochs: int = 8, samples: int = 16,
                     data = None  # the energy report uses the checkpoint's own test split
                 rows = run_on_every_target(trained.model, x, fam_out, labels=labels)
                 ok = all(_kept(r) for r in rows) and ok
-            report = energy_run(path, data, fam_out / "energy")["json"]
+            written = energy_run(path, data, fam_out / "energy")
+            _final_paths(written.values(), tmp, out)
+            report = written["json"]
             lines = energy_summary(report)
             print("\n".join(line.replace(str(tmp), str(out)) for line in lines))  # final paths
             table.append(family_summary(family.name, trained, rows, report, per_token=lm))
@@ -108,6 +110,15 @@ def run_on_every_target(model: nn.Module, x: np.ndarray, out: Path,
     decide = getattr(model, "decide", None)
     return run_targets(graph, x, list(TARGETS), out=out, labels=labels,
                        decide=decide if callable(decide) else None)
+
+
+def _final_paths(files: Any, tmp: Path, out: Path) -> None:
+    """The report files name the checkpoint and data where the demo wrote them, in its temporary
+    folder; rewrite those paths to where they are once the demo completes (``out``)."""
+    for f in files:
+        text = Path(f).read_text(encoding="utf-8")
+        if str(tmp) in text:
+            Path(f).write_text(text.replace(str(tmp), str(out)), encoding="utf-8")
 
 
 def _kept(row: Any) -> bool:

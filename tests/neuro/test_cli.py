@@ -52,7 +52,9 @@ def test_demo_trains_and_writes_checkpoint(tmp_path):
         assert f["unit"] == ("token" if f["family"] in ("spikegpt", "egru") else "sample")
         assert f["score"]["value"] > 0 and 0 < f["activity_sparsity"] < 1
         assert all(v > 0 for v in f["dynamic_energy_J"].values())
-        assert (tmp_path / "out" / f["family"] / "energy" / "report.json").is_file()
+        report = json.loads((tmp_path / "out" / f["family"] / "energy" / "report.json").read_text())
+        assert report["model"]["checkpoint"] == str(tmp_path / "out" / f["family"] /
+                                                    "model.safetensors")  # final, not temporary
     scores = {f["family"]: f["score"] for f in done["families"]}
     assert scores["spikegpt"]["metric"] == "bpc" and scores["spikegpt"]["value"] < 8  # < uniform
     assert scores["egru"]["metric"] == "perplexity" and scores["egru"]["value"] < 2000
