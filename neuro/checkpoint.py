@@ -50,27 +50,35 @@ def runtime_info() -> dict[str, Any]:
             "deterministic": torch.are_deterministic_algorithms_enabled()}
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Return ``(tensors, meta)`` with ``meta = {"model", "config", "info"}`` (parsed JSON).
-
-    Raises ``ValueError`` naming the file and the problem for missing, corrupt or foreign files
-    and for non-finite values in any tensor.
-    """
+def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file, every tensor's declared size checked against
+    the limits (``neuro.limits``) before any is read; ``ValueError`` naming the file (as a
+    ``what``: "checkpoint", "training-state file") when it cannot be read."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint file")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta_raw = f.metadata() or {}
+            meta = f.metadata() or {}
             for k in f.keys():  # noqa: SIM118 (not a dict): declared sizes before any read
                 sl = f.get_slice(k)
                 check_array_size(f"{path}: tensor {k!r}", tuple(sl.get_shape()),
                                  _ITEMSIZE.get(sl.get_dtype(), 8))
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+        raise ValueError(f"{path}: not a readable safetensors {what} ({exc})") from None
+    return tensors, meta
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return ``(tensors, meta)`` with ``meta = {"model", "config", "info"}`` (parsed JSON).
+
+    Raises ``ValueError`` naming the file and the problem for missing, corrupt or foreign files
+    and for non-finite values in any tensor.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint file")
+    tensors, meta_raw = read_safetensors(path, "checkpoint")
     if meta_raw.get("neuro_format") != FORMAT:
         raise ValueError(
             f"{path}: not a neuro checkpoint (metadata neuro_format={meta_raw.get('neuro_format')!r}, "

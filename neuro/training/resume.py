@@ -19,12 +19,10 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write
-from ..limits import check_array_size
 from ..safeio import parse_json
 
 STATE_FILE = "train_state.safetensors"
 FORMAT = "1"
-_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4}
 
 
 def state_path(checkpoint: str | Path) -> Path:
@@ -81,19 +79,10 @@ def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict
     """Restore ``optimizer`` from ``path``; returns ``{"step", "steps", "options"}``. Raises
     ``ValueError`` naming the file for a foreign or corrupt file, or one whose parameter groups
     or tensor shapes do not match ``optimizer``'s parameters."""
-    from safetensors import SafetensorError, safe_open
+    from ..checkpoint import read_safetensors
 
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-            for k in f.keys():  # noqa: SIM118 (not a dict): declared sizes before any read
-                sl = f.get_slice(k)
-                check_array_size(f"{path}: tensor {k!r}", tuple(sl.get_shape()),
-                                 _ITEMSIZE.get(sl.get_dtype(), 8))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable training-state file ({exc})") from None
+    tensors, raw = read_safetensors(path, "training-state file")
     info, groups = _meta(path, raw)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     mine = [len(g["params"]) for g in optimizer.param_groups]
