@@ -14,14 +14,16 @@ An artifact (``compile``) holds, besides ``manifest.json`` and the quantized IR 
   written by default for graphs up to ``VERILOG_AUTO_SYNAPSES`` synapses); ``run(...,
   engine="verilog")`` simulates it with Icarus Verilog.
 
-Formats: ``int8`` (default), ``int16``, ``int8-m12``, ``int16-m12`` (``neuro.graph.formats.fpga``:
-``-m12`` is the 12-bit mantissa leak, otherwise the shift leak ``v - (v >> k)``). Timing: the
+Formats: ``int8`` (default), ``int16``, ``int8-m12``, ``int16-m12``, ``int8-s32``
+(``neuro.graph.formats.fpga``: ``-m12`` is the 12-bit mantissa leak, otherwise the shift leak
+``v - (v >> k)``; ``-s32`` a 32-bit state with 8-bit weights). Timing: the
 step graph has no latency, so output step ``t`` belongs to input step ``t``, as in the reference
 executor (see :mod:`.intgraph`).
 
-A graph with EGRU populations (``int16``: 16-bit weights, 12 fraction bits, gate tables) gets
-``egru_step.onnx`` instead (:mod:`.egru`, :mod:`.egru_onnx`): the step graph of the EGRU stack,
-run by onnxruntime bit-exact with the integer reference executor; no Verilog, no int8 form.
+A graph with EGRU populations (``int16``: 16-bit weights, or ``int8-s32``: 8-bit weights; 12
+fraction bits in the 32-bit state, gate tables) gets ``egru_step.onnx`` instead (:mod:`.egru`,
+:mod:`.egru_onnx`): the step graph of the EGRU stack, run by onnxruntime bit-exact with the
+integer reference executor; no Verilog, and no form in the 16-bit-state formats.
 
 A SpikeGPT graph (language-model nodes) gets ``spikegpt_step.onnx`` (:mod:`.spikegpt`,
 :mod:`.spikegpt_onnx`; ``int8`` or ``int16`` weights with per-channel multipliers, 24-bit
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from neuro.graph import Graph
 
 name = "fpga"
-formats: tuple[str, ...] = ("int8", "int16", "int8-m12", "int16-m12")
+formats: tuple[str, ...] = ("int8", "int16", "int8-m12", "int16-m12", "int8-s32")
 #: runs the quantized graph, bit-exact with the integer reference executor
 runs = "quantized"
 agreement = 1.0

@@ -34,7 +34,7 @@ Two arithmetic families share the same graph:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 FAMILIES = ("loihi", "fixed")
@@ -143,25 +143,31 @@ per-population left shift, decays ``exp(-dt/tau)`` as 15-bit fractions."""
 def fpga(weight_bits: int = 8, *, leak: str = "shift", state_bits: int | None = None,
          rounding: str = "toward_zero", overflow: str = "saturate") -> NumberFormat:
     """Configurable FPGA format: ``int8``/``int16`` weights, ``leak`` ``"shift"`` or ``"mantissa"``
-    (12-bit), state ``2 x weight_bits`` wide unless given. With 16-bit weights an EGRU population
-    has an integer form with 12 fraction bits (s19.12 in the 32-bit state)."""
+    (12-bit), state ``2 x weight_bits`` wide unless given.
+    With a 32-bit state an EGRU population has an integer form with 12 fraction bits (s19.12):
+    ``int16``, and ``int8-s32`` (8-bit weights for the EGRU, the same state); a 16-bit state has
+    no room for them."""
     if leak not in ("shift", "mantissa"):
         raise ValueError(f"fpga leak must be 'shift' or 'mantissa', got {leak!r}")
+    sb = 2 * weight_bits if state_bits is None else state_bits
     return NumberFormat(
         name=f"int{weight_bits}" + ("" if leak == "shift" else "-m12"), family="fixed",
-        weight_bits=weight_bits, weight_exp_range=(0, 0), state_bits=2 * weight_bits if state_bits is None else state_bits,
+        weight_bits=weight_bits, weight_exp_range=(0, 0), state_bits=sb,
         frac_bits=0, decay=leak, decay_bits=12, rounding=rounding, overflow=overflow,
         spike_rule="ge", resets=("zero", "subtract"),
-        egru_frac_bits=12 if weight_bits >= 16 else 0,
+        egru_frac_bits=12 if sb >= 32 else 0,
     )
 
 
 INT8 = fpga(8)
 INT16 = fpga(16)
+INT8_S32 = replace(fpga(8, state_bits=32), name="int8-s32")
+"""8-bit weights, 32-bit state: the FPGA format of an EGRU with 8-bit weights (12 fraction
+bits); for spiking layers a wider state than ``int8``'s."""
 
 FORMATS: dict[str, NumberFormat] = {f.name: f for f in (LOIHI2, SPINNAKER, INT8, INT16,
                                                          fpga(8, leak="mantissa"),
-                                                         fpga(16, leak="mantissa"))}
+                                                         fpga(16, leak="mantissa"), INT8_S32)}
 
 
 def get_format(fmt: str | NumberFormat) -> NumberFormat:
@@ -173,5 +179,5 @@ def get_format(fmt: str | NumberFormat) -> NumberFormat:
     return FORMATS[fmt]
 
 
-__all__ = ["FORMATS", "INT8", "INT16", "LOIHI2", "NumberFormat", "SPINNAKER", "fpga",
+__all__ = ["FORMATS", "INT8", "INT8_S32", "INT16", "LOIHI2", "NumberFormat", "SPINNAKER", "fpga",
            "get_format"]

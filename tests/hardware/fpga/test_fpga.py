@@ -180,7 +180,7 @@ def test_nodes_without_integer_form():
     assert any(p.startswith("node 'conv' (Conv1d) has no integer form on target fpga") for p in problems)
     assert any("node 'n' (LIF): field 'refractory'" in p for p in problems)
     assert backend.supports(g, "int4") == ["number format 'int4' is not one of "
-                                           "['int8', 'int16', 'int8-m12', 'int16-m12']"]
+                                           "['int8', 'int16', 'int8-m12', 'int16-m12', 'int8-s32']"]
 
 
 class MyLIF(N.LIF):
