@@ -564,6 +564,8 @@ def _agrees(field: str, carried: Any, std: Any, mask: np.ndarray | None = None) 
             c = np.broadcast_to(np.asarray(carried), std.shape)
         except ValueError:
             return False
+        if c.dtype.kind not in "biuf":  # a malformed carried value (a dict, a string): no match
+            return False
         if mask is not None:
             c, std = c[mask], std[mask]
         if np.issubdtype(std.dtype, np.integer):

@@ -188,3 +188,23 @@ def test_model_config_from_json_raises_only_value_errors(name, cfg):
     except ValueError:
         return
     assert name in BUILDERS and c.to_dict()
+
+
+def test_nir_with_a_malformed_carried_field_reads_the_nir_values(tmp_path, nir_seed):
+    """Found by the fuzzer: one flipped byte turns neuro's ``"__array__"`` marker of a carried
+    field into ``"^_array__"``, so the field decodes to a dict; it was a TypeError, now the field
+    is ignored and the NIR parameters are read (the same outputs as the intact file)."""
+    from neuro.graph.nir_io import read_nir
+
+    assert nir_seed.count(b'"beta": {"__array__"') >= 1
+    (tmp_path / "ok.nir").write_bytes(nir_seed)
+    (tmp_path / "flip.nir").write_bytes(nir_seed.replace(b'"beta": {"__array__"',
+                                                         b'"beta": {"^_array__"', 1))
+    ok, flip = read_nir(tmp_path / "ok.nir", 1e-3), read_nir(tmp_path / "flip.nir", 1e-3)
+    import torch
+
+    from neuro.graph import simulate
+
+    x = (torch.rand(20, 3, *ok.nodes[ok.inputs()[0]].shape) < 0.3).float()
+    a, b = simulate(ok, x), simulate(flip, x)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
