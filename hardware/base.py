@@ -276,6 +276,20 @@ def load_artifact_graph(artifact: str | Path) -> Any:
     return g
 
 
+def format_problems(graph: Any, fmt: str | None, formats: tuple[str, ...],
+                    default: str | None = None) -> tuple[str, list[str]]:
+    """The number format a backend uses for ``graph``: ``fmt``, else the one the graph is
+    quantized to, else ``default`` (else ``formats[0]``); and what is wrong with it (``[]``:
+    nothing): not one of ``formats``, or the graph is quantized to another format."""
+    current = graph.metadata.get("format", {}).get("name")
+    fmt = fmt or current or default or formats[0]
+    if fmt not in formats:
+        return fmt, [f"number format {fmt!r} is not one of {list(formats)}"]
+    if current is not None and current != fmt:
+        return fmt, [f"the graph is quantized to {current!r}, not {fmt!r}"]
+    return fmt, []
+
+
 def prepare_graph(target: str, formats: tuple[str, ...], graph: Any, fmt: str | None,
                   calibration_inputs: Any, supports: Callable[..., list[str]]) -> Any:
     """The quantized graph a backend compiles: check ``supports`` (raising
@@ -283,11 +297,9 @@ def prepare_graph(target: str, formats: tuple[str, ...], graph: Any, fmt: str | 
     from neuro.graph.quantize import quantize
 
     current = graph.metadata.get("format", {}).get("name")
-    fmt = fmt or current or formats[0]
-    if fmt not in formats:
-        raise UnsupportedGraph(target, [f"number format {fmt!r} is not one of {list(formats)}"])
-    if current is not None and current != fmt:
-        raise UnsupportedGraph(target, [f"the graph is quantized to {current!r}, not {fmt!r}"])
+    fmt, problems = format_problems(graph, fmt, formats)
+    if problems:
+        raise UnsupportedGraph(target, problems)
     problems = supports(graph, fmt)
     if problems:
         raise UnsupportedGraph(target, problems)
@@ -539,6 +551,6 @@ def check_target(backend: Any, graph: Any, spikes: np.ndarray, out: str | Path |
 
 __all__ = ["ARTIFACT_VERSION", "ArtifactError", "Backend", "Comparison", "Result", "TargetCheck",
            "UnsupportedGraph", "as_int_spikes", "check_target", "compare", "compiled", "float_reference",
-           "group_problems",
+           "format_problems", "group_problems",
            "load_artifact_graph", "prepare_graph", "read_manifest", "reference", "run_on_target", "runs_float",
            "tool_versions", "unlisted_files", "write_artifact"]

@@ -22,6 +22,7 @@ from neuro.graph.formats import get_format
 from neuro.hardware.base import (
     ArtifactError,
     Result,
+    format_problems,
     load_artifact_graph,
     prepare_graph,
     write_artifact,
@@ -39,13 +40,9 @@ def has_egru(graph: Any) -> bool:
 
 def supports(graph: Any, fmt: str | None, formats: tuple[str, ...]) -> list[str]:
     """Every reason the FPGA EGRU step graph cannot hold ``graph`` in ``fmt``; [] if it can."""
-    current = graph.metadata.get("format", {}).get("name")
-    fmt = fmt or current or "int16"
+    fmt, problems = format_problems(graph, fmt, formats, "int16")
     if fmt not in formats:
-        return [f"number format {fmt!r} is not one of {list(formats)}"]
-    problems = []
-    if current is not None and current != fmt:
-        problems.append(f"the graph is quantized to {current!r}, not {fmt!r}")
+        return problems
     f = get_format(fmt)
     _, readouts = lm_parts(graph)
     problems += lm_problems(graph)
@@ -56,9 +53,9 @@ def supports(graph: Any, fmt: str | None, formats: tuple[str, ...]) -> list[str]
                             "reading an EGRU only (EGRU next to LIF populations or other synapse "
                             "nodes is not implemented)")
         elif type(node) is N.EGRU and not (f.frac_bits or f.egru_frac_bits):
-            problems.append(f"node {n!r} (EGRU): format {fmt} has no integer EGRU (use 'int16': "
-                            "16-bit weights, 12 fraction bits; int8 weights are not enough for "
-                            "the gates' inputs in this design)")
+            problems.append(f"node {n!r} (EGRU): format {fmt} has no integer EGRU: its "
+                            f"{f.state_bits}-bit state has no room for 12 fraction bits (use "
+                            "'int16', or 'int8-s32' for 8-bit weights)")
     return problems
 
 

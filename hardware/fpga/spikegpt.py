@@ -24,6 +24,7 @@ from neuro.hardware.base import (
     Result,
     UnsupportedGraph,
     as_int_spikes,
+    format_problems,
     load_artifact_graph,
     write_artifact,
 )
@@ -40,13 +41,9 @@ def has_spikegpt(graph: Any) -> bool:
 
 def supports(graph: Any, fmt: str | None, formats: tuple[str, ...]) -> list[str]:
     """Every reason the FPGA SpikeGPT step graph cannot hold ``graph`` in ``fmt``; [] if it can."""
-    current = graph.metadata.get("format", {}).get("name")
-    fmt = fmt or current or "int8"
+    fmt, problems = format_problems(graph, fmt, formats, "int8")
     if fmt not in formats:
-        return [f"number format {fmt!r} is not one of {list(formats)}"]
-    problems = []
-    if current is not None and current != fmt:
-        problems.append(f"the graph is quantized to {current!r}, not {fmt!r}")
+        return problems
     return problems + SI.problems(graph, fmt)
 
 
