@@ -228,3 +228,25 @@ def test_family_commands_and_config_readers_come_from_the_table(tmp_path, capsys
     first = capsys.readouterr().out
     assert main(["generate", str(ckpt), "--prompt", "ab", "--tokens", "5", "--seed", "3"]) == 0
     assert capsys.readouterr().out == first  # deterministic for a seed
+
+
+def test_generate_with_int8_weights(tmp_path, capsys):
+    """``neuro generate --weights int8`` streams text with the int8 step (deterministic for a
+    seed); an unknown format is a one-line usage error."""
+    from neuro.datasets.text import ByteTokenizer
+    from neuro.models.base import Trained, save_trained
+    from neuro.models.spikegpt import SpikeGPT, SpikeGPTConfig
+
+    model = SpikeGPT(SpikeGPTConfig.from_dict({**SpikeGPTConfig().to_dict(), "n_layer": 1,
+                                               "n_embd": 16, "vocab_size": 256,
+                                               "vocab": ByteTokenizer().to_dict()}))
+    ckpt = save_trained(tmp_path / "m.safetensors", Trained(model, {}, ""))
+    argv = ["generate", str(ckpt), "--prompt", "ab", "--tokens", "8", "--seed", "3"]
+    assert main([*argv, "--weights", "int8"]) == 0
+    first = capsys.readouterr().out
+    assert len(first) > 0
+    assert main([*argv, "--weights", "int8"]) == 0
+    assert capsys.readouterr().out == first
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--weights", "fp4"])
+    assert e.value.code == 2 and "--weights" in capsys.readouterr().err

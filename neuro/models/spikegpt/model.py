@@ -315,21 +315,32 @@ class SpikeGPT(nn.Module, FamilyModel):
             new.append(st)
         return self.head(self.ln_out(x)), SpikeGPTState(tuple(new))
 
-    def step(self, token: Tensor, state: SpikeGPTState | None = None, *, fused: bool = True
-             ) -> tuple[Tensor, SpikeGPTState]:
+    def step(self, token: Tensor, state: SpikeGPTState | None = None, *, fused: bool = True,
+             weights: str = "float32") -> tuple[Tensor, SpikeGPTState]:
         """Streaming mode: one token per sequence ``[B]`` -> ``(logits [B, V], state)``.
 
         Without autograd on a float32 CPU model this is one call of the fused C++ step
         (:mod:`neuro.models.spikegpt.step`, the same results within float32 rounding);
         ``fused=False``, or any other case, runs :meth:`forward` on a chunk of one token.
+        ``weights="bfloat16"`` or ``"int8"`` reads the matrices converted to that format (fewer
+        bytes per token; results differ by the weight rounding); only the fused step has them.
         """
         if not isinstance(token, Tensor) or token.dim() != 1:
             raise ValueError("SpikeGPT.step: token must be a 1-D int64 tensor [B]")
+        if weights not in step_kernel.WEIGHT_FORMATS:
+            raise ValueError(f"SpikeGPT.step: weights must be one of {step_kernel.WEIGHT_FORMATS},"
+                             f" got {weights!r}")
         if fused and step_kernel.usable(self, token):
             self._check(token[None], state)
             if state is None:
                 state = self.init_state(token.shape[0], device=token.device)
-            return step_kernel.fused_step(self, token, state)
+            return step_kernel.fused_step(self, token, state, weights)
+        if weights != "float32":
+            why = step_kernel.build_error() or ("fused=False" if not fused else
+                                                "the fused step needs a float32 CPU model without "
+                                                "autograd (torch.no_grad)")
+            raise ValueError(f"SpikeGPT.step: {weights} weights run only in the fused C++ step, "
+                             f"which cannot run here ({why})")
         logits, state = self(token[None], state)
         return logits[0], state
 
@@ -361,15 +372,19 @@ class SpikeGPT(nn.Module, FamilyModel):
     # -- generation -------------------------------------------------------------------------
     @torch.no_grad()
     def stream(self, prompt: Sequence[int] | Tensor, n_tokens: int, *, temperature: float = 1.0,
-               top_p: float = 1.0, seed: int = 0) -> Iterator[int]:
+               top_p: float = 1.0, seed: int = 0, weights: str = "float32") -> Iterator[int]:
         """Yield ``n_tokens`` sampled token ids one at a time after ``prompt`` (ids).
 
         The prompt runs in one parallel pass, then every new token is one :meth:`step`.
         Sampling: softmax of ``logits / temperature`` restricted to the smallest set of tokens
         whose probability reaches ``top_p`` (nucleus); ``temperature = 0`` takes the argmax. The
         draws come from a ``torch.Generator`` seeded with ``seed``: the same call gives the same
-        tokens.
+        tokens. ``weights``: the format the new tokens' steps read the matrices in (:meth:`step`;
+        the prompt's parallel pass uses the float32 weights).
         """
+        if weights not in step_kernel.WEIGHT_FORMATS:
+            raise ValueError(f"generate: weights must be one of {step_kernel.WEIGHT_FORMATS}, "
+                             f"got {weights!r}")
         if temperature < 0:
             raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
         if not 0 < top_p <= 1:
@@ -388,16 +403,17 @@ class SpikeGPT(nn.Module, FamilyModel):
             for _ in range(n_tokens):
                 tok = sample(last, temperature, top_p, gen)
                 yield tok
-                last, state = self.step(torch.tensor([tok], device=ids.device), state)
+                last, state = self.step(torch.tensor([tok], device=ids.device), state,
+                                        weights=weights)
                 last = last[0]
         finally:
             self.train(was_training)
 
     def generate(self, prompt: Sequence[int] | Tensor, n_tokens: int, temperature: float = 1.0,
-                 top_p: float = 1.0, seed: int = 0) -> list[int]:
+                 top_p: float = 1.0, seed: int = 0, weights: str = "float32") -> list[int]:
         """The ``n_tokens`` ids :meth:`stream` yields, as a list (deterministic for a seed)."""
         return list(self.stream(prompt, n_tokens, temperature=temperature, top_p=top_p,
-                                seed=seed))
+                                seed=seed, weights=weights))
 
 
 def sample(logits: Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:

@@ -337,10 +337,11 @@ def load_model(path: str | Path) -> tuple[SpikeGPT, dict[str, Any]]:
 
 def generate_text(model: SpikeGPT, prompt: str, n_tokens: int = 200, *,
                   temperature: float = 1.0, top_p: float = 0.9, seed: int = 0,
-                  write: Callable[[str], Any] | None = None) -> str:
+                  write: Callable[[str], Any] | None = None, weights: str = "float32") -> str:
     """Continue ``prompt`` by ``n_tokens`` tokens with the model's own tokenizer
     (``config.vocab``), writing the text as it is produced (``write``, e.g. ``sys.stdout.write``;
     bytes that end inside a UTF-8 character wait for the rest); returns the continuation.
+    ``weights``: the streaming step's weight format (:meth:`SpikeGPT.step`).
     What ``neuro generate CKPT --prompt TEXT`` runs."""
     from neuro.datasets.text import tokenizer_from_dict
 
@@ -350,7 +351,7 @@ def generate_text(model: SpikeGPT, prompt: str, n_tokens: int = 200, *,
     ids: list[int] = []
     shown = ""
     for t in model.stream(tok.encode(prompt).tolist(), n_tokens, temperature=temperature,
-                          top_p=top_p, seed=seed):
+                          top_p=top_p, seed=seed, weights=weights):
         ids.append(t)
         text = tok.decode(ids)
         if text.endswith("\ufffd"):  # possibly a UTF-8 character still incomplete
@@ -373,6 +374,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", choices=("float32", "bfloat16", "int8"), default="float32",
+                        help="weight format of the streaming step (bfloat16/int8: fewer bytes per "
+                             "token, the weights rounded; default float32)")
 
 
 def run_generate(args: argparse.Namespace, write: Callable[[str], Any] | None = None) -> str:
@@ -384,7 +388,7 @@ def run_generate(args: argparse.Namespace, write: Callable[[str], Any] | None = 
             sys.stdout.flush()
     model, _ = load_model(args.checkpoint)
     return generate_text(model, args.prompt, args.tokens, temperature=args.temperature,
-                         top_p=args.top_p, seed=args.seed, write=write)
+                         top_p=args.top_p, seed=args.seed, write=write, weights=args.weights)
 
 
 #: ``neuro demo``'s SpikeGPT: the tiny preset made smaller (2 blocks x 64 channels, context 64),

@@ -11,14 +11,20 @@
 //
 // Batch-1 token generation is memory bound: every weight is read once per token.  The products
 // are matrix-vector products on the (out, in) row-major weights (each output a contiguous dot
-// product, 4 rows at a time with AVX2 FMA where available), split over threads by rows.  The
-// element-wise work is fused per row; the WKV arithmetic is wkv.cpp's forward step, operation for
-// operation (float64), so a stream of steps gives the same WKV state as the parallel pass.
+// product, 4 rows at a time with AVX2 FMA where available), split over threads by rows.  The one
+// exception is Fv: its input relu(.)^2 is zero wherever the pre-activation is <= 0, so Fv is given
+// transposed ([H, C]) and only the rows of the non-zero hidden units are read (event_product).
+// The element-wise work is fused per row; the WKV arithmetic is wkv.cpp's forward step, operation
+// for operation (float64), so a stream of steps gives the same WKV state as the parallel pass.
 //
 // Weights (per block, 18 tensors, in this order): ln1.w, ln1.b, ln2.w, ln2.b, att.w (= -exp(time_decay),
 // float32 [C]), att.time_first [C], att.mu_k, mu_v, mu_r [C], att.key, value, receptance, output [C, C],
-// ffn.mu_k, mu_r [C], ffn.key [H, C], ffn.receptance [C, C], ffn.value [C, H]; then ln_out.w, ln_out.b,
-// head [V, C].  State (per block, 7 tensors [B, C]): att_shift, a, b, p (float64), att_v, ffn_shift,
+// ffn.mu_k, mu_r [C], ffn.key [H, C], ffn.receptance [C, C], ffn.value^T [H, C]; then ln_out.w,
+// ln_out.b, head [V, C].  The 8 matrices per block and the head may be float32, bfloat16 or int8;
+// scales (per block 7 tensors in the order key, value, receptance, output, ffn.key, ffn.receptance,
+// ffn.value^T, then the head) are float32 [rows] for an int8 matrix (w = scale[row] q) and empty
+// otherwise.  Activations and accumulation stay float32 (the WKV state float64).
+// State (per block, 7 tensors [B, C]): att_shift, a, b, p (float64), att_v, ffn_shift,
 // ffn_v.  Returns logits [B, V], the residual x [B, C] and the new state (new tensors; the inputs are
 // not changed).  Registered as torch.ops.neuro_spikegpt.step; built by neuro/kernels/extension.py.
 #include <ATen/ATen.h>
@@ -38,6 +44,7 @@ namespace {
 
 constexpr int64_t kPerBlock = 18;
 constexpr int64_t kStatePerBlock = 7;
+constexpr int64_t kMatsPerBlock = 7;
 
 #ifdef NEURO_STEP_AVX2
 inline float hsum(__m256 v) {
@@ -49,50 +56,128 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// y[b, o] = sum_i W[o, i] x[b, i] for rows o in [r0, r1); W [O, I] row-major, x [B, I], y [B, O].
-void gemv_rows(const float* W, int64_t I, const float* x, int64_t B, int64_t O, float* y, int64_t r0,
-               int64_t r1) {
+// Weight element types: float32, bfloat16 (the upper 16 bits of a float32) and int8 (with one
+// float32 scale per stored row, symmetric: w = scale[row] * q).
+inline float to_float(float w) { return w; }
+inline float to_float(at::BFloat16 w) { return static_cast<float>(w); }
+inline float to_float(int8_t w) { return static_cast<float>(w); }
+
+#ifdef NEURO_STEP_AVX2
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const at::BFloat16* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline __m256 load8(const int8_t* p) {
+  const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+}
+#endif
+
+// y[b, o] = scale[o] * sum_i W[o, i] x[b, i] for rows o in [r0, r1); W [O, I] row-major, x [B, I],
+// y [B, O]; scale may be null (1).
+template <typename T>
+void gemv_rows(const T* W, const float* scale, int64_t I, const float* x, int64_t B, int64_t O,
+               float* y, int64_t r0, int64_t r1) {
   int64_t o = r0;
 #ifdef NEURO_STEP_AVX2
+  if (I % 8 == 0 && B == 1) {
+    // one sequence: 8 rows at a time (8 independent FMA chains hide the FMA latency)
+    for (; o + 8 <= r1; o += 8) {
+      const T* w0 = W + o * I;
+      __m256 acc[8];
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+      for (int64_t i = 0; i < I; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(load8(w0 + j * I + i), xv, acc[j]);
+      }
+      for (int j = 0; j < 8; ++j) {
+        const float v = hsum(acc[j]);
+        y[o + j] = scale != nullptr ? v * scale[o + j] : v;
+      }
+    }
+  }
   if (I % 8 == 0) {
     for (; o + 4 <= r1; o += 4) {
-      const float* w0 = W + o * I;
-      const float* w1 = w0 + I;
-      const float* w2 = w1 + I;
-      const float* w3 = w2 + I;
+      const T* w0 = W + o * I;
+      const T* w1 = w0 + I;
+      const T* w2 = w1 + I;
+      const T* w3 = w2 + I;
       for (int64_t b = 0; b < B; ++b) {
         const float* xb = x + b * I;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t i = 0; i < I; i += 8) {
           const __m256 xv = _mm256_loadu_ps(xb + i);
-          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
-          a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
-          a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
-          a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+          a0 = _mm256_fmadd_ps(load8(w0 + i), xv, a0);
+          a1 = _mm256_fmadd_ps(load8(w1 + i), xv, a1);
+          a2 = _mm256_fmadd_ps(load8(w2 + i), xv, a2);
+          a3 = _mm256_fmadd_ps(load8(w3 + i), xv, a3);
         }
         float* yb = y + b * O + o;
         yb[0] = hsum(a0);
         yb[1] = hsum(a1);
         yb[2] = hsum(a2);
         yb[3] = hsum(a3);
+        if (scale != nullptr) {
+          for (int j = 0; j < 4; ++j) yb[j] *= scale[o + j];
+        }
       }
     }
   }
 #endif
   for (; o < r1; ++o) {
-    const float* w = W + o * I;
+    const T* w = W + o * I;
     for (int64_t b = 0; b < B; ++b) {
       const float* xb = x + b * I;
       float acc = 0.f;
-      for (int64_t i = 0; i < I; ++i) acc += w[i] * xb[i];
-      y[b * O + o] = acc;
+      for (int64_t i = 0; i < I; ++i) acc += to_float(w[i]) * xb[i];
+      y[b * O + o] = scale != nullptr ? acc * scale[o] : acc;
     }
+  }
+}
+
+// y[b, o] = sum over i with x[b, i] != 0 of (x[b, i] scale[i]) WT[i, o], for columns o in [c0, c1):
+// the product with a transposed weight WT [I, O] that reads only the rows of the non-zero inputs
+// (the squared ReLU of the channel mixing is zero for every negative pre-activation). Each output
+// sums its terms in increasing i, whatever the column split.
+template <typename T>
+void event_rows(const T* WT, const float* scale, int64_t I, int64_t O, const float* x, int64_t b,
+                const std::vector<int64_t>& nz, float* y, int64_t c0, int64_t c1) {
+  float* yb = y + b * O;
+  for (int64_t o = c0; o < c1; ++o) yb[o] = 0.f;
+  for (const int64_t i : nz) {
+    const float xi = scale != nullptr ? x[b * I + i] * scale[i] : x[b * I + i];
+    const T* w = WT + i * O;
+    int64_t o = c0;
+#ifdef NEURO_STEP_AVX2
+    const __m256 xv = _mm256_set1_ps(xi);
+    for (; o + 8 <= c1; o += 8) {
+      _mm256_storeu_ps(yb + o, _mm256_fmadd_ps(load8(w + o), xv, _mm256_loadu_ps(yb + o)));
+    }
+#endif
+    for (; o < c1; ++o) yb[o] = std::fma(to_float(w[o]), xi, yb[o]);
+  }
+}
+
+// A weight matrix as the kernel reads it: its element type and, for int8, the per-row scales.
+struct Mat {
+  const void* p;
+  at::ScalarType t;
+  const float* scale;
+};
+
+template <typename F>
+void dispatch(const Mat& m, F&& f) {
+  switch (m.t) {
+    case at::kFloat: f(static_cast<const float*>(m.p)); break;
+    case at::kBFloat16: f(static_cast<const at::BFloat16*>(m.p)); break;
+    default: f(static_cast<const int8_t*>(m.p)); break;
   }
 }
 
 // Several products that share no output, split over threads by rows (one parallel region).
 struct Product {
-  const float* W;
+  Mat W;
   int64_t O, I;
   const float* x;
   float* y;
@@ -108,10 +193,32 @@ void gemv_many(const std::vector<Product>& ps, int64_t B) {
     for (const auto& p : ps) {
       const int64_t n = (p.O + 3) / 4;
       const int64_t a = std::max(lo, base), e = std::min(hi, base + n);
-      if (a < e) gemv_rows(p.W, p.I, p.x, B, p.O, p.y, (a - base) * 4, std::min((e - base) * 4, p.O));
+      if (a < e) {
+        dispatch(p.W, [&](auto* W) {
+          gemv_rows(W, p.W.scale, p.I, p.x, B, p.O, p.y, (a - base) * 4, std::min((e - base) * 4, p.O));
+        });
+      }
       base += n;
     }
   });
+}
+
+// y [B, O] = x [B, I] W^T for a mostly-zero x, W given transposed (WT [I, O]): event_rows per row
+// of the batch, the columns split over threads in blocks of 64.
+void event_product(const Mat& WT, int64_t I, int64_t O, const float* x, int64_t B, float* y) {
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> nz;
+    nz.reserve(I);
+    for (int64_t i = 0; i < I; ++i) {
+      if (x[b * I + i] != 0.f) nz.push_back(i);
+    }
+    const int64_t blocks = (O + 63) / 64;
+    at::parallel_for(0, blocks, 2, [&](int64_t lo, int64_t hi) {
+      dispatch(WT, [&](auto* W) {
+        event_rows(W, WT.scale, I, O, x, b, nz, y, lo * 64, std::min(hi * 64, O));
+      });
+    });
+  }
 }
 
 // out[b] = LN(x[b]) * g + beta, per row of C (mean and biased variance, eps 1e-5).
@@ -143,7 +250,22 @@ const float* f32(const at::Tensor& t, int64_t numel, const char* what) {
   return t.data_ptr<float>();
 }
 
-std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in,
+// A weight matrix [rows, cols]: float32, bfloat16, or int8 with float32 scales [rows] (an empty
+// scale tensor for the other two).
+Mat mat(const at::Tensor& t, const at::Tensor& scale, int64_t rows, int64_t cols, const char* what) {
+  const auto st = t.scalar_type();
+  TORCH_CHECK(t.is_cpu() && t.is_contiguous() && t.numel() == rows * cols &&
+                  (st == at::kFloat || st == at::kBFloat16 || st == at::kChar),
+              "spikegpt step: ", what, " must be a contiguous float32, bfloat16 or int8 CPU tensor of ",
+              rows * cols, " elements");
+  if (st == at::kChar) {
+    return {t.data_ptr(), st, f32(scale, rows, "an int8 weight's scales")};
+  }
+  TORCH_CHECK(scale.numel() == 0, "spikegpt step: ", what, " is not int8 but has scales");
+  return {t.data_ptr(), st, nullptr};
+}
+
+std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in, at::TensorList scales,
                              at::TensorList state_in, double beta, double threshold, bool spiking) {
   // contiguous views (no copy when they already are); the state's autograd history is ignored
   std::vector<at::Tensor> weights, state;
@@ -158,6 +280,8 @@ std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in,
   const int64_t L = static_cast<int64_t>((weights.size() - 3) / kPerBlock);
   TORCH_CHECK(static_cast<int64_t>(state.size()) == L * kStatePerBlock,
               "spikegpt step: state must hold 7 tensors per block");
+  TORCH_CHECK(static_cast<int64_t>(scales.size()) == L * kMatsPerBlock + 1,
+              "spikegpt step: scales must hold 7 tensors per block and 1 for the head");
   const int64_t H = weights[15].size(0);
   const int64_t V = weights[weights.size() - 1].size(0);
   const float alpha = static_cast<float>(1.0 - beta);
@@ -179,12 +303,13 @@ std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in,
     const float *wd = f32(w[4], C, "-exp(time_decay)"), *u = f32(w[5], C, "time_first");
     const float *mk = f32(w[6], C, "att.time_mix_k"), *mv = f32(w[7], C, "att.time_mix_v");
     const float* mr = f32(w[8], C, "att.time_mix_r");
-    const float *Wk = f32(w[9], C * C, "att.key"), *Wv = f32(w[10], C * C, "att.value");
-    const float *Wr = f32(w[11], C * C, "att.receptance"), *Wo = f32(w[12], C * C, "att.output");
+    const at::Tensor* q = scales.data() + l * kMatsPerBlock;
+    const Mat Wk = mat(w[9], q[0], C, C, "att.key"), Wv = mat(w[10], q[1], C, C, "att.value");
+    const Mat Wr = mat(w[11], q[2], C, C, "att.receptance"), Wo = mat(w[12], q[3], C, C, "att.output");
     const float *nk = f32(w[13], C, "ffn.time_mix_k"), *nr = f32(w[14], C, "ffn.time_mix_r");
-    const float* Fk = f32(w[15], H * C, "ffn.key");
-    const float* Fr = f32(w[16], C * C, "ffn.receptance");
-    const float* Fv = f32(w[17], C * H, "ffn.value");
+    const Mat Fk = mat(w[15], q[4], H, C, "ffn.key");
+    const Mat Fr = mat(w[16], q[5], C, C, "ffn.receptance");
+    const Mat FvT = mat(w[17], q[6], H, C, "ffn.value^T");
     const float* sh_att = f32(s[0], B * C, "att_shift");
     for (int i = 1; i < 4; ++i) {
       TORCH_CHECK(s[i].is_cpu() && s[i].scalar_type() == at::kDouble && s[i].is_contiguous() &&
@@ -260,7 +385,7 @@ std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in,
       const float z = hid[j] > 0.f ? hid[j] : 0.f;
       hid[j] = z * z;
     }
-    gemv_many({{Fv, C, H, hid.data(), v.data()}}, B);
+    event_product(FvT, H, C, hid.data(), B, v.data());
     float* nvf = n_ffn_v.data_ptr<float>();
     for (int64_t j = 0; j < B * C; ++j) {
       const float c_in = sigmoid(r[j]) * v[j];
@@ -279,7 +404,7 @@ std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in,
   const size_t hb = weights.size() - 3;
   const float* lnw = f32(weights[hb], C, "ln_out.weight");
   const float* lnb = f32(weights[hb + 1], C, "ln_out.bias");
-  const float* Wh = f32(weights[hb + 2], V * C, "head.weight");
+  const Mat Wh = mat(weights[hb + 2], scales[scales.size() - 1], V, C, "head.weight");
   layer_norm(xp, lnw, lnb, a.data(), B, C);
   at::Tensor logits = at::empty({B, V}, opt);
   gemv_many({{Wh, V, C, a.data(), logits.data_ptr<float>()}}, B);
@@ -291,6 +416,7 @@ std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in,
 }  // namespace
 
 TORCH_LIBRARY(neuro_spikegpt, m) {
-  m.def("step(Tensor x, Tensor[] weights, Tensor[] state, float beta, float threshold, bool spiking) -> Tensor[]",
+  m.def("step(Tensor x, Tensor[] weights, Tensor[] scales, Tensor[] state, float beta, float threshold, "
+        "bool spiking) -> Tensor[]",
         &step);
 }

@@ -287,3 +287,56 @@ def test_fused_step_leaves_its_input_state_and_follows_weight_changes():
     logits, _ = model.step(tok)
     assert logits.requires_grad
     assert not step_kernel.usable(model, tok)
+
+
+def _rounded_copy(model, fmt):
+    """A float32 copy of ``model`` whose block matrices and head hold the weights ``fmt`` stores:
+    bfloat16 round-to-nearest-even, or int8 per output row (``s = max|w| / 127``)."""
+    import copy
+
+    out = copy.deepcopy(model)
+    mats = [m for b in out.blocks for m in (b.att.key, b.att.value, b.att.receptance, b.att.output,
+                                            b.ffn.key, b.ffn.receptance, b.ffn.value)]
+    with torch.no_grad():
+        for lin in [*mats, out.head]:
+            w = lin.weight
+            if fmt == "bfloat16":
+                w.copy_(w.to(torch.bfloat16).float())
+            elif lin is out.head or lin not in [b.ffn.value for b in out.blocks]:
+                s = w.abs().amax(1, keepdim=True) / 127
+                w.copy_((w / s).round().clamp(-127, 127) * s)
+            else:  # ffn.value is stored transposed: its rows are the hidden units (columns here)
+                s = w.abs().amax(0, keepdim=True) / 127
+                w.copy_((w / s).round().clamp(-127, 127) * s)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["bfloat16", "int8"])
+def test_fused_step_weight_formats_equal_the_rounded_weights(fmt):
+    """The bfloat16/int8 step equals the float32 generic step of a copy whose weights were rounded
+    to that format independently (so the format changes the weights and nothing else)."""
+    model = _spiking_model()
+    rounded = _rounded_copy(model, fmt)
+    idx = torch.randint(0, model.config.vocab_size, (128, 2),
+                        generator=torch.Generator().manual_seed(6))
+    state, ref_state, outs, refs = None, None, [], []
+    with torch.inference_mode():
+        for t in range(idx.shape[0]):
+            out, state = model.step(idx[t], state, weights=fmt)
+            ref, ref_state = rounded.step(idx[t], ref_state, fused=False)
+            outs.append(out)
+            refs.append(ref)
+        plain, _ = _steps(model, idx, True)
+    outs_t, refs_t = torch.stack(outs), torch.stack(refs)
+    assert float((outs_t - refs_t).abs().max()) < 1e-4
+    assert float((outs_t - plain).abs().max()) > 1e-4  # the rounding is real
+
+
+def test_weight_format_errors_name_the_format():
+    model = _random_model()
+    tok = torch.tensor([1])
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="weights must be one of"):
+            model.step(tok, weights="fp8")
+        with pytest.raises(ValueError, match="int8 weights run only in the fused C\\+\\+ step"):
+            model.step(tok, fused=False, weights="int8")
