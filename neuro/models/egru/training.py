@@ -238,7 +238,7 @@ def _corpus(data: str | None, max_vocab: int, which: str = "auto", log=print):
 #: (32 x 32 frames: the stand-in pooled 4 x 4; the paper's sizes with --data).
 OFFLINE_GESTURE = {"frame_size": 32, "channels": [8, 16, 32], "features": 64, "hidden_size": 64,
                    "dropout": 0.1, "dropconnect": 0.0, "zoneout": 0.05}
-GESTURE_KEYS = frozenset({"batch_size", "lr", "window", "pool", "weight_decay"})
+GESTURE_KEYS = frozenset({"batch_size", "lr", "window", "pool", "weight_decay", "standin_users"})
 
 
 def _windows(items, window: int, rng: random.Random, train: bool):
@@ -291,9 +291,10 @@ def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_s
                 lr: float = 1e-3, weight_decay: float = 0.0, window: int = 40,
                 max_batches: int | None = None, progress: bool = True, log=print,
                 seed: int = 0) -> dict[str, Any]:
-    """Train the gesture network on ``(frames [T, 1, S, S], class)`` items: Adam, cross-entropy
-    of the logits summed over the window plus the activity regulariser; random windows of
-    ``window`` 25 ms frames, inputs ``log1p(counts)``."""
+    """Train the gesture network on ``(frames [T, 1, S, S], class)`` items: Adam with a cosine
+    learning-rate decay over the epochs (``lr`` to 0, stepped per epoch), cross-entropy of the
+    logits summed over the window plus the activity regulariser; random windows of ``window``
+    25 ms frames, inputs ``log1p(counts)``."""
     from tqdm import tqdm
 
     if epochs < 1 or batch_size < 1 or window < 1:
@@ -303,6 +304,7 @@ def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_s
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     history = []
     result = None
     for epoch in range(epochs):
@@ -331,6 +333,7 @@ def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_s
             bar.update(1)
             bar.set_postfix(acc=f"{correct / max(n, 1):.3f}", sparsity=f"{1 - ev / max(un, 1):.3f}")
         bar.close()
+        sched.step()
         entry = {"epoch": epoch + 1, "train_accuracy": correct / max(n, 1),
                  "activity_sparsity": 1 - ev / max(un, 1), "layers": [model.rnn.last_stats.as_dict()]}
         if test_items is not None:
@@ -345,7 +348,9 @@ def fit_gesture(model, train_items, test_items=None, *, epochs: int = 1, batch_s
 
 def _train_gesture(request: TrainRequest) -> Trained:
     """``neuro train egru --task gesture``: a DVS128 Gesture folder, or the offline stand-in
-    (written once under ``<out>/dvs_gesture_standin`` in AEDAT 3.1 and read back)."""
+    (written once under ``<out>/dvs_gesture_standin`` in AEDAT 3.1 and read back; config key
+    ``standin_users``: its number of users, default 4, a quarter of them (at least one) held out
+    for the test split; other sizes go to ``dvs_gesture_standin_<N>users``)."""
     from pathlib import Path
 
     from neuro.datasets import dvs_gesture
@@ -357,6 +362,12 @@ def _train_gesture(request: TrainRequest) -> Trained:
     cfg = dict(request.config)
     opts = split_keys(cfg, GESTURE_KEYS)
     pool = opts.pop("pool", 4 if request.data is None else 1)
+    users = opts.pop("standin_users", 4)
+    if isinstance(users, bool) or not isinstance(users, int) or users < 2:
+        raise ValueError(f"standin_users must be an integer >= 2, got {users!r}")
+    if request.data is not None and users != 4:
+        raise ValueError("standin_users sets the size of the offline stand-in; it does not apply "
+                         f"with --data {request.data}")
     if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
         raise ValueError(f"pool must be a positive integer, got {pool!r}")
     model_cfg = dict(OFFLINE_GESTURE) if request.data is None else {}
@@ -364,10 +375,12 @@ def _train_gesture(request: TrainRequest) -> Trained:
     model_cfg.setdefault("frame_size", dvs_gesture.SENSOR // pool)
     config = EGRUGestureConfig.from_dict(model_cfg)  # sizes and memory, before anything is written
     if request.data is None:
-        root = Path(request.out) / "dvs_gesture_standin"
+        root = Path(request.out) / ("dvs_gesture_standin" if users == 4
+                                    else f"dvs_gesture_standin_{users}users")
         if not (root / "trials_to_train.txt").exists():
-            dvs_gesture.write_standin(root, n_users=4, per_class=2, gesture_ms=1000,
-                                      rate_per_ms=40, seed=request.seed)
+            dvs_gesture.write_standin(root, n_users=users, per_class=2, gesture_ms=1000,
+                                      rate_per_ms=40, seed=request.seed,
+                                      test_users=max(1, users // 4))
         source = "stand-in (synthetic AEDAT 3.1)"
     else:
         root = Path(request.data)

