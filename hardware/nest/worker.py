@@ -48,16 +48,23 @@ def run(artifact: str, in_path: str, out_path: str) -> None:
     nest.set_verbosity("M_ERROR")
     nest.ResetKernel()
     nest.SetKernelStatus({"local_num_threads": threads, "resolution": 1.0})
+    for module in opts.get("modules", []):  # NESTML extension modules (after every ResetKernel)
+        nest.Install(module)
     ids = {}
     recorders = {}
     for p in net["populations"]:
         n = p["name"]
         size = p["size"]
-        pop = nest.Create("iaf_psc_delta", B * size)
+        model = p.get("model", "iaf_psc_delta")
+        pop = nest.Create(model, B * size)
         tile = lambda a: np.tile(np.asarray(a, np.float64), B)  # noqa: E731
-        pop.set({"tau_m": tile(arr[f"pop/{n}/tau_m"]).tolist(), "V_th": tile(arr[f"pop/{n}/v_th"]).tolist(),
-                 "E_L": 0.0, "V_reset": 0.0, "V_m": 0.0, "I_e": 0.0, "C_m": 1.0,
-                 "t_ref": float(p["t_ref"])})
+        common = {"tau_m": tile(arr[f"pop/{n}/tau_m"]).tolist(), "V_th": tile(arr[f"pop/{n}/v_th"]).tolist(),
+                  "V_m": 0.0}
+        if model == "iaf_psc_delta":
+            pop.set(common | {"E_L": 0.0, "V_reset": 0.0, "I_e": 0.0, "C_m": 1.0,
+                              "t_ref": float(p["t_ref"])})
+        else:  # the NESTML subtractive-reset LIF (hardware/nest/nestml_models.py)
+            pop.set(common | {"refr_steps": int(p["t_ref"]), "refr_counter": 0})
         ids[n] = np.asarray(pop.tolist(), np.int64)
         rec = nest.Create("spike_recorder")
         nest.Connect(pop, rec)
