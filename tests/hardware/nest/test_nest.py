@@ -63,11 +63,12 @@ def test_variants_nest_expresses(networks, tmp_path):
 
 def test_refusals_name_node_and_kind(networks):
     graph, _ = networks["feedforward"](T=10, B=1)
-    graph.nodes["1"].reset = "subtract"
+    graph.nodes["1"].v_reset = np.float32(-0.5)
     graph.nodes["3"] = nodes.CubaLIF(shape=(16,), alpha=np.float32(0.5), reset="zero")
     problems = nest_backend.supports(graph)
-    assert any("'1' (LIF)" in p and "subtract" in p for p in problems), problems
+    assert any("'1' (LIF)" in p and "v_reset" in p for p in problems), problems
     assert any("'3' (CubaLIF)" in p for p in problems), problems
+    # (subtractive reset runs through a NESTML model: tests/hardware/nest/test_nestml.py)
     with pytest.raises(UnsupportedGraph, match="CubaLIF"):
         nest_backend.compile(graph, "/nonexistent/never-written")
 
