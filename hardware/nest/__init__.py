@@ -1,4 +1,5 @@
-"""NEST backend: the float graph as an ``iaf_psc_delta`` network, run on NEST in a worker process.
+"""NEST backend: the float graph as an ``iaf_psc_delta`` network (subtractive-reset populations: the
+NESTML model ``neuro_lif_subtract_neuron``), run on NEST in a worker process.
 
 Protocol (``neuro.hardware.base``)::
 
@@ -6,8 +7,8 @@ Protocol (``neuro.hardware.base``)::
     compile(graph, out, *, fmt=None, calibration_inputs=None) -> Path
     run(artifact, spikes, *, threads=1, timeout=None, python=None) -> Result
 
-A float target (``runs = "float"``): compared with the float reference executor. Zero-reset
-LIF/IF populations with integer delays run exactly (equations and latency alignment in
+A float target (``runs = "float"``): compared with the float reference executor. Zero-reset and
+subtractive-reset LIF/IF populations with integer delays run exactly (equations and latency alignment in
 ``mapping``); NEST computes in float64 where the reference uses float32, so a membrane that lands
 within float32 rounding of the threshold could in principle fire on one side only (never seen on
 the shared test networks: ``agreement = 1.0``).
@@ -20,9 +21,11 @@ Artifact directory::
     nest/network.npz     per neuron tau_m [ms], v_th [mV], bias [mV/step], beta_simulated;
                          per projection pre, post, weight [mV], delay [ms] (connection lists)
     nest/run_pynn.py     standalone PyNN script (FromListConnector lists; PyNN work-arounds)
+    nest/<model>.nestml  NESTML source of each NESTML model the populations use (subtractive reset)
 
 ``run`` starts ``worker.py`` (NEST directly, no PyNN) under ``$NEURO_NEST_PYTHON`` or the current
-interpreter and returns spikes ``[T, B, N]`` per LIF/IF node; LI readouts and graph outputs are
+interpreter (after building, or finding in the cache, the NESTML module the populations need:
+``nestml_models.build_module``) and returns spikes ``[T, B, N]`` per LIF/IF node; LI readouts and graph outputs are
 computed on the host by the float reference executor from NEST's spikes (``mapping.host_graph``).
 ``stats`` holds NEST's build and simulate seconds, threads, connections and spike counts.
 """

@@ -11,6 +11,12 @@ float32 beta; the value NEST computes is stored as ``beta_simulated``), ``E_L = 
 ``V_th = theta`` (both compare ``>=``), ``t_ref = refractory`` steps (NEST discards input while
 refractory, like the reference), weights in mV and delays in ms (1 ms = 1 step).
 
+Subtractive reset (``reset="subtract"``, immediate timing): ``v[t] = h[t] - s[t] theta``. NEST's
+``iaf_psc_delta`` cannot express it, so such populations use the NESTML model
+``neuro_lif_subtract_neuron`` (``nestml_models``: the same update, propagator and ``>=`` threshold,
+``V_m -= V_th`` on a spike, ``refr_steps`` held steps), built into a NEST extension module on first
+use; ``supports`` refuses them, naming what is missing, where it cannot be built.
+
 Latency alignment: a spike emitted at NEST time ``t`` through a connection of delay ``D >= 1`` ms
 reaches the target's update that ends at ``t + D``. Population ``P``'s reference step ``t`` is NEST
 time ``t + L_P`` (its *lag*); a projection with reference delay ``d`` steps (DelayedAffine delay +

@@ -185,7 +185,7 @@ def missing(python: str | None = None) -> list[str]:
     if not info["nest"] or not info["nest_dir"]:
         out.append(f"nest-simulator is not installed for {python}")
         return out
-    if info["nestml"] and _cached(info, python) is not None:
+    if info["nestml"] and _cached(info) is not None:
         return []
     if not info["nestml"]:
         out.append(f"NESTML is not installed for {python} (pip install {NESTML_REQUIREMENT})")
@@ -214,15 +214,15 @@ def _nest_python() -> str:
     return os.environ.get("NEURO_NEST_PYTHON") or sys.executable
 
 
-def _key(info: dict, python: str) -> str:
+def _key(info: dict) -> str:
     abi = string_abi(_kernel(info["nest_dir"]))
     text = json.dumps({"models": MODELS, "nest": info["nest"], "nestml": info["nestml"],
                        "cflags": _cflags(abi), "recipe": RECIPE}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _cached(info: dict, python: str) -> Module | None:
-    key = _key(info, python)
+def _cached(info: dict) -> Module | None:
+    key = _key(info)
     name = module_name(key)
     folder = cache_root() / key
     if (folder / f"{name}.so").is_file() and (folder / "module.json").is_file():
@@ -276,10 +276,10 @@ def build_module(python: str | None = None, *, timeout: float | None = None) -> 
         raise NestmlBuildError("cannot build the NESTML module (" + ", ".join(MODELS) + "): "
                                + "; ".join(problems))
     info = probe(python)
-    hit = _cached(info, python)
+    hit = _cached(info)
     if hit is not None:
         return hit
-    key = _key(info, python)
+    key = _key(info)
     name = module_name(key)
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)

@@ -134,3 +134,19 @@ def test_missing_tools_are_named(networks, monkeypatch, tmp_path):
     graph.nodes["1"].reset_timing = "deferred"  # never expressible, NESTML or not
     monkeypatch.undo()
     assert any("deferred" in p for p in nest_backend.supports(graph))
+
+
+@pytest.mark.slow
+def test_fresh_build_from_scratch(monkeypatch, tmp_path):
+    """The whole recipe into an empty cache (NESTML code generation, compile, load test): about
+    40 s of CPU, 50-100 s on 2 shared cores; the set-up does this once, so the tests above find
+    the module cached."""
+    monkeypatch.setenv(nestml_models.ENV_CACHE, str(tmp_path))
+    m = nestml_models.build_module()
+    assert m.path.parent.parent == tmp_path and m.path.with_suffix(".so").is_file()
+    assert not list(tmp_path.glob(".build-*"))  # the work folder is gone, only the module stays
+    out = subprocess.run([sys.executable, "-c", "import nest, sys; nest.Install(sys.argv[1]); "
+                          "n = nest.Create('neuro_lif_subtract_neuron'); print(sorted(n.get().keys()))",
+                          str(m.path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "'refr_steps'" in out.stdout and "'V_th'" in out.stdout and "'tau_m'" in out.stdout
