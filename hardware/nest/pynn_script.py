@@ -4,7 +4,7 @@
 It needs numpy and PyNN (0.13) with a simulator backend, nothing from neuro::
 
     python run_pynn.py --input SPIKES.npz --out SPIKES_OUT.npz [--simulator nest] [--threads N]
-                       [--nest-module PATH]
+                       [--nest-module PATH] [--map-only]
 
 ``SPIKES.npz``: ``spikes`` ``[T, N]`` or ``[T, B, N]`` (0/1) when the network has one input,
 else one array per input node name. ``SPIKES_OUT.npz``: one ``[T, B, N]`` int8 array per spiking
@@ -53,12 +53,17 @@ MIN_DELAY = 1.0
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="output spikes (.npz); not with --map-only")
     ap.add_argument("--simulator", default="nest", help="PyNN backend module (pyNN.<name>)")
     ap.add_argument("--threads", type=int, default=1, help="NEST local_num_threads")
     ap.add_argument("--nest-module", default=None,
                     help="NEST extension module (.so) with the NESTML models the network needs")
+    ap.add_argument("--map-only", action="store_true",
+                    help="build and run the network but read no spikes back and write no --out "
+                         "(sPyNNaker on a virtual board maps the network and runs nothing)")
     args = ap.parse_args(argv)
+    if not args.map_only and not args.out:
+        ap.error("--out is required (unless --map-only)")
 
     net = json.loads((HERE / "network.json").read_text())
     arr = np.load(HERE / "network.npz")
@@ -152,6 +157,11 @@ def main(argv=None) -> None:
     t1 = time.perf_counter()
     sim.run(float(T + net["max_lag"]) + MIN_DELAY)
     simulate = time.perf_counter() - t1
+    if args.map_only:
+        sim.end()
+        print(json.dumps({"build_seconds": build, "run_seconds": simulate, "steps": T, "batch": B,
+                          "map_only": True}))
+        return
     out = {}
     for p in net["populations"]:
         s = np.zeros((T, B * p["size"]), np.int8)
