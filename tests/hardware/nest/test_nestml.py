@@ -64,6 +64,11 @@ def test_subtract_reset_spike_for_spike(network, networks, module, tmp_path):
     assert "nest/neuro_lif_subtract_neuron.nestml" in manifest["files"]
     text = (tmp_path / "art" / "nest" / "neuro_lif_subtract_neuron.nestml").read_text()
     assert text == nestml_models.MODELS["neuro_lif_subtract_neuron"]
+    if network == "reservoir":  # the module under 2 OpenMP threads: the same spikes
+        two = nest_backend.run(tmp_path / "art", spikes, threads=2)
+        assert two.stats["threads"] == 2
+        for n, s in check.result.spikes.items():
+            np.testing.assert_array_equal(two.spikes[n], s)
 
 
 def test_subtract_variants(networks, module):
