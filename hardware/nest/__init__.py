@@ -8,8 +8,8 @@ Protocol (``neuro.hardware.base``)::
     run(artifact, spikes, *, threads=1, timeout=None, python=None) -> Result
 
 A float target (``runs = "float"``): compared with the float reference executor. Zero-reset and
-subtractive-reset LIF/IF populations with integer delays run exactly (equations and latency alignment in
-``mapping``); NEST computes in float64 where the reference uses float32, so a membrane that lands
+subtractive-reset LIF/IF populations with integer delays run exactly (equations and latency
+alignment in ``mapping``); NEST computes in float64 where the reference uses float32, so a membrane that lands
 within float32 rounding of the threshold could in principle fire on one side only (never seen on
 the shared test networks: ``agreement = 1.0``).
 
@@ -25,8 +25,8 @@ Artifact directory::
 
 ``run`` starts ``worker.py`` (NEST directly, no PyNN) under ``$NEURO_NEST_PYTHON`` or the current
 interpreter (after building, or finding in the cache, the NESTML module the populations need:
-``nestml_models.build_module``) and returns spikes ``[T, B, N]`` per LIF/IF node; LI readouts and graph outputs are
-computed on the host by the float reference executor from NEST's spikes (``mapping.host_graph``).
+``nestml_models.build_module``) and returns spikes ``[T, B, N]`` per LIF/IF node; LI readouts and
+graph outputs are computed on the host by the float reference executor from NEST's spikes (``mapping.host_graph``).
 ``stats`` holds NEST's build and simulate seconds, threads, connections and spike counts.
 """
 from __future__ import annotations
@@ -116,7 +116,8 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
                 "nest/network.npz": "tau_m, v_th, bias per neuron; connection lists (pre, post, "
                                     "weight mV, delay ms) per projection",
                 "nest/run_pynn.py": "standalone PyNN script: python run_pynn.py --input S.npz "
-                                    "--out OUT.npz [--simulator nest] [--threads N]"}
+                                    "--out OUT.npz [--simulator nest] [--threads N] "
+                                    "[--nest-module MODULE.so] [--map-only]"}
 
     info = {"nest_requirement": NEST_REQUIREMENT, "pynn_requirement": PYNN_REQUIREMENT,
             "neuron_models": net["neuron_models"], "nestml": NESTML_NOTE if nestml else None,

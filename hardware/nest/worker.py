@@ -12,8 +12,9 @@ kernel (no connection crosses copies), so one ``Simulate`` call runs the batch.
 
 Network (``hardware/nest/mapping.py``): one node collection per population (``B * size``
 neurons; ``iaf_psc_delta``, or the NESTML model ``neuro_lif_subtract_neuron`` from the extension
-modules listed in ``options["modules"]``, installed by path after the kernel reset), one ``spike_generator`` per input channel and sample (reference step ``t``
-fires at NEST time ``t + lag``), one bias ``spike_generator`` per population with a bias (fires at
+modules listed in ``options["modules"]``, installed by path after the kernel reset), one
+``spike_generator`` per input channel and sample (reference step ``t`` fires at NEST time
+``t + lag``), one bias ``spike_generator`` per population with a bias (fires at
 ``lag - 1 + t``, delay 1 ms, weight = bias), connections from the lists with delays in ms, one
 ``spike_recorder`` per population. ``OUT.npz``: ``n/<pop>`` (index ``b * size + i``) and
 ``t/<pop>`` (reference step) of every spike, and ``stats`` (JSON: NEST version, threads, build and
