@@ -1,4 +1,5 @@
-"""NEST backend: the float graph as an ``iaf_psc_delta`` network, run on NEST in a worker process.
+"""NEST backend: the float graph as an ``iaf_psc_delta`` network (subtractive-reset populations: the
+NESTML model ``neuro_lif_subtract_neuron``), run on NEST in a worker process.
 
 Protocol (``neuro.hardware.base``)::
 
@@ -6,9 +7,9 @@ Protocol (``neuro.hardware.base``)::
     compile(graph, out, *, fmt=None, calibration_inputs=None) -> Path
     run(artifact, spikes, *, threads=1, timeout=None, python=None) -> Result
 
-A float target (``runs = "float"``): compared with the float reference executor. Zero-reset
-LIF/IF populations with integer delays run exactly (equations and latency alignment in
-``mapping``); NEST computes in float64 where the reference uses float32, so a membrane that lands
+A float target (``runs = "float"``): compared with the float reference executor. Zero-reset and
+subtractive-reset LIF/IF populations with integer delays run exactly (equations and latency
+alignment in ``mapping``); NEST computes in float64 where the reference uses float32, so a membrane that lands
 within float32 rounding of the threshold could in principle fire on one side only (never seen on
 the shared test networks: ``agreement = 1.0``).
 
@@ -20,10 +21,12 @@ Artifact directory::
     nest/network.npz     per neuron tau_m [ms], v_th [mV], bias [mV/step], beta_simulated;
                          per projection pre, post, weight [mV], delay [ms] (connection lists)
     nest/run_pynn.py     standalone PyNN script (FromListConnector lists; PyNN work-arounds)
+    nest/<model>.nestml  NESTML source of each NESTML model the populations use (subtractive reset)
 
 ``run`` starts ``worker.py`` (NEST directly, no PyNN) under ``$NEURO_NEST_PYTHON`` or the current
-interpreter and returns spikes ``[T, B, N]`` per LIF/IF node; LI readouts and graph outputs are
-computed on the host by the float reference executor from NEST's spikes (``mapping.host_graph``).
+interpreter (after building, or finding in the cache, the NESTML module the populations need:
+``nestml_models.build_module``) and returns spikes ``[T, B, N]`` per LIF/IF node; LI readouts and
+graph outputs are computed on the host by the float reference executor from NEST's spikes (``mapping.host_graph``).
 ``stats`` holds NEST's build and simulate seconds, threads, connections and spike counts.
 """
 from __future__ import annotations
@@ -51,7 +54,7 @@ from neuro.hardware.base import (
 )
 from neuro.hardware.workers import supervised
 
-from . import mapping
+from . import mapping, nestml_models
 
 name = "nest"
 formats = ("float32",)
@@ -65,6 +68,9 @@ WORKER = Path(__file__).with_name("worker.py")
 PYNN_SCRIPT = Path(__file__).with_name("pynn_script.py")
 ENV_PYTHON = "NEURO_NEST_PYTHON"
 ENV_TIMEOUT = "NEURO_NEST_TIMEOUT"
+NESTML_NOTE = (f"populations with subtractive reset use the NESTML model "
+               f"{nestml_models.SUBTRACT_MODEL} ({nestml_models.NESTML_REQUIREMENT}), built into a NEST "
+               "extension module at run time (hardware/nest/nestml_models.py)")
 INSTALL_HINT = (f"install NEST with `pip install {NEST_REQUIREMENT} {PYNN_REQUIREMENT}` (or in an "
                 f"environment of its own, and set {ENV_PYTHON} to its python)")
 
@@ -94,24 +100,34 @@ def compile(graph: Any, out: str | Path, *, fmt: str | None = None,
     p = mapping.plan(graph)
     net, arrays = mapping.network(p)
 
+    nestml = [m for m in net["neuron_models"] if m in nestml_models.MODELS]
+
     def write_files(tmp: Path) -> dict[str, str]:
         (tmp / "nest").mkdir()
         (tmp / "nest" / "network.json").write_text(json.dumps(net, indent=1))
         np.savez(tmp / "nest" / "network.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         shutil.copyfile(PYNN_SCRIPT, tmp / "nest" / "run_pynn.py")
-        return {"nest/network.json": "NEST network: populations, lags, projections, host readouts",
+        extra = {}
+        for m in nestml:
+            (tmp / "nest" / f"{m}.nestml").write_text(nestml_models.MODELS[m])
+            extra[f"nest/{m}.nestml"] = ("NESTML source of the neuron model (subtractive reset); "
+                                         "neuro builds it with nestml_models.build_module")
+        return extra | {"nest/network.json": "NEST network: populations, lags, projections, host readouts",
                 "nest/network.npz": "tau_m, v_th, bias per neuron; connection lists (pre, post, "
                                     "weight mV, delay ms) per projection",
                 "nest/run_pynn.py": "standalone PyNN script: python run_pynn.py --input S.npz "
-                                    "--out OUT.npz [--simulator nest] [--threads N]"}
+                                    "--out OUT.npz [--simulator nest] [--threads N] "
+                                    "[--nest-module MODULE.so] [--map-only]"}
 
     info = {"nest_requirement": NEST_REQUIREMENT, "pynn_requirement": PYNN_REQUIREMENT,
-            "neuron_model": "iaf_psc_delta", "resolution_ms": 1.0, "lags": p.lags,
+            "neuron_models": net["neuron_models"], "nestml": NESTML_NOTE if nestml else None,
+            "resolution_ms": 1.0, "lags": p.lags,
             "max_lag": net["max_lag"], "host_readouts": p.host,
             "beta_exact": all(q["beta_exact"] for q in net["populations"]),
             "connections": sum(q["connections"] for q in net["projections"])}
+    tools = ("nest-simulator", "PyNN", "nestml") if nestml else ("nest-simulator", "PyNN")
     return write_artifact(out, target=name, graph=graph, write_files=write_files,
-                          target_info=info, tools=("nest-simulator", "PyNN"), force=force)
+                          target_info=info, tools=tools, force=force)
 
 
 def nest_python() -> str:
@@ -158,6 +174,18 @@ def call_worker(args: list[str], *, timeout: float, python: str | None = None) -
     return out
 
 
+def nestml_modules(net: dict, python: str | None = None) -> list[str]:
+    """Paths (for ``nest.Install``) of the NESTML modules the network's populations need, built
+    on first use (``nestml_models.build_module``; NestWorkerError when they cannot be)."""
+    needed = {p.get("model", "iaf_psc_delta") for p in net["populations"]} & set(nestml_models.MODELS)
+    if not needed:
+        return []
+    try:
+        return [str(nestml_models.build_module(python or nest_python()).path)]
+    except nestml_models.NestmlBuildError as exc:
+        raise NestWorkerError(f"populations need the NESTML model(s) {sorted(needed)}: {exc}") from None
+
+
 def probe(python: str | None = None) -> dict:
     """``{"nest": version, "numpy": ..., "python": ..., "have_mpi": ...}`` of the NEST interpreter."""
     return json.loads(call_worker(["--probe"], timeout=60.0, python=python).strip().splitlines()[-1])
@@ -190,7 +218,8 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, timeout: float |
     tmp = Path(tempfile.mkdtemp(prefix="neuro-nest-"))
     try:
         data = {f"in/{k}": v.reshape(T, B, -1).transpose(1, 0, 2).astype(np.int8) for k, v in x.items()}
-        opts = {"steps": int(T), "batch": int(B), "threads": int(threads)}
+        opts = {"steps": int(T), "batch": int(B), "threads": int(threads),
+                "modules": nestml_modules(net, python)}
         np.savez(tmp / "in.npz", options=np.array(json.dumps(opts)), **data)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
         size = sum(p["size"] for p in net["populations"])
         call_worker([str(artifact.resolve()), str(tmp / "in.npz"), str(tmp / "out.npz")],
@@ -219,7 +248,8 @@ def run(artifact: str | Path, spikes: Any, *, threads: int = 1, timeout: float |
             values[n] = hv[n]
         outputs = {o: hv[o] for o in g.outputs()}
     worker = json.loads(str(rec["stats"]))
-    stats = {"target": name, "simulator": f"NEST {worker['nest']} iaf_psc_delta, resolution 1 ms",
+    models = ", ".join(net.get("neuron_models", ["iaf_psc_delta"]))
+    stats = {"target": name, "simulator": f"NEST {worker['nest']} {models}, resolution 1 ms",
              "steps": int(T), "samples": int(B), "threads": worker["threads"],
              "nest_steps": worker["nest_steps"], "latency_removed_steps": net["max_lag"],
              "connections": worker["connections"],

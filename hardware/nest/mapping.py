@@ -11,6 +11,12 @@ float32 beta; the value NEST computes is stored as ``beta_simulated``), ``E_L = 
 ``V_th = theta`` (both compare ``>=``), ``t_ref = refractory`` steps (NEST discards input while
 refractory, like the reference), weights in mV and delays in ms (1 ms = 1 step).
 
+Subtractive reset (``reset="subtract"``, immediate timing): ``v[t] = h[t] - s[t] theta``. NEST's
+``iaf_psc_delta`` cannot express it, so such populations use the NESTML model
+``neuro_lif_subtract_neuron`` (``nestml_models``: the same update, propagator and ``>=`` threshold,
+``V_m -= V_th`` on a spike, ``refr_steps`` held steps), built into a NEST extension module on first
+use; ``supports`` refuses them, naming what is missing, where it cannot be built.
+
 Latency alignment: a spike emitted at NEST time ``t`` through a connection of delay ``D >= 1`` ms
 reaches the target's update that ends at ``t + D``. Population ``P``'s reference step ``t`` is NEST
 time ``t + L_P`` (its *lag*); a projection with reference delay ``d`` steps (DelayedAffine delay +
@@ -35,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from neuro.graph import Graph, fold_channel_affines, nodes, partition
+
+from . import nestml_models
 
 #: neuron kinds NEST runs (exact kinds; a subclass such as CubaLIF is not an LIF here)
 NEST_NEURONS = ("LIF", "IF")
@@ -74,13 +82,24 @@ def neuron_problems(name: str, node: Any) -> list[str]:  # a LIF or IF node (fie
     for f in ("v_leak", "v_reset"):  # NIR's leak and reset potentials: not mapped to E_L/V_reset yet
         if np.any(np.asarray(getattr(node, f, 0)) != 0):
             out.append(f"{kind}: field {f!r} (non-zero) is not mapped to NEST yet")
-    if node.reset != "zero":
-        out.append(f"{kind}: reset {node.reset!r} is not expressible with NEST's iaf_psc_delta "
-                   "(it resets to V_reset; subtractive reset needs a NESTML model, not built)")
+    if node.reset == "subtract" and node.reset_timing == "immediate":
+        missing = nestml_models.missing()
+        if missing:
+            out.append(f"{kind}: reset 'subtract' is not expressible with NEST's iaf_psc_delta (it "
+                       f"resets to V_reset) and the NESTML model {nestml_models.SUBTRACT_MODEL} "
+                       "cannot be built here: " + "; ".join(missing))
+    elif node.reset != "zero":
+        out.append(f"{kind}: reset {node.reset!r} is not expressible with NEST's iaf_psc_delta")
     if node.reset_timing != "immediate":
         out.append(f"{kind}: reset_timing {node.reset_timing!r}: NEST resets in the step of the spike "
                    "(only 'immediate')")
     return out
+
+
+def neuron_model(node: Any) -> str:
+    """The NEST model of a LIF/IF node: ``iaf_psc_delta`` (zero reset) or the NESTML model
+    ``neuro_lif_subtract_neuron`` (subtractive reset; ``nestml_models``)."""
+    return nestml_models.SUBTRACT_MODEL if node.reset == "subtract" else "iaf_psc_delta"
 
 
 @dataclass
@@ -200,7 +219,8 @@ def network(p: Plan) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays[f"pop/{n}/v_th"] = np.broadcast_to(
             np.asarray(node.threshold, np.float64).reshape(-1), (size,)).copy()
         arrays[f"pop/{n}/bias"] = bias
-        pops.append({"name": n, "kind": node.kind, "size": size, "shape": list(shapes[n]),
+        pops.append({"name": n, "kind": node.kind, "model": neuron_model(node), "size": size,
+                     "shape": list(shapes[n]),
                      "lag": p.lags[n], "t_ref": int(node.refractory),
                      "has_bias": bool(np.any(bias != 0)),
                      "beta_exact": bool(np.all(np.asarray(sims) == beta))})
@@ -214,7 +234,8 @@ def network(p: Plan) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                       "max_delay": int(pr["delay"].max(initial=1))})
     inputs = [{"name": n, "size": int(np.prod(shapes[n])), "shape": list(shapes[n]),
                "lag": p.lags[n]} for n in p.inputs]
-    net = {"resolution_ms": 1.0, "neuron_model": "iaf_psc_delta", "inputs": inputs,
+    models = sorted({q["model"] for q in pops})
+    net = {"resolution_ms": 1.0, "neuron_models": models or ["iaf_psc_delta"], "inputs": inputs,
            "populations": pops, "projections": projs, "host_readouts": p.host,
            "max_lag": max(p.lags.values(), default=0)}
     return net, arrays
@@ -242,5 +263,5 @@ def host_graph(graph: Graph, populations: list[str]) -> Graph | None:
     return Graph(keep, edges, graph.dt, dict(graph.metadata))
 
 
-__all__ = ["HOST_NEURONS", "NEST_NEURONS", "Plan", "SYNAPSES", "host_graph", "network", "plan",
-           "tau_for_beta"]
+__all__ = ["HOST_NEURONS", "NEST_NEURONS", "Plan", "SYNAPSES", "host_graph", "network",
+           "neuron_model", "plan", "tau_for_beta"]

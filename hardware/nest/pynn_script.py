@@ -4,6 +4,7 @@
 It needs numpy and PyNN (0.13) with a simulator backend, nothing from neuro::
 
     python run_pynn.py --input SPIKES.npz --out SPIKES_OUT.npz [--simulator nest] [--threads N]
+                       [--nest-module PATH] [--map-only]
 
 ``SPIKES.npz``: ``spikes`` ``[T, N]`` or ``[T, B, N]`` (0/1) when the network has one input,
 else one array per input node name. ``SPIKES_OUT.npz``: one ``[T, B, N]`` int8 array per spiking
@@ -24,6 +25,16 @@ PyNN 0.13 + NEST work-arounds (all three are needed for exact agreement with neu
   3. ``SpikeSourceArray`` shifts its times by ``-min_delay`` and refuses times <= 1 ms:
      pass NEST time + min_delay (the network's lags keep every time >= 2 ms).
 Negative (inhibitory) weights go through ``receptor_type='inhibitory'`` and stay negative.
+
+Populations with subtractive reset (``"model": "neuro_lif_subtract_neuron"`` in network.json) use a
+NESTML model (its source is ``neuro_lif_subtract_neuron.nestml`` next to this file) through
+``native_cell_type``: pass the built NEST extension module with ``--nest-module PATH`` (the
+``.so`` path; neuro builds and caches it: ``python -m neuro.hardware.nest.nestml_models``). It is
+installed after ``setup()`` (``setup`` resets the kernel, which unloads modules), and the native
+cell type keeps only the model's parameters (work-around 4: PyNN hands every NEST default back to
+``Create``, and NEST 3.10 refuses the ``numpy.bool`` it makes of ``ignore_and_spike`` and a float
+for the integer state ``refr_counter``); its weights get ``IF_curr_delta``'s ``receptor_scale``
+(PyNN multiplies native weights by 1000, nA -> pA; these are mV).
 """
 from __future__ import annotations
 
@@ -42,10 +53,17 @@ MIN_DELAY = 1.0
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="output spikes (.npz); not with --map-only")
     ap.add_argument("--simulator", default="nest", help="PyNN backend module (pyNN.<name>)")
     ap.add_argument("--threads", type=int, default=1, help="NEST local_num_threads")
+    ap.add_argument("--nest-module", default=None,
+                    help="NEST extension module (.so) with the NESTML models the network needs")
+    ap.add_argument("--map-only", action="store_true",
+                    help="build and run the network but read no spikes back and write no --out "
+                         "(sPyNNaker on a virtual board maps the network and runs nothing)")
     args = ap.parse_args(argv)
+    if not args.map_only and not args.out:
+        ap.error("--out is required (unless --map-only)")
 
     net = json.loads((HERE / "network.json").read_text())
     arr = np.load(HERE / "network.npz")
@@ -68,6 +86,25 @@ def main(argv=None) -> None:
         if not getattr(sim.IF_curr_delta, "variable_map", None):
             sim.IF_curr_delta.variable_map = {"v": "V_m"}                           # work-around 2
     sim.setup(timestep=1.0, min_delay=MIN_DELAY, **extra)
+    native = sorted({p.get("model", "iaf_psc_delta") for p in net["populations"]} - {"iaf_psc_delta"})
+    if native:
+        if args.simulator != "nest" or not args.nest_module:
+            raise SystemExit(f"run_pynn.py: populations use the NESTML model(s) {native}: run with "
+                             "--simulator nest --nest-module PATH/TO/MODULE.so (built by "
+                             "`python -m neuro.hardware.nest.nestml_models`)")
+        import nest
+
+        nest.Install(str(Path(args.nest_module).resolve()).removesuffix(".so"))
+    native_types = {}
+    for m in native:  # work-around 4: PyNN passes every NEST default back to Create, and NEST 3.10
+        # refuses numpy.bool values (ignore_and_spike): keep only the model's own parameters
+        cls = sim.native_cell_type(m)
+        cls.default_parameters = {k: v for k, v in cls.default_parameters.items()
+                                  if k in ("tau_m", "V_th", "refr_steps")}
+        cls.default_initial_values = {"V_m": 0.0}  # refr_counter (integer) stays NEST's 0: PyNN
+        # would set it as a float, which NEST refuses for an integer state
+        cls.receptor_scale = 1e-3  # weights in mV like IF_curr_delta: undo PyNN's nA -> pA factor
+        native_types[m] = cls
 
     def source_times(times):  # work-around 3: SpikeSourceArray subtracts min_delay
         return [float(t) + MIN_DELAY for t in times]
@@ -76,10 +113,17 @@ def main(argv=None) -> None:
     for p in net["populations"]:
         n = p["name"]
         tile = lambda a: np.tile(np.asarray(a, np.float64), B)  # noqa: E731
-        pop = sim.Population(B * p["size"], sim.IF_curr_delta(
-            tau_m=tile(arr[f"pop/{n}/tau_m"]), v_thresh=tile(arr[f"pop/{n}/v_th"]), cm=1.0,
-            v_rest=0.0, v_reset=0.0, tau_refrac=float(p["t_ref"]), i_offset=0.0), label=n)
-        pop.initialize(v=0.0)
+        model = p.get("model", "iaf_psc_delta")
+        if model == "iaf_psc_delta":
+            pop = sim.Population(B * p["size"], sim.IF_curr_delta(
+                tau_m=tile(arr[f"pop/{n}/tau_m"]), v_thresh=tile(arr[f"pop/{n}/v_th"]), cm=1.0,
+                v_rest=0.0, v_reset=0.0, tau_refrac=float(p["t_ref"]), i_offset=0.0), label=n)
+            pop.initialize(v=0.0)
+        else:  # the NESTML subtractive-reset LIF: NEST's own parameter names
+            pop = sim.Population(B * p["size"], native_types[model](
+                tau_m=tile(arr[f"pop/{n}/tau_m"]), V_th=tile(arr[f"pop/{n}/v_th"]),
+                refr_steps=int(p["t_ref"])), label=n)
+            pop.initialize(V_m=0.0)
         pop.record("spikes")
         cells[n] = pop
         bias = np.asarray(arr[f"pop/{n}/bias"], np.float64)
@@ -113,6 +157,11 @@ def main(argv=None) -> None:
     t1 = time.perf_counter()
     sim.run(float(T + net["max_lag"]) + MIN_DELAY)
     simulate = time.perf_counter() - t1
+    if args.map_only:
+        sim.end()
+        print(json.dumps({"build_seconds": build, "run_seconds": simulate, "steps": T, "batch": B,
+                          "map_only": True}))
+        return
     out = {}
     for p in net["populations"]:
         s = np.zeros((T, B * p["size"]), np.int8)

@@ -10,9 +10,11 @@ environment of its own. ``IN.npz``: ``in/<input>`` spikes ``[B, T, N]`` (0/1) an
 ``steps`` T, ``threads``). The B samples run as B independent copies of the network in one NEST
 kernel (no connection crosses copies), so one ``Simulate`` call runs the batch.
 
-Network (``hardware/nest/mapping.py``): one ``iaf_psc_delta`` node collection per population
-(``B * size`` neurons), one ``spike_generator`` per input channel and sample (reference step ``t``
-fires at NEST time ``t + lag``), one bias ``spike_generator`` per population with a bias (fires at
+Network (``hardware/nest/mapping.py``): one node collection per population (``B * size``
+neurons; ``iaf_psc_delta``, or the NESTML model ``neuro_lif_subtract_neuron`` from the extension
+modules listed in ``options["modules"]``, installed by path after the kernel reset), one
+``spike_generator`` per input channel and sample (reference step ``t`` fires at NEST time
+``t + lag``), one bias ``spike_generator`` per population with a bias (fires at
 ``lag - 1 + t``, delay 1 ms, weight = bias), connections from the lists with delays in ms, one
 ``spike_recorder`` per population. ``OUT.npz``: ``n/<pop>`` (index ``b * size + i``) and
 ``t/<pop>`` (reference step) of every spike, and ``stats`` (JSON: NEST version, threads, build and
@@ -48,16 +50,23 @@ def run(artifact: str, in_path: str, out_path: str) -> None:
     nest.set_verbosity("M_ERROR")
     nest.ResetKernel()
     nest.SetKernelStatus({"local_num_threads": threads, "resolution": 1.0})
+    for module in opts.get("modules", []):  # NESTML extension modules (after every ResetKernel)
+        nest.Install(module)
     ids = {}
     recorders = {}
     for p in net["populations"]:
         n = p["name"]
         size = p["size"]
-        pop = nest.Create("iaf_psc_delta", B * size)
+        model = p.get("model", "iaf_psc_delta")
+        pop = nest.Create(model, B * size)
         tile = lambda a: np.tile(np.asarray(a, np.float64), B)  # noqa: E731
-        pop.set({"tau_m": tile(arr[f"pop/{n}/tau_m"]).tolist(), "V_th": tile(arr[f"pop/{n}/v_th"]).tolist(),
-                 "E_L": 0.0, "V_reset": 0.0, "V_m": 0.0, "I_e": 0.0, "C_m": 1.0,
-                 "t_ref": float(p["t_ref"])})
+        common = {"tau_m": tile(arr[f"pop/{n}/tau_m"]).tolist(), "V_th": tile(arr[f"pop/{n}/v_th"]).tolist(),
+                  "V_m": 0.0}
+        if model == "iaf_psc_delta":
+            pop.set(common | {"E_L": 0.0, "V_reset": 0.0, "I_e": 0.0, "C_m": 1.0,
+                              "t_ref": float(p["t_ref"])})
+        else:  # the NESTML subtractive-reset LIF (hardware/nest/nestml_models.py)
+            pop.set(common | {"refr_steps": int(p["t_ref"]), "refr_counter": 0})
         ids[n] = np.asarray(pop.tolist(), np.int64)
         rec = nest.Create("spike_recorder")
         nest.Connect(pop, rec)

@@ -63,11 +63,12 @@ def test_variants_nest_expresses(networks, tmp_path):
 
 def test_refusals_name_node_and_kind(networks):
     graph, _ = networks["feedforward"](T=10, B=1)
-    graph.nodes["1"].reset = "subtract"
+    graph.nodes["1"].v_reset = np.float32(-0.5)
     graph.nodes["3"] = nodes.CubaLIF(shape=(16,), alpha=np.float32(0.5), reset="zero")
     problems = nest_backend.supports(graph)
-    assert any("'1' (LIF)" in p and "subtract" in p for p in problems), problems
+    assert any("'1' (LIF)" in p and "v_reset" in p for p in problems), problems
     assert any("'3' (CubaLIF)" in p for p in problems), problems
+    # (subtractive reset runs through a NESTML model: tests/hardware/nest/test_nestml.py)
     with pytest.raises(UnsupportedGraph, match="CubaLIF"):
         nest_backend.compile(graph, "/nonexistent/never-written")
 
@@ -174,3 +175,20 @@ def test_probe_and_binary_inputs(networks, tmp_path):
     art = nest_backend.compile(graph, tmp_path / "art")
     with pytest.raises(ValueError, match="spikes must be 0 or 1"):
         nest_backend.run(art, spikes * 2)
+
+
+def test_pynn_script_map_only(networks, tmp_path):
+    """``--map-only`` (sPyNNaker's virtual board: benchmarks/spynnaker_mapping.py) builds and runs
+    the network, reads nothing back and writes no output; without it ``--out`` is required."""
+    graph, spikes = networks["feedforward"](T=20, B=1)
+    art = nest_backend.compile(graph, tmp_path / "art")
+    np.savez(tmp_path / "in.npz", spikes=spikes)
+    script = str(art / "nest" / "run_pynn.py")
+    proc = subprocess.run([sys.executable, script, "--input", str(tmp_path / "in.npz"), "--map-only"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["map_only"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "in.npz"]
+    proc = subprocess.run([sys.executable, script, "--input", str(tmp_path / "in.npz")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "--out is required" in proc.stderr

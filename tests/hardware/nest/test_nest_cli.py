@@ -28,8 +28,12 @@ def test_export_run_verify(tmp_path, capsys):
     capsys.readouterr()
     assert main(["verify", str(ckpt), "--targets", "nest"]) == 0
     assert "target nest" in capsys.readouterr().out
-    # a subtractive-reset model is refused by name
+    # a subtractive-reset model (SpikingMLP's default) runs through the NESTML model
     m2 = SpikingMLP(SpikingMLPConfig(layers=[12, 10, 3], reset="subtract"))
+    with torch.no_grad():
+        m2[0].weight.mul_(5)
     ck2 = save_checkpoint(tmp_path / "m2.safetensors", m2, name=m2.name, config=m2.config_dict())
-    assert main(["export", str(ck2), "--target", "nest", "--out", str(tmp_path / "a2")]) == 2
-    assert "subtract" in capsys.readouterr().err
+    assert main(["export", str(ck2), "--target", "nest", "--out", str(tmp_path / "a2")]) == 0
+    assert "nest/neuro_lif_subtract_neuron.nestml" in capsys.readouterr().out
+    assert main(["verify", str(ck2), "--targets", "nest"]) == 0
+    assert "target nest" in capsys.readouterr().out
