@@ -64,9 +64,9 @@ from neuro.models.egru.training import _corpus, evaluate, fit
 OFFLINE = {"emb_dim": 128, "hidden_sizes": [256, 256, 128], "thr_mean": 0.05,
            "dropout_words": 0.0, "dropout_emb": 0.0, "dropout_forward": 0.0,
            "dropout_output": 0.0, "dropconnect": 0.0, "zoneout": 0.0}
-QUICK = {"emb": 32, "hidden": [48, 32], "vocab": 1000, "budget": 4.0, "sweep_budget": 2.0,
+QUICK = {"emb": 32, "hidden": [48, 32], "vocab": 1000, "budget": 3.0, "sweep_budget": 2.0,
          "prune_budget": 2.0, "eval_words": 3000, "sweep_thr": [0.05, 0.3],
-         "sweep_gamma": [0.0, 1.0], "batch_size": 8}
+         "sweep_gamma": [0.0, 0.1], "batch_size": 8}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,9 +82,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--budget", type=float, default=240.0, help="(a): seconds per model")
-    p.add_argument("--sweep-budget", type=float, default=120.0, help="(b): seconds per point")
-    p.add_argument("--sweep-thr", type=float, nargs="+", default=[0.05, 0.3])
-    p.add_argument("--sweep-gamma", type=float, nargs="+", default=[0.0, 1.0])
+    p.add_argument("--sweep-budget", type=float, default=100.0, help="(b): seconds per point")
+    p.add_argument("--sweep-thr", type=float, nargs="+", default=[0.05, 0.2])
+    p.add_argument("--sweep-gamma", type=float, nargs="+", default=[0.0, 0.03, 0.1])
     p.add_argument("--prune", type=float, nargs="+", default=[0.8, 0.9, 0.95])
     p.add_argument("--prune-budget", type=float, default=120.0,
                    help="(c): fine-tuning seconds per pruning level")
@@ -145,6 +145,7 @@ def plot(sweep: list[dict[str, Any]], path: Path, title: str) -> None:
                     xytext=(4, 4), fontsize=8)
     ax.set_xlabel("activity sparsity (%)")
     ax.set_ylabel("held-out perplexity")
+    ax.set_yscale("log")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
