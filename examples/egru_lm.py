@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = copy.deepcopy(egru)
         log(f"(c) prune to {target:.0%}: {args.prune_rounds} rounds, {args.prune_budget:g} s "
             f"fine-tuning")
-        spent = {"seconds": 0.0, "tokens": 0, "offset": reached}
+        spent: dict[str, float] = {"seconds": 0.0, "tokens": 0, "offset": reached}
 
-        def fine_tune(m: EGRULanguageModel, k: int) -> None:
+        def fine_tune(m: EGRULanguageModel, k: int, spent: dict[str, float] = spent) -> None:
             words = torch.roll(corpus.train, -int(spent["offset"]))
             r = fit(m, words, None, epochs=1000, batch_size=args.batch_size, bptt=args.bptt,
                     lr=args.lr, time_budget=args.prune_budget / args.prune_rounds,

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from ...training import distributed
 from ..base import Trained, TrainRequest, split_keys
-from .config import EGRULMConfig
 from .baselines import RNNLanguageModel
+from .config import EGRULMConfig
 from .layer import EGRULayer
 from .model import EGRULanguageModel
 
