@@ -94,6 +94,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-words", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--replot", type=Path, default=None, metavar="JSON",
+                   help="only redraw the sweep plot of a results JSON (no training)")
     args = p.parse_args(argv)
     if args.quick:  # tiny defaults; flags given explicitly still win
         p.set_defaults(**QUICK)
@@ -140,12 +142,15 @@ def plot(sweep: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for p in sweep:
-        ax.scatter(p["activity_sparsity"] * 100, p["ppl"], color="C0")
-        ax.annotate(f"thr {p['thr_mean']:g}, γ {p['gamma']:g}",
-                    (p["activity_sparsity"] * 100, p["ppl"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for i, p in enumerate(sweep):
+        x, y = p["activity_sparsity"] * 100, p["ppl"]
+        silent = p["activity_sparsity"] >= 0.999  # no events: the decoder bias alone
+        ax.scatter(x, y, color="C3" if silent else "C0")
+        right = x > 90  # labels of points near the right edge go to the left
+        ax.annotate(f"thr {p['thr_mean']:g}, γ {p['gamma']:g}" + (" (silent)" if silent else ""),
+                    (x, y), textcoords="offset points", xytext=(-6 if right else 6, 6 - 12 * (i % 2)),
+                    ha="right" if right else "left", fontsize=8)
     ax.set_xlabel("activity sparsity (%)")
     ax.set_ylabel("held-out perplexity")
     ax.set_yscale("log")
@@ -159,6 +164,12 @@ def plot(sweep: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
+    if args.replot is not None:
+        saved = json.loads(args.replot.read_text())
+        png = args.plot if args.plot is not None else args.replot.with_suffix(".png")
+        plot(saved["sweep"], png, saved["plot_title"])
+        print(f"wrote {png}")
+        return saved
     torch.set_num_threads(args.threads)
 
     def log(s: str) -> None:
@@ -238,7 +249,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{entry['layer_macs_reduction_vs_dense_egru']:.1f}x)")
         pruned.append(entry)
 
+    title = (f"EGRU {base.hidden_sizes}, {corpus.name.split(' (')[0]}, "
+             f"{args.sweep_budget:g} s {args.clock} each")
     out = {
+        "plot_title": title,
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "clock": args.clock},
@@ -260,8 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     png = args.plot if args.plot is not None else args.out.with_suffix(".png")
-    plot(sweep, png, f"EGRU {base.hidden_sizes}, {corpus.name.split(' (')[0]}, "
-                     f"{args.sweep_budget:g} s {args.clock} each")
+    plot(sweep, png, title)
     log(f"wrote {args.out} and {png} ({out['seconds']:.0f} s)")
     return out
 
