@@ -62,4 +62,5 @@ def test_egru_lm_example_quick_offline(tmp_path):
     out_path = tmp_path / "q.json"
     out = _script().main(["--quick", "--out", str(out_path)])
     _check(out, out_path, 3.0, [0.8, 0.9, 0.95])
-    assert len(out["sweep"]) == 4 and out["seconds"] < 90
+    assert len(out["sweep"]) == 4
+    assert out["seconds"] < 120  # about 45 s on a shared 2-core machine (< 1 minute alone)
