@@ -5,11 +5,14 @@
 * :mod:`.kernels`: the event-driven fused C++ time loop (``csrc/egru.cpp``) and the torch loop;
 * :mod:`.model`: :class:`EGRULanguageModel` and :class:`EGRUGestureNet`; :mod:`.config`;
 * :mod:`.pruning`: magnitude pruning with fine-tuning, CSR storage;
+* :mod:`.baselines`: ``torch.nn.GRU``/``LSTM`` language models of matched size (same embedding,
+  tied decoder, dropouts); :mod:`.macs`: MACs per token from measured events and CSR non-zeros;
 * :mod:`.training`: ``fit`` and ``train`` (``neuro train egru --task lm``).
 """
 from __future__ import annotations
 
 from ..base import Family
+from .baselines import RNNLanguageModel
 from .config import EGRUGestureConfig, EGRULMConfig
 from .kernels import SparsityStats, egru_sequence
 from .layer import EGRULayer, activity_regularization, output_trace
@@ -27,5 +30,5 @@ FAMILY = Family(
 )
 
 __all__ = ["FAMILY", "EGRUGestureConfig", "EGRUGestureNet", "EGRULMConfig", "EGRULanguageModel",
-           "EGRULayer", "SparsityStats", "activity_regularization", "egru_sequence", "evaluate",
+           "EGRULayer", "RNNLanguageModel", "SparsityStats", "activity_regularization", "egru_sequence", "evaluate",
            "fit", "output_trace", "train"]

@@ -7,13 +7,17 @@ cosine decay of the learning rate from ``cosine_from`` (an epoch) to the end; tr
 time-first ``[bptt, batch]`` segments with the EGRU state carried (detached) between segments;
 loss = cross-entropy + the activity regulariser. A tqdm bar shows the running perplexity and the
 activity sparsity (fraction of units without an event). After each epoch the held-out perplexity
-``exp(mean NLL per word)`` is measured in evaluation mode.
+``exp(mean NLL per word)`` is measured in evaluation mode. ``time_budget`` stops training after
+that many seconds of training (process CPU time or wall time; evaluation not counted), which the
+equal-time comparisons of ``examples/egru_lm.py`` use; the same loop trains the dense
+``torch.nn.GRU``/``LSTM`` baselines of :mod:`.baselines`.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import random
+import time
 from typing import Any, cast
 
 import torch
@@ -22,9 +26,12 @@ from torch import Tensor, nn
 
 from ...training import distributed
 from ..base import Trained, TrainRequest, split_keys
+from .baselines import RNNLanguageModel
 from .config import EGRULMConfig
 from .layer import EGRULayer
 from .model import EGRULanguageModel
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 TRAIN_KEYS = frozenset({"batch_size", "bptt", "lr", "weight_decay", "clip", "threshold_lr_scale",
                         "cosine_from", "eval_batch_size", "max_vocab", "prune", "offline_corpus"})
@@ -34,11 +41,24 @@ OFFLINE_MODEL = {"emb_dim": 64, "hidden_sizes": [128, 128, 64], "thr_mean": 0.05
                  "dropout_output": 0.1, "dropconnect": 0.2}
 
 
+def _detach(state: Any) -> Any:
+    """A recurrent state (tensors, tuples, named tuples, lists of them) cut from the graph."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(_detach(t) for t in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(_detach(t) for t in state)
+    return state
+
+
 @torch.no_grad()
-def evaluate(model: EGRULanguageModel, data: Tensor, *, batch_size: int = 10,
+def evaluate(model: EGRULanguageModel | RNNLanguageModel, data: Tensor, *, batch_size: int = 10,
              bptt: int = 70) -> dict[str, Any]:
     """Held-out perplexity and activity of ``model`` on word ids ``data [N]`` (evaluation mode):
-    ``{"ppl", "loss" (nats/word), "activity_sparsity", "layers": [per-layer sparsity]}``."""
+    ``{"ppl", "loss" (nats/word), "activity_sparsity", "layers": [per-layer sparsity]}``
+    (``layers``: the EGRU layers' kernel statistics, empty for a dense baseline; its activity
+    sparsity is the fraction of exactly-zero outputs)."""
     from neuro.datasets.wordlm import batchify, bptt_batches
 
     was = model.training
@@ -47,8 +67,9 @@ def evaluate(model: EGRULanguageModel, data: Tensor, *, batch_size: int = 10,
     nll = 0.0
     n = 0
     events = units = 0.0
-    layer_fwd = [0.0] * len(model.layers)
-    layer_bwd = [0.0] * len(model.layers)
+    n_stats = sum(isinstance(m, EGRULayer) for m in model.layers)
+    layer_fwd = [0.0] * n_stats
+    layer_bwd = [0.0] * n_stats
     segs = 0
     state = None
     for x, y in bptt_batches(stream, bptt):
@@ -70,13 +91,19 @@ def evaluate(model: EGRULanguageModel, data: Tensor, *, batch_size: int = 10,
                        for f, b in zip(layer_fwd, layer_bwd)]}
 
 
-def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *, epochs: int = 1,
-        batch_size: int = 20, bptt: int = 35, lr: float = 1.2e-3, weight_decay: float = 0.1,
-        clip: float = 0.1, threshold_lr_scale: float = 0.0, cosine_from: int | None = None,
-        eval_batch_size: int = 10, max_batches: int | None = None, progress: bool = True,
-        log=print, seed: int = 0) -> dict[str, Any]:
+def fit(model: EGRULanguageModel | RNNLanguageModel, train: Tensor, valid: Tensor | None = None,
+        *, epochs: int = 1, batch_size: int = 20, bptt: int = 35, lr: float = 1.2e-3,
+        weight_decay: float = 0.1, clip: float = 0.1, threshold_lr_scale: float = 0.0,
+        cosine_from: int | None = None, eval_batch_size: int = 10,
+        max_batches: int | None = None, time_budget: float | None = None, clock: str = "cpu",
+        progress: bool = True, log=print, seed: int = 0) -> dict[str, Any]:
     """Train ``model`` on word ids ``train [N]`` (module docstring); returns
-    ``{"history": [per-epoch dict], "valid": last evaluation or None}``.
+    ``{"history": [per-epoch dict], "valid": last evaluation or None, "seconds": training time,
+    "batches", "tokens": training words seen}``.
+
+    ``time_budget`` (seconds of ``clock``: ``"cpu"`` = process CPU time, ``"wall"``): no batch
+    starts once the training time (evaluation excluded) has reached it; the epoch in progress
+    then ends early (evaluated if ``valid`` is given) and no further epoch starts.
 
     Under ``torchrun`` (``neuro.training.distributed``) the model is wrapped in DDP and each of
     the ``W`` ranks trains on its own ``batch_size`` of the ``W x batch_size`` streams (the
@@ -86,12 +113,20 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
 
     from neuro.datasets.wordlm import batchify, bptt_batches
 
-    if not isinstance(model, EGRULanguageModel):
-        raise ValueError(f"fit: expects an EGRULanguageModel, got {type(model).__name__}")
+    if not isinstance(model, (EGRULanguageModel, RNNLanguageModel)):
+        raise ValueError(f"fit: expects an EGRULanguageModel or RNNLanguageModel, got "
+                         f"{type(model).__name__}")
     if epochs < 1 or batch_size < 1 or bptt < 1:
         raise ValueError(f"fit: epochs, batch_size and bptt must be >= 1, got {epochs}, "
                          f"{batch_size}, {bptt}")
     _check_max_batches(max_batches)
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"fit: time_budget must be > 0 seconds (or not given), got {time_budget}")
+    if clock not in CLOCKS:
+        raise ValueError(f"fit: clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    now = CLOCKS[clock]
+    spent = 0.0
+    seen_batches = seen_tokens = 0
     torch.manual_seed(seed)
     random.seed(seed)
     thr = [p for n, p in model.named_parameters() if n.endswith("threshold")]
@@ -116,16 +151,18 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
     history = []
     result = None
     for epoch in range(epochs):
+        if time_budget is not None and spent >= time_budget:
+            break
         model.train()
         state = None
         tot_nll, tot_n, ev, un = 0.0, 0, 0.0, 0
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not (progress and main), leave=False)
         for b, (x, y) in enumerate(bptt_batches(stream, bptt)):
-            if b >= n_batches:
+            if b >= n_batches or (time_budget is not None and spent >= time_budget):
                 break
-            if state is not None:
-                state = [type(s)(*(t.detach() for t in s)) for s in state]
+            t0 = now()
+            state = _detach(state)
             logits, state = runner(x, state)
             loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
             total = loss + model.last_aux.reg
@@ -134,6 +171,9 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
             if clip:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
+            spent += now() - t0
+            seen_batches += 1
+            seen_tokens += y.numel()
             tot_nll += float(loss.detach()) * y.numel()
             tot_n += y.numel()
             ev += sum(float(o.detach().sum()) for o in model.last_aux.o)
@@ -145,7 +185,8 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
         sched.step()
         entry = {"epoch": epoch + 1, "train_ppl": math.exp(min(tot_nll / max(tot_n, 1), 50)),
                  "activity_sparsity": 1 - ev / max(un, 1),
-                 "layers": [layer.last_stats.as_dict() for layer in cast("list[EGRULayer]", model.layers)]}
+                 "layers": [layer.last_stats.as_dict() for layer in
+                            cast("list[EGRULayer]", model.layers) if isinstance(layer, EGRULayer)]}
         if valid is not None:
             result = evaluate(model, valid, batch_size=eval_batch_size, bptt=bptt)
             entry["valid_ppl"] = result["ppl"]
@@ -155,7 +196,8 @@ def fit(model: EGRULanguageModel, train: Tensor, valid: Tensor | None = None, *,
             log(f"epoch {epoch + 1}/{epochs}: train ppl {entry['train_ppl']:.2f}"
                 + (f", valid ppl {entry['valid_ppl']:.2f}" if valid is not None else "")
                 + f", activity sparsity {entry['activity_sparsity']:.3f}")
-    return {"history": history, "valid": result}
+    return {"history": history, "valid": result, "seconds": spent, "batches": seen_batches,
+            "tokens": seen_tokens, "clock": clock}
 
 
 _SUBJ = ["the king", "the queen", "a knight", "my lord", "the fool", "thy brother", "her maid"]
