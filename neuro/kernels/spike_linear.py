@@ -27,9 +27,9 @@ DENSITY_LIMIT = 0.10
 class _SpikeLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        wt = weight.detach().t().contiguous()
         y, row_ptr, col, val = torch.ops.neuro_ops.spike_linear_forward(
-            x, wt, bias.detach() if bias is not None else None, DENSITY_LIMIT
+            x, weight.detach().contiguous(), bias.detach() if bias is not None else None,
+            DENSITY_LIMIT,
         )
         if y.numel() == 0:  # too dense: the dense GEMM is faster
             ctx.dense = True
@@ -57,7 +57,7 @@ class _SpikeLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = torch.ops.neuro_ops.spike_linear_backward_weight(
                 row_ptr, col, val, gy, ctx.in_features
-            ).t()
+            )
         gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
