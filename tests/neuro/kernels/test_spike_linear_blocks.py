@@ -1,6 +1,6 @@
 """The event-driven linear kernels at sizes that cross their blocks, against exact references.
 
-The weight-gradient kernel regroups the spikes by input column in blocks of 1024 rows and sums
+The weight-gradient kernel regroups the spikes by input column in blocks of 128 rows and sums
 64 output columns in registers; it must equal, bit for bit, the plain scatter
 ``for r: gw^T[cols of row r, :] += x[r, cols] * gy[r, :]`` (same terms, same order), for binary and
 graded inputs, with row blocks > 1 and output widths that are not multiples of 64 (or of 8).
@@ -31,7 +31,7 @@ def _scatter_reference(x: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("binary", [True, False])
 def test_weight_gradient_bit_exact_across_blocks(n_out, binary):
     g = torch.Generator().manual_seed(n_out + binary)
-    R, K = 2300, 90  # three row blocks of 1024
+    R, K = 2300, 90  # 18 row blocks of 128, the last one partial
     x = (torch.rand(R, K, generator=g) < 0.05).float()
     if not binary:
         x = x * torch.rand(R, K, generator=g) * 3
