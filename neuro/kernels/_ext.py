@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import malloc
 from .extension import extension_error, load_extension
 
 _SOURCE = Path(__file__).with_name("csrc") / "neuro_ops.cpp"
@@ -14,8 +15,12 @@ EXTENSION = "neuro_ops"
 
 
 def load() -> bool:
-    """Build (if needed) and load the core kernels; return whether ``torch.ops.neuro_ops`` exists."""
-    return load_extension(EXTENSION, _SOURCE, "lif_forward")
+    """Build (if needed) and load the core kernels; return whether ``torch.ops.neuro_ops`` exists.
+    The first successful load also tunes ``malloc`` for reused big buffers (:mod:`.malloc`)."""
+    ok = load_extension(EXTENSION, _SOURCE, "lif_forward")
+    if ok:
+        malloc.tune()
+    return ok
 
 
 def error(name: str = EXTENSION) -> str | None:

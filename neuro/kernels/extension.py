@@ -41,7 +41,9 @@ _states: dict[str, dict[str, object]] = {}
 
 def _compiler_flags() -> tuple[list[str], list[str]]:
     """(extra_cflags, extra_ldflags) for every extension."""
-    cflags = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
+    # -fno-trapping-math (as torch itself is built): lets GCC if-convert and vectorize loops with
+    # a float comparison (the LIF threshold); it changes no rounding, results stay bit for bit.
+    cflags = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math"]
     ldflags: list[str] = []
     if platform.machine() in ("x86_64", "AMD64"):
         cflags.append("-march=native")

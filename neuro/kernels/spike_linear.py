@@ -18,18 +18,25 @@ from torch import Tensor
 
 from . import _ext
 
-#: Above this fraction of non-zero inputs the dense GEMM is faster. Measured forward + backward on
-#: [3200, 700] and [3200, 256] inputs with 256 outputs (2-core AMD EPYC, torch 2.13): the
-#: event-driven path wins ~3x at 5 % and breaks even between 10 % and 15 %.
-DENSITY_LIMIT = 0.10
+#: Above this fraction of non-zero inputs the dense GEMM is faster. Measured forward + weight
+#: gradient, event-driven vs ``addmm`` + ``gy^T @ x`` (MKL), 1 thread, AMD EPYC (Zen 3), torch
+#: 2.13, Bernoulli inputs [3200-32000, 128-1024] (README, "LIF training across shapes"): with
+#: 128-1024 outputs
+#: the event path wins 1.7-3.1x at 10 %, 1.3-2.0x at 15 %, 1.3-1.5x at 20 %, and loses (0.8x)
+#: at 30 %.
+DENSITY_LIMIT = 0.20
+#: The same for fewer than :data:`NARROW` outputs (a readout): break-even near 15 % (35 outputs:
+#: 1.37x at 10 %, 1.05x at 15 %, 0.85x at 20 %).
+NARROW_DENSITY_LIMIT = 0.12
+NARROW = 64
 
 
 class _SpikeLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        wt = weight.detach().t().contiguous()
+        limit = DENSITY_LIMIT if weight.shape[0] >= NARROW else NARROW_DENSITY_LIMIT
         y, row_ptr, col, val = torch.ops.neuro_ops.spike_linear_forward(
-            x, wt, bias.detach() if bias is not None else None, DENSITY_LIMIT
+            x, weight.detach().contiguous(), bias.detach() if bias is not None else None, limit
         )
         if y.numel() == 0:  # too dense: the dense GEMM is faster
             ctx.dense = True
@@ -57,7 +64,7 @@ class _SpikeLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = torch.ops.neuro_ops.spike_linear_backward_weight(
                 row_ptr, col, val, gy, ctx.in_features
-            ).t()
+            )
         gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
@@ -66,7 +73,8 @@ def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None, *, cpp: bool) -
     """``F.linear`` over the last dimension, event-driven when ``x`` is sparse.
 
     ``x`` is ``[..., in]``; the event-driven path is taken when ``cpp`` is true, ``x`` and the
-    weight are float32 and at most :data:`DENSITY_LIMIT` of ``x`` is non-zero.
+    weight are float32 and at most :data:`DENSITY_LIMIT` of ``x`` is non-zero
+    (:data:`NARROW_DENSITY_LIMIT` for fewer than :data:`NARROW` outputs).
     """
     if not (cpp and _ext.load()) or x.dtype != torch.float32 or weight.dtype != torch.float32 or x.numel() == 0:
         return F.linear(x, weight, bias)

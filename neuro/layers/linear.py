@@ -9,7 +9,8 @@ from .. import kernels
 class Linear(nn.Linear):
     """``nn.Linear`` over the last dimension of ``[T, B, ..., in]`` that exploits spike sparsity.
 
-    When the input is float32 on the CPU and at most 10 % of it is non-zero (spikes), the
+    When the input is float32 on the CPU and at most 20 % of it is non-zero (spikes; 12 % for
+    fewer than 64 outputs, see ``neuro.kernels.spike_linear.DENSITY_LIMIT``), the
     event-driven kernel adds one weight row per input spike instead of running a dense GEMM; the
     result equals ``nn.Linear`` up to float summation order. Parameters, initialisation and
     ``state_dict`` are exactly ``nn.Linear``'s.

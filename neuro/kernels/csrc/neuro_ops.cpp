@@ -26,6 +26,10 @@
 namespace {
 
 constexpr int64_t kGrain = 2048;
+// Neurons per tile of the LIF loops: a tile's state and parameters (a few arrays of 4 KiB) stay in
+// L1 over all T steps, while the [T, M] inputs and outputs stream through.  A whole row of M
+// neurons per step (M = batch x width, up to 10^5) would evict them every step.
+constexpr int64_t kTile = 1024;
 
 void check_lif(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
@@ -79,14 +83,17 @@ static inline void lif_forward_row(int64_t n, float* __restrict__ v, const float
 template <bool DI, bool SUB>
 void lif_forward_impl(int64_t T, int64_t M, const float* X, const float* V0, const float* B,
                       const float* A, const float* TH, float* S, float* H, float* VL) {
-  at::parallel_for(0, M, kGrain, [&](int64_t lo, int64_t hi) {
-    const int64_t n = hi - lo;
-    std::vector<float> v(V0 + lo, V0 + hi);
-    for (int64_t t = 0; t < T; ++t) {
-      lif_forward_row<DI, SUB>(n, v.data(), B + lo, A + lo, TH + lo, X + t * M + lo,
-                               S + t * M + lo, H + t * M + lo);
+  at::parallel_for(0, M, kGrain, [&](int64_t lo_, int64_t hi_) {
+    float v[kTile];
+    for (int64_t lo = lo_; lo < hi_; lo += kTile) {
+      const int64_t hi = std::min(hi_, lo + kTile), n = hi - lo;
+      std::copy(V0 + lo, V0 + hi, v);
+      for (int64_t t = 0; t < T; ++t) {
+        lif_forward_row<DI, SUB>(n, v, B + lo, A + lo, TH + lo, X + t * M + lo, S + t * M + lo,
+                                 H + t * M + lo);
+      }
+      std::copy(v, v + n, VL + lo);
     }
-    std::copy(v.begin(), v.end(), VL + lo);
   });
 }
 
@@ -174,20 +181,25 @@ static inline void lif_backward_row(
 template <bool DI, bool SUB, bool DET, int KIND, bool HAS_GH, bool NB, bool NT>
 void lif_backward_impl(const LifBwdArgs& r) {
   const int64_t T = r.T, M = r.M;
-  at::parallel_for(0, M, kGrain, [&](int64_t lo, int64_t hi) {
-    const int64_t n = hi - lo;
-    std::vector<float> gv(r.GVL + lo, r.GVL + hi), gb(n, 0.0f), gt(n, 0.0f);
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const int64_t off = t * M + lo;
-      lif_backward_row<DI, SUB, DET, KIND, HAS_GH, NB, NT>(
-          n, r.p0, r.p1, gv.data(), gb.data(), gt.data(), r.TH + lo, r.B + lo, r.A + lo,
-          r.H + off, t > 0 ? r.H + off - M : nullptr, r.V0 + lo, r.GS + off,
-          KIND == 0 ? r.SG + off : nullptr, HAS_GH ? r.GH + off : nullptr,
-          (NB && DI) ? r.X + off : nullptr, r.GX + off);
+  at::parallel_for(0, M, kGrain, [&](int64_t lo_, int64_t hi_) {
+    float gv[kTile], gb[kTile], gt[kTile];
+    for (int64_t lo = lo_; lo < hi_; lo += kTile) {
+      const int64_t hi = std::min(hi_, lo + kTile), n = hi - lo;
+      std::copy(r.GVL + lo, r.GVL + hi, gv);
+      std::fill(gb, gb + n, 0.0f);
+      std::fill(gt, gt + n, 0.0f);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t off = t * M + lo;
+        lif_backward_row<DI, SUB, DET, KIND, HAS_GH, NB, NT>(
+            n, r.p0, r.p1, gv, gb, gt, r.TH + lo, r.B + lo, r.A + lo, r.H + off,
+            t > 0 ? r.H + off - M : nullptr, r.V0 + lo, r.GS + off,
+            KIND == 0 ? r.SG + off : nullptr, HAS_GH ? r.GH + off : nullptr,
+            (NB && DI) ? r.X + off : nullptr, r.GX + off);
+      }
+      std::copy(gv, gv + n, r.GV0 + lo);
+      std::copy(gb, gb + n, r.GB + lo);
+      std::copy(gt, gt + n, r.GT + lo);
     }
-    std::copy(gv.begin(), gv.end(), r.GV0 + lo);
-    std::copy(gb.begin(), gb.end(), r.GB + lo);
-    std::copy(gt.begin(), gt.end(), r.GT + lo);
   });
 }
 
@@ -267,38 +279,65 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_backward(
 }
 
 // Event-driven linear layer, forward: gathers weight rows at the event indices and sums them.
-// The weights are first packed into column slabs of kBlock columns, each slab [rows][kBlock]
-// contiguous (zero-padded at the right edge): a slab fits in L2, an event reads 256 contiguous bytes of it, and the kBlock sums of one output
-// row stay in vector registers over the row's events (stored once, instead of a load and a store
-// of the output per event).  Each output element is still the sum of the same terms in the same
-// order (bias or 0 first, then the events in ascending index), so the results equal the plain
-// loops' and do not depend on the blocking or on the thread count.
+// The weights W [N, K] are first packed (transposed) into column slabs of kBlock output columns,
+// each slab [K][kBlock] contiguous (zero-padded at the right edge): a slab fits in L2, an event
+// reads 256 contiguous bytes of it, and the kBlock sums of one output row stay in vector registers
+// over the row's events (stored once, instead of a load and a store of the output per event).
+// Each output element is still the sum of the same terms in the same order (bias or 0 first, then
+// the events in ascending index), so the results equal the plain loops' and do not depend on the
+// blocking or on the thread count.
 constexpr int64_t kBlock = 64;
 
-// src [rows, N] -> slabs [ceil(N / kBlock)][rows][kBlock], zero-padded.
-static std::vector<float> pack_slabs(const float* src, int64_t rows, int64_t N) {
+// W [N, K] (row n: the weights into output n) -> slabs [ceil(N / kBlock)][K][kBlock] with
+// slab[b][k][j] = W[b * kBlock + j, k], zero-padded.  Reading W directly saves the transposed
+// copy W^T that the caller would otherwise make.
+static std::vector<float> pack_slabs(const float* W, int64_t N, int64_t K) {
   const int64_t nb = (N + kBlock - 1) / kBlock;
-  std::vector<float> out(static_cast<size_t>(nb * rows * kBlock));
-  at::parallel_for(0, rows, 256, [&](int64_t lo, int64_t hi) {
-    for (int64_t b = 0; b < nb; ++b) {
+  std::vector<float> out(static_cast<size_t>(nb * K * kBlock));
+  at::parallel_for(0, nb, 1, [&](int64_t blo, int64_t bhi) {
+    for (int64_t b = blo; b < bhi; ++b) {
       const int64_t j0 = b * kBlock, w = std::min(kBlock, N - j0);
-      for (int64_t r = lo; r < hi; ++r) {
-        float* o = out.data() + (b * rows + r) * kBlock;
-        const float* in = src + r * N + j0;
-        for (int64_t j = 0; j < w; ++j) o[j] = in[j];
-        for (int64_t j = w; j < kBlock; ++j) o[j] = 0.0f;
+      float* slab = out.data() + b * K * kBlock;
+      for (int64_t j = 0; j < w; ++j) {
+        const float* wr = W + (j0 + j) * K;
+        for (int64_t k = 0; k < K; ++k) slab[k * kBlock + j] = wr[k];
+      }
+      if (w < kBlock) {
+        for (int64_t k = 0; k < K; ++k) {
+          for (int64_t j = w; j < kBlock; ++j) slab[k * kBlock + j] = 0.0f;
+        }
       }
     }
   });
   return out;
 }
 
+// event_block for the first w <= kBlock columns only (edges, and builds without AVX2): the sums
+// in a local array, same terms in the same order.
+static inline void event_block_n(int64_t w, const float* init, const int32_t* __restrict__ idx,
+                                 const float* __restrict__ val, int64_t q0, int64_t q1,
+                                 const float* __restrict__ src, int64_t stride, float* out) {
+  alignas(32) float acc[kBlock];
+  for (int64_t j = 0; j < w; ++j) acc[j] = init[j];
+  for (int64_t q = q0; q < q1; ++q) {
+    const float* __restrict__ s = src + static_cast<int64_t>(idx[q]) * stride;
+    if (val) {
+      const float xv = val[q];
+      for (int64_t j = 0; j < w; ++j) acc[j] += xv * s[j];
+    } else {
+      for (int64_t j = 0; j < w; ++j) acc[j] += s[j];
+    }
+  }
+  for (int64_t j = 0; j < w; ++j) out[j] = acc[j];
+}
+
 // out[0:kBlock] = init[0:kBlock] + sum over events q in [q0, q1) of val[q] (1 when val is null)
-// * slab[idx[q]][0:kBlock], in order; the kBlock sums live in vector registers (AVX2: eight
-// explicit accumulators; a multiply then an add, as the scalar loop rounds them).
-static inline void event_block(const float* __restrict__ init, const int32_t* __restrict__ idx,
+// * src[idx[q] * stride + 0:kBlock], in order; the kBlock sums live in vector registers (AVX2:
+// eight explicit accumulators; a multiply then an add, as the scalar loop rounds them).  init is
+// read before out is written, so they may be the same array.
+static inline void event_block(const float* init, const int32_t* __restrict__ idx,
                                const float* __restrict__ val, int64_t q0, int64_t q1,
-                               const float* __restrict__ slab, float* __restrict__ out) {
+                               const float* __restrict__ src, int64_t stride, float* out) {
 #if defined(__AVX2__)
   static_assert(kBlock == 64, "eight AVX2 accumulators");
   __m256 a0 = _mm256_loadu_ps(init), a1 = _mm256_loadu_ps(init + 8);
@@ -307,7 +346,7 @@ static inline void event_block(const float* __restrict__ init, const int32_t* __
   __m256 a6 = _mm256_loadu_ps(init + 48), a7 = _mm256_loadu_ps(init + 56);
   if (val) {
     for (int64_t q = q0; q < q1; ++q) {
-      const float* s = slab + static_cast<int64_t>(idx[q]) * kBlock;
+      const float* s = src + static_cast<int64_t>(idx[q]) * stride;
       const __m256 xv = _mm256_set1_ps(val[q]);
       a0 = _mm256_add_ps(a0, _mm256_mul_ps(xv, _mm256_loadu_ps(s)));
       a1 = _mm256_add_ps(a1, _mm256_mul_ps(xv, _mm256_loadu_ps(s + 8)));
@@ -320,7 +359,7 @@ static inline void event_block(const float* __restrict__ init, const int32_t* __
     }
   } else {
     for (int64_t q = q0; q < q1; ++q) {
-      const float* s = slab + static_cast<int64_t>(idx[q]) * kBlock;
+      const float* s = src + static_cast<int64_t>(idx[q]) * stride;
       a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s));
       a1 = _mm256_add_ps(a1, _mm256_loadu_ps(s + 8));
       a2 = _mm256_add_ps(a2, _mm256_loadu_ps(s + 16));
@@ -340,14 +379,7 @@ static inline void event_block(const float* __restrict__ init, const int32_t* __
   _mm256_storeu_ps(out + 48, a6);
   _mm256_storeu_ps(out + 56, a7);
 #else
-  float acc[kBlock];
-  for (int64_t j = 0; j < kBlock; ++j) acc[j] = init[j];
-  for (int64_t q = q0; q < q1; ++q) {
-    const float* s = slab + static_cast<int64_t>(idx[q]) * kBlock;
-    const float xv = val ? val[q] : 1.0f;  // 1 * s[j] == s[j]
-    for (int64_t j = 0; j < kBlock; ++j) acc[j] += xv * s[j];
-  }
-  for (int64_t j = 0; j < kBlock; ++j) out[j] = acc[j];
+  event_block_n(kBlock, init, idx, val, q0, q1, src, stride, out);
 #endif
 }
 
@@ -365,38 +397,82 @@ static void event_rows_blocked(int64_t lo, int64_t hi, int64_t N, const float* i
     for (int64_t r = lo; r < hi; ++r) {
       float* o = out + r * N + j0;
       if (w == kBlock) {
-        event_block(init_block, idx, val, RP[r], RP[r + 1], slab, o);
+        event_block(init_block, idx, val, RP[r], RP[r + 1], slab, kBlock, o);
       } else {
-        event_block(init_block, idx, val, RP[r], RP[r + 1], slab, tail);
+        event_block(init_block, idx, val, RP[r], RP[r + 1], slab, kBlock, tail);
         std::copy(tail, tail + w, o);
       }
     }
   }
 }
 
-// Event-driven linear layer, forward: y = x @ wt (+ bias), x [R,K] mostly zero, wt [K,N].
+// Number of non-zeros of xr[0:K] (NaN counts as non-zero, as in xr[k] != 0).
+static inline int64_t count_nonzero(const float* __restrict__ xr, int64_t K) {
+  int64_t c = 0, k = 0;
+#if defined(__AVX2__)
+  const __m256 zero = _mm256_setzero_ps();
+  for (; k + 8 <= K; k += 8) {
+    const __m256 ne = _mm256_cmp_ps(_mm256_loadu_ps(xr + k), zero, _CMP_NEQ_UQ);
+    c += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(ne)));
+  }
+#endif
+  for (; k < K; ++k) c += (xr[k] != 0.0f);
+  return c;
+}
+
+// Writes the column index and value of each non-zero of xr[0:K] (ascending) at C[p], V[p], ...;
+// returns the new p; clears `ones` when a value differs from 1.
+static inline int64_t gather_nonzero(const float* __restrict__ xr, int64_t K, int32_t* C,
+                                     float* V, int64_t p, bool& ones) {
+  int64_t k = 0;
+#if defined(__AVX2__)
+  const __m256 zero = _mm256_setzero_ps();
+  for (; k + 8 <= K; k += 8) {
+    unsigned m = static_cast<unsigned>(
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(xr + k), zero, _CMP_NEQ_UQ)));
+    while (m) {
+      const int64_t kk = k + __builtin_ctz(m);
+      const float xv = xr[kk];
+      C[p] = static_cast<int32_t>(kk);
+      V[p] = xv;
+      ones = ones && (xv == 1.0f);
+      ++p;
+      m &= m - 1;
+    }
+  }
+#endif
+  for (; k < K; ++k) {
+    const float xv = xr[k];
+    if (xv != 0.0f) {
+      C[p] = static_cast<int32_t>(k);
+      V[p] = xv;
+      ones = ones && (xv == 1.0f);
+      ++p;
+    }
+  }
+  return p;
+}
+
+// Event-driven linear layer, forward: y = x @ W^T (+ bias), x [R,K] mostly zero, W [N,K].
 // Builds the CSR form of x (row_ptr [R+1], col [nnz], val [nnz] or empty when every non-zero is
-// exactly 1) and accumulates one weight row per non-zero input.  When more than max_density of x
-// is non-zero it stops after counting and returns an empty y: the caller then runs a dense GEMM.
+// exactly 1) and accumulates one weight column of W per non-zero input.  When more than
+// max_density of x is non-zero it stops after counting and returns an empty y: the caller then
+// runs a dense GEMM.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
-    const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias,
+    const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
     double max_density) {
   check_lif(x, "x");
-  check_lif(wt, "weight^T");
-  TORCH_CHECK(x.dim() == 2 && wt.dim() == 2 && x.size(1) == wt.size(0), "shape mismatch");
-  const int64_t R = x.size(0), K = x.size(1), N = wt.size(1);
+  check_lif(weight, "weight");
+  TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && x.size(1) == weight.size(1),
+              "spike_linear_forward: x [R, K] and weight [N, K] expected");
+  const int64_t R = x.size(0), K = x.size(1), N = weight.size(0);
   const float* X = x.data_ptr<float>();
-  const float* W = wt.data_ptr<float>();
+  const float* W = weight.data_ptr<float>();
   auto row_ptr = at::empty({R + 1}, x.options().dtype(at::kLong));
   int64_t* RP = row_ptr.data_ptr<int64_t>();
   RP[0] = 0;
   at::parallel_for(0, R, 64, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) {
-      const float* xr = X + r * K;
-      int64_t c = 0;
-      for (int64_t k = 0; k < K; ++k) c += (xr[k] != 0.0f);
-      RP[r + 1] = c;
-    }
+    for (int64_t r = lo; r < hi; ++r) RP[r + 1] = count_nonzero(X + r * K, K);
   });
   for (int64_t r = 0; r < R; ++r) RP[r + 1] += RP[r];
   const int64_t nnz = RP[R];
@@ -412,22 +488,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
   at::Tensor y = at::empty({R, N}, x.options());
   float* Y = y.data_ptr<float>();
   const float* Bp = (bias.has_value() && bias->defined()) ? bias->data_ptr<float>() : nullptr;
-  const std::vector<float> packed = pack_slabs(W, K, N);
+  const std::vector<float> packed = pack_slabs(W, N, K);
   at::parallel_for(0, R, 16, [&](int64_t lo, int64_t hi) {
     bool ones = true;
-    for (int64_t r = lo; r < hi; ++r) {
-      const float* xr = X + r * K;
-      int64_t p = RP[r];
-      for (int64_t k = 0; k < K; ++k) {
-        const float xv = xr[k];
-        if (xv != 0.0f) {
-          C[p] = static_cast<int32_t>(k);
-          V[p] = xv;
-          ones = ones && (xv == 1.0f);
-          ++p;
-        }
-      }
-    }
+    for (int64_t r = lo; r < hi; ++r) gather_nonzero(X + r * K, K, C, V, RP[r], ones);
     event_rows_blocked(lo, hi, N, Bp, RP, C, ones ? nullptr : V, packed, K, Y);
     if (!ones) binary.store(false);
   });
@@ -435,40 +499,81 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
   return {y, row_ptr, col, val};
 }
 
-// Event-driven linear layer, weight gradient: gwt[k, :] += x[r, k] * gy[r, :] over the CSR
-// non-zeros of x.  Columns of the output are split between threads, so no two threads write the
-// same element.  Returns gwt [K, N].
+// Rows of the output gradient per block of the weight gradient: a block's [kRowBlock, kBlock]
+// tile of grad_output (32 KiB) stays in L1 while every input column gathers from it (measured,
+// 1 thread, Zen 3: 0-20 % faster than 1024-row blocks, which stay in L2).
+constexpr int64_t kRowBlock = 128;
+
+// Event-driven linear layer, weight gradient: gw[n, k] = sum_r x[r, k] * gy[r, n] over the
+// non-zeros of x (CSR row_ptr/col/val of the forward; val empty = all ones).  The events are
+// regrouped by input column (CSC, rows ascending, per block of kRowBlock rows); then for each row
+// block, block of kBlock output columns and input column k, the kBlock sums gw^T[k, j0:j0+kBlock]
+// stay in vector registers while the gy rows of k's events are added (one load per event instead
+// of the load, add and store of a scatter).  Each element is the sum of its terms in ascending r,
+// starting from 0, so the result is bit-identical to the scatter loop
+// `for r: for k in row r: gw^T[k, :] += x[r, k] * gy[r, :]` and does not depend on the blocking
+// or the thread count (threads own disjoint ranges of k).  Returns gw [N, K] (the weight's layout).
 at::Tensor spike_linear_backward_weight(const at::Tensor& row_ptr, const at::Tensor& col,
                                         const at::Tensor& val, const at::Tensor& gy, int64_t K) {
   check_lif(gy, "grad_output");
   const int64_t R = gy.size(0), N = gy.size(1);
+  TORCH_CHECK(row_ptr.numel() == R + 1, "spike_linear_backward_weight: row_ptr must have R+1 entries");
   const int64_t* RP = row_ptr.data_ptr<int64_t>();
   const int32_t* C = col.data_ptr<int32_t>();
   const bool has_val = val.numel() > 0;
   const float* V = has_val ? val.data_ptr<float>() : nullptr;
   const float* G = gy.data_ptr<float>();
-  auto gwt = at::zeros({K, N}, gy.options());
-  float* GW = gwt.data_ptr<float>();
-  const int64_t nthreads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t chunk = std::max<int64_t>(16, ((N + nthreads - 1) / nthreads + 15) / 16 * 16);
-  at::parallel_for(0, (N + chunk - 1) / chunk, 1, [&](int64_t clo, int64_t chi) {
-    for (int64_t c = clo; c < chi; ++c) {
-      const int64_t j0 = c * chunk, j1 = std::min(N, j0 + chunk);
-      for (int64_t r = 0; r < R; ++r) {
-        const float* __restrict__ gr = G + r * N;
+  const int64_t nnz = RP[R];
+  const int64_t nrb = std::max<int64_t>(1, (R + kRowBlock - 1) / kRowBlock);
+  // CSC per row block: column k of row block b holds events cp[b*K + k] .. cp[b*K + k + 1]
+  std::vector<int64_t> cp(static_cast<size_t>(nrb * K + 1), 0);
+  at::parallel_for(0, nrb, 1, [&](int64_t blo, int64_t bhi) {
+    for (int64_t b = blo; b < bhi; ++b) {
+      int64_t* cnt = cp.data() + b * K + 1;
+      for (int64_t r = b * kRowBlock, r1 = std::min(R, r + kRowBlock); r < r1; ++r) {
+        for (int64_t q = RP[r]; q < RP[r + 1]; ++q) ++cnt[C[q]];
+      }
+    }
+  });
+  for (int64_t i = 0; i < nrb * K; ++i) cp[i + 1] += cp[i];
+  std::vector<int32_t> rows(static_cast<size_t>(nnz));
+  std::vector<float> vals(has_val ? static_cast<size_t>(nnz) : 0);
+  at::parallel_for(0, nrb, 1, [&](int64_t blo, int64_t bhi) {
+    std::vector<int64_t> pos(static_cast<size_t>(K));
+    for (int64_t b = blo; b < bhi; ++b) {
+      std::copy(cp.begin() + b * K, cp.begin() + (b + 1) * K, pos.begin());
+      for (int64_t r = b * kRowBlock, r1 = std::min(R, r + kRowBlock); r < r1; ++r) {
         for (int64_t q = RP[r]; q < RP[r + 1]; ++q) {
-          float* __restrict__ gw = GW + static_cast<int64_t>(C[q]) * N;
-          if (has_val) {
-            const float xv = V[q];
-            for (int64_t j = j0; j < j1; ++j) gw[j] += xv * gr[j];
+          const int64_t p = pos[C[q]]++;
+          rows[p] = static_cast<int32_t>(r);
+          if (has_val) vals[p] = V[q];
+        }
+      }
+    }
+  });
+  auto gwt = at::empty({K, N}, gy.options());
+  float* GW = gwt.data_ptr<float>();
+  const float* VS = has_val ? vals.data() : nullptr;
+  alignas(32) static const float zeros[kBlock] = {};
+  at::parallel_for(0, K, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = 0; b < nrb; ++b) {
+      for (int64_t j0 = 0; j0 < N; j0 += kBlock) {
+        const int64_t w = std::min(kBlock, N - j0);
+        for (int64_t k = lo; k < hi; ++k) {
+          const int64_t q0 = cp[b * K + k], q1 = cp[b * K + k + 1];
+          float* o = GW + k * N + j0;
+          if (b > 0 && q0 == q1) continue;  // no event: the partial sum stands
+          const float* init = b == 0 ? zeros : o;
+          if (w == kBlock) {
+            event_block(init, rows.data(), VS, q0, q1, G + j0, N, o);
           } else {
-            for (int64_t j = j0; j < j1; ++j) gw[j] += gr[j];
+            event_block_n(w, init, rows.data(), VS, q0, q1, G + j0, N, o);
           }
         }
       }
     }
   });
-  return gwt;
+  return gwt.t().contiguous();
 }
 
 }  // namespace

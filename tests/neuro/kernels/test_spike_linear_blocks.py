@@ -1,0 +1,82 @@
+"""The event-driven linear kernels at sizes that cross their blocks, against exact references.
+
+The weight-gradient kernel regroups the spikes by input column in blocks of 128 rows and sums
+64 output columns in registers; it must equal, bit for bit, the plain scatter
+``for r: gw^T[cols of row r, :] += x[r, cols] * gy[r, :]`` (same terms, same order), for binary and
+graded inputs, with row blocks > 1 and output widths that are not multiples of 64 (or of 8).
+The forward (slabs packed from W directly) must equal the same ordered sums row by row.
+"""
+import pytest
+import torch
+
+from neuro.kernels import _ext, malloc
+
+
+def _ops():
+    assert _ext.load(), _ext.error()
+    return torch.ops.neuro_ops
+
+
+def _scatter_reference(x: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """gw [N, K] by the ordered scatter (rows ascending; one add per non-zero and column)."""
+    gwt = torch.zeros(x.shape[1], gy.shape[1])
+    for r in range(x.shape[0]):
+        cols = x[r].nonzero().flatten()
+        if len(cols):
+            gwt[cols] += x[r, cols, None] * gy[r]
+    return gwt.t().contiguous()
+
+
+@pytest.mark.parametrize("n_out", [130, 37, 64])
+@pytest.mark.parametrize("binary", [True, False])
+def test_weight_gradient_bit_exact_across_blocks(n_out, binary):
+    g = torch.Generator().manual_seed(n_out + binary)
+    R, K = 2300, 90  # 18 row blocks of 128, the last one partial
+    x = (torch.rand(R, K, generator=g) < 0.05).float()
+    if not binary:
+        x = x * torch.rand(R, K, generator=g) * 3
+    w = torch.randn(n_out, K, generator=g)
+    ops = _ops()
+    y, row_ptr, col, val = ops.spike_linear_forward(x, w, None, 0.1)
+    assert y.numel() and (val.numel() == 0) == binary
+    gy = torch.randn(R, n_out, generator=g)
+    gw = ops.spike_linear_backward_weight(row_ptr, col, val, gy, K)
+    assert gw.shape == (n_out, K) and gw.is_contiguous()
+    assert torch.equal(gw, _scatter_reference(x, gy))
+    torch.testing.assert_close(gw, gy.t() @ x, rtol=1e-4, atol=1e-4)
+
+
+def test_forward_equals_ordered_row_sums():
+    g = torch.Generator().manual_seed(3)
+    R, K, N = 300, 77, 70
+    x = (torch.rand(R, K, generator=g) < 0.08).float()
+    w, b = torch.randn(N, K, generator=g), torch.randn(N, generator=g)
+    y = _ops().spike_linear_forward(x, w, b, 0.1)[0]
+    ref = b.expand(R, N).clone()
+    for r in range(R):
+        for k in x[r].nonzero().flatten().tolist():  # bias first, then events ascending
+            ref[r] += w[:, k]
+    assert torch.equal(y, ref)
+
+
+def test_weight_with_other_width_is_refused():
+    with pytest.raises(RuntimeError, match="weight \\[N, K\\]"):
+        _ops().spike_linear_forward(torch.zeros(4, 10), torch.zeros(3, 11), None, 0.1)
+
+
+def test_malloc_tuning_reports_its_state(monkeypatch):
+    import os
+    import platform
+
+    _ops()  # loading the kernels applies the tuning
+    user_set = any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ)
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert (malloc.status() == "tuned") == (glibc and not user_set and
+                                            os.environ.get("NEURO_MALLOC_TUNE") != "0")
+    monkeypatch.setattr(malloc, "_state", {})
+    monkeypatch.setenv("NEURO_MALLOC_TUNE", "0")
+    assert malloc.tune() is False and malloc.status() == "not tuned (NEURO_MALLOC_TUNE=0)"
+    monkeypatch.setattr(malloc, "_state", {})
+    monkeypatch.delenv("NEURO_MALLOC_TUNE")
+    monkeypatch.setenv("MALLOC_ARENA_MAX_", "2")
+    assert malloc.tune() is False and "MALLOC_" in malloc.status()
