@@ -13,6 +13,12 @@
 // is evaluated only where |v| < 1/supp; dR accumulates only over the event rows of y[t-1]; the
 // gradient dy[t-1] = dhb R^T is computed only for units that need it at step t-1 (an event there,
 // or |v| < 1/supp, else it multiplies zero).
+//
+// The sparse x dense products (forward recurrent product, input projection, dR, dW) are "streamed"
+// (stream_panel / stream_wgrad): the dense operand is packed in 256-byte column panels, each panel
+// row is read once, in order, into eight vector registers and added to the output rows of its
+// events, whose 256-byte output panels stay in L1. The terms of every output are added in the same
+// order as a row-by-row loop. Phase timers: NEURO_EGRU_PROFILE=1 (benchmarks/egru_profile.py).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
