@@ -34,9 +34,9 @@ PHASES = ["fwd_pack", "fwd_events", "fwd_sparse", "fwd_gemm", "fwd_gates", "fwd_
 
 def profile_step(weights: str, T: int) -> list[dict[str, float]]:
     """Per layer: seconds of process CPU time per phase (and the kernel's own phase timers)."""
+    import egru_speed as E
     import torch
 
-    import egru_speed as E
     from neuro.models.egru.kernels import egru_sequence, input_projection, load
 
     torch.set_num_threads(1)
@@ -49,10 +49,10 @@ def profile_step(weights: str, T: int) -> list[dict[str, float]]:
     rows: list[dict[str, float]] = []
     saved = []
 
-    def timed(row, key, fn):
+    def timed(row, key, fn, *args, **kwargs):
         ops.egru_profile()
         c0 = time.process_time()
-        out = fn()
+        out = fn(*args, **kwargs)
         row[key] = time.process_time() - c0
         for name, v in zip(PHASES, ops.egru_profile().tolist()):
             if v:
@@ -64,24 +64,23 @@ def profile_step(weights: str, T: int) -> list[dict[str, float]]:
         xi = x.detach().requires_grad_(True)
         W = m.kernel.detach().requires_grad_(True)
         b = m.bias.detach().requires_grad_(True)
-        ax = timed(row, "in_fwd", lambda: input_projection(xi, W, b))
+        ax = timed(row, "in_fwd", input_projection, xi, W, b)
         axd = ax.detach().requires_grad_(True)
         R = m.recurrent_kernel.detach().requires_grad_(True)
         st = m.initial_state(E.B) if hasattr(m, "initial_state") else None
         c0 = torch.zeros(E.B, m.hidden_size) if st is None else st.c
         y0 = torch.zeros(E.B, m.hidden_size) if st is None else st.y
         theta = m._theta().detach()
-        y, c, o = timed(row, "rec_fwd", lambda: egru_sequence(
-            axd, R, m.recurrent_bias.detach(), theta, c0, y0, 1.0, dampening=E.DAMP,
-            support=E.SUPP, backend="fused"))
+        y, c, o = timed(row, "rec_fwd", egru_sequence, axd, R, m.recurrent_bias.detach(), theta,
+                        c0, y0, 1.0, dampening=E.DAMP, support=E.SUPP, backend="fused")
         row["sparsity_fwd"] = float((y == 0).float().mean())
-        saved.append((xi, W, b, ax, axd, y))
+        saved.append((xi, W, ax, axd, y))
         rows.append(row)
         x = y.detach()
     g = cot
-    for row, (xi, W, b, ax, axd, y) in zip(reversed(rows), reversed(saved)):
-        (dax,) = timed(row, "rec_bwd", lambda: torch.autograd.grad(y, axd, g))
-        dx, _ = timed(row, "dx_dW", lambda: torch.autograd.grad(ax, [xi, W], dax))
+    for row, (xi, W, ax, axd, y) in zip(reversed(rows), reversed(saved)):
+        (dax,) = timed(row, "rec_bwd", torch.autograd.grad, y, axd, g)
+        dx, _ = timed(row, "dx_dW", torch.autograd.grad, ax, [xi, W], dax)
         g = dx
     return rows
 
