@@ -23,10 +23,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <ctime>
 #include <cmath>
@@ -367,87 +363,6 @@ inline S lane_dot(const S* a, const S* b, int64_t n) {
   return s;
 }
 
-// Gate non-linearities of one step, fused: for n entries
-//   z = sigmoid(az + hz), r = sigmoid(ar + hr), g = tanh(ag + r * hg)
-// float32 with AVX2: 8 lanes at a time with Cephes' expf (range reduction by ln 2, degree-5
-// polynomial; relative error ~1e-7, as ATen's Sleef expf) and tanh = x + x^3 P(x^2) for |x| < 0.625,
-// 1 - 2 / (exp(2x) + 1) above; float64 and the tails: std::exp / std::tanh.
-template <class S>
-inline void gates_scalar(const S* az, const S* ar, const S* ag, const S* hz, const S* hr,
-                         const S* hg, S* z, S* r, S* g, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    z[j] = S(1) / (S(1) + std::exp(-(az[j] + hz[j])));
-    r[j] = S(1) / (S(1) + std::exp(-(ar[j] + hr[j])));
-    g[j] = std::tanh(ag[j] + r[j] * hg[j]);
-  }
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3365447505f)), _mm256_set1_ps(88.3762626647949f));
-  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-inline __m256 sigmoid8(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
-inline __m256 tanh8(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 ax = _mm256_andnot_ps(sign, x);
-  // large |x|: 1 - 2 / (exp(2|x|) + 1), sign restored
-  const __m256 e = exp8(_mm256_add_ps(ax, ax));
-  __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-  big = _mm256_or_ps(big, _mm256_and_ps(sign, x));
-  // small |x|: x + x^3 P(x^2)
-  const __m256 z = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
-  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
-  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
-}
-#endif
-
-template <class S>
-inline void gates(const S* az, const S* ar, const S* ag, const S* hz, const S* hr, const S* hg,
-                  S* z, S* r, S* g, int64_t n) {
-  gates_scalar(az, ar, ag, hz, hr, hg, z, r, g, n);
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-template <>
-inline void gates<float>(const float* az, const float* ar, const float* ag, const float* hz,
-                         const float* hr, const float* hg, float* z, float* r, float* g, int64_t n) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 zv = sigmoid8(_mm256_add_ps(_mm256_loadu_ps(az + j), _mm256_loadu_ps(hz + j)));
-    const __m256 rv = sigmoid8(_mm256_add_ps(_mm256_loadu_ps(ar + j), _mm256_loadu_ps(hr + j)));
-    const __m256 gv = tanh8(_mm256_add_ps(_mm256_loadu_ps(ag + j),
-                                          _mm256_mul_ps(rv, _mm256_loadu_ps(hg + j))));
-    _mm256_storeu_ps(z + j, zv);
-    _mm256_storeu_ps(r + j, rv);
-    _mm256_storeu_ps(g + j, gv);
-  }
-  gates_scalar(az + j, ar + j, ag + j, hz + j, hr + j, hg + j, z + j, r + j, g + j, n - j);
-}
-#endif
-
 // Event lists of one [B, H] state: for row b, idx[b*H + k], val[b*H + k], k < cnt[b].
 template <class S>
 int64_t event_lists(const S* y, int64_t B, int64_t H, std::vector<int32_t>& idx, std::vector<S>& val,
@@ -577,15 +492,16 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
       stream_rows(yprev, 0, B, H, Rp.data(), N, brp.data(), hb, 64);
     }
     tm.lap(gemm_step ? kFwdGemm : kFwdSparse);
-    // gates (fused, vectorised), written straight into the cache
-    parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; ++b) {
-        const S* a = pax + (t * B + b) * N;
-        const S* h = hb + b * N;
-        const int64_t off = (t * B + b) * H;
-        gates(a, a + H, a + 2 * H, h, h + H, h + 2 * H, pz + off, pr + off, pg + off, H);
-      }
-    });
+    // gates with ATen's vectorised sigmoid / tanh (the step loop's values bit for bit, which the
+    // graph executor's equality tests need), written straight into the cache
+    {
+      const at::Tensor at_ = ax.select(0, t);
+      at::Tensor zt = cache.select(0, 0).select(0, t), rt = cache.select(0, 1).select(0, t);
+      at::Tensor gt = cache.select(0, 2).select(0, t);
+      at::sigmoid_out(zt, at::add(at_.narrow(1, 0, H), hbT.narrow(1, 0, H)));
+      at::sigmoid_out(rt, at::add(at_.narrow(1, H, H), hbT.narrow(1, H, H)));
+      at::tanh_out(gt, at::add(at_.narrow(1, 2 * H, H), at::mul(rt, hbT.narrow(1, 2 * H, H))));
+    }
     tm.lap(kFwdGates);
     parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; ++b) {

@@ -212,9 +212,9 @@ def test_streamed_input_projection_over_blocks_and_chunks(dtype, atol):
         torch.testing.assert_close(a, c, rtol=0, atol=atol, msg=name)
 
 
-def test_float32_fused_gates_match_the_step_loop():
-    """float32: the fused kernel's vectorised sigmoid/tanh give the step loop's values (ATen's) to
-    float32 rounding, and the same events."""
+def test_float32_fused_equals_the_step_loop():
+    """float32 forward: the fused kernel gives the step loop's events and its values to float32
+    rounding (the event sum and the GEMM add in different orders)."""
     g = torch.Generator().manual_seed(13)
     T, B, H = 6, 9, 100
     ax = torch.randn(T, B, 3 * H, generator=g) * 4  # gate inputs across the tanh branches
