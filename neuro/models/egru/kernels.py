@@ -24,8 +24,8 @@ The fused kernel (``csrc/egru.cpp``, ``torch.ops.neuro_egru``) exploits activity
   in random order and was latency-bound: 2.2 -> 0.6 s per E3 step at 95 % sparsity). A step whose
   ``y[t-1]`` has more than 30 % events is one GEMM over the union of event rows instead (dense
   enough for BLAS to win); ``T * B <= 8`` (token-by-token inference) reads the rows of ``R`` in
-  place. Gates: one fused vectorised pass (AVX2 ``expf``/``tanh`` for float32, relative error
-  ~1e-7 as ATen's; ``std::exp``/``std::tanh`` for float64).
+  place. Gates use ATen's vectorised sigmoid/tanh (the step loop's values bit for bit: the LM's
+  graph executor is tested equal to the model).
 * backward: the pseudo-derivative is evaluated only where ``|u - theta| < 1/supp``; ``dL/dy[t-1]
   = dhb R^T`` is computed only for units that use it (an event at ``t-1`` or inside the support)
   with vector dot products, or as one GEMM per step when 10 % or more of them are needed (the dot
