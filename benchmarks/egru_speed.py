@@ -116,8 +116,21 @@ def _timed(fn) -> tuple[float, float]:
     return (time.process_time() - c0) * 1e3, (time.perf_counter() - w0) * 1e3
 
 
+def _neuro_importable() -> None:
+    """In evnn's interpreter neuro comes from PYTHONPATH, without the editable install's mapping
+    of ``datasets/`` and ``hardware/`` to ``neuro.datasets`` / ``neuro.hardware``: add it."""
+    import importlib.util
+
+    import neuro
+
+    if importlib.util.find_spec("neuro.datasets") is None:
+        neuro.__path__.append(str(REPO))
+
+
 def worker(impl: str, weights: str, T: int, tokens: int) -> dict:
     import torch
+
+    _neuro_importable()
 
     torch.set_num_threads(1)
     torch.manual_seed(SEED + 2)

@@ -17,27 +17,34 @@ The fused kernel (``csrc/egru.cpp``, ``torch.ops.neuro_egru``) exploits activity
 
 * forward: the recurrent product reads only the rows ``R[i]`` of units with ``y[t-1, b, i] != 0``
   (``nnz(y) * 3H`` multiply-adds instead of ``T B H 3H``). ``R`` is packed once per call into
-  column panels of 256 bytes (``H x 64`` float32, L2-resident); every batch row accumulates its
-  event rows of a panel in eight vector registers. A step whose ``y[t-1]`` has more than 30 %
-  events is one GEMM over the union of event rows instead (dense enough for BLAS to win);
-  ``T * B <= 8`` (token-by-token inference) reads the rows of ``R`` in place. Gates use ATen's
-  vectorised sigmoid/tanh.
+  column panels of 256 bytes (``H x 64`` float32); the product is *streamed*: each panel is read
+  once per step, row by row in order (hardware-prefetched), every row held in eight vector
+  registers while it is added to the batch rows that have an event in that unit (event lists per
+  unit), whose 256-byte output panels stay in L1 (the earlier per-batch-row gather read the panel
+  in random order and was latency-bound: 2.2 -> 0.6 s per E3 step at 95 % sparsity). A step whose
+  ``y[t-1]`` has more than 30 % events is one GEMM over the union of event rows instead (dense
+  enough for BLAS to win); ``T * B <= 8`` (token-by-token inference) reads the rows of ``R`` in
+  place. Gates use ATen's vectorised sigmoid/tanh (the step loop's values bit for bit: the LM's
+  graph executor is tested equal to the model).
 * backward: the pseudo-derivative is evaluated only where ``|u - theta| < 1/supp``; ``dL/dy[t-1]
   = dhb R^T`` is computed only for units that use it (an event at ``t-1`` or inside the support)
-  with vector dot products, or as one GEMM per step when 35 % or more of them are needed (the
-  support of the LM config covers most units, so this is the common case); ``dR = sum_t
-  y[t-1]^T dhb[t]`` is one pass after the loop over the event rows only (``dhb`` packed in
-  column panels, ``(t, b)`` cut into L2-sized chunks), or one GEMM when the sequence has 30 % or
-  more events.
+  with vector dot products, or as one GEMM per step when 10 % or more of them are needed (the dot
+  products read the rows of ``R`` from memory for every batch row: at 30 % needed they took 2.8 s
+  per E3 step where the GEMM takes 1.1 s; the support of the LM config covers most units, so the
+  GEMM is the common case); ``dR = sum_t y[t-1]^T dhb[t]`` is one streamed pass after the loop
+  over the event rows only (``dhb`` packed in column panels, ``(t, b)`` cut into L2-sized chunks,
+  units in blocks of 64), or one GEMM when the sequence has 30 % or more events.
 * ``csr=True`` visits the rows through a CSR index of the non-zeros of ``R`` in the forward and
   the sparse ``dL/dy`` (pruned or DropConnect-dropped weights are never read); ``dR`` is masked to
   the stored weights.
 * :func:`input_projection`: ``x W + b`` for a mostly-zero ``x`` (the events of the layer below)
-  and its weight gradient visit only the non-zeros of ``x`` (same panels).
+  and its weight gradient visit only the non-zeros of ``x`` (the same streamed products; rows in
+  blocks of 64, every panel of ``W`` read from memory once).
 
 The thresholds were set by measurement (H = 1350, B = 64, 1 thread, 2-core AMD EPYC; see
 ``benchmarks/egru_speed.py``); ``NEURO_EGRU_DENSE_FWD`` / ``_DY`` / ``_DR`` override them (the
-tests force every path). ``backend="auto"`` picks the fused kernels whenever they can run: they
+tests force every path), ``NEURO_EGRU_STREAM_ROWS`` the row block of the input projection (64).
+``NEURO_EGRU_PROFILE=1`` turns on the kernels' phase timers (``benchmarks/egru_profile.py``). ``backend="auto"`` picks the fused kernels whenever they can run: they
 were faster than the torch step loop at 50, 80 and 95 % activity sparsity at that size (the GEMM
 paths cover dense activity).
 

@@ -13,11 +13,18 @@
 // is evaluated only where |v| < 1/supp; dR accumulates only over the event rows of y[t-1]; the
 // gradient dy[t-1] = dhb R^T is computed only for units that need it at step t-1 (an event there,
 // or |v| < 1/supp, else it multiplies zero).
+//
+// The sparse x dense products (forward recurrent product, input projection, dR, dW) are "streamed"
+// (stream_panel / stream_wgrad): the dense operand is packed in 256-byte column panels, each panel
+// row is read once, in order, into eight vector registers and added to the output rows of its
+// events, whose 256-byte output panels stay in L1. The terms of every output are added in the same
+// order as a row-by-row loop. Phase timers: NEURO_EGRU_PROFILE=1 (benchmarks/egru_profile.py).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <ctime>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +38,45 @@
 #include <vector>
 
 namespace {
+
+// Phase timers (NEURO_EGRU_PROFILE=1): seconds of wall time per phase, summed over calls, read and
+// reset by torch.ops.neuro_egru.egru_profile() (benchmarks/egru_profile.py prints them).
+enum Phase {
+  kFwdPack, kFwdEvents, kFwdSparse, kFwdGemm, kFwdGates, kFwdState,
+  kBwdElem, kBwdBias, kBwdNeed, kBwdDyGemm, kBwdDySparse, kBwdDR, kBwdOther,
+  kLinFwd, kLinWgrad, kNumPhases
+};
+double g_prof[kNumPhases] = {};
+bool profiling() {
+  static const bool on = [] {
+    const char* v = std::getenv("NEURO_EGRU_PROFILE");
+    return v && *v && *v != '0';
+  }();
+  return on;
+}
+double thread_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+struct Timer {  // CPU time of the calling thread (the kernels run on one thread in the benchmark)
+  double t0 = 0.0;
+  bool on;
+  Timer() : on(profiling()) { if (on) t0 = thread_cpu_s(); }
+  void lap(Phase p) {
+    if (!on) return;
+    const double t1 = thread_cpu_s();
+    g_prof[p] += t1 - t0;
+    t0 = t1;
+  }
+};
+
+at::Tensor egru_profile() {
+  auto out = at::empty({kNumPhases}, at::kDouble);
+  std::copy(g_prof, g_prof + kNumPhases, out.data_ptr<double>());
+  std::fill(g_prof, g_prof + kNumPhases, 0.0);
+  return out;
+}
 
 template <class F>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
@@ -123,31 +169,175 @@ struct Vec<double> {
 };
 constexpr int kNV = 8;  // vectors per 256-byte block
 
-// out[0:n] (n <= kW) = init[0:n] + sum_k val[k] * P[idx[k] * kW : +kW]; the eight vector
-// accumulators stay in registers, P is one packed panel.
+// Streamed sparse x dense product (the event-driven products of forward, dR and the input
+// projection): for the rows r of a block (nr of them, out buffer nr x kW, L1/L2-resident)
+//   buf[r, :] = init[:] (or 0) + sum over s ascending, (r, v) in list[s], of v * P[s, :]
+// where P is one packed panel (rows s, kW lanes each) read once, in order (hardware-prefetched),
+// each row of it held in eight vector registers while the events of that row are added. The
+// terms of every output are added in ascending s, as in a dense row-by-row loop.
 template <class S>
-inline void gather_axpy(const S* init, const int32_t* idx, const S* val, int64_t n_ev, const S* P,
-                        S* out, int64_t n) {
+inline void stream_accumulate(int64_t ns, const int64_t* start, const int32_t* lr, const S* lv,
+                              const S* P, S* buf);
+template <class S>
+inline void stream_panel(int64_t nr, int64_t ns, const int64_t* start, const int32_t* lr,
+                         const S* lv, const S* P, const S* init, S* buf) {
+  constexpr int64_t W = kW<S>;
+  for (int64_t r = 0; r < nr; ++r) {
+    if (init) std::copy(init, init + W, buf + r * W);
+    else std::fill(buf + r * W, buf + (r + 1) * W, S(0));
+  }
+  stream_accumulate(ns, start, lr, lv, P, buf);
+}
+
+// buf[r, :] += sum over s ascending, (r, v) in list[s], of v * P[s, :] (see stream_panel)
+template <class S>
+inline void stream_accumulate(int64_t ns, const int64_t* start, const int32_t* lr, const S* lv,
+                              const S* P, S* buf) {
   using V = typename Vec<S>::type;
   constexpr int64_t W = kW<S>, L = 32 / sizeof(S);
-  S buf[W];
-  for (int64_t w = 0; w < W; ++w) buf[w] = w < n ? init[w] : S(0);
-  V acc[kNV];
+  for (int64_t q = 0; q < ns; ++q) {
+    const int64_t e0 = start[q], e1 = start[q + 1];
+    if (e0 == e1) continue;
+    const S* row = P + q * W;
+    V w[kNV];
 #pragma GCC unroll 8
-  for (int u = 0; u < kNV; ++u) std::memcpy(&acc[u], buf + u * L, 32);
-  for (int64_t k = 0; k < n_ev; ++k) {
-    const V v = V{} + val[k];
-    const S* row = P + static_cast<int64_t>(idx[k]) * W;
+    for (int u = 0; u < kNV; ++u) std::memcpy(&w[u], row + u * L, 32);
+    for (int64_t e = e0; e < e1; ++e) {
+      S* o = buf + static_cast<int64_t>(lr[e]) * W;
+      const V v = V{} + lv[e];
 #pragma GCC unroll 8
-    for (int u = 0; u < kNV; ++u) {
-      V r;
-      std::memcpy(&r, row + u * L, 32);
-      acc[u] += v * r;
+      for (int u = 0; u < kNV; ++u) {
+        V a;
+        std::memcpy(&a, o + u * L, 32);
+        a += v * w[u];
+        std::memcpy(o + u * L, &a, 32);
+      }
     }
   }
-#pragma GCC unroll 8
-  for (int u = 0; u < kNV; ++u) std::memcpy(buf + u * L, &acc[u], 32);
-  std::copy(buf, buf + n, out);
+}
+
+// Rows per block of the streamed products over many rows (NEURO_EGRU_STREAM_ROWS overrides).
+int64_t stream_block() {
+  static const int64_t n = [] {
+    const char* v = std::getenv("NEURO_EGRU_STREAM_ROWS");
+    return v && *v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(64);
+  }();
+  return n;
+}
+
+// Column (CSC) event lists of the rows [r0, r1) of a row-major [*, K] matrix x: for column k,
+// entries start[k]..start[k+1] hold (row - r0, value) in ascending row order.
+template <class S>
+int64_t csc_lists(const S* x, int64_t r0, int64_t r1, int64_t K, std::vector<int64_t>& start,
+                  std::vector<int32_t>& lr, std::vector<S>& lv) {
+  start.assign(K + 1, 0);
+  for (int64_t r = r0; r < r1; ++r) {
+    const S* xr = x + r * K;
+    for (int64_t k = 0; k < K; ++k) start[k + 1] += xr[k] != S(0);
+  }
+  for (int64_t k = 0; k < K; ++k) start[k + 1] += start[k];
+  const int64_t n = start[K];
+  lr.resize(n);
+  lv.resize(n);
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const S* xr = x + r * K;
+    for (int64_t k = 0; k < K; ++k) {
+      if (xr[k] != S(0)) {
+        lr[fill[k]] = static_cast<int32_t>(r - r0);
+        lv[fill[k]++] = xr[k];
+      }
+    }
+  }
+  return n;
+}
+
+// out[r0:r1, :] (row stride N) = bias + x[r0:r1] Wp over the non-zeros of x (K columns), Wp the
+// panels of pack_columns. The rows are cut into blocks of `rb` (their output panel, rb x 256
+// bytes, stays in L1) with one CSC event list each; every panel of Wp is read from memory once and
+// then from L2 by all the blocks.
+template <class S>
+void stream_rows(const S* x, int64_t r0, int64_t r1, int64_t K, const S* Wp, int64_t N,
+                 const S* bias_padded, S* out, int64_t rb) {
+  constexpr int64_t W = kW<S>;
+  const int64_t nb = (N + W - 1) / W, nblk = (r1 - r0 + rb - 1) / rb;
+  std::vector<std::vector<int64_t>> start(nblk);
+  std::vector<std::vector<int32_t>> lr(nblk);
+  std::vector<std::vector<S>> lv(nblk);
+  for (int64_t q = 0; q < nblk; ++q)
+    csc_lists(x, r0 + q * rb, std::min(r1, r0 + (q + 1) * rb), K, start[q], lr[q], lv[q]);
+  parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<S> buf(rb * W);
+    for (int64_t jb = lo; jb < hi; ++jb) {
+      const int64_t j0 = jb * W, n = std::min(W, N - j0);
+      for (int64_t q = 0; q < nblk; ++q) {
+        const int64_t a = r0 + q * rb, nr = std::min(r1, a + rb) - a;
+        stream_panel(nr, K, start[q].data(), lr[q].data(), lv[q].data(), Wp + jb * K * W,
+                     bias_padded ? bias_padded + j0 : nullptr, buf.data());
+        for (int64_t r = 0; r < nr; ++r)
+          std::copy(buf.data() + r * W, buf.data() + r * W + n, out + (a + r) * N + j0);
+      }
+    }
+  });
+}
+
+// out[k, :] += sum over m ascending with x[m, k] != 0 of x[m, k] * G[m, :] (the weight gradient of
+// a product with a mostly-zero x: dR = y_prev^T dhb, dW = x^T g), x given by rows (xrow(m), K
+// entries), G by packed panels (gpanel(jb, m0): rows m0.. of column panel jb, kW lanes each). The m
+// range is cut into chunks whose G panel stays in L2; per chunk, the units are cut into blocks of
+// 64 whose output panel is accumulated in L1 (stream_accumulate over the chunk's rows in order).
+template <class S, class RowF, class PanelF>
+void stream_wgrad(const RowF& xrow, int64_t M, int64_t K, int64_t N, const PanelF& gpanel,
+                  S* out) {
+  constexpr int64_t W = kW<S>, KB = 64;
+  const int64_t nb = (N + W - 1) / W, nkb = (K + KB - 1) / KB;
+  const int64_t chunk = std::max<int64_t>(1, (128 * 1024) / (W * static_cast<int64_t>(sizeof(S))));
+  std::vector<int64_t> start;
+  std::vector<int32_t> lr;
+  std::vector<S> lv;
+  for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+    const int64_t m1 = std::min(M, m0 + chunk), ns = m1 - m0;
+    // lists of unit block q: start[q * (ns + 1) + s] .. start[q * (ns + 1) + s + 1]
+    start.assign(nkb * (ns + 1), 0);
+    for (int64_t s = 0; s < ns; ++s) {
+      const S* xr = xrow(m0 + s);
+      for (int64_t k = 0; k < K; ++k)
+        if (xr[k] != S(0)) ++start[(k / KB) * (ns + 1) + s + 1];
+    }
+    for (size_t q = 1; q < start.size(); ++q) start[q] += start[q - 1];
+    const int64_t nnz = start.back();
+    lr.resize(nnz);
+    lv.resize(nnz);
+    std::vector<int64_t> fill(start);
+    for (int64_t s = 0; s < ns; ++s) {
+      const S* xr = xrow(m0 + s);
+      for (int64_t k = 0; k < K; ++k) {
+        if (xr[k] != S(0)) {
+          const int64_t f = fill[(k / KB) * (ns + 1) + s]++;
+          lr[f] = static_cast<int32_t>(k % KB);
+          lv[f] = xr[k];
+        }
+      }
+    }
+    if (nnz == 0) continue;
+    parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
+      std::vector<S> buf(KB * W, S(0));
+      for (int64_t jb = lo; jb < hi; ++jb) {
+        const int64_t j0 = jb * W, n = std::min(W, N - j0);
+        const S* P = gpanel(jb, m0);
+        for (int64_t q = 0; q < nkb; ++q) {
+          const int64_t* st = start.data() + q * (ns + 1);
+          if (st[ns] == st[0]) continue;
+          const int64_t k0 = q * KB, nr = std::min(K, k0 + KB) - k0;
+          for (int64_t r = 0; r < nr; ++r)
+            std::copy(out + (k0 + r) * N + j0, out + (k0 + r) * N + j0 + n, buf.data() + r * W);
+          stream_accumulate(ns, st, lr.data(), lv.data(), P, buf.data());
+          for (int64_t r = 0; r < nr; ++r)
+            std::copy(buf.data() + r * W, buf.data() + r * W + n, out + (k0 + r) * N + j0);
+        }
+      }
+    });
+  }
 }
 
 // a . b over n entries with four vector lane sums (no reassociated scalar sum; vectorised)
@@ -232,6 +422,7 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
   S* phn = pg + TBH;
   S* pu = phn + TBH;
   const double dense_frac = env_fraction("NEURO_EGRU_DENSE_FWD", 0.3, B * H * N);
+  Timer tm;
   std::unique_ptr<Csr<S>> idx;
   std::vector<S> Rp;
   // few rows (T * B <= 8, e.g. token-by-token inference): packing R would cost more than the
@@ -249,12 +440,15 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
   std::vector<uint8_t> used(H);
   rows_read = 0;
   dense_steps = 0;
+  tm.lap(kFwdPack);
   for (int64_t t = 0; t < T; ++t) {
     const at::Tensor yprevT = t ? y.select(0, t - 1) : y0;
     const S* yprev = yprevT.data_ptr<S>();
     const S* cprev = t ? pc + (t - 1) * B * H : pc0;
     const int64_t nnz = event_lists(yprev, B, H, eidx, eval, ecnt);
     rows_read += nnz;
+    tm.lap(kFwdEvents);
+    bool gemm_step = false;
     if (!csr && nnz > 0 && static_cast<double>(nnz) >= dense_frac * static_cast<double>(B * H)) {
       // dense enough: one GEMM over the rows of units with an event in some batch row
       std::fill(used.begin(), used.end(), uint8_t(0));
@@ -270,6 +464,7 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
         at::addmm_out(hbT, br, yprevT.index_select(1, sel), R.index_select(0, sel));
       }
       ++dense_steps;
+      gemm_step = true;
     } else if (csr) {
       parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t b = lo; b < hi; ++b) {
@@ -293,17 +488,12 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
         }
       }
     } else {
-      parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t jb = lo; jb < hi; ++jb) {
-          const S* P = Rp.data() + jb * H * W;
-          const int64_t j0 = jb * W, n = std::min(W, N - j0);
-          for (int64_t b = 0; b < B; ++b)
-            gather_axpy(brp.data() + j0, eidx.data() + b * H, eval.data() + b * H, ecnt[b], P,
-                        hb + b * N + j0, n);
-        }
-      });
+      // batch rows in blocks of 64 (buffer 16 KB); R streamed panel by panel
+      stream_rows(yprev, 0, B, H, Rp.data(), N, brp.data(), hb, 64);
     }
-    // gates with ATen's vectorised sigmoid / tanh, written straight into the cache
+    tm.lap(gemm_step ? kFwdGemm : kFwdSparse);
+    // gates with ATen's vectorised sigmoid / tanh (the step loop's values bit for bit, which the
+    // graph executor's equality tests need), written straight into the cache
     {
       const at::Tensor at_ = ax.select(0, t);
       at::Tensor zt = cache.select(0, 0).select(0, t), rt = cache.select(0, 1).select(0, t);
@@ -312,6 +502,7 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
       at::sigmoid_out(rt, at::add(at_.narrow(1, H, H), hbT.narrow(1, H, H)));
       at::tanh_out(gt, at::add(at_.narrow(1, 2 * H, H), at::mul(rt, hbT.narrow(1, 2 * H, H))));
     }
+    tm.lap(kFwdGates);
     parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; ++b) {
         const S* h = hb + b * N;
@@ -331,6 +522,7 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
         }
       }
     });
+    tm.lap(kFwdState);
   }
 }
 
@@ -395,7 +587,8 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   S* pdbr = dbr.data_ptr<S>();
   S* pdR = dR.data_ptr<S>();
   S* pdth = dth.data_ptr<S>();  // [B, H], summed over b by the caller
-  const double dense_frac = env_fraction("NEURO_EGRU_DENSE_DY", 0.35, B * H * N);
+  Timer tm;
+  const double dense_frac = env_fraction("NEURO_EGRU_DENSE_DY", 0.1, B * H * N);
   std::unique_ptr<Csr<S>> idx;
   if (csr) idx.reset(new Csr<S>(pR, H, N));
   // dR: with dense enough activity over the whole sequence one GEMM Y_prev^T dHB (dhb kept as
@@ -406,7 +599,12 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   for (int64_t q = 0; q < (T - 1) * B * H; ++q) y_nnz += py[q] != S(0);
   const bool dense_dR = static_cast<double>(y_nnz) >=
       env_fraction("NEURO_EGRU_DENSE_DR", 0.3, B * H * N) * static_cast<double>(TB * H);
-  std::vector<S> dhbp(dense_dR ? 0 : nb * TB * W, S(0));
+  // a scratch buffer kept between calls (per thread and dtype): a fresh [T * B, 3H] allocation is
+  // beyond glibc's mmap threshold and would be page-faulted in anew by every call
+  static thread_local std::vector<S> dhbp_scratch;
+  if (!dense_dR && dhbp_scratch.size() < static_cast<size_t>(nb * TB * W))
+    dhbp_scratch.resize(nb * TB * W);
+  S* dhbp = dhbp_scratch.data();
   at::Tensor dhb_full = dense_dR ? at::empty({TB, N}, y.options()) : at::Tensor();
   at::Tensor dhbT = at::empty({B, N}, y.options());  // dhb of the current step
   S* dh_all = dhbT.data_ptr<S>();
@@ -420,6 +618,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   dy_computed = 0;
   dense_steps = 0;
   dr_gemm = 0;
+  tm.lap(kBwdOther);
   for (int64_t t = T - 1; t >= 0; --t) {
     const S* cprev = t ? pc + (t - 1) * B * H : pc0;
     // A: element-wise, per batch row
@@ -464,15 +663,19 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
         } else {
           for (int64_t jb = 0; jb < nb; ++jb) {
             const int64_t j0 = jb * W, n = std::min(W, N - j0);
-            std::copy(dh + j0, dh + j0 + n, &dhbp[(jb * TB + t * B + b) * W]);
+            S* dst = dhbp + (jb * TB + t * B + b) * W;
+            std::copy(dh + j0, dh + j0 + n, dst);
+            std::fill(dst + n, dst + W, S(0));  // lanes past N (last panel)
           }
         }
       }
     });
+    tm.lap(kBwdElem);
     for (int64_t b = 0; b < B; ++b) {
       const S* dh = dh_all + b * N;
       for (int64_t j = 0; j < N; ++j) pdbr[j] += dh[j];
     }
+    tm.lap(kBwdBias);
     // C: dy[t-1, b, i] = dhb[t, b, :] . R[i, :] for the units that need it (an event at t-1 or
     // inside the pseudo-derivative's support; all of them for y0)
     if (t > 0 || need_y0) {
@@ -490,6 +693,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
         ncnt[b] = n;
         need += n;
       }
+      tm.lap(kBwdNeed);
       if (!csr && need > 0 && static_cast<double>(need) >= dense_frac * static_cast<double>(B * H)) {
         at::mm_out(dyT, dhbT, R.t());  // one GEMM; entries nobody reads are zeroed below
         dy_computed += B * H;
@@ -501,6 +705,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
             else dy_next[b * H + i] = S(0);
           }
         }
+        tm.lap(kBwdDyGemm);
       } else {
         dy_computed += need;
         parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
@@ -520,63 +725,29 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
             }
           }
         });
+        tm.lap(kBwdDySparse);
       }
     }
   }
   // B: dR[i, :] = sum over (t, b) with y[t-1, b, i] != 0 of y[t-1, b, i] * dhb[t, b, :], only over
-  // the event rows; the (t, b) range is cut into chunks whose dhb panel (chunk x 256 bytes) stays in
-  // L2, and every panel is read through the per-unit event lists with register accumulators.
+  // the event rows (stream_wgrad: dhb panels read in (t, b) order, L2-sized chunks).
   if (dense_dR) {
     at::Tensor yp = at::cat({y0.unsqueeze(0), y.narrow(0, 0, T - 1)}).reshape({TB, H});
     at::mm_out(dR, yp.t(), dhb_full);
     dr_gemm = 1;
     if (csr) dR.mul_(R.ne(0).to(dR.scalar_type()));
   } else {
-    const int64_t chunk = std::max<int64_t>(1, (256 * 1024) / (W * static_cast<int64_t>(sizeof(S))));
-    std::vector<int64_t> start(H + 1);
-    std::vector<int32_t> lidx;
-    std::vector<S> lval;
-    for (int64_t r0 = 0; r0 < TB; r0 += chunk) {
-      const int64_t r1 = std::min(TB, r0 + chunk);
-      // rows tb of y_prev: tb < B -> y0[tb], else y[tb - B] (the [T, B, H] layout is contiguous)
-      std::fill(start.begin(), start.end(), 0);
-      for (int64_t tb = r0; tb < r1; ++tb) {
-        const S* yr = tb < B ? py0 + tb * H : py + (tb - B) * H;
-        for (int64_t i = 0; i < H; ++i)
-          if (yr[i] != S(0)) ++start[i + 1];
-      }
-      for (int64_t i = 0; i < H; ++i) start[i + 1] += start[i];
-      lidx.resize(start[H]);
-      lval.resize(start[H]);
-      std::vector<int64_t> fill(start.begin(), start.end() - 1);
-      for (int64_t tb = r0; tb < r1; ++tb) {
-        const S* yr = tb < B ? py0 + tb * H : py + (tb - B) * H;
-        for (int64_t i = 0; i < H; ++i) {
-          if (yr[i] != S(0)) {
-            lidx[fill[i]] = static_cast<int32_t>(tb - r0);
-            lval[fill[i]++] = yr[i];
-          }
-        }
-      }
-      parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t jb = lo; jb < hi; ++jb) {
-          const S* P = dhbp.data() + (jb * TB + r0) * W;
-          const int64_t j0 = jb * W, n = std::min(W, N - j0);
-          for (int64_t i = 0; i < H; ++i) {
-            const int64_t m = start[i + 1] - start[i];
-            if (m == 0) continue;
-            S* out = pdR + i * N + j0;
-            gather_axpy(out, lidx.data() + start[i], lval.data() + start[i], m, P, out, n);
-          }
-        }
-      });
-    }
+    // rows tb of y_prev: tb < B -> y0[tb], else y[tb - B] (the [T, B, H] layout is contiguous)
+    stream_wgrad<S>([&](int64_t tb) { return tb < B ? py0 + tb * H : py + (tb - B) * H; }, TB, H,
+                    N, [&](int64_t jb, int64_t m0) { return dhbp + (jb * TB + m0) * W; },
+                    pdR);
     if (csr) {  // only the stored weights have a gradient
       for (int64_t i = 0; i < H; ++i)
         for (int64_t j = 0; j < N; ++j)
           if (pR[i * N + j] == S(0)) pdR[i * N + j] = S(0);
     }
   }
+  tm.lap(kBwdDR);
   std::copy(dc_next.begin(), dc_next.end(), dc0.data_ptr<S>());
   if (need_y0) std::copy(dy_next, dy_next + B * H, dy0.data_ptr<S>());
   for (int64_t b = 0; b < B; ++b) surrogate_skipped += skipped[b];
@@ -641,19 +812,7 @@ void event_linear_forward_impl(const at::Tensor& x, const at::Tensor& Wt, const 
   std::vector<S> Wp = pack_columns(Wt.data_ptr<S>(), K, N);
   std::vector<S> bp(nb * W, S(0));
   if (b.numel()) std::copy(b.data_ptr<S>(), b.data_ptr<S>() + N, bp.begin());
-  std::vector<int32_t> eidx(M * K);
-  std::vector<S> eval(M * K);
-  std::vector<int64_t> ecnt(M);
-  event_lists(px, M, K, eidx, eval, ecnt);
-  parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t jb = lo; jb < hi; ++jb) {
-      const S* P = Wp.data() + jb * K * W;
-      const int64_t j0 = jb * W, n = std::min(W, N - j0);
-      for (int64_t m = 0; m < M; ++m)
-        gather_axpy(bp.data() + j0, eidx.data() + m * K, eval.data() + m * K, ecnt[m], P,
-                    po + m * N + j0, n);
-    }
-  });
+  stream_rows(px, 0, M, K, Wp.data(), N, bp.data(), po, stream_block());
 }
 
 at::Tensor event_linear_forward(at::Tensor x, at::Tensor Wt, at::Tensor b) {
@@ -663,57 +822,27 @@ at::Tensor event_linear_forward(at::Tensor x, at::Tensor Wt, at::Tensor b) {
   check(Wt, x, "W");
   if (b.numel()) check(b, x, "b");
   auto out = at::empty({x.size(0), Wt.size(1)}, x.options());
+  Timer tm;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_linear_forward",
                              [&] { event_linear_forward_impl<scalar_t>(x, Wt, b, out); });
+  tm.lap(kLinFwd);
   return out;
 }
 
 template <class S>
 void event_linear_wgrad_impl(const at::Tensor& x, const at::Tensor& g, at::Tensor& dW) {
   constexpr int64_t W = kW<S>;
-  const int64_t M = x.size(0), K = x.size(1), N = g.size(1), nb = (N + W - 1) / W;
+  const int64_t M = x.size(0), K = x.size(1), N = g.size(1);
   const S* px = x.data_ptr<S>();
   const S* pg = g.data_ptr<S>();
-  S* pdW = dW.data_ptr<S>();
-  const int64_t chunk = std::max<int64_t>(1, (256 * 1024) / (W * static_cast<int64_t>(sizeof(S))));
+  const int64_t chunk = std::max<int64_t>(1, (128 * 1024) / (W * static_cast<int64_t>(sizeof(S))));
   std::vector<S> gp;
-  std::vector<int64_t> start(K + 1);
-  std::vector<int32_t> lidx;
-  std::vector<S> lval;
-  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-    const int64_t r1 = std::min(M, r0 + chunk), rows = r1 - r0;
-    gp.assign(nb * rows * W, S(0));  // g rows [r0, r1) packed in column blocks
-    for (int64_t m = r0; m < r1; ++m)
-      for (int64_t jb = 0; jb < nb; ++jb) {
-        const int64_t j0 = jb * W, n = std::min(W, N - j0);
-        std::copy(pg + m * N + j0, pg + m * N + j0 + n, &gp[(jb * rows + m - r0) * W]);
-      }
-    std::fill(start.begin(), start.end(), 0);
-    for (int64_t m = r0; m < r1; ++m)
-      for (int64_t k = 0; k < K; ++k)
-        if (px[m * K + k] != S(0)) ++start[k + 1];
-    for (int64_t k = 0; k < K; ++k) start[k + 1] += start[k];
-    lidx.resize(start[K]);
-    lval.resize(start[K]);
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t m = r0; m < r1; ++m)
-      for (int64_t k = 0; k < K; ++k)
-        if (px[m * K + k] != S(0)) {
-          lidx[fill[k]] = static_cast<int32_t>(m - r0);
-          lval[fill[k]++] = px[m * K + k];
-        }
-    parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t jb = lo; jb < hi; ++jb) {
-        const S* P = gp.data() + jb * rows * W;
-        const int64_t j0 = jb * W, n = std::min(W, N - j0);
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t cnt = start[k + 1] - start[k];
-          if (cnt == 0) continue;
-          S* o = pdW + k * N + j0;
-          gather_axpy(o, lidx.data() + start[k], lval.data() + start[k], cnt, P, o, n);
-        }
-      }
-    });
+  for (int64_t m0 = 0; m0 < M; m0 += chunk) {  // g rows [m0, m1) packed in column panels
+    const int64_t rows = std::min(M, m0 + chunk) - m0;
+    gp = pack_columns(pg + m0 * N, rows, N);
+    stream_wgrad<S>([&](int64_t m) { return px + (m0 + m) * K; }, rows, K, N,
+                    [&](int64_t jb, int64_t r0) { return gp.data() + (jb * rows + r0) * W; },
+                    dW.data_ptr<S>());
   }
 }
 
@@ -723,8 +852,10 @@ at::Tensor event_linear_wgrad(at::Tensor x, at::Tensor g) {
   check(x, x, "x");
   check(g, x, "g");
   auto dW = at::zeros({x.size(1), g.size(1)}, x.options());
+  Timer tm;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_linear_wgrad",
                              [&] { event_linear_wgrad_impl<scalar_t>(x, g, dW); });
+  tm.lap(kLinWgrad);
   return dW;
 }
 
@@ -735,4 +866,5 @@ TORCH_LIBRARY(neuro_egru, m) {
   m.def("egru_backward", &egru_backward);
   m.def("event_linear_forward", &event_linear_forward);
   m.def("event_linear_wgrad", &event_linear_wgrad);
+  m.def("egru_profile", &egru_profile);
 }

@@ -168,3 +168,62 @@ def test_input_projection_single_row_event_path():
     W = torch.randn(80, 30, dtype=DT, generator=g)
     b = torch.randn(30, dtype=DT, generator=g)
     torch.testing.assert_close(input_projection(x, W, b, "fused"), x @ W + b, rtol=0, atol=1e-12)
+
+
+def test_streamed_products_over_several_panels_blocks_and_chunks(monkeypatch):
+    """The streamed event products at sizes that cut them into several 256-byte column panels (3H =
+    210: seven float64 panels, the last one padded), batch blocks (B = 70 > 64), unit blocks of dR
+    (H = 70 > 64) and (t, b) chunks of dR (T B = 700 > 512) equal the step loop in float64."""
+    monkeypatch.setenv("NEURO_EGRU_DENSE_FWD", "2")  # never the GEMM paths
+    monkeypatch.setenv("NEURO_EGRU_DENSE_DR", "2")
+    g = torch.Generator().manual_seed(21)
+    T, B, H = 10, 70, 70
+    ax = torch.randn(T, B, 3 * H, dtype=DT, generator=g) * 2
+    R = torch.randn(H, 3 * H, dtype=DT, generator=g) * 0.3
+    br = torch.randn(3 * H, dtype=DT, generator=g) * 0.1
+    th = 0.3 + torch.rand(H, dtype=DT, generator=g) * 0.5
+    c0 = torch.randn(B, H, dtype=DT, generator=g) * 0.3
+    y0 = torch.randn(B, H, dtype=DT, generator=g) * (torch.rand(B, H, generator=g) < 0.2)
+    cot = [torch.randn(T, B, H, dtype=DT, generator=g) for _ in range(3)]
+    ref, _ = _run([ax, R, br, th, c0, y0], 1.0, cot, "torch", False)
+    got, st = _run([ax, R, br, th, c0, y0], 1.0, cot, "fused", False)
+    assert 0.5 < st.forward < 0.95  # the event paths, not a dense or an empty sequence
+    for name, a, b in zip(["y", "c", "o", "dax", "dR", "dbr", "dtheta", "dc0", "dy0"], got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-11), (torch.float32, 2e-4)])
+def test_streamed_input_projection_over_blocks_and_chunks(dtype, atol):
+    """x W + b and x^T g over the non-zeros of x with several row blocks (M = 1200), unit blocks
+    (K = 150 > 64), gradient chunks (M > 512) and padded column panels (N = 70) equal the GEMMs."""
+    from neuro.models.egru.kernels import input_projection
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(12, 100, 150, generator=g) * (torch.rand(12, 100, 150, generator=g) < 0.1)
+    W, b = torch.randn(150, 70, generator=g), torch.randn(70, generator=g)
+    cot = torch.randn(12, 100, 70, generator=g)
+    outs = []
+    for backend in ("fused", "torch"):
+        ins = [t.to(dtype).requires_grad_(True) for t in (x, W, b)]
+        y = input_projection(*ins, backend=backend)
+        (y * cot.to(dtype)).sum().backward()
+        outs.append([y] + [t.grad for t in ins])
+    for name, a, c in zip(["y", "dx", "dW", "db"], *outs):
+        torch.testing.assert_close(a, c, rtol=0, atol=atol, msg=name)
+
+
+def test_float32_fused_equals_the_step_loop():
+    """float32 forward: the fused kernel gives the step loop's events and its values to float32
+    rounding (the event sum and the GEMM add in different orders)."""
+    g = torch.Generator().manual_seed(13)
+    T, B, H = 6, 9, 100
+    ax = torch.randn(T, B, 3 * H, generator=g) * 4  # gate inputs across the tanh branches
+    R = torch.randn(H, 3 * H, generator=g) * 0.3
+    br = torch.randn(3 * H, generator=g) * 0.1
+    th = 0.2 + torch.rand(H, generator=g) * 0.5
+    c0, y0 = torch.randn(B, H, generator=g) * 0.3, torch.zeros(B, H)
+    fused = egru_sequence(ax, R, br, th, c0, y0, backend="fused")
+    ref = egru_sequence(ax, R, br, th, c0, y0, backend="torch")
+    assert torch.equal(fused[2], ref[2])
+    for a, b in zip(fused, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=5e-6)
