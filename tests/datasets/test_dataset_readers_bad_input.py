@@ -17,7 +17,10 @@ from neuro.datasets.nmnist import decode_events, encode_events, list_split
 from neuro.datasets.ntidigits import bin_events, write_ntidigits
 from neuro.limits import LimitError
 
-FUZZ = settings(max_examples=25, deadline=None,
+#: derandomized: the same mutations every run. A random mutation of the HDF5 file once made
+#: libhdf5 spend minutes inside a corrupted global heap (H5HG__cache_heap_deserialize) while
+#: reading a ragged dataset, which hung CI; the fixed examples are checked to pass quickly.
+FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
