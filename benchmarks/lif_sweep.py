@@ -35,6 +35,7 @@ Usage (from the repository root)::
     PYTHONPATH=. python benchmarks/lif_sweep.py --quick     # 1 round, shorter blocks
     PYTHONPATH=. python benchmarks/lif_sweep.py --points h1024-d2-T100-B32 --rounds 2
     PYTHONPATH=. python benchmarks/lif_sweep.py --threads 1   # on an oversubscribed machine
+    PYTHONPATH=. python benchmarks/lif_sweep.py --fused-adam  # Adam(fused=True) in every library
 
 Exit status 2 when snnTorch, SpikingJelly or neuro is not importable.
 """
@@ -66,6 +67,10 @@ from _common import (
 from _lif_nets import BUILDERS, neuro_spike_rates
 
 NUM_THREADS = 2
+#: ``--fused-adam``: ``torch.optim.Adam(fused=True)`` in every library (one vectorised pass over
+#: all parameters; torch's default CPU Adam runs ~10 element-wise ops per tensor). Same optimizer
+#: for all libraries either way; the default is torch's default.
+FUSED_ADAM = False
 SEED = 0
 N_IN = 700
 INPUT_RATE = 0.05
@@ -157,7 +162,7 @@ def _train_step_fn(model: Any, forward: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=FUSED_ADAM or None)
 
     def step(x: Any, y: Any) -> float:
         opt.zero_grad(set_to_none=True)
@@ -234,7 +239,7 @@ def worker(impl: str, point: Point, kind: str, quick: bool) -> dict[str, Any]:
 
 def _spawn(impl: str, point: Point, kind: str, quick: bool) -> dict[str, Any]:
     args = ["--worker", impl, point.name, kind, "--threads", str(NUM_THREADS)] + (
-        ["--quick"] if quick else [])
+        ["--quick"] if quick else []) + (["--fused-adam"] if FUSED_ADAM else [])
     return run_worker(str(Path(__file__).resolve()), args, str(REPO),
                       MEM_ENV if kind == "memory" else None)
 
@@ -258,7 +263,7 @@ def _table(workloads: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global NUM_THREADS
+    global NUM_THREADS, FUSED_ADAM
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help="1 round, half-length timed blocks")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
@@ -267,10 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", nargs="*", default=None, help="subset of point names")
     p.add_argument("--threads", type=int, default=NUM_THREADS,
                    help=f"torch threads per process (default {NUM_THREADS})")
+    p.add_argument("--fused-adam", action="store_true",
+                   help="torch.optim.Adam(fused=True) for every library (default: torch's default)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output ({DEFAULT_OUT})")
     p.add_argument("--worker", nargs=3, metavar=("IMPL", "POINT", "KIND"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     NUM_THREADS = args.threads
+    FUSED_ADAM = args.fused_adam
 
     if args.worker:
         impl, name, kind = args.worker
@@ -356,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": rounds, "mem_repeats": mem_repeats, "quick": args.quick,
             "block_s": BLOCK_S / (2 if args.quick else 1), "weight_scale": WEIGHT_SCALE,
             "input_rate": INPUT_RATE, "threads": NUM_THREADS,
+            "optimizer": "torch.optim.Adam(lr=1e-3, fused=True)" if FUSED_ADAM
+            else "torch.optim.Adam(lr=1e-3)",
             "figure": "median over interleaved rounds (fresh process each) of the per-block "
                       "median step time; memory: ru_maxrss - resident baseline of one step "
                       "with MALLOC_MMAP_THRESHOLD_=1 MiB",

@@ -25,7 +25,13 @@ Implementations:
 * ``brian2_cpp_standalone``: Brian2's C++ standalone device (single thread, no OpenMP),
   ``SpikeMonitor`` on; the figure is the binary's own network run time (Brian2's
   ``last_run_info``: CPU time of ``Network::run``), i.e. without process start and array
-  loading; the binary's wall time is stored too.
+  loading; the binary's wall time is stored too, and the wall time of ``Network::run`` alone
+  (``run_wall_s``: ``clock_gettime(CLOCK_MONOTONIC)`` around the run, code inserted with
+  ``device.insert_code``).
+* ``brian2_cpp_standalone_2t`` (only with ``--two-threads``): the same with
+  ``openmp_threads = 2``. ``std::clock()`` then sums both threads' CPU time, so the 2-thread
+  comparison is by wall time of the run (``run_wall_s`` vs neuro's ``wall_s``; neuro's engine is
+  single-threaded), on a machine with two idle cores.
 
 Brian2 applies a spike's weight in the same step after the threshold (then resets), SpiNNaker
 one tick later into the ring buffer, and neuro's state is s16.15 fixed point, so spike trains
@@ -48,6 +54,7 @@ Usage (from the repository root)::
     PYTHONPATH=. python benchmarks/spinnaker_speed.py            # full: 9 rounds
     PYTHONPATH=. python benchmarks/spinnaker_speed.py --quick    # 3 rounds
     PYTHONPATH=. python benchmarks/spinnaker_speed.py --out /tmp/x.json
+    PYTHONPATH=. python benchmarks/spinnaker_speed.py --quick --two-threads  # + Brian2 OpenMP x 2
 
 Exit status 2 when Brian2, Cython or neuro is missing.
 """
@@ -69,6 +76,9 @@ import numpy as np
 from _common import check_installed, cpu_model, own_cpu_s, summary, system_busy_s, write_results
 
 IMPLS = ("neuro", "brian2_cython", "brian2_cpp_standalone")
+#: Brian2's C++ standalone with OpenMP on 2 threads (``--two-threads``): timed by wall clock, as
+#: ``std::clock()`` adds the threads' CPU times; neuro's engine is single-threaded.
+IMPL_2T = "brian2_cpp_standalone_2t"
 N, N_IN, P_REC, P_IN = 10_000, 100, 0.01, 0.1
 RATE_HZ, T_TICKS, DT = 20.0, 1000, 1e-3
 TAU_M, THETA = 20e-3, 1.0
@@ -226,10 +236,20 @@ class Brian2Worker:
         self.b2, self.target = b2, target
         b2.prefs.logging.console_log_level = "WARNING"
         t0 = time.perf_counter()
+        threads = 2 if target.endswith("_2t") else 0
+        target = target.removesuffix("_2t")
+        self.target = target
         if target == "cpp_standalone":
             self.dir = build_dir
             b2.set_device("cpp_standalone", directory=self.dir, build_on_run=False)
-            b2.prefs.devices.cpp_standalone.openmp_threads = 0
+            b2.prefs.devices.cpp_standalone.openmp_threads = threads
+            # wall time of Network::run alone (std::clock() would add the OpenMP threads' times)
+            b2.device.insert_code("before_network_run", "struct timespec _w0, _w1; "
+                                  "clock_gettime(CLOCK_MONOTONIC, &_w0);")
+            b2.device.insert_code("after_network_run", (
+                "clock_gettime(CLOCK_MONOTONIC, &_w1); { std::ofstream _f(\"results/run_wall_s\"); "
+                "_f.precision(9); _f << (_w1.tv_sec - _w0.tv_sec) + 1e-9 * (_w1.tv_nsec - "
+                "_w0.tv_nsec); }"))
         else:
             b2.prefs.codegen.target = "cython"
         b2.defaultclock.dt = DT * b2.second
@@ -268,7 +288,8 @@ class Brian2Worker:
         if self.target == "cpp_standalone":
             b2.device.run(directory=self.dir, with_output=False)
             res = {"time_s": float(b2.device._last_run_time),
-                   "binary_wall_s": float(b2.device.timers["run_binary"])}
+                   "binary_wall_s": float(b2.device.timers["run_binary"]),
+                   "run_wall_s": float((Path(self.dir) / "results" / "run_wall_s").read_text())}
         else:
             self.net.restore()
             c0, t0 = time.process_time(), time.perf_counter()
@@ -294,7 +315,7 @@ def serve(impl: str, data: str) -> int:
     if impl == "neuro":
         w: Any = NeuroWorker(d)
     else:
-        w = Brian2Worker(d, impl.removeprefix("brian2_"), str(Path(data).parent / "standalone"))
+        w = Brian2Worker(d, impl.removeprefix("brian2_"), str(Path(data).parent / f"standalone_{impl}"))
     print(json.dumps({"ready": impl, **w.info}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
@@ -347,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="3 rounds instead of 9")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output ({DEFAULT_OUT})")
-    p.add_argument("--serve", choices=IMPLS, help=argparse.SUPPRESS)
+    p.add_argument("--two-threads", action="store_true",
+                   help="also run Brian2 cpp_standalone with OpenMP on 2 threads (wall time)")
+    p.add_argument("--serve", choices=IMPLS + (IMPL_2T,), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -379,19 +402,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"network: {d['n']} LIF, {d['pre'].size} recurrent + {d['ipre'].size} input synapses, "
           f"{int(d['x'].sum())} input spikes over {T_TICKS} ticks")
     workers = {}
-    for impl in IMPLS:
+    impls = IMPLS + ((IMPL_2T,) if args.two_threads else ())
+    for impl in impls:
         t0 = time.perf_counter()
         workers[impl] = Worker(impl, str(data))
         print(f"  {impl:22s} set up in {time.perf_counter() - t0:6.1f} s: {workers[impl].info}")
     rounds = args.rounds or (3 if args.quick else 9)
-    per_round: dict[str, list[dict[str, Any]]] = {i: [] for i in IMPLS}
+    per_round: dict[str, list[dict[str, Any]]] = {i: [] for i in impls}
     try:
         for r in range(rounds):
-            order = IMPLS[r % len(IMPLS):] + IMPLS[:r % len(IMPLS)]
+            order = impls[r % len(impls):] + impls[:r % len(impls)]
             for impl in order:
                 per_round[impl].append(workers[impl].run())
             print(f"  round {r + 1}/{rounds}: " + ", ".join(
-                f"{i} {per_round[i][-1]['time_s']:.3f} s" for i in IMPLS))
+                f"{i} {per_round[i][-1]['time_s']:.3f} s" for i in impls))
     finally:
         for w in workers.values():
             w.close()
@@ -413,6 +437,27 @@ def main(argv: list[str] | None = None) -> int:
               f"{activity[i]['synaptic_events']:12d} {events_per_s[i]:12.3g} "
               f"{workers[i].info['compile_s']:10.2f}")
     print(f"goal: {GOAL}: {'met' if met else 'NOT met'}")
+    two_threads = None
+    if args.two_threads:
+        wall = {"neuro (1 thread)": [x["wall_s"] for x in per_round["neuro"]],
+                "brian2_cpp_standalone (1 thread)": [x["run_wall_s"] for x in
+                                                     per_round["brian2_cpp_standalone"]],
+                "brian2_cpp_standalone (OpenMP, 2 threads)": [x["run_wall_s"] for x in
+                                                              per_round[IMPL_2T]]}
+        med = {k: statistics.median(v) / sim_seconds for k, v in wall.items()}
+        two_threads = {
+            "unit": "s of wall time per simulated s", "results": med,
+            "ratio_brian2_2t/neuro": med["brian2_cpp_standalone (OpenMP, 2 threads)"]
+            / med["neuro (1 thread)"],
+            "brian2_2t_spikes": per_round[IMPL_2T][-1]["spikes"],
+            "stats": {k: summary([t / sim_seconds for t in v]) for k, v in wall.items()},
+            "rounds": per_round[IMPL_2T],
+            "note": "wall time of the run only (neuro: simulate()+make_stats(); Brian2: "
+                    "Network::run by clock_gettime); neuro's engine is single-threaded",
+        }
+        print("\n2 threads (wall s per simulated s): " + ", ".join(
+            f"{k} {v:.4f}" for k, v in med.items())
+              + f"; Brian2 2 threads / neuro = {two_threads['ratio_brian2_2t/neuro']:.2f}")
     elapsed = time.perf_counter() - t_start
     report = {
         "machine": machine,
@@ -423,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             "synaptic_events_per_s": events_per_s, "activity": activity,
             "compile_s": {i: workers[i].info["compile_s"] for i in IMPLS},
             "setup": {i: workers[i].info for i in IMPLS},
-            "rounds": per_round,
+            "rounds": {i: per_round[i] for i in IMPLS},
+            **({"two_threads": two_threads} if two_threads else {}),
         }},
         "method": {"rounds": rounds, "quick": args.quick, "elapsed_s": round(elapsed, 1),
                    "figure": "median over interleaved rounds of the run's CPU time (single thread), "

@@ -33,6 +33,12 @@ sparsity = fraction of (unit, step) pairs without an event, over all layers).
     followed by ``--prune-budget / --prune-rounds`` seconds of fine-tuning on training words (a)
     had not reached), then perplexity and MACs per token.
 
+Per-token inference of the trained models of (a) (``infer`` in the JSON): batch 1, one word per
+call with the state carried (``model(tokens [1, 1], state)``), ``torch.no_grad()``, eval mode,
+over ``--infer-words`` held-out words after 20 warm-up words; process CPU time per word (1 thread)
+and MACs per word (the EGRU's measured event-CSR count on those words, the GRU's and LSTM's dense
+count). ``--only a`` runs (a) alone; ``--thr-mean`` sets the EGRU's ``thr_mean`` in (a) and (c).
+
 MACs per token (:mod:`neuro.models.egru.macs`, exact counts over the evaluation words): weight
 products only (biases, gates, the element-wise update, embedding lookup and softmax are O(H) or
 O(V) and not counted). Per EGRU layer ``I -> H`` with input weights ``W [I, 3H]`` and recurrent
@@ -94,6 +100,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-words", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--thr-mean", type=float, default=OFFLINE["thr_mean"],
+                   help="thr_mean of the EGRU of (a) and (c)")
+    p.add_argument("--only", choices=["a"], default=None, help="run (a) alone (no sweep, pruning)")
+    p.add_argument("--infer-words", type=int, default=300,
+                   help="held-out words timed one by one per model of (a)")
     p.add_argument("--replot", type=Path, default=None, metavar="JSON",
                    help="only redraw the sweep plot of a results JSON (no training)")
     args = p.parse_args(argv)
@@ -133,6 +144,42 @@ def run(model, train, held_out, args, budget: float, log) -> dict[str, Any]:
         out["layers"] = ev["layers"]
     log(f"  ppl {out['ppl']:.1f}, activity sparsity {out['activity_sparsity']:.3f}, "
         f"{out['train_tokens']:,} words in {out['train_seconds']:.0f} s ({args.clock})")
+    return out
+
+
+@torch.no_grad()
+def infer_us_per_word(model: torch.nn.Module, words: torch.Tensor, warmup: int = 20) -> float:
+    """Process CPU microseconds per word of ``model`` fed one word at a time (batch 1, state
+    carried, eval mode), over ``words[warmup:]`` after ``words[:warmup]``."""
+    was = model.training
+    model.eval()
+    state = None
+    tokens = words.view(-1, 1, 1)
+    for w in tokens[:warmup]:
+        _, state = model(w, state)
+    t0 = time.process_time()
+    for w in tokens[warmup:]:
+        _, state = model(w, state)
+    model.train(was)
+    return (time.process_time() - t0) / max(1, tokens.shape[0] - warmup) * 1e6
+
+
+def _machine(args: argparse.Namespace) -> dict[str, Any]:
+    return {"platform": platform.platform(), "python": sys.version.split()[0],
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "clock": args.clock}
+
+
+def _setup(corpus: Any, vocab: int, held_out: torch.Tensor, base: EGRULMConfig,
+           args: argparse.Namespace) -> dict[str, Any]:
+    return {"corpus": corpus.name, "vocab": vocab, "train_words": corpus.train.numel(),
+            "eval_words": held_out.numel(), "eval_split": "test", "egru_config": base.to_dict(),
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+
+
+def _write(args: argparse.Namespace, out: dict[str, Any], log: Any) -> dict[str, Any]:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    log(f"wrote {args.out} ({out['seconds']:.0f} s)")
     return out
 
 
@@ -181,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     held_out = corpus.test[: args.eval_words]
     log(f"corpus: {corpus.name}, vocabulary {vocab:,}, {corpus.train.numel():,} training "
         f"words, {held_out.numel():,} held-out (test) words")
-    base = egru_config(args, vocab)
+    base = egru_config(args, vocab, thr_mean=args.thr_mean)
 
     # (a) equal parameters, equal time
     models: dict[str, Any] = {}
@@ -193,7 +240,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"(a) {name}: layers {sizes}, {n_params(model):,} parameters, {args.budget:g} s")
         equal[name] = {"params": n_params(model), "hidden_sizes": list(sizes),
                        **run(model, corpus.train, held_out, args, args.budget, log)}
+        words = held_out[: args.infer_words + 20]
+        macs = (macs_per_token(model, words[20:], batch_size=1, bptt=args.bptt)["total"]
+                ["events_csr"] if name == "egru" else
+                dense_macs_per_token(name, base.emb_dim, list(sizes), vocab)["total"])
+        equal[name]["infer"] = {"us_per_word": infer_us_per_word(model, words), "macs_per_word": macs,
+                                "words": int(words.numel()) - 20}
+        log(f"  inference, batch 1: {equal[name]['infer']['us_per_word']:.0f} us CPU and "
+            f"{macs:,.0f} MACs per word")
         models[name] = model
+    if args.only == "a":
+        return _write(args, {"setup": _setup(corpus, vocab, held_out, base, args),
+                             "machine": _machine(args), "equal_time": equal,
+                             "seconds": time.perf_counter() - start}, log)
 
     # (b) sparsity vs perplexity
     sweep = []
@@ -253,13 +312,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              f"{args.sweep_budget:g} s {args.clock} each")
     out = {
         "plot_title": title,
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
-                    "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "clock": args.clock},
-        "setup": {"corpus": corpus.name, "vocab": vocab, "train_words": corpus.train.numel(),
-                  "eval_words": held_out.numel(), "eval_split": "test",
-                  "egru_config": base.to_dict(),
-                  **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}},
+        "machine": _machine(args),
+        "setup": _setup(corpus, vocab, held_out, base, args),
         "equal_time": equal,
         "sweep": sweep,
         "pruning": {"unpruned_macs": unpruned, "dense_macs": {"egru": dense_egru, "gru": dense_gru,

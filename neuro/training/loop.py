@@ -16,7 +16,7 @@ recipe; :func:`train_classifier`: Adam on the time-summed readout).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,11 +176,25 @@ def train_classifier(
     """Adam on the cross-entropy of the time-summed readout ``out.sum(0)``; prediction: its argmax."""
     check_positive(epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = adam(model.parameters(), lr=lr)
     return fit(model, train, test, loss=lambda out, y: F.cross_entropy(out.sum(0), y),
                optimizers=[opt], epochs=epochs, batch_size=batch_size, seed=seed,
                progress=progress, log=log)
 
 
-__all__ = ["TrainResult", "check_positive", "epoch_checkpoints", "evaluate", "fit",
+def adam(params: Iterable[torch.Tensor], lr: float, **kwargs: Any) -> torch.optim.Adam:
+    """``torch.optim.Adam``, fused (one vectorised pass over each parameter) when it can be.
+
+    torch's default CPU Adam runs about ten element-wise kernels per parameter tensor; with
+    ``fused=True`` one. Measured on one Zen 3 core, 2.3 M float32 parameters (the 768 x 4 LIF
+    network): about 13 ms per step vs 2 ms (README, "LIF training across shapes"). Same update
+    rule; results differ from the default in float32 rounding only. Falls back to the default
+    when a parameter is not a floating-point CPU or CUDA tensor.
+    """
+    params = list(params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None, **kwargs)
+
+
+__all__ = ["TrainResult", "adam", "check_positive", "epoch_checkpoints", "evaluate", "fit",
            "summed_argmax", "train_classifier"]

@@ -29,6 +29,11 @@ def _check(out: dict, path: Path, budget: float, targets: list[float]) -> None:
         assert abs(r["params"] - eq["egru"]["params"]) <= 0.02 * eq["egru"]["params"], name
         assert r["train_seconds"] >= budget and r["train_tokens"] > 0 and r["ppl"] > 1
     assert eq["gru"]["activity_sparsity"] == 0.0 and 0 <= eq["egru"]["activity_sparsity"] <= 1
+    for name, r in eq.items():  # per-word inference of the trained models, batch 1
+        assert r["infer"]["us_per_word"] > 0 and r["infer"]["macs_per_word"] > 0, name
+    assert eq["gru"]["infer"]["macs_per_word"] == saved["pruning"]["dense_macs"]["gru"]["total"]
+    # the EGRU's count is its measured events: below its dense count
+    assert eq["egru"]["infer"]["macs_per_word"] < saved["pruning"]["dense_macs"]["egru"]["total"]
     levels = saved["pruning"]["levels"]
     assert [lv["target"] for lv in levels] == targets
     dense = saved["pruning"]["dense_macs"]["egru"]["total"]
@@ -55,6 +60,22 @@ def test_egru_lm_example_on_ptb_files(tmp_path):
                           "--clock", "wall"])
     _check(out, out_path, 0.3, [0.8, 0.95])
     assert out["setup"]["corpus"].startswith("ptb") and len(out["sweep"]) == 2
+
+
+def test_egru_lm_example_only_a_with_threshold(tmp_path):
+    text = offline_text(600).splitlines()
+    data = tmp_path / "ptb"
+    data.mkdir()
+    for name, lines in (("train", text[:400]), ("valid", text[400:500]), ("test", text[500:])):
+        (data / f"ptb.{name}.txt").write_text("\n".join(lines) + "\n")
+    out_path = tmp_path / "a.json"
+    out = _script().main(["--quick", "--data", str(data), "--out", str(out_path), "--only", "a",
+                          "--thr-mean", "0.2", "--budget", "0.2", "--eval-words", "300",
+                          "--infer-words", "30", "--clock", "wall"])
+    saved = json.loads(out_path.read_text())
+    assert saved == json.loads(json.dumps(out)) and "sweep" not in saved
+    assert saved["setup"]["egru_config"]["thr_mean"] == 0.2
+    assert {r["infer"]["words"] for r in saved["equal_time"].values()} == {30}
 
 
 @pytest.mark.slow

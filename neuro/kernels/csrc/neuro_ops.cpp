@@ -291,13 +291,12 @@ constexpr int64_t kBlock = 64;
 // W [N, K] (row n: the weights into output n) -> slabs [ceil(N / kBlock)][K][kBlock] with
 // slab[b][k][j] = W[b * kBlock + j, k], zero-padded.  Reading W directly saves the transposed
 // copy W^T that the caller would otherwise make.
-static std::vector<float> pack_slabs(const float* W, int64_t N, int64_t K) {
+static void pack_slabs(const float* W, int64_t N, int64_t K, float* out) {
   const int64_t nb = (N + kBlock - 1) / kBlock;
-  std::vector<float> out(static_cast<size_t>(nb * K * kBlock));
   at::parallel_for(0, nb, 1, [&](int64_t blo, int64_t bhi) {
     for (int64_t b = blo; b < bhi; ++b) {
       const int64_t j0 = b * kBlock, w = std::min(kBlock, N - j0);
-      float* slab = out.data() + b * K * kBlock;
+      float* slab = out + b * K * kBlock;
       for (int64_t j = 0; j < w; ++j) {
         const float* wr = W + (j0 + j) * K;
         for (int64_t k = 0; k < K; ++k) slab[k * kBlock + j] = wr[k];
@@ -309,7 +308,6 @@ static std::vector<float> pack_slabs(const float* W, int64_t N, int64_t K) {
       }
     }
   });
-  return out;
 }
 
 // event_block for the first w <= kBlock columns only (edges, and builds without AVX2): the sums
@@ -387,13 +385,13 @@ static inline void event_block(const float* init, const int32_t* __restrict__ id
 // for r in [lo, hi): slabs outer (one slab stays in cache), rows inner.  init: [N] or null (0).
 static void event_rows_blocked(int64_t lo, int64_t hi, int64_t N, const float* init,
                                const int64_t* RP, const int32_t* idx, const float* val,
-                               const std::vector<float>& packed, int64_t rows, float* out) {
+                               const float* packed, int64_t rows, float* out) {
   alignas(32) float init_block[kBlock];
   alignas(32) float tail[kBlock];
   for (int64_t j0 = 0, b = 0; j0 < N; j0 += kBlock, ++b) {
     const int64_t w = std::min(kBlock, N - j0);
     for (int64_t j = 0; j < kBlock; ++j) init_block[j] = (init && j < w) ? init[j0 + j] : 0.0f;
-    const float* slab = packed.data() + b * rows * kBlock;
+    const float* slab = packed + b * rows * kBlock;
     for (int64_t r = lo; r < hi; ++r) {
       float* o = out + r * N + j0;
       if (w == kBlock) {
@@ -458,9 +456,22 @@ static inline int64_t gather_nonzero(const float* __restrict__ xr, int64_t K, in
 // exactly 1) and accumulates one weight column of W per non-zero input.  When more than
 // max_density of x is non-zero it stops after counting and returns an empty y: the caller then
 // runs a dense GEMM.
+// The weight [N, K] in the slab layout of event_rows_blocked: for each block of kBlock output
+// columns, K rows of kBlock floats (zero-padded), i.e. W^T cut into column slabs.  A flat float32
+// tensor of ceil(N / kBlock) * K * kBlock entries; spike_linear_forward packs it itself when it is
+// not given one (spike_linear.py caches it while the weight does not change, for inference).
+at::Tensor spike_linear_pack(const at::Tensor& weight) {
+  check_lif(weight, "weight");
+  TORCH_CHECK(weight.dim() == 2, "spike_linear_pack: weight [N, K] expected");
+  const int64_t N = weight.size(0), K = weight.size(1);
+  auto out = at::empty({(N + kBlock - 1) / kBlock * K * kBlock}, weight.options());
+  pack_slabs(weight.data_ptr<float>(), N, K, out.data_ptr<float>());
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
     const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
-    double max_density) {
+    double max_density, const c10::optional<at::Tensor>& packed_weight) {
   check_lif(x, "x");
   check_lif(weight, "weight");
   TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && x.size(1) == weight.size(1),
@@ -488,7 +499,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
   at::Tensor y = at::empty({R, N}, x.options());
   float* Y = y.data_ptr<float>();
   const float* Bp = (bias.has_value() && bias->defined()) ? bias->data_ptr<float>() : nullptr;
-  const std::vector<float> packed = pack_slabs(W, N, K);
+  std::vector<float> own;
+  const float* packed = nullptr;
+  if (packed_weight.has_value() && packed_weight->defined()) {
+    check_lif(*packed_weight, "packed_weight");
+    TORCH_CHECK(packed_weight->numel() == (N + kBlock - 1) / kBlock * K * kBlock,
+                "spike_linear_forward: packed_weight has ", packed_weight->numel(),
+                " entries, expected ", (N + kBlock - 1) / kBlock * K * kBlock,
+                " for a weight [", N, ", ", K, "]");
+    packed = packed_weight->data_ptr<float>();
+  } else {
+    own.resize(static_cast<size_t>((N + kBlock - 1) / kBlock * K * kBlock));
+    pack_slabs(W, N, K, own.data());
+    packed = own.data();
+  }
   at::parallel_for(0, R, 16, [&](int64_t lo, int64_t hi) {
     bool ones = true;
     for (int64_t r = lo; r < hi; ++r) gather_nonzero(X + r * K, K, C, V, RP[r], ones);
@@ -497,6 +521,63 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> spike_linear_forward(
   });
   if (binary.load()) val = at::empty({0}, x.options());
   return {y, row_ptr, col, val};
+}
+
+// a [R, C] float32 contiguous -> a^T [C, R] contiguous.  ATen's strided copy for
+// `a.t().contiguous()` reads one side with a stride of C floats, and at C = 768 (3 KiB, a multiple
+// of 1 KiB) its rows fall into a few L1 sets: 1.17 ms for 768 x 768 on one Zen 3 core.  Here
+// 8 x 8 blocks are transposed in AVX2 registers (8 loads, 24 shuffles, 8 stores) inside 64 x 64
+// tiles; edges are copied one by one.  Exact (a copy).
+static at::Tensor transposed(const at::Tensor& a) {
+  const int64_t R = a.size(0), C = a.size(1);
+  auto out = at::empty({C, R}, a.options());
+  const float* A = a.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  constexpr int64_t kTile = 64;
+  at::parallel_for(0, (R + kTile - 1) / kTile, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t rt = lo; rt < hi; ++rt) {
+      const int64_t r0 = rt * kTile, r1 = std::min(R, r0 + kTile);
+      for (int64_t c0 = 0; c0 < C; c0 += kTile) {
+        const int64_t c1 = std::min(C, c0 + kTile);
+        int64_t rv = r0, cv = c0;  // the part covered by full 8 x 8 blocks: [r0, rv) x [c0, cv)
+#if defined(__AVX2__)
+        rv = r0 + (r1 - r0) / 8 * 8;
+        cv = c0 + (c1 - c0) / 8 * 8;
+        for (int64_t r = r0; r < rv; r += 8) {
+          for (int64_t c = c0; c < cv; c += 8) {
+            const float* src = A + r * C + c;
+            __m256 t0 = _mm256_loadu_ps(src), t1 = _mm256_loadu_ps(src + C),
+                   t2 = _mm256_loadu_ps(src + 2 * C), t3 = _mm256_loadu_ps(src + 3 * C),
+                   t4 = _mm256_loadu_ps(src + 4 * C), t5 = _mm256_loadu_ps(src + 5 * C),
+                   t6 = _mm256_loadu_ps(src + 6 * C), t7 = _mm256_loadu_ps(src + 7 * C);
+            __m256 u0 = _mm256_unpacklo_ps(t0, t1), u1 = _mm256_unpackhi_ps(t0, t1),
+                   u2 = _mm256_unpacklo_ps(t2, t3), u3 = _mm256_unpackhi_ps(t2, t3),
+                   u4 = _mm256_unpacklo_ps(t4, t5), u5 = _mm256_unpackhi_ps(t4, t5),
+                   u6 = _mm256_unpacklo_ps(t6, t7), u7 = _mm256_unpackhi_ps(t6, t7);
+            __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE),
+                   v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE),
+                   v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE),
+                   v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+            float* dst = O + c * R + r;
+            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(v0, v4, 0x20));
+            _mm256_storeu_ps(dst + R, _mm256_permute2f128_ps(v1, v5, 0x20));
+            _mm256_storeu_ps(dst + 2 * R, _mm256_permute2f128_ps(v2, v6, 0x20));
+            _mm256_storeu_ps(dst + 3 * R, _mm256_permute2f128_ps(v3, v7, 0x20));
+            _mm256_storeu_ps(dst + 4 * R, _mm256_permute2f128_ps(v0, v4, 0x31));
+            _mm256_storeu_ps(dst + 5 * R, _mm256_permute2f128_ps(v1, v5, 0x31));
+            _mm256_storeu_ps(dst + 6 * R, _mm256_permute2f128_ps(v2, v6, 0x31));
+            _mm256_storeu_ps(dst + 7 * R, _mm256_permute2f128_ps(v3, v7, 0x31));
+          }
+        }
+#endif
+        for (int64_t c = c0; c < c1; ++c) {  // edges: columns past cv, rows past rv
+          float* __restrict__ o = O + c * R;
+          for (int64_t r = (c < cv ? rv : r0); r < r1; ++r) o[r] = A[r * C + c];
+        }
+      }
+    }
+  });
+  return out;
 }
 
 // Rows of the output gradient per block of the weight gradient: a block's [kRowBlock, kBlock]
@@ -573,7 +654,7 @@ at::Tensor spike_linear_backward_weight(const at::Tensor& row_ptr, const at::Ten
       }
     }
   });
-  return gwt.t().contiguous();
+  return transposed(gwt);
 }
 
 }  // namespace
@@ -836,6 +917,7 @@ TORCH_LIBRARY(neuro_ops, m) {
   m.def("int_event_matmul", &int_event_matmul);
   m.def("lif_forward", &lif_forward);
   m.def("lif_backward", &lif_backward);
+  m.def("spike_linear_pack", &spike_linear_pack);
   m.def("spike_linear_forward", &spike_linear_forward);
   m.def("spike_linear_backward_weight", &spike_linear_backward_weight);
   m.def("int_lif_forward", &int_lif_forward);

@@ -37,7 +37,7 @@ def test_weight_gradient_bit_exact_across_blocks(n_out, binary):
         x = x * torch.rand(R, K, generator=g) * 3
     w = torch.randn(n_out, K, generator=g)
     ops = _ops()
-    y, row_ptr, col, val = ops.spike_linear_forward(x, w, None, 0.1)
+    y, row_ptr, col, val = ops.spike_linear_forward(x, w, None, 0.1, None)
     assert y.numel() and (val.numel() == 0) == binary
     gy = torch.randn(R, n_out, generator=g)
     gw = ops.spike_linear_backward_weight(row_ptr, col, val, gy, K)
@@ -51,7 +51,7 @@ def test_forward_equals_ordered_row_sums():
     R, K, N = 300, 77, 70
     x = (torch.rand(R, K, generator=g) < 0.08).float()
     w, b = torch.randn(N, K, generator=g), torch.randn(N, generator=g)
-    y = _ops().spike_linear_forward(x, w, b, 0.1)[0]
+    y = _ops().spike_linear_forward(x, w, b, 0.1, None)[0]
     ref = b.expand(R, N).clone()
     for r in range(R):
         for k in x[r].nonzero().flatten().tolist():  # bias first, then events ascending
@@ -61,7 +61,51 @@ def test_forward_equals_ordered_row_sums():
 
 def test_weight_with_other_width_is_refused():
     with pytest.raises(RuntimeError, match="weight \\[N, K\\]"):
-        _ops().spike_linear_forward(torch.zeros(4, 10), torch.zeros(3, 11), None, 0.1)
+        _ops().spike_linear_forward(torch.zeros(4, 10), torch.zeros(3, 11), None, 0.1, None)
+
+
+def test_inference_caches_the_packed_weight_until_it_changes():
+    import importlib
+
+    sl = importlib.import_module("neuro.kernels.spike_linear")
+
+    g = torch.Generator().manual_seed(5)
+    R, K, N = 100, 300, 130  # N crosses a 64-column slab and is not a multiple of it
+    x = (torch.rand(R, K, generator=g) < 0.08).float()
+    layer = torch.nn.Linear(K, N)
+    with torch.no_grad():
+        first = sl.spike_linear(x, layer.weight, layer.bias, cpp=True)
+        cached = getattr(layer.weight, sl._CACHE_ATTR)[2]
+        again = sl.spike_linear(x, layer.weight, layer.bias, cpp=True)
+        assert getattr(layer.weight, sl._CACHE_ATTR)[2] is cached  # reused, not repacked
+    trained = sl.spike_linear(x, layer.weight, layer.bias, cpp=True)  # autograd path, packs per call
+    assert torch.equal(first, again) and torch.equal(first, trained.detach())
+    torch.testing.assert_close(first, torch.nn.functional.linear(x, layer.weight, layer.bias))
+    with torch.no_grad():
+        layer.weight.mul_(-2.0)  # in place: the version counter moves
+        y = sl.spike_linear(x, layer.weight, layer.bias, cpp=True)
+        torch.testing.assert_close(y, torch.nn.functional.linear(x, layer.weight, layer.bias))
+        layer.weight.data = torch.randn(N, K, generator=g)  # new storage, same version
+        y = sl.spike_linear(x, layer.weight, layer.bias, cpp=True)
+        torch.testing.assert_close(y, torch.nn.functional.linear(x, layer.weight, layer.bias))
+        layer.load_state_dict({"weight": torch.randn(N, K, generator=g), "bias": layer.bias})
+        y = sl.spike_linear(x, layer.weight, layer.bias, cpp=True)
+        torch.testing.assert_close(y, torch.nn.functional.linear(x, layer.weight, layer.bias))
+        dense = torch.ones(R, K)  # above the density limit: the dense product, nothing cached
+        fresh = torch.nn.Linear(K, N)
+        torch.testing.assert_close(sl.spike_linear(dense, fresh.weight, fresh.bias, cpp=True),
+                                   torch.nn.functional.linear(dense, fresh.weight, fresh.bias))
+        assert getattr(fresh.weight, sl._CACHE_ATTR, None) is None
+    with torch.inference_mode():  # inference tensors carry no version counter: no cache
+        w = torch.randn(N, K)
+        torch.testing.assert_close(sl.spike_linear(x, w, None, cpp=True), x @ w.t())
+
+
+def test_packed_weight_of_other_size_is_refused():
+    ops = _ops()
+    with pytest.raises(RuntimeError, match="packed_weight has 64 entries"):
+        ops.spike_linear_forward(torch.zeros(4, 10), torch.zeros(3, 10), None, 0.1, torch.zeros(64))
+    assert ops.spike_linear_pack(torch.zeros(65, 10)).numel() == 2 * 10 * 64
 
 
 def test_malloc_tuning_reports_its_state(monkeypatch):
