@@ -55,7 +55,6 @@ backward sparsity (fraction of units outside the pseudo-derivative's support, an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +86,64 @@ def available() -> bool:
     return os.environ.get("NEURO_DISABLE_EXT") != "1" and load()
 
 
-@dataclass
 class SparsityStats:
     """Activity and gradient sparsity of one layer's last forward (and backward) pass.
 
     ``forward``: fraction of ``y`` entries that are zero (rows of ``R`` not read).
     ``backward``: fraction of ``(t, b, h)`` with ``|u - theta| >= 1/supp`` (pseudo-derivative 0).
     ``backward_dy_skipped``: fraction of ``dL/dy`` entries the fused backward did not compute
-    (None until a fused backward ran)."""
+    (None until a fused backward ran).
 
-    forward: float = float("nan")
-    backward: float = float("nan")
-    backward_dy_skipped: float | None = None
+    Without autograd (inference) the two fractions are computed when first read, from the
+    forward's ``y, c, o, theta`` (held until then): at batch 1, token by token, their five small
+    reductions per layer cost as much as the layer's kernel. With autograd they are computed at
+    once (the tensors are not kept alive past the step)."""
+
+    def __init__(self, forward: float = float("nan"), backward: float = float("nan"),
+                 backward_dy_skipped: float | None = None) -> None:
+        self._forward, self._backward = forward, backward
+        self.backward_dy_skipped = backward_dy_skipped
+        self._pending: tuple[Tensor, Tensor, Tensor, Tensor, float] | None = None
+
+    def defer(self, y: Tensor, c: Tensor, o: Tensor, theta: Tensor, support: float) -> None:
+        """Compute ``forward``/``backward`` from these tensors when first read."""
+        self._pending = (y, c, o, theta, support)
+
+    def _resolve(self) -> None:
+        if self._pending is None:
+            return
+        y, c, o, theta, support = self._pending
+        self._pending = None
+        with torch.no_grad():
+            self._forward = float((y == 0).float().mean())
+            u = c + o * theta
+            self._backward = float(((u - theta).abs() * support >= 1).float().mean())
+
+    @property
+    def forward(self) -> float:
+        self._resolve()
+        return self._forward
+
+    @forward.setter
+    def forward(self, value: float) -> None:
+        self._resolve()
+        self._forward = value
+
+    @property
+    def backward(self) -> float:
+        self._resolve()
+        return self._backward
+
+    @backward.setter
+    def backward(self, value: float) -> None:
+        self._resolve()
+        self._backward = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SparsityStats) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return f"SparsityStats({self.as_dict()})"
 
     def as_dict(self) -> dict[str, Any]:
         return {"forward": self.forward, "backward": self.backward,
@@ -235,10 +280,9 @@ def egru_sequence(ax: Tensor, R: Tensor, br: Tensor, theta: Tensor, c0: Tensor, 
     else:
         y, c, o = egru_loop(ax, R, br, theta, c0, y0, keep, float(dampening), float(support))
     if stats is not None:
-        with torch.no_grad():
-            stats.forward = float((y == 0).float().mean())
-            u = c + o * theta
-            stats.backward = float(((u - theta).abs() * support >= 1).float().mean())
+        stats.defer(y.detach(), c.detach(), o.detach(), theta.detach(), float(support))
+        if torch.is_grad_enabled():
+            stats._resolve()
         if not use_fused:
             stats.backward_dy_skipped = None
     return y, c, o

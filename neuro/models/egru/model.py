@@ -25,14 +25,20 @@ from .layer import EGRULayer, activity_regularization, output_trace
 @dataclass
 class Aux:
     """Internals of the last forward: per layer ``c``, ``o`` (``[T, B, H]``), the last layer's
-    output ``trace`` (``0.9 tr + 0.1 y``), per-layer ``sparsity`` dicts and the regulariser ``reg``
-    (a scalar tensor, 0 when ``alpha = beta = gamma = 0``)."""
+    output ``trace`` (``0.9 tr + 0.1 y``), per-layer ``stats`` (:class:`~.kernels.SparsityStats`,
+    as dicts: ``sparsity``) and the regulariser ``reg`` (a scalar tensor, 0 when
+    ``alpha = beta = gamma = 0``)."""
 
     c: list[Tensor] = field(default_factory=list)
     o: list[Tensor] = field(default_factory=list)
     trace: Tensor | None = None
-    sparsity: list[dict[str, Any]] = field(default_factory=list)
+    stats: list[Any] = field(default_factory=list)
     reg: Tensor | float = 0.0
+
+    @property
+    def sparsity(self) -> list[dict[str, Any]]:
+        """Per layer ``{"forward", "backward", "backward_dy_skipped"}`` (computed when read)."""
+        return [s.as_dict() for s in self.stats]
 
     def activity(self) -> float:
         """Fraction of units with an event, over every layer, step and sequence."""
@@ -70,7 +76,7 @@ def _run_layers(layers: nn.ModuleList, x: Tensor, state: list[EGRUState] | None,
         new_state.append(EGRUState(st.c[-1], st.y[-1], st.o[-1]))
         aux.c.append(st.c)
         aux.o.append(st.o)
-        aux.sparsity.append(layer.last_stats.as_dict())
+        aux.stats.append(layer.last_stats)
         if cfg.alpha or cfg.beta or cfg.gamma:
             reg = reg + activity_regularization(st.c, st.o, cfg.alpha, cfg.beta, cfg.gamma)
         x = variational_dropout(y, between, training) if i < len(layers) - 1 else y

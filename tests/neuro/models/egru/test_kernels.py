@@ -41,6 +41,21 @@ def _run(inputs, keep, cot, backend, csr, support=1.3):
     return [y, c, o] + [t.grad for t in ins], st
 
 
+def test_inference_stats_are_computed_when_read_and_equal_the_eager_ones():
+    inputs, keep, cot = _case(11, "none")
+    _, eager = _run(inputs, keep, cot, "fused", False)
+    lazy = SparsityStats()
+    with torch.no_grad():
+        y, c, o = egru_sequence(*inputs, keep, dampening=0.7, support=1.3, backend="fused",
+                                stats=lazy)
+    assert lazy._pending is not None  # nothing computed yet
+    assert lazy.forward == pytest.approx(float((y == 0).double().mean()))
+    assert lazy._pending is None
+    assert lazy.as_dict()["backward"] == pytest.approx(eager.backward)
+    lazy.backward = 0.25  # a later (fused backward) value replaces it
+    assert lazy.backward == 0.25
+
+
 @pytest.mark.parametrize("keep_mode", ["none", "mask", "eval"])
 @pytest.mark.parametrize("csr", [False, True])
 def test_fused_equals_loop_forward_and_gradient(keep_mode, csr):
