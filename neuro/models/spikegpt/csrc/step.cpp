@@ -49,6 +49,8 @@ constexpr int64_t kMatsPerBlock = 7;
 // non-zero rows (measured on a 2-core AMD EPYC, Zen 3; a prefetch changes no result)
 constexpr int64_t kPrefetchGroups = 1;
 constexpr int64_t kPrefetchRows = 8;
+// non-zero rows of the value product added per load and store of its output block
+constexpr int kValueRows = 8;
 
 #ifdef NEURO_STEP_AVX2
 inline float hsum(__m256 v) {
@@ -147,69 +149,70 @@ void gemv_rows(const T* W, const float* scale, int64_t I, const float* x, int64_
   }
 }
 
+// yb[o] = fma(w[R-1][o], x[R-1], ... fma(w[0][o], x[0], yb[o])) for o in [c0, c1): R rows of a
+// transposed weight added to one output block, which is loaded and stored once (the FMAs in the
+// order of the rows, so the same bits as R passes of one row), while the R rows pf are prefetched
+// one cache line per row ahead of use (each line of pf[r] as the same columns of w[r] are read).
+template <int R, typename T>
+inline void event_group(const T* const* w, const float* x, const T* const* pf, float* yb, int64_t c0,
+                        int64_t c1) {
+  int64_t o = c0;
+#ifdef NEURO_STEP_AVX2
+  __m256 xv[R];
+  for (int r = 0; r < R; ++r) xv[r] = _mm256_set1_ps(x[r]);
+  constexpr int64_t kLine = 64 / sizeof(T);  // weights per cache line (16, 32 or 64)
+  for (; o + kLine <= c1; o += kLine) {
+    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(pf[r] + o), _MM_HINT_T0);
+    for (int64_t q = o; q < o + kLine; q += 8) {
+      __m256 acc = _mm256_loadu_ps(yb + q);
+      for (int r = 0; r < R; ++r) acc = _mm256_fmadd_ps(load8(w[r] + q), xv[r], acc);
+      _mm256_storeu_ps(yb + q, acc);
+    }
+  }
+  for (; o + 8 <= c1; o += 8) {
+    __m256 acc = _mm256_loadu_ps(yb + o);
+    for (int r = 0; r < R; ++r) acc = _mm256_fmadd_ps(load8(w[r] + o), xv[r], acc);
+    _mm256_storeu_ps(yb + o, acc);
+  }
+#endif
+  for (; o < c1; ++o) {
+    float acc = yb[o];
+    for (int r = 0; r < R; ++r) acc = std::fma(to_float(w[r][o]), x[r], acc);
+    yb[o] = acc;
+  }
+}
+
 // y[b, o] = sum over i with x[b, i] != 0 of (x[b, i] scale[i]) WT[i, o], for columns o in [c0, c1):
 // the product with a transposed weight WT [I, O] that reads only the rows of the non-zero inputs
 // (the squared ReLU of the channel mixing is zero for every negative pre-activation). Each output
-// sums its terms in increasing i, one FMA per term (y = fma(w, x_i, y)), whatever the column split.
-// The rows are taken 4 at a time: the output block is loaded once, receives the 4 rows' FMAs in
-// order and is stored once (the same FMAs in the same order as one row at a time, so the same
-// bits), and the rows kPrefetchRows non-zero inputs ahead are prefetched while these are read
-// (their order is data-dependent, so the hardware prefetcher cannot guess it).
+// sums its terms in increasing i, one FMA per term (y = fma(w, x_i, y)), whatever the column split
+// or grouping. The rows are taken kValueRows at a time (event_group: one load and store of the
+// output block per group instead of per row), and the rows kPrefetchRows non-zero inputs ahead
+// are prefetched while these are read (their order is data-dependent, so the hardware
+// prefetcher cannot guess it; past the last row the last row is prefetched again).
 template <typename T>
 void event_rows(const T* WT, const float* scale, int64_t I, int64_t O, const float* x, int64_t b,
                 const std::vector<int64_t>& nz, float* y, int64_t c0, int64_t c1) {
   float* yb = y + b * O;
   for (int64_t o = c0; o < c1; ++o) yb[o] = 0.f;
   const int64_t n = static_cast<int64_t>(nz.size());
-  auto xs = [&](int64_t i) { return scale != nullptr ? x[b * I + i] * scale[i] : x[b * I + i]; };
+  const T* w[kValueRows];
+  const T* pf[kValueRows];
+  float xs[kValueRows];
+  auto row = [&](int64_t g, int r) {
+    const int64_t i = nz[g + r];
+    w[r] = WT + i * O;
+    xs[r] = scale != nullptr ? x[b * I + i] * scale[i] : x[b * I + i];
+    pf[r] = WT + nz[std::min(g + kPrefetchRows + r, n - 1)] * O;
+  };
   int64_t g = 0;
-  for (; g + 4 <= n; g += 4) {
-    const float x0 = xs(nz[g]), x1 = xs(nz[g + 1]), x2 = xs(nz[g + 2]), x3 = xs(nz[g + 3]);
-    const T *w0 = WT + nz[g] * O, *w1 = WT + nz[g + 1] * O, *w2 = WT + nz[g + 2] * O,
-            *w3 = WT + nz[g + 3] * O;
-    int64_t o = c0;
-#ifdef NEURO_STEP_AVX2
-    // the rows to prefetch: kPrefetchRows ahead (the last group prefetches nothing)
-    const T* pf[4];
-    int npf = 0;
-    for (int64_t k = g + kPrefetchRows; k < std::min(n, g + kPrefetchRows + 4); ++k) {
-      pf[npf++] = WT + nz[k] * O;
-    }
-    const __m256 v0 = _mm256_set1_ps(x0), v1 = _mm256_set1_ps(x1), v2 = _mm256_set1_ps(x2),
-                 v3 = _mm256_set1_ps(x3);
-    constexpr int64_t kLine = 64 / sizeof(T);  // weights per cache line
-    for (; o + 8 <= c1; o += 8) {
-      if ((o - c0) % kLine == 0) {
-        for (int k = 0; k < npf; ++k) _mm_prefetch(reinterpret_cast<const char*>(pf[k] + o), _MM_HINT_T0);
-      }
-      __m256 acc = _mm256_loadu_ps(yb + o);
-      acc = _mm256_fmadd_ps(load8(w0 + o), v0, acc);
-      acc = _mm256_fmadd_ps(load8(w1 + o), v1, acc);
-      acc = _mm256_fmadd_ps(load8(w2 + o), v2, acc);
-      acc = _mm256_fmadd_ps(load8(w3 + o), v3, acc);
-      _mm256_storeu_ps(yb + o, acc);
-    }
-#endif
-    for (; o < c1; ++o) {
-      float acc = yb[o];
-      acc = std::fma(to_float(w0[o]), x0, acc);
-      acc = std::fma(to_float(w1[o]), x1, acc);
-      acc = std::fma(to_float(w2[o]), x2, acc);
-      acc = std::fma(to_float(w3[o]), x3, acc);
-      yb[o] = acc;
-    }
+  for (; g + kValueRows <= n; g += kValueRows) {
+    for (int r = 0; r < kValueRows; ++r) row(g, r);
+    event_group<kValueRows>(w, xs, pf, yb, c0, c1);
   }
   for (; g < n; ++g) {
-    const float xi = xs(nz[g]);
-    const T* w = WT + nz[g] * O;
-    int64_t o = c0;
-#ifdef NEURO_STEP_AVX2
-    const __m256 xv = _mm256_set1_ps(xi);
-    for (; o + 8 <= c1; o += 8) {
-      _mm256_storeu_ps(yb + o, _mm256_fmadd_ps(load8(w + o), xv, _mm256_loadu_ps(yb + o)));
-    }
-#endif
-    for (; o < c1; ++o) yb[o] = std::fma(to_float(w[o]), xi, yb[o]);
+    row(g, 0);
+    event_group<1>(w, xs, pf, yb, c0, c1);
   }
 }
 
@@ -273,6 +276,17 @@ void event_product(const Mat& WT, int64_t I, int64_t O, const float* x, int64_t 
       });
     });
   }
+}
+
+// (e^{x1 - m}, e^{x2 - m}) with m = std::max(x1, x2), using one exponential (wkv.cpp's exp_pair):
+// the maximum's term is e^0 = 1 exactly and the other is e^{-(the difference)} (x1 - x2 = -(x2 - x1)
+// exactly), so this gives the same bits as two calls of std::exp.  Returns m.
+inline double exp_pair(double x1, double x2, double& e1, double& e2) {
+  const bool first = !(x1 < x2);  // std::max(x1, x2) == x1
+  const double e = std::exp(first ? x2 - x1 : x1 - x2);
+  e1 = first ? 1.0 : e;
+  e2 = first ? e : 1.0;
+  return first ? x1 : x2;
 }
 
 // out[b] = LN(x[b]) * g + beta, per row of C (mean and biased variance, eps 1e-5).
@@ -399,12 +413,10 @@ std::vector<at::Tensor> step(const at::Tensor& x_in, at::TensorList weights_in, 
       for (int64_t c = 0; c < C; ++c) {
         const int64_t j = b * C + c;
         const double kt = k[j], vt = v[j], uc = u[c], wc = wd[c];
-        double m = std::max(p0[j], uc + kt);
-        double e1 = std::exp(p0[j] - m), e2 = std::exp(uc + kt - m);
+        double e1, e2;
+        exp_pair(p0[j], uc + kt, e1, e2);
         const float y = static_cast<float>((e1 * a0[j] + e2 * vt) / (e1 * b0[j] + e2));
-        m = std::max(wc + p0[j], kt);
-        e1 = std::exp(wc + p0[j] - m);
-        e2 = std::exp(kt - m);
+        const double m = exp_pair(wc + p0[j], kt, e1, e2);
         pa[j] = e1 * a0[j] + e2 * vt;
         pb[j] = e1 * b0[j] + e2;
         pp[j] = m;
