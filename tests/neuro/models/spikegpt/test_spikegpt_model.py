@@ -378,3 +378,21 @@ def test_weight_formats_convert_the_cached_float32_list():
     w8, s8 = step_kernel._weights(model, "int8")
     assert step_kernel._weights(model, "float32")[0] is not f32
     torch.testing.assert_close(s8[-1], 2 * scales[-1])
+
+
+def test_fused_step_of_an_inference_mode_model_is_not_cached():
+    """Parameters made under ``torch.inference_mode`` have no version counter: the weight lists
+    are rebuilt every step, so an in-place update is still seen."""
+    from neuro.models.spikegpt import step as step_kernel
+
+    plain = _random_model()
+    with torch.inference_mode():
+        model = _random_model()
+        tok = torch.tensor([3, 7])
+        a, _ = model.step(tok)
+        assert step_kernel._CACHE.get(model) is None
+        ref, _ = plain.step(tok)
+        assert torch.equal(a, ref)
+        model.head.weight.mul_(2)
+        b, _ = model.step(tok)
+    torch.testing.assert_close(b, 2 * a, rtol=1e-6, atol=1e-6)
