@@ -26,10 +26,10 @@ def _spiking_model(seed=0) -> SpikeGPT:
     return load_reference(FIX / "weights.safetensors").eval()
 
 
-def _random_model(seed=1, **kw) -> SpikeGPT:
+def _random_model(seed=1, n_embd=24, **kw) -> SpikeGPT:
     """A 3-block model with random (non-RWKV-init) weights scaled so the LIFs fire."""
     torch.manual_seed(seed)
-    cfg = SpikeGPTConfig(vocab_size=50, n_layer=3, n_embd=24, ctx_len=64, **kw)
+    cfg = SpikeGPTConfig(vocab_size=50, n_layer=3, n_embd=n_embd, ctx_len=64, **kw)
     model = SpikeGPT(cfg).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -340,3 +340,59 @@ def test_weight_format_errors_name_the_format():
             model.step(tok, weights="fp8")
         with pytest.raises(ValueError, match="int8 weights run only in the fused C\\+\\+ step"):
             model.step(tok, fused=False, weights="int8")
+
+
+@pytest.mark.parametrize("fmt", ["float32", "bfloat16", "int8"])
+def test_fused_step_odd_width_equals_generic(fmt):
+    """A width that is not a multiple of 8 (C = 20, H = 80) and two sequences: the products' scalar
+    tails and the value product's groups of 4 non-zero rows plus leftover rows all run."""
+    model = _random_model(seed=3, n_embd=20)
+    rounded = model if fmt == "float32" else _rounded_copy(model, fmt)
+    idx = torch.randint(0, model.config.vocab_size, (64, 2),
+                        generator=torch.Generator().manual_seed(7))
+    state = ref_state = None
+    with torch.inference_mode():
+        for t in range(idx.shape[0]):
+            out, state = model.step(idx[t], state, weights=fmt)
+            ref, ref_state = rounded.step(idx[t], ref_state, fused=False)
+            assert float((out - ref).abs().max()) < 1e-4, t
+
+
+def test_weight_formats_convert_the_cached_float32_list():
+    """bfloat16/int8 lists are made from the cached float32 list (its vectors shared, not rebuilt),
+    and every list is rebuilt after a weight change."""
+    from neuro.models.spikegpt import step as step_kernel
+
+    model = _random_model()
+    f32, _ = step_kernel._weights(model, "float32")
+    n = len(f32) - 3
+    mats = {b + j for b in range(0, n, 18) for j in step_kernel._MATRICES} | {len(f32) - 1}
+    for fmt, dtype in (("bfloat16", torch.bfloat16), ("int8", torch.int8)):
+        w, scales = step_kernel._weights(model, fmt)
+        assert all(w[i] is f32[i] for i in range(len(f32)) if i not in mats)
+        assert all(w[i].dtype == dtype for i in mats)
+        assert step_kernel._weights(model, "float32")[0] is f32
+        assert step_kernel._weights(model, fmt)[0] is w
+    with torch.no_grad():
+        model.head.weight.mul_(2)
+    w8, s8 = step_kernel._weights(model, "int8")
+    assert step_kernel._weights(model, "float32")[0] is not f32
+    torch.testing.assert_close(s8[-1], 2 * scales[-1])
+
+
+def test_fused_step_of_an_inference_mode_model_is_not_cached():
+    """Parameters made under ``torch.inference_mode`` have no version counter: the weight lists
+    are rebuilt every step, so an in-place update is still seen."""
+    from neuro.models.spikegpt import step as step_kernel
+
+    plain = _random_model()
+    with torch.inference_mode():
+        model = _random_model()
+        tok = torch.tensor([3, 7])
+        a, _ = model.step(tok)
+        assert step_kernel._CACHE.get(model) is None
+        ref, _ = plain.step(tok)
+        assert torch.equal(a, ref)
+        model.head.weight.mul_(2)
+        b, _ = model.step(tok)
+    torch.testing.assert_close(b, 2 * a, rtol=1e-6, atol=1e-6)
