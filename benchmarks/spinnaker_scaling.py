@@ -3,14 +3,15 @@
 
 The W3 network of ``spinnaker_speed.py`` (LIF, 80 % excitatory / 20 % inhibitory, same weights,
 tau_m and threshold, 100 Poisson inputs with p_in = 0.1, 1000 ticks of 1 ms), at
-``n`` = 2,500 / 10,000 / 40,000 neurons and input rates 10 / 20 / 40 Hz. The recurrent fan-out
+``n`` = 2,500 / 10,000 / 40,000 neurons and input rates 10 / 20 / 40 Hz, and 0 Hz (no events:
+the clock-driven neuron update alone). The recurrent fan-out
 is held at 100 synapses per neuron (p = 100 / n; at 10,000 neurons this is W3's 1 %), so the
 synapse count grows with n and the 100,000-neuron network has 10 M synapses.
 
 Each configuration runs in a fresh process (the backend's own path: ``map_network`` ->
 ``build_program`` -> ``simulate`` with the C++ engine, all statistics); the figure is the median
 CPU time (``time.process_time``, 1 thread) of ``RUNS`` runs after a warm-up. A least-squares fit
-``time = a * events + b * neuron_updates + c`` over the 9 points says what the cost follows
+``time = a * events + b * neuron_updates + c`` over the 12 points says what the cost follows
 (synaptic events, or neurons x ticks); the 100,000-neuron run reports its peak RSS (``ru_maxrss``
 of the process: network, mapping, program and simulation).
 
@@ -34,6 +35,9 @@ from _common import cpu_model, maxrss_bytes, run_worker, write_results
 
 SIZES = (2_500, 10_000, 40_000)
 RATES_HZ = (10.0, 20.0, 40.0)
+#: Each size also runs without input (no synaptic event: the neuron updates alone), which pins
+#: the per-update term of the fit instead of leaving it to be inferred from the event points.
+SILENT_HZ = 0.0
 BIG = 100_000
 FAN_OUT = 100
 RUNS = 3
@@ -126,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     script = str(Path(__file__).resolve())
     points = []
     for n in SIZES:
-        for rate in RATES_HZ:
+        for rate in (SILENT_HZ,) + RATES_HZ:
             r = run_worker(script, ["--worker", str(n), str(rate), "--runs", str(args.runs)],
                            str(REPO), env)
             points.append(r)
             print(f"  n={n:6d} rate={rate:4.0f} Hz: {r['time_s']:.4f} s, {r['synaptic_events']:>10d} "
-                  f"events, {r['spikes']:>8d} spikes, {r['time_s'] / r['synaptic_events'] * 1e9:.2f} "
-                  "ns/event", flush=True)
+                  f"events, {r['spikes']:>8d} spikes, " + (
+                      f"{r['time_s'] / r['synaptic_events'] * 1e9:.2f} ns/event" if r["synaptic_events"]
+                      else f"{r['time_s'] / r['neuron_updates'] * 1e9:.2f} ns/neuron update"),
+                  flush=True)
     f = fit(points)
     print(f"fit time = a*events + c: a = {f['events']['ns_per_event']:.2f} ns/event, "
           f"c = {f['events']['intercept_s'] * 1e3:.1f} ms, R^2 = {f['events']['r2']:.4f}")
