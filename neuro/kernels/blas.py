@@ -68,8 +68,9 @@ def _mode() -> str:
 
 def _ext() -> bool:
     """Whether the extension can run; with NEURO_BLAS=openblas its absence is an error."""
+    mode = _mode()
     ok = os.environ.get("NEURO_DISABLE_EXT") != "1" and load()
-    if not ok and _mode() == "openblas":
+    if not ok and mode == "openblas":
         raise RuntimeError("NEURO_BLAS=openblas needs the C++ extension neuro_blas "
                            f"({build_error() or 'disabled by NEURO_DISABLE_EXT=1'})")
     return ok
@@ -79,13 +80,9 @@ def backend(m: int, n: int, k: int, dtype: torch.dtype = torch.float32) -> str:
     """``"openblas"`` or ``"torch"``: what computes an ``[m, k] @ [k, n]`` product of ``dtype``
     under the current environment (raises like :func:`gemm` for ``NEURO_BLAS=openblas`` without
     OpenBLAS)."""
-    _mode()
     if not _ext():
         return "torch"
-    code = torch.ops.neuro_blas.choose(m, n, k, dtype == torch.float32)
-    if dtype != torch.float32:
-        return "torch"
-    return "openblas" if code == 1 else "torch"
+    return "openblas" if torch.ops.neuro_blas.choose(m, n, k, dtype == torch.float32) else "torch"
 
 
 def info() -> dict[str, object]:
