@@ -12,9 +12,12 @@ Why: on the 2-core AMD EPYC (Zen 3, AVX2) of the EGRU benchmarks, torch's MKL 20
 single-thread SGEMMs at 42-54 GFLOP/s (it takes its generic path on AMD), the OpenBLAS 0.3.30 in
 numpy's wheel at 65-79 GFLOP/s: ``4480 x 1350 @ 1350 x 4050`` 1093 vs 651 ms,
 ``(4480 x 1350)^T @ 4480 x 4050`` 958 vs 719 ms. With 64 rows (the EGRU's per-step products) they
-are equal or MKL wins (``64 x 4050 @ 4050 x 1350``: 11.6 vs 12.7 ms); from 256 rows on OpenBLAS is
-1.2-1.8x faster. So only products with ``min(M, N, K) >= NEURO_BLAS_MIN_DIM`` (default 256) are
-routed (``benchmarks/blas_crossover.py`` measures the table).
+are close: OpenBLAS wins when ``b`` is read along its rows (``64 x 1350 @ 1350 x 4050``: 13.8 vs
+17.1 ms), MKL when ``b`` is a transposed view (``64 x 4050 @ (1350 x 4050)^T``: 15.2 vs 13.4 ms);
+from 256 rows on OpenBLAS is 1.2-1.8x faster either way. So a product is routed when
+``min(M, N, K)`` is at least 64 (``b`` row-major) or 256 (``b`` transposed);
+``NEURO_BLAS_MIN_DIM`` sets one threshold for both (``benchmarks/blas_crossover.py`` measures the
+table).
 
 Selection (environment, read at every call):
 
@@ -76,24 +79,28 @@ def _ext() -> bool:
     return ok
 
 
-def backend(m: int, n: int, k: int, dtype: torch.dtype = torch.float32) -> str:
+def backend(m: int, n: int, k: int, dtype: torch.dtype = torch.float32, *,
+            b_transposed: bool = False) -> str:
     """``"openblas"`` or ``"torch"``: what computes an ``[m, k] @ [k, n]`` product of ``dtype``
-    under the current environment (raises like :func:`gemm` for ``NEURO_BLAS=openblas`` without
-    OpenBLAS)."""
+    (``b_transposed``: ``b`` is a transposed view such as ``w.t()``) under the current environment
+    (raises like :func:`gemm` for ``NEURO_BLAS=openblas`` without OpenBLAS)."""
     if not _ext():
         return "torch"
-    return "openblas" if torch.ops.neuro_blas.choose(m, n, k, dtype == torch.float32) else "torch"
+    code = torch.ops.neuro_blas.choose(m, n, k, dtype == torch.float32, b_transposed)
+    return "openblas" if code else "torch"
 
 
 def info() -> dict[str, object]:
     """The OpenBLAS library found (``path``; ``""`` if none), why it cannot be used (``error``;
-    ``""`` if it can), ``amd`` (cpuid vendor), ``min_dim`` and ``mode``."""
+    ``""`` if it can), ``amd`` (cpuid vendor), the smallest routed dimension ``min_dim`` (``b``
+    transposed) and ``min_dim_row_major_b``, and ``mode``."""
     mode = _mode()
     if not _ext():
         return {"path": "", "error": build_error() or "extension disabled", "amd": False,
-                "min_dim": 0, "mode": mode}
-    path, error, amd, min_dim = torch.ops.neuro_blas.info()
-    return {"path": path, "error": error, "amd": bool(amd), "min_dim": int(min_dim), "mode": mode}
+                "min_dim": 0, "min_dim_row_major_b": 0, "mode": mode}
+    path, error, amd, min_t, min_r = torch.ops.neuro_blas.info()
+    return {"path": path, "error": error, "amd": bool(amd), "min_dim": int(min_t),
+            "min_dim_row_major_b": int(min_r), "mode": mode}
 
 
 def last_call() -> dict[str, int | str]:

@@ -13,9 +13,10 @@
 // large single-thread SGEMMs at 42-54 GFLOP/s, the OpenBLAS 0.3.30 inside numpy's wheel at 65-79
 // (4480 x 1350 x 4050: 1093 vs 651 ms; 1350 x 4480 x 4050 with A transposed: 958 vs 719 ms).
 // MKL is not tuned for AMD (it takes its generic AVX2 path there). Below 256 rows/columns the two
-// are equal or MKL wins (M = 64: 64 x 4050 x 1350 11.6 vs 12.7 ms), so only products with
-// min(M, N, K) >= NEURO_BLAS_MIN_DIM (default 256) are routed; measured by
-// benchmarks/blas_crossover.py.
+// are close: OpenBLAS wins when B is read along its rows (64 x 1350 @ 1350 x 4050: 17.1 vs
+// 13.8 ms), MKL when B is a transposed view (64 x 4050 @ (1350 x 4050)^T: 13.4 vs 15.2 ms). So
+// only products with min(M, N, K) >= 64 (op(B) row-major) or >= 256 (op(B) transposed) are
+// routed (NEURO_BLAS_MIN_DIM overrides both); measured by benchmarks/blas_crossover.py.
 //
 // Selection, read at every call (so tests and users may switch it at run time):
 //   NEURO_BLAS=auto      (default) OpenBLAS on AMD CPUs (cpuid vendor "AuthenticAMD") when it is
@@ -23,7 +24,7 @@
 //   NEURO_BLAS=torch     always torch
 //   NEURO_BLAS=openblas  OpenBLAS for every routed float32 product; an error naming what is
 //                        missing when it cannot be found (checked at every float32 call)
-//   NEURO_BLAS_MIN_DIM   the size threshold above (>= 1)
+//   NEURO_BLAS_MIN_DIM   one size threshold for both cases above (>= 1)
 //   NEURO_BLAS_LIB       path of the OpenBLAS shared library to use (dlopen'ed, loaded if it is
 //                        not yet); unset: the library already loaded in the process whose path
 //                        contains "openblas" (numpy's, loaded by `import numpy`, which torch and
@@ -176,9 +177,14 @@ inline const OpenBlasLib& openblas() {
   return lib;
 }
 
-inline int64_t min_dim() {
+// The smallest dimension a routed product may have: NEURO_BLAS_MIN_DIM when set (both cases),
+// else 64 when op(B) is row-major (B read along its rows, as in y @ R) and 256 when it is
+// transposed (dhb @ R^T), measured with 64-row products (benchmarks/blas_crossover.py):
+// 64 x 1350 @ 1350 x 4050 OpenBLAS 1.1-1.4x faster, 64 x 4050 @ (1350 x 4050)^T MKL 1.1-1.3x
+// faster; from 256 rows on OpenBLAS wins both ways.
+inline int64_t min_dim(bool b_transposed = true) {
   const char* v = std::getenv("NEURO_BLAS_MIN_DIM");
-  if (!v || !*v) return 256;
+  if (!v || !*v) return b_transposed ? 256 : 64;
   char* end = nullptr;
   const long long n = std::strtoll(v, &end, 10);
   TORCH_CHECK(end && *end == 0 && n >= 1, "NEURO_BLAS_MIN_DIM must be an integer >= 1, got '", v,
@@ -186,19 +192,22 @@ inline int64_t min_dim() {
   return n;
 }
 
-// Which backend computes a product of this shape and dtype (see the header comment).
-inline Backend choose(int64_t M, int64_t N, int64_t K, at::ScalarType dtype) {
+// Which backend computes a product op(A) [M, K] @ op(B) [K, N] of this dtype (see the header
+// comment); b_transposed: op(B) is a transposed view (unit stride along its rows).
+inline Backend choose(int64_t M, int64_t N, int64_t K, at::ScalarType dtype,
+                      bool b_transposed = true) {
   if (dtype != at::kFloat) return Backend::Torch;
   const char* m = std::getenv("NEURO_BLAS");
   const std::string mode = (m && *m) ? m : "auto";
   if (mode == "torch") return Backend::Torch;
+  const bool big = std::min(M, std::min(N, K)) >= min_dim(b_transposed);
   if (mode == "openblas") {
     const OpenBlasLib& lib = openblas();
     TORCH_CHECK(lib.ok(), "NEURO_BLAS=openblas: ", lib.error);
-    return std::min(M, std::min(N, K)) >= min_dim() ? Backend::OpenBLAS : Backend::Torch;
+    return big ? Backend::OpenBLAS : Backend::Torch;
   }
   TORCH_CHECK(mode == "auto", "NEURO_BLAS must be auto, torch or openblas, got '", mode, "'");
-  if (std::min(M, std::min(N, K)) < min_dim()) return Backend::Torch;
+  if (!big) return Backend::Torch;
   static const bool amd = cpu_is_amd();
   return amd && openblas().ok() ? Backend::OpenBLAS : Backend::Torch;
 }
@@ -271,6 +280,9 @@ inline void openblas_gemm(const OpenBlasLib& lib, at::Tensor& C, at::Tensor A, a
   if (!out.is_same(C)) C.copy_(out);
 }
 
+// whether a 2-D view is stored transposed (unit stride along dimension 0 only)
+inline bool transposed(const at::Tensor& X) { return X.stride(1) != 1 && X.stride(0) == 1; }
+
 inline void check(const at::Tensor& C, const at::Tensor& A, const at::Tensor& B) {
   TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && C.dim() == 2, "neuro::blas: A, B and C must be 2-D, got ",
               A.sizes(), ", ", B.sizes(), ", ", C.sizes());
@@ -289,7 +301,8 @@ inline void check(const at::Tensor& C, const at::Tensor& A, const at::Tensor& B)
 inline void gemm_out(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, double alpha = 1.0,
                      double beta = 0.0) {
   detail::check(C, A, B);
-  const Backend be = choose(A.size(0), B.size(1), A.size(1), A.scalar_type());
+  const Backend be =
+      choose(A.size(0), B.size(1), A.size(1), A.scalar_type(), detail::transposed(B));
   if (be == Backend::OpenBLAS) {
     detail::openblas_gemm(openblas(), C, A, B, static_cast<float>(alpha), static_cast<float>(beta));
     return;
@@ -306,7 +319,8 @@ inline void mm_out(at::Tensor& C, const at::Tensor& A, const at::Tensor& B) { ge
 inline void addmm_out(at::Tensor& C, const at::Tensor& bias, const at::Tensor& A,
                       const at::Tensor& B) {
   detail::check(C, A, B);
-  if (choose(A.size(0), B.size(1), A.size(1), A.scalar_type()) == Backend::OpenBLAS) {
+  if (choose(A.size(0), B.size(1), A.size(1), A.scalar_type(), detail::transposed(B)) ==
+      Backend::OpenBLAS) {
     C.copy_(bias.expand_as(C));
     detail::openblas_gemm(openblas(), C, A, B, 1.f, 1.f);
     return;

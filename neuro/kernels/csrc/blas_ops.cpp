@@ -22,17 +22,19 @@ void addmm_out(const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b,
   neuro::blas::addmm_out(c, bias, a, b);
 }
 
-// 0: torch, 1: OpenBLAS, for a product [M, K] @ [K, N] of float32 (float64 if not is_float32)
-int64_t choose(int64_t M, int64_t N, int64_t K, bool is_float32) {
+// 0: torch, 1: OpenBLAS, for a product [M, K] @ [K, N] of float32 (float64 if not is_float32),
+// op(B) a transposed view or not
+int64_t choose(int64_t M, int64_t N, int64_t K, bool is_float32, bool b_transposed) {
   return static_cast<int64_t>(
-      neuro::blas::choose(M, N, K, is_float32 ? at::kFloat : at::kDouble));
+      neuro::blas::choose(M, N, K, is_float32 ? at::kFloat : at::kDouble, b_transposed));
 }
 
-// (library path, why it cannot be used or "", CPU is AMD, NEURO_BLAS_MIN_DIM)
-std::tuple<std::string, std::string, bool, int64_t> info() {
+// (library path, why it cannot be used or "", CPU is AMD, smallest routed dimension for a
+// transposed op(B), for a row-major one)
+std::tuple<std::string, std::string, bool, int64_t, int64_t> info() {
   const auto& lib = neuro::blas::openblas();
   return {lib.path, lib.ok() ? std::string() : lib.error, neuro::blas::cpu_is_amd(),
-          neuro::blas::min_dim()};
+          neuro::blas::min_dim(true), neuro::blas::min_dim(false)};
 }
 
 // (backend, threads requested, threads OpenBLAS ran with, threads restored) of the last call

@@ -48,6 +48,13 @@ tests force every path), ``NEURO_EGRU_STREAM_ROWS`` the row block of the input p
 were faster than the torch step loop at 50, 80 and 95 % activity sparsity at that size (the GEMM
 paths cover dense activity).
 
+Dense products: every GEMM above (the recurrent product of a dense step, ``dL/dy``, the dense
+``dR``, the dense input projection ``x W + b`` and ``dx``/``dW``) goes through
+:mod:`neuro.kernels.blas` (``neuro/kernels/csrc/blas.h`` in C++): float32 products large enough
+run on numpy's OpenBLAS on AMD CPUs, where it is 1.1-1.7x faster than torch's MKL; the per-step
+``dL/dy = dhb R^T`` stays on MKL, faster there. ``NEURO_BLAS=torch`` gives the previous behaviour.
+Float32 results then differ from MKL's by summation order only.
+
 :class:`SparsityStats` reports per call: forward sparsity (fraction of ``y`` rows not read) and
 backward sparsity (fraction of units outside the pseudo-derivative's support, and the fraction of
 ``dL/dy`` entries skipped). The torch loop gives the same values (tests in float64).
@@ -198,7 +205,7 @@ def input_projection(x: Tensor, W: Tensor, b: Tensor, backend: str = "auto") -> 
     column blocks of ``W`` / of the gradient, as the recurrent product); ``dx = g W^T`` stays a
     GEMM. Else one GEMM. Outside ``backend="torch"``, the GEMMs of CPU float32 tensors (``x W``,
     ``dx = g W^T``, ``dW = x^T g``) go through :mod:`neuro.kernels.blas` (OpenBLAS on AMD CPUs for
-    products of 256 or more in every dimension: 1.3-1.7x faster than MKL there)."""
+    large products: 1.4-1.7x faster than MKL there at the E3 sizes)."""
     if (backend != "torch" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and W.dtype == x.dtype and x.shape[-1] >= 64 and available()):
         with torch.no_grad():

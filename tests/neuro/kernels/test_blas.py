@@ -15,7 +15,7 @@ def test_the_extension_is_built_and_finds_numpys_openblas():
     assert blas.load(), blas.build_error()
     info = blas.info()
     assert "openblas" in info["path"] and info["error"] == "", info
-    assert info["min_dim"] == 256
+    assert info["min_dim"] == 256 and info["min_dim_row_major_b"] == 64
 
 
 def _operand(rows: int, cols: int, layout: str, g: torch.Generator) -> torch.Tensor:
@@ -90,10 +90,17 @@ def test_float64_and_small_products_stay_on_torch(monkeypatch):
     got = blas.gemm(a, a)
     assert blas.last_call()["backend"] == "torch" and torch.equal(got, a @ a)
     assert blas.backend(300, 300, 300, torch.float64) == "torch"
-    assert blas.backend(64, 4050, 1350) == "torch"        # 64 rows: below the crossover
-    assert blas.backend(255, 4050, 1350) == "torch"
-    assert blas.backend(256, 256, 256) == "openblas"
+    # 64 rows: MKL is faster with a transposed b (the crossover is 256), OpenBLAS with a row-major b
+    assert blas.backend(64, 4050, 1350, b_transposed=True) == "torch"
+    assert blas.backend(255, 4050, 1350, b_transposed=True) == "torch"
+    assert blas.backend(256, 256, 256, b_transposed=True) == "openblas"
+    assert blas.backend(64, 4050, 1350) == "openblas"
+    assert blas.backend(63, 4050, 1350) == "torch"
+    blas.gemm(torch.randn(64, 300), torch.randn(300, 300).t())
+    assert blas.last_call()["backend"] == "torch"
     blas.gemm(torch.randn(64, 300), torch.randn(300, 300))
+    assert blas.last_call()["backend"] == "openblas"
+    blas.gemm(torch.randn(32, 300), torch.randn(300, 300))
     assert blas.last_call()["backend"] == "torch"
 
 

@@ -19,9 +19,9 @@
 // row is read once, in order, into eight vector registers and added to the output rows of its
 // events, whose 256-byte output panels stay in L1. The terms of every output are added in the same
 // order as a row-by-row loop. Phase timers: NEURO_EGRU_PROFILE=1 (benchmarks/egru_profile.py).
-// The GEMM paths go through neuro::blas (blas.h): float32 products of 256 or more in every
-// dimension (the dense dR) run on OpenBLAS on AMD CPUs; the per-step products (B = 64 rows) stay
-// on torch's MKL, which is as fast there.
+// The GEMM paths go through neuro::blas (blas.h): on AMD CPUs the float32 dense dR and the per-step
+// recurrent product y R (B = 64 rows, R read along its rows) run on OpenBLAS; the per-step
+// dL/dy = dhb R^T (64 rows, R transposed) stays on torch's MKL, faster there.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
