@@ -9,7 +9,7 @@ neuro extension can include (``#include "blas.h"``; :mod:`neuro.kernels.extensio
 include path); this module calls it through the small extension ``torch.ops.neuro_blas``.
 
 Why: on the 2-core AMD EPYC (Zen 3, AVX2) of the EGRU benchmarks, torch's MKL 2024.2 runs large
-single-thread SGEMMs at 42-54 GFLOP/s (it takes its generic path on AMD), the OpenBLAS 0.3.30 in
+single-thread SGEMMs at 42-54 GFLOP/s, the OpenBLAS 0.3.30 in
 numpy's wheel at 65-79 GFLOP/s: ``4480 x 1350 @ 1350 x 4050`` 1093 vs 651 ms,
 ``(4480 x 1350)^T @ 4480 x 4050`` 958 vs 719 ms. With 64 rows (the EGRU's per-step products) they
 are close: OpenBLAS wins when ``b`` is read along its rows (``64 x 1350 @ 1350 x 4050``: 13.8 vs

@@ -12,9 +12,9 @@
 // Why: on the 2-core AMD EPYC (Zen 3, AVX2) these kernels were tuned on, torch's MKL 2024.2 runs
 // large single-thread SGEMMs at 42-54 GFLOP/s, the OpenBLAS 0.3.30 inside numpy's wheel at 65-79
 // (4480 x 1350 x 4050: 1093 vs 651 ms; 1350 x 4480 x 4050 with A transposed: 958 vs 719 ms).
-// MKL is not tuned for AMD (it takes its generic AVX2 path there). Below 256 rows/columns the two
-// are close: OpenBLAS wins when B is read along its rows (64 x 1350 @ 1350 x 4050: 17.1 vs
-// 13.8 ms), MKL when B is a transposed view (64 x 4050 @ (1350 x 4050)^T: 13.4 vs 15.2 ms). So
+// Below 256 rows/columns the two are close: OpenBLAS wins when B is read along its rows
+// (64 x 1350 @ 1350 x 4050: 17.1 vs 13.8 ms), MKL when B is a transposed view
+// (64 x 4050 @ (1350 x 4050)^T: 13.4 vs 15.2 ms). So
 // only products with min(M, N, K) >= 64 (op(B) row-major) or >= 256 (op(B) transposed) are
 // routed (NEURO_BLAS_MIN_DIM overrides both); measured by benchmarks/blas_crossover.py.
 //
