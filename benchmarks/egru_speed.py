@@ -271,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     versions = check_installed("egru_speed", {})
     machine = machine_info(versions, 1)
+    from neuro.kernels import blas
     from neuro.models.egru import kernels
+
+    # the dense products' BLAS (NEURO_BLAS: auto = numpy's OpenBLAS on AMD CPUs, else torch's MKL)
+    machine["neuro_blas"] = blas.info()
 
     if not kernels.available():
         print(f"egru_speed: the fused EGRU kernels are not built ({kernels.build_error()})",

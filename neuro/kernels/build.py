@@ -15,6 +15,7 @@ import sys
 EXTENSIONS: dict[str, str] = {
     "neuro_ops": "neuro.kernels._ext",                 # fused LIF, event linear, integer neuron
     "neuro_dcls": "neuro.kernels.dcls",                # DCLS training kernels
+    "neuro_blas": "neuro.kernels.blas",                # float32 GEMM through OpenBLAS (blas.h)
     "spinnaker": "neuro.hardware.spinnaker.engine",    # the SpiNNaker simulator's engine
     "neuro_wkv": "neuro.models.spikegpt.wkv",          # SpikeGPT's WKV recurrence
     "neuro_spikegpt": "neuro.models.spikegpt.step",    # SpikeGPT's fused streaming step

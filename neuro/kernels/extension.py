@@ -16,6 +16,10 @@ results do not depend on the thread count. When it cannot be built, :func:`load_
 warns once and returns False; the caller then uses its own implementation of the same
 computation (torch for the kernels, numpy for the SpiNNaker engine), which gives the same results.
 
+Shared headers: ``neuro/kernels/csrc`` is on every extension's include path (``#include
+"blas.h"``: :mod:`neuro.kernels.blas`), and its ``*.h`` files are part of every cache key, so an
+edited header rebuilds every extension.
+
 Each part that owns an extension also exposes ``build() -> bool`` and ``build_error() -> str |
 None``; ``python -m neuro.kernels.build`` calls them for the modules it lists.
 
@@ -38,6 +42,9 @@ import torch
 
 _states: dict[str, dict[str, object]] = {}
 
+#: headers shared by every extension (on the include path, hashed into every cache key)
+SHARED_INCLUDE = Path(__file__).with_name("csrc")
+
 
 def _compiler_flags() -> tuple[list[str], list[str]]:
     """(extra_cflags, extra_ldflags) for every extension."""
@@ -59,6 +66,8 @@ def _cache_dir(name: str, source: Path, flags: list[str]) -> Path:
     )
     key = hashlib.sha256()
     key.update(source.read_bytes())
+    for header in sorted(SHARED_INCLUDE.glob("*.h")):  # an edited shared header rebuilds
+        key.update(header.name.encode() + header.read_bytes())
     key.update(str(source.resolve()).encode())  # ninja rebuilds when the same build dir sees another path
     key.update(" ".join(flags).encode())  # e.g. -fopenmp: a build without it must not be reused
     key.update(torch.__version__.encode())
@@ -104,6 +113,7 @@ def load_extension(name: str, source: Path, probe: str) -> bool:
             sources=[str(source)],
             extra_cflags=cflags,
             extra_ldflags=ldflags,
+            extra_include_paths=[str(SHARED_INCLUDE)],
             build_directory=str(_cache_dir(name, source, cflags + ldflags)),
             is_python_module=False,
             verbose=False,
@@ -125,4 +135,4 @@ def extension_error(name: str) -> str | None:
     return _states.get(name, {}).get("error")  # type: ignore[return-value]
 
 
-__all__ = ["extension_error", "load_extension"]
+__all__ = ["SHARED_INCLUDE", "extension_error", "load_extension"]

@@ -8,7 +8,7 @@ from neuro.kernels import build
 
 def test_each_listed_module_exposes_build_and_build_error():
     assert set(build.EXTENSIONS) == {"neuro_ops", "neuro_dcls", "spinnaker", "neuro_wkv", "neuro_spikegpt",
-                                     "neuro_egru"}
+                                     "neuro_egru", "neuro_blas"}
     for module in build.EXTENSIONS.values():
         mod = importlib.import_module(module)
         assert callable(mod.build) and callable(mod.build_error)

@@ -19,6 +19,9 @@
 // row is read once, in order, into eight vector registers and added to the output rows of its
 // events, whose 256-byte output panels stay in L1. The terms of every output are added in the same
 // order as a row-by-row loop. Phase timers: NEURO_EGRU_PROFILE=1 (benchmarks/egru_profile.py).
+// The GEMM paths go through neuro::blas (blas.h): on AMD CPUs the float32 dense dR and the per-step
+// recurrent product y R (B = 64 rows, R read along its rows) run on OpenBLAS; the per-step
+// dL/dy = dhb R^T (64 rows, R transposed) stays on torch's MKL, faster there.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -36,6 +39,8 @@
 #include <thread>
 #include <tuple>
 #include <vector>
+
+#include "blas.h"  // neuro/kernels/csrc: large float32 GEMMs through OpenBLAS on AMD (NEURO_BLAS)
 
 namespace {
 
@@ -458,10 +463,10 @@ void forward_impl(const at::Tensor& ax, const at::Tensor& R, const at::Tensor& b
       for (int64_t i = 0; i < H; ++i)
         if (used[i]) rows.push_back(i);
       if (static_cast<int64_t>(rows.size()) == H) {
-        at::addmm_out(hbT, br, yprevT, R);
+        neuro::blas::addmm_out(hbT, br, yprevT, R);
       } else {
         auto sel = at::tensor(rows, at::kLong);
-        at::addmm_out(hbT, br, yprevT.index_select(1, sel), R.index_select(0, sel));
+        neuro::blas::addmm_out(hbT, br, yprevT.index_select(1, sel), R.index_select(0, sel));
       }
       ++dense_steps;
       gemm_step = true;
@@ -695,7 +700,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
       }
       tm.lap(kBwdNeed);
       if (!csr && need > 0 && static_cast<double>(need) >= dense_frac * static_cast<double>(B * H)) {
-        at::mm_out(dyT, dhbT, R.t());  // one GEMM; entries nobody reads are zeroed below
+        neuro::blas::mm_out(dyT, dhbT, R.t());  // one GEMM; entries nobody reads are zeroed below
         dy_computed += B * H;
         ++dense_steps;
         for (int64_t b = 0; b < B; ++b) {
@@ -733,7 +738,7 @@ void backward_impl(const at::Tensor& R, const at::Tensor& theta, const at::Tenso
   // the event rows (stream_wgrad: dhb panels read in (t, b) order, L2-sized chunks).
   if (dense_dR) {
     at::Tensor yp = at::cat({y0.unsqueeze(0), y.narrow(0, 0, T - 1)}).reshape({TB, H});
-    at::mm_out(dR, yp.t(), dhb_full);
+    neuro::blas::mm_out(dR, yp.t(), dhb_full);
     dr_gemm = 1;
     if (csr) dR.mul_(R.ne(0).to(dR.scalar_type()));
   } else {

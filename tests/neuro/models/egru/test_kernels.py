@@ -242,3 +242,57 @@ def test_float32_fused_equals_the_step_loop():
     assert torch.equal(fused[2], ref[2])
     for a, b in zip(fused, ref):
         torch.testing.assert_close(a, b, rtol=0, atol=5e-6)
+
+
+def _float32_case(seed: int = 17, T: int = 6, B: int = 5, H: int = 40):
+    g = torch.Generator().manual_seed(seed)
+    ax = torch.randn(T, B, 3 * H, generator=g) * 2
+    R = torch.randn(H, 3 * H, generator=g) * 0.3
+    br = torch.randn(3 * H, generator=g) * 0.1
+    th = 0.2 + torch.rand(H, generator=g) * 0.3
+    c0 = torch.randn(B, H, generator=g) * 0.3
+    y0 = torch.randn(B, H, generator=g) * (torch.rand(B, H, generator=g) < 0.5)
+    cot = [torch.randn(T, B, H, generator=g) for _ in range(3)]
+    return [ax, R, br, th, c0, y0], cot
+
+
+def test_openblas_routed_gemm_paths_equal_torchs(monkeypatch):
+    """float32, every GEMM path of the fused kernel forced (recurrent product, dL/dy, dR) and
+    routed through OpenBLAS (NEURO_BLAS=openblas, NEURO_BLAS_MIN_DIM=1): the same events and the
+    values and gradients of the MKL run to float32 rounding; a missing OpenBLAS is named."""
+    for name in ("NEURO_EGRU_DENSE_FWD", "NEURO_EGRU_DENSE_DY", "NEURO_EGRU_DENSE_DR"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setenv("NEURO_BLAS_MIN_DIM", "1")
+    inputs, cot = _float32_case()
+    runs = []
+    for mode in ("torch", "openblas"):
+        monkeypatch.setenv("NEURO_BLAS", mode)
+        runs.append(_run(inputs, 1.0, cot, "fused", False)[0])
+    torch.testing.assert_close(runs[1][2], runs[0][2], rtol=0, atol=0)  # the events
+    for name, a, b in zip(["y", "c", "o", "dax", "dR", "dbr", "dtheta", "dc0", "dy0"], *runs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+    monkeypatch.setenv("NEURO_BLAS_LIB", "/nonexistent/libopenblas.so")  # the kernel asks blas.h
+    with pytest.raises(RuntimeError, match="NEURO_BLAS=openblas: cannot load NEURO_BLAS_LIB="
+                                           "/nonexistent/libopenblas.so"):
+        egru_sequence(*inputs, backend="fused")
+
+
+def test_dense_input_projection_routed_through_openblas(monkeypatch):
+    """Dense float32 input: ``x W + b`` and its three gradients through neuro.kernels.blas equal
+    torch's to float32 rounding; under NEURO_BLAS=torch it is torch's own expression."""
+    from neuro.models.egru.kernels import input_projection
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 3, 70, generator=g)
+    W, b = torch.randn(70, 90, generator=g), torch.randn(90, generator=g)
+    cot = torch.randn(4, 3, 90, generator=g)
+    outs = []
+    monkeypatch.setenv("NEURO_BLAS_MIN_DIM", "1")
+    for mode in ("torch", "openblas"):
+        monkeypatch.setenv("NEURO_BLAS", mode)
+        ins = [t.clone().requires_grad_(True) for t in (x, W, b)]
+        y = input_projection(*ins)
+        assert ("DenseLinear" in type(y.grad_fn).__name__) == (mode == "openblas")
+        (y * cot).sum().backward()
+        outs.append([y] + [t.grad for t in ins])
+    for name, a, c in zip(["y", "dx", "dW", "db"], *outs):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5, msg=name)
