@@ -15,10 +15,12 @@ import os
 
 from torch import Tensor
 
-from . import _ext
+from . import _ext, malloc
 from .delayed import delayed_affine, shift_time
 from .lif import lif_multistep
 from .spike_linear import spike_linear
+
+malloc.prefer_huge_pages()  # before the first large tensor (neuro.kernels.malloc)
 
 __all__ = ["backend", "delayed_affine", "lif_multistep", "shift_time", "spike_linear", "use_cpp"]
 

@@ -151,4 +151,50 @@ def addmm(bias: Tensor, a: Tensor, b: Tensor) -> Tensor:
         return torch.addmm(bias, a, b)
 
 
-__all__ = ["MODES", "addmm", "backend", "build", "build_error", "gemm", "info", "last_call", "load"]
+class _Linear(torch.autograd.Function):
+    """``y = x W^T + b`` over 2-D ``x [M, K]``, ``W [N, K]``; forward and both gradients through
+    :func:`gemm` / :func:`addmm`."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        w_t = weight.detach().t()
+        if bias is None:
+            return gemm(x.detach(), w_t)
+        return addmm(bias.detach(), x.detach(), w_t)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy: Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        gy = gy.contiguous()
+        gx = gemm(gy, weight.detach()) if ctx.needs_input_grad[0] else None
+        gw = gemm(gy.t(), x.detach()) if ctx.needs_input_grad[1] else None
+        gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``torch.nn.functional.linear`` (``x [..., K]``, ``weight [N, K]``) with the products of the
+    forward and the backward through :func:`gemm` (OpenBLAS where it is selected and faster).
+    Other devices, dtypes than float32/float64 CPU, or an extension that cannot be built: the
+    plain ``F.linear``."""
+    if (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
+            or weight.dtype != x.dtype or x.numel() == 0 or not _ext()):
+        return torch.nn.functional.linear(x, weight, bias)
+    x2 = x.reshape(-1, x.shape[-1])
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    return _Linear.apply(x2, weight, bias).view(*x.shape[:-1], weight.shape[0])
+
+
+class Linear(torch.nn.Linear):
+    """``torch.nn.Linear`` (same parameters and state dict) computing through :func:`linear`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+__all__ = ["MODES", "Linear", "addmm", "backend", "build", "build_error", "gemm", "info",
+           "last_call", "linear", "load"]

@@ -4,7 +4,10 @@ Spikes are binary and sparse, so instead of a dense GEMM the C++ kernel walks th
 each input row and adds the matching weight rows (cost ~ nnz x out_features rather than
 rows x in x out). The same non-zero list (CSR) is saved for the weight gradient
 ``dW^T[k, :] += x[r, k] * dy[r, :]``, which also keeps memory low: a binary input is saved as
-int32 column indices, not as float32 activations. ``dx = dy @ W`` stays a dense GEMM.
+int32 column indices, not as float32 activations. ``dx = dy @ W`` stays a dense GEMM, as do the
+forward and weight gradient of a layer whose input is too dense; these go through
+:mod:`neuro.kernels.blas` (numpy's OpenBLAS on AMD CPUs for the products where it measured faster
+than torch's MKL, else torch).
 
 The result equals ``torch.nn.functional.linear`` up to float summation order.
 """
@@ -17,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _ext
+from . import _ext, blas
 
 #: Above this fraction of non-zero inputs the dense GEMM is faster. Measured forward + weight
 #: gradient, event-driven vs ``addmm`` + ``gy^T @ x`` (MKL), 1 thread, AMD EPYC (Zen 3), torch
@@ -61,6 +64,14 @@ def packed_slabs(weight: Tensor) -> Tensor | None:
     return packed
 
 
+def _dense_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ W^T + b`` through :mod:`neuro.kernels.blas` (OpenBLAS where it is faster)."""
+    w_t = weight.detach().t()
+    if bias is None:
+        return blas.gemm(x.detach(), w_t)
+    return blas.addmm(bias.detach(), x.detach(), w_t)
+
+
 class _SpikeLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -73,7 +84,7 @@ class _SpikeLinear(torch.autograd.Function):
             ctx.dense = True
             ctx.save_for_backward(x, weight)
             ctx.has_bias = bias is not None
-            return F.linear(x, weight, bias)
+            return _dense_linear(x, weight, bias)
         ctx.dense = False
         ctx.save_for_backward(row_ptr, col, val, weight)
         ctx.in_features = x.shape[1]
@@ -85,12 +96,12 @@ class _SpikeLinear(torch.autograd.Function):
         gy = gy.contiguous()
         if ctx.dense:
             x, weight = ctx.saved_tensors
-            gx = gy @ weight if ctx.needs_input_grad[0] else None
-            gw = gy.t() @ x if ctx.needs_input_grad[1] else None
+            gx = blas.gemm(gy, weight) if ctx.needs_input_grad[0] else None
+            gw = blas.gemm(gy.t(), x) if ctx.needs_input_grad[1] else None
             gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
             return gx, gw, gb
         row_ptr, col, val, weight = ctx.saved_tensors
-        gx = gy @ weight if ctx.needs_input_grad[0] else None
+        gx = blas.gemm(gy, weight) if ctx.needs_input_grad[0] else None
         gw = None
         if ctx.needs_input_grad[1]:
             gw = torch.ops.neuro_ops.spike_linear_backward_weight(
@@ -128,7 +139,7 @@ def _infer(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         x, weight.detach().contiguous(), bias.detach() if bias is not None else None, limit, packed
     )[0]
     if y.numel() == 0 and x.shape[0] > 0:  # too dense: the dense GEMM is faster
-        return F.linear(x, weight, bias)
+        return _dense_linear(x, weight, bias)
     if packed is None:  # the event path ran: keep the packed weight for the next call
         packed_slabs(weight)
     return y

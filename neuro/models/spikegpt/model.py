@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuro.kernels import blas
 from neuro.models.base import FamilyModel
 from neuro.neurons import LIF
 from neuro.neurons.lif import LIFState
@@ -109,10 +110,10 @@ class TimeMix(nn.Module):
         self.time_mix_k = nn.Parameter(torch.full((1, 1, C), 0.5))
         self.time_mix_v = nn.Parameter(torch.full((1, 1, C), 0.5))
         self.time_mix_r = nn.Parameter(torch.full((1, 1, C), 0.5))
-        self.key = nn.Linear(C, C, bias=False)
-        self.value = nn.Linear(C, C, bias=False)
-        self.receptance = nn.Linear(C, C, bias=False)
-        self.output = nn.Linear(C, C, bias=False)
+        self.key = blas.Linear(C, C, bias=False)
+        self.value = blas.Linear(C, C, bias=False)
+        self.receptance = blas.Linear(C, C, bias=False)
+        self.output = blas.Linear(C, C, bias=False)
 
     def forward(self, a: Tensor, prev: Tensor, state: WKVState,
                 probe: dict[str, Tensor] | None = None) -> tuple[Tensor, WKVState]:
@@ -138,9 +139,9 @@ class ChannelMix(nn.Module):
         C = n_embd
         self.time_mix_k = nn.Parameter(torch.full((1, 1, C), 0.5))
         self.time_mix_r = nn.Parameter(torch.full((1, 1, C), 0.5))
-        self.key = nn.Linear(C, hidden, bias=False)
-        self.receptance = nn.Linear(C, C, bias=False)
-        self.value = nn.Linear(hidden, C, bias=False)
+        self.key = blas.Linear(C, hidden, bias=False)
+        self.receptance = blas.Linear(C, C, bias=False)
+        self.value = blas.Linear(hidden, C, bias=False)
 
     def forward(self, f: Tensor, prev: Tensor) -> Tensor:
         """``f = LN2(x) [T, B, C]``; ``prev`` the LN2 output before ``f[0]``."""
@@ -250,7 +251,7 @@ class SpikeGPT(nn.Module, FamilyModel):
         self.emb = nn.Embedding(V, C)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_out = nn.LayerNorm(C)
-        self.head = nn.Linear(C, V, bias=False)
+        self.head = blas.Linear(C, V, bias=False)
         self.spike_fn = ATan(2.0)
         rwkv_init(self)
 

@@ -184,3 +184,27 @@ def test_bad_shapes_raise():
         blas.gemm(torch.randn(3, 4), torch.randn(4, 2), torch.empty(2, 3))
     with pytest.raises(ValueError, match="beta != 0 needs an `out`"):
         blas.gemm(torch.randn(3, 4), torch.randn(4, 2), beta=1.0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_module_equals_nn_linear_with_gradients(bias):
+    from neuro.kernels.blas import Linear
+
+    torch.manual_seed(0)
+    ref = torch.nn.Linear(288, 272, bias=bias)
+    lin = Linear(288, 272, bias=bias)
+    lin.load_state_dict(ref.state_dict())  # the same parameters and state-dict keys
+    x = torch.randn(3, 100, 288, requires_grad=True)  # [T, B, in]: every dimension routed
+    gy = torch.randn(3, 100, 272)
+    y = lin(x)
+    y.backward(gy)
+    got = [x.grad.clone()] + [p.grad for p in lin.parameters()]
+    x.grad = None
+    r = ref(x)
+    r.backward(gy)
+    want = [x.grad] + [p.grad for p in ref.parameters()]
+    torch.testing.assert_close(y, r, rtol=1e-5, atol=1e-4)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-3)
+    half = torch.nn.Linear(8, 4).to(torch.bfloat16)  # other dtypes: plain F.linear
+    assert Linear.forward(half, torch.ones(2, 8, dtype=torch.bfloat16)).dtype == torch.bfloat16

@@ -124,3 +124,52 @@ def test_malloc_tuning_reports_its_state(monkeypatch):
     monkeypatch.delenv("NEURO_MALLOC_TUNE")
     monkeypatch.setenv("MALLOC_ARENA_MAX_", "2")
     assert malloc.tune() is False and "MALLOC_" in malloc.status()
+
+
+@pytest.mark.parametrize("density", [0.05, 0.5])  # event path / dense path (above the limit)
+def test_large_layer_through_blas_equals_linear(density):
+    import importlib
+
+    sl = importlib.import_module("neuro.kernels.spike_linear")
+    g = torch.Generator().manual_seed(9)
+    R, K, N = 320, 288, 272  # every dimension >= 256: routed to OpenBLAS where it is chosen
+    x = (torch.rand(R, K, generator=g) < density).float().requires_grad_(True)
+    w = torch.randn(N, K, generator=g, requires_grad=True)
+    b = torch.randn(N, generator=g, requires_grad=True)
+    gy = torch.randn(R, N, generator=g)
+    y = sl.spike_linear(x, w, b, cpp=True)
+    y.backward(gy)
+    grads = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    ref = torch.nn.functional.linear(x, w, b)
+    ref.backward(gy)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-4)
+    for got, t in zip(grads, (x, w, b)):
+        torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(sl.spike_linear(x, w, b, cpp=True), ref, rtol=1e-5, atol=1e-4)
+
+
+def test_malloc_tuning_asks_torch_for_huge_pages_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from neuro.kernels import malloc; ok = malloc.tune(); import os; "
+            "print(ok, os.environ.get('THP_MEM_ALLOC_ENABLE'))")
+    env = {k: v for k, v in os.environ.items()
+           if k != "THP_MEM_ALLOC_ENABLE" and not (k.startswith("MALLOC_") and k.endswith("_"))}
+    env.pop("NEURO_MALLOC_TUNE", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == (["True", "1"] if out[0] == "True" else ["False", "None"])
+    env["THP_MEM_ALLOC_ENABLE"] = "0"  # the user's choice stands
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[1] == "0"
+    del env["THP_MEM_ALLOC_ENABLE"]
+    env["NEURO_MALLOC_TUNE"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "None"]
