@@ -46,12 +46,18 @@ def _check(out: dict, path: Path, budget: float, targets: list[float]) -> None:
     assert out["sweep"] == saved["sweep"]
 
 
-def test_egru_lm_example_on_ptb_files(tmp_path):
+def _ptb_files(tmp_path: Path) -> Path:
+    """Tiny ``ptb.{train,valid,test}.txt`` files (the published layout) from the offline text."""
     text = offline_text(600).splitlines()
     data = tmp_path / "ptb"
     data.mkdir()
     for name, lines in (("train", text[:400]), ("valid", text[400:500]), ("test", text[500:])):
         (data / f"ptb.{name}.txt").write_text("\n".join(lines) + "\n")
+    return data
+
+
+def test_egru_lm_example_on_ptb_files(tmp_path):
+    data = _ptb_files(tmp_path)
     out_path = tmp_path / "r.json"
     out = _script().main(["--quick", "--data", str(data), "--out", str(out_path),
                           "--budget", "0.3", "--sweep-budget", "0.2", "--sweep-thr", "0.05",
@@ -63,11 +69,7 @@ def test_egru_lm_example_on_ptb_files(tmp_path):
 
 
 def test_egru_lm_example_only_a_with_threshold(tmp_path):
-    text = offline_text(600).splitlines()
-    data = tmp_path / "ptb"
-    data.mkdir()
-    for name, lines in (("train", text[:400]), ("valid", text[400:500]), ("test", text[500:])):
-        (data / f"ptb.{name}.txt").write_text("\n".join(lines) + "\n")
+    data = _ptb_files(tmp_path)
     out_path = tmp_path / "a.json"
     out = _script().main(["--quick", "--data", str(data), "--out", str(out_path), "--only", "a",
                           "--thr-mean", "0.2", "--budget", "0.2", "--eval-words", "300",
