@@ -45,6 +45,12 @@ fresh state, gradients of every parameter.
 * ``SpikingJelly + C++ WKV``: the same, with neuro's C++ WKV op in place of the torch loop, to show
   what the WKV alone accounts for (the issue's 6.75 s figure was measured with the reference's
   kernel ported to the CPU).
+* ``matmul floor``: the step's matrix products alone, ``x W^T``, ``dy W`` and ``dy^T x`` for every
+  weight matrix (the 84 block matrices and the head; ``M = B x T`` rows of random float32
+  activations) through :mod:`neuro.kernels.blas` (the faster of OpenBLAS and MKL per shape). The
+  inputs of these products are LayerNorm outputs, real-valued, so every float32 implementation
+  computes them densely: the time a float32 step of this network needs with this machine's BLAS
+  at this moment, and ``SpikingJelly / matmul floor`` the largest ratio it allows.
 
 The first loss of every S2 implementation is compared with neuro's (``first_loss``).
 
@@ -92,11 +98,13 @@ S1_IMPLS = ("neuro", "neuro_generic", "neuro_bf16", "neuro_int8", "reference_rnn
             "weight_stream")
 S1_FORMATS = {"neuro": "float32", "neuro_generic": "float32", "neuro_bf16": "bfloat16",
               "neuro_int8": "int8"}
-S2_IMPLS = ("neuro", "spikingjelly", "spikingjelly_cppwkv")
+S2_IMPLS = ("neuro", "spikingjelly", "spikingjelly_cppwkv", "matmul_floor")
+S2_MODELS = S2_IMPLS[:3]  # the implementations of the whole step (first loss, peak memory)
 LABELS = {"neuro": "neuro", "neuro_generic": "neuro (generic)", "neuro_bf16": "neuro bf16",
           "neuro_int8": "neuro int8", "reference_rnn": "reference RNN",
           "rwkv": "rwkv 0.8", "weight_stream": "weight stream", "spikingjelly": "SpikingJelly",
-          "spikingjelly_cppwkv": "SpikingJelly + C++ WKV"}
+          "spikingjelly_cppwkv": "SpikingJelly + C++ WKV",
+          "matmul_floor": "matmul floor"}
 
 
 # -- weights ---------------------------------------------------------------------------------
@@ -524,6 +532,8 @@ def worker_s2(impl: str, weights: str, T: int, memory: bool) -> dict:
 
         def loss_fn(i, t):
             return model(i, t)[0]
+    elif impl == "matmul_floor":
+        return _matmul_floor(weights, T)
     else:
         raise SystemExit(f"unknown S2 impl {impl}")
     params = list(model.parameters())
@@ -549,6 +559,37 @@ def worker_s2(impl: str, weights: str, T: int, memory: bool) -> dict:
     cpu, wall, loss = _cpu_wall(lambda: step(idx, tgt))
     res.update(cpu_s=cpu, wall_s=wall, first_loss=loss)
     return res
+
+
+def _matmul_floor(weights: str, T: int) -> dict:
+    """CPU time of S2's three products per weight matrix at ``M = B x T`` rows (``matmul floor``)."""
+    import torch
+
+    from neuro.kernels import blas
+
+    model = _neuro_model(weights)
+    mats = [p.detach() for n, p in model.named_parameters() if p.dim() == 2 and n != "emb.weight"]
+    M = S2_B * T
+    g = torch.Generator().manual_seed(SEED + 4)
+    shapes = sorted({tuple(w.shape) for w in mats})
+    xs = {s: torch.randn(M, s[1], generator=g) for s in shapes}  # layer input [M, in]
+    dys = {s: torch.randn(M, s[0], generator=g) for s in shapes}  # output gradient [M, out]
+    outs = {s: (torch.empty(M, s[0]), torch.empty(M, s[1]), torch.empty(s[0], s[1]))
+            for s in shapes}
+
+    def step() -> None:
+        for w in mats:
+            s = tuple(w.shape)
+            y, dx, dw = outs[s]
+            blas.gemm(xs[s], w.t(), y)  # forward  y = x W^T
+            blas.gemm(dys[s], w, dx)  # backward dx = dy W
+            blas.gemm(dys[s].t(), xs[s], dw)  # backward dW = dy^T x
+
+    step()  # warm-up
+    cpu, wall, _ = _cpu_wall(step)
+    flop = sum(6 * M * w.shape[0] * w.shape[1] for w in mats)
+    return {"cpu_s": cpu, "wall_s": wall, "first_loss": float("nan"), "matrices": len(mats),
+            "gflop": flop / 1e9, "gflop_per_s": flop / 1e9 / cpu, "blas": blas.info()}
 
 
 def _run_worker(args: list[str], extra_env: dict[str, str] | None = None) -> dict:
@@ -621,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs += [("S1", impl) for impl in S1_IMPLS]
         if "S2" in workloads_run:
             jobs += [("S2", impl) for impl in S2_IMPLS]
-        mem_jobs = [("S2_mem", impl) for impl in S2_IMPLS] if "S2" in workloads_run else []
+        mem_jobs = [("S2_mem", impl) for impl in S2_MODELS] if "S2" in workloads_run else []
         for r in range(rounds):
             for w, impl in _rotate(jobs + (mem_jobs if r < args.mem_rounds else []), r):
                 common = ["--impl", impl, "--weights", str(weights)]
@@ -633,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
                     res = _run_worker(["--worker", "s2", *common, "--T", str(T)])
                     val, unit = res["cpu_s"], "s cpu"
                     extra = f"({res['wall_s']:.2f} wall) loss {res['first_loss']:.6f}"
+                    if impl == "matmul_floor":
+                        extra = f"({res['wall_s']:.2f} wall) {res['gflop_per_s']:.1f} GFLOP/s"
                 else:
                     res = _run_worker(["--worker", "s2", *common, "--T", str(T), "--memory"],
                                       MEM_ENV)
@@ -706,14 +749,24 @@ def _report(per: dict, info: dict, rounds: int, tokens: int, T: int, quick: bool
     if per["S2"]:
         s2, mem = per["S2"], per["S2_mem"]
         sec = {impl: _med(s2, impl) for impl in S2_IMPLS}
-        mib = {impl: _med(mem, impl) for impl in S2_IMPLS}
-        losses = {LABELS[k]: info["S2"][k]["first_loss"] for k in S2_IMPLS}
+        mib = {impl: _med(mem, impl) for impl in S2_MODELS}
+        losses = {LABELS[k]: info["S2"][k]["first_loss"] for k in S2_MODELS}
         ratio = sec["spikingjelly"] / sec["neuro"]
+        floor = sec["matmul_floor"]
+        floor_info = info["S2"]["matmul_floor"]
         workloads["S2"] = {
             "unit": "s", "lower_is_better": True,
             "results": {LABELS[k]: v for k, v in sec.items()},
-            "ratios": {f"{LABELS[k]}/neuro": sec[k] / sec["neuro"] for k in S2_IMPLS if k != "neuro"},
+            "ratios": {**{f"{LABELS[k]}/neuro": sec[k] / sec["neuro"]
+                          for k in S2_MODELS if k != "neuro"},
+                       "SpikingJelly/matmul floor": sec["spikingjelly"] / floor,
+                       "neuro/matmul floor": sec["neuro"] / floor},
             "goal": {"text": f"SpikingJelly/neuro >= {GOALS['S2']:.0f}", "met": ratio >= GOALS["S2"]},
+            "matmul_floor": {"gflop": floor_info["gflop"], "matrices": floor_info["matrices"],
+                             "gflop_per_s": floor_info["gflop_per_s"], "blas": floor_info["blas"],
+                             "what": "x W^T, dy W and dy^T x for every weight matrix at B x T "
+                                     "rows through neuro.kernels.blas; the largest possible "
+                                     "SpikingJelly/neuro is SpikingJelly / this"},
             "first_loss": losses,
             "first_loss_max_abs_diff": max(abs(v - losses["neuro"]) for v in losses.values()),
             "stats": {k: summary(v) for k, v in s2.items()}, "rounds": s2,
@@ -723,19 +776,22 @@ def _report(per: dict, info: dict, rounds: int, tokens: int, T: int, quick: bool
         workloads["S2_memory"] = {
             "unit": "MiB", "lower_is_better": True,
             "results": {LABELS[k]: v for k, v in mib.items()},
-            "ratios": {f"{LABELS[k]}/neuro": mib[k] / mib["neuro"] for k in S2_IMPLS if k != "neuro"},
-            "maxrss_mib": {LABELS[k]: info["S2_mem"][k]["maxrss_mib"] for k in S2_IMPLS},
+            "ratios": {f"{LABELS[k]}/neuro": mib[k] / mib["neuro"] for k in S2_MODELS if k != "neuro"},
+            "maxrss_mib": {LABELS[k]: info["S2_mem"][k]["maxrss_mib"] for k in S2_MODELS},
             "stats": {k: summary(v) for k, v in mem.items()}, "rounds": mem,
             "config": {"measure": "ru_maxrss after one S2 step minus the resident set before it, "
                                   "fresh process, MALLOC_MMAP_THRESHOLD_=1048576"}}
         print(f"\nS2 training step, B {S2_B}, T {T}, forward + backward (CPU time, 1 thread):")
         print(f"  {'implementation':24s} {'s':>8s} {'x vs neuro':>10s} {'peak MiB':>9s} "
               f"{'first loss':>11s}")
-        for k in S2_IMPLS:
+        for k in S2_MODELS:
             print(f"  {LABELS[k]:24s} {sec[k]:8.2f} {sec[k] / sec['neuro']:10.2f} {mib[k]:9.0f} "
                   f"{losses[LABELS[k]]:11.6f}")
+        print(f"  {LABELS['matmul_floor']:24s} {floor:8.2f} {floor / sec['neuro']:10.2f}  "
+              f"({floor_info['gflop']:.0f} GFLOP at {floor_info['gflop_per_s']:.1f} GFLOP/s)")
         print(f"  goal SpikingJelly/neuro >= {GOALS['S2']:.0f}: {ratio:.2f} "
-              f"({'met' if ratio >= GOALS['S2'] else 'NOT met'})")
+              f"({'met' if ratio >= GOALS['S2'] else 'NOT met'}); SpikingJelly / matmul floor "
+              f"{sec['spikingjelly'] / floor:.2f} (the most a step with these dense products allows)")
     if not math.isfinite(sum(v for w in per.values() for vs in w.values() for v in vs)):
         print("WARNING: a measurement is not finite", file=sys.stderr)
     return workloads

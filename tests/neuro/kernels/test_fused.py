@@ -82,6 +82,22 @@ def test_fused_lif_scalar_params_edge_cases(decay_input, reset, detach):
     assert s[0].eq(1).all()
 
 
+@pytest.mark.parametrize("decay_input,reset", [(False, "subtract"), (True, "zero")])
+def test_fused_lif_rows_wider_than_a_tile_equal_loop(decay_input, reset):
+    # M = 3 x 5477 = 16431 neurons: more than one 16384-neuron row tile of the forward, rows that
+    # start at every alignment (the AVX2 loop's peel and tail), per-neuron parameters; T x M above
+    # 2^21, where the forward writes the membrane with non-temporal stores
+    n = 5477
+    beta = torch.rand(n) * 0.6 + 0.3
+
+    def make(fused):
+        return LIF(n, beta=beta, threshold=torch.rand(n) * 0.5 + 0.75, decay_input=decay_input,
+                   reset=reset, learn_beta=True, fused=fused)
+
+    s = _compare(make, torch.rand(128, 3, n) * 1.6 - 0.1, params=("beta",))
+    assert 0 < s.mean() < 1
+
+
 @pytest.mark.parametrize("cpp", [True, False], ids=["cpp", "torch"])
 def test_both_implementations_and_state_gradient(cpp):
     if cpp:
