@@ -2,6 +2,7 @@
 and equal training tokens, on the offline corpus (Shakespeare, byte tokens).
 
     python examples/spikegpt_claims.py --steps 2000 --seeds 0 1 2 --out examples/results/spikegpt_claims.json
+    python examples/spikegpt_claims.py --steps 2000 --seeds 0 --models gru --out gru.json  # one model
 
 Models (byte vocabulary, 256):
 * ``spikegpt``: the ``tiny`` preset (4 blocks x 128 channels), LIF units on both sub-layers;
@@ -33,6 +34,8 @@ from torch import nn
 from neuro.datasets.text import batches, load_shakespeare, sequential_windows
 from neuro.models.spikegpt import SpikeGPT, SpikeGPTConfig
 from neuro.models.spikegpt.training import evaluate_bpc, fit, lr_at
+
+MODELS = ("spikegpt", "rwkv", "gru")
 
 
 class CharGRU(nn.Module):
@@ -92,6 +95,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--eval-tokens", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                    help="which models to train (default: all three)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="examples/results/spikegpt_claims.json")
     args = ap.parse_args()
@@ -101,7 +106,7 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     sizes: dict[str, int] = {}
     for seed in args.seeds:
-        for name in ("spikegpt", "rwkv", "gru"):
+        for name in args.models:
             torch.manual_seed(seed)
             cfg = SpikeGPTConfig.preset("tiny", spiking=(name == "spikegpt"),
                                         ctx_len=args.ctx_len)
