@@ -151,6 +151,26 @@ def addmm(bias: Tensor, a: Tensor, b: Tensor) -> Tensor:
         return torch.addmm(bias, a, b)
 
 
+def linear_forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x W^T + b`` for 2-D ``x [M, K]``, ``weight [N, K]`` through :func:`gemm` / :func:`addmm`
+    (no autograd: the forward of :func:`linear` and of the spike layer's dense path)."""
+    w_t = weight.detach().t()
+    if bias is None:
+        return gemm(x.detach(), w_t)
+    return addmm(bias.detach(), x.detach(), w_t)
+
+
+def linear_backward(gy: Tensor, x: Tensor, weight: Tensor, needs: tuple[bool, ...],
+                    has_bias: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of :func:`linear_forward` for ``dL/dy = gy [M, N]``: ``(gy W, gy^T x,
+    gy summed over rows)``, each only where ``needs`` (autograd's ``needs_input_grad``) asks."""
+    gy = gy.contiguous()
+    gx = gemm(gy, weight.detach()) if needs[0] else None
+    gw = gemm(gy.t(), x.detach()) if needs[1] else None
+    gb = gy.sum(0) if has_bias and needs[2] else None
+    return gx, gw, gb
+
+
 class _Linear(torch.autograd.Function):
     """``y = x W^T + b`` over 2-D ``x [M, K]``, ``W [N, K]``; forward and both gradients through
     :func:`gemm` / :func:`addmm`."""
@@ -159,20 +179,13 @@ class _Linear(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        w_t = weight.detach().t()
-        if bias is None:
-            return gemm(x.detach(), w_t)
-        return addmm(bias.detach(), x.detach(), w_t)
+        return linear_forward(x, weight, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy: Tensor):  # type: ignore[override]
         x, weight = ctx.saved_tensors
-        gy = gy.contiguous()
-        gx = gemm(gy, weight.detach()) if ctx.needs_input_grad[0] else None
-        gw = gemm(gy.t(), x.detach()) if ctx.needs_input_grad[1] else None
-        gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx, gw, gb
+        return linear_backward(gy, x, weight, ctx.needs_input_grad, ctx.has_bias)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -197,4 +210,4 @@ class Linear(torch.nn.Linear):
 
 
 __all__ = ["MODES", "Linear", "addmm", "backend", "build", "build_error", "gemm", "info",
-           "last_call", "linear", "load"]
+           "last_call", "linear", "linear_backward", "linear_forward", "load"]

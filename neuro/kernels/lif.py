@@ -174,10 +174,10 @@ def lif_multistep(
     cpp = cpp and x.dtype == torch.float32 and x.device.type == "cpu" and _ext.load()
     T, step_shape = x.shape[0], x.shape[1:]
     M = v0.numel()
-    xf = _flat(x, (T, M))
-    bf = _flat(beta if beta.shape == step_shape else beta.expand(step_shape), (M,))
-    tf = _flat(thr if thr.shape == step_shape else thr.expand(step_shape), (M,))
-    v0f = _flat(v0, (M,))
+    xf = x.reshape(T, M).contiguous()
+    bf = (beta if beta.shape == step_shape else beta.expand(step_shape)).reshape(M).contiguous()
+    tf = (thr if thr.shape == step_shape else thr.expand(step_shape)).reshape(M).contiguous()
+    v0f = v0.reshape(M).contiguous()
     if cpp and not (torch.is_grad_enabled() and any(
             t.requires_grad for t in (x, v0, beta, thr))):
         # inference: the kernel without the autograd Function around it (at batch 1 the
@@ -189,9 +189,3 @@ def lif_multistep(
             xf, v0f, bf, tf, decay_input, reset == "subtract", detach_reset, surrogate, cpp,
         )
     return s.view(x.shape), h.view(x.shape), vl.view(step_shape)
-
-
-def _flat(t: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """``t`` reshaped to ``shape``, contiguous (one torch call when it already is)."""
-    t = t.reshape(shape)
-    return t if t.is_contiguous() else t.contiguous()

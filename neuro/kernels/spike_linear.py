@@ -64,14 +64,6 @@ def packed_slabs(weight: Tensor) -> Tensor | None:
     return packed
 
 
-def _dense_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``x @ W^T + b`` through :mod:`neuro.kernels.blas` (OpenBLAS where it is faster)."""
-    w_t = weight.detach().t()
-    if bias is None:
-        return blas.gemm(x.detach(), w_t)
-    return blas.addmm(bias.detach(), x.detach(), w_t)
-
-
 class _SpikeLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -84,7 +76,7 @@ class _SpikeLinear(torch.autograd.Function):
             ctx.dense = True
             ctx.save_for_backward(x, weight)
             ctx.has_bias = bias is not None
-            return _dense_linear(x, weight, bias)
+            return blas.linear_forward(x, weight, bias)
         ctx.dense = False
         ctx.save_for_backward(row_ptr, col, val, weight)
         ctx.in_features = x.shape[1]
@@ -93,13 +85,10 @@ class _SpikeLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gy: Tensor):
-        gy = gy.contiguous()
         if ctx.dense:
             x, weight = ctx.saved_tensors
-            gx = blas.gemm(gy, weight) if ctx.needs_input_grad[0] else None
-            gw = blas.gemm(gy.t(), x) if ctx.needs_input_grad[1] else None
-            gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-            return gx, gw, gb
+            return blas.linear_backward(gy, x, weight, ctx.needs_input_grad, ctx.has_bias)
+        gy = gy.contiguous()
         row_ptr, col, val, weight = ctx.saved_tensors
         gx = blas.gemm(gy, weight) if ctx.needs_input_grad[0] else None
         gw = None
@@ -139,7 +128,7 @@ def _infer(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         x, weight.detach().contiguous(), bias.detach() if bias is not None else None, limit, packed
     )[0]
     if y.numel() == 0 and x.shape[0] > 0:  # too dense: the dense GEMM is faster
-        return _dense_linear(x, weight, bias)
+        return blas.linear_forward(x, weight, bias)
     if packed is None:  # the event path ran: keep the packed weight for the next call
         packed_slabs(weight)
     return y
